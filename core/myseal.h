@@ -1,0 +1,26 @@
+/*
+** myseal.h: what the host and the Lua bindings share.
+**
+** Every binding file (l<module>.c) exports one luaopen_<module>; the host puts
+** them into package.preload (see host.c). Bindings follow STYLE.md: a caller's
+** mistake raises, a failure of the world returns nil, message, code.
+*/
+#ifndef MYSEAL_H
+#define MYSEAL_H
+
+#include "lua.h"
+#include "lauxlib.h"
+
+int luaopen_sys (lua_State *L);
+int luaopen_mysql (lua_State *L);
+int luaopen_pki (lua_State *L);
+int luaopen_cnf (lua_State *L);
+int luaopen_keystore (lua_State *L);
+
+/* Pushes nil, msg, code and returns 3: the failure shape of every module. */
+int myseal_fail (lua_State *L, const char *msg, int code);
+
+/* Pushes nil, "<what>: strerror(err)", err and returns 3. Pass a saved errno. */
+int myseal_fail_errno (lua_State *L, const char *what, int err);
+
+#endif

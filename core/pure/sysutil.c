@@ -1,0 +1,409 @@
+/*
+** sysutil.c: process and file helpers for the sys module. No Lua here.
+*/
+#include "sysutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+void su_buf_free (su_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+
+static int buf_append (su_buf *b, const char *p, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (b->len + n + 1 > cap)
+      cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (d == NULL)
+      return ENOMEM;
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+
+static double now_mono (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+
+static int write_all (int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+
+static void close_fd (int *fd) {
+  if (*fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+
+/* In the child after fork: only async-signal-safe calls until exec. */
+static void child_exec (char *const *argv, char *const *env, const char *cwd, int errfd) {
+  if (env != NULL)
+    for (char *const *e = env; *e != NULL; e++)
+      putenv(*e);
+  if (cwd != NULL && chdir(cwd) != 0) {
+    int err = errno;
+    (void)!write(errfd, &err, sizeof(err));
+    _exit(127);
+  }
+  execvp(argv[0], argv);
+  int err = errno;
+  (void)!write(errfd, &err, sizeof(err));
+  _exit(127);
+}
+
+
+/* After fork, the parent learns from a close-on-exec pipe whether exec worked. */
+static int exec_status (int errfd) {
+  int err = 0;
+  ssize_t n;
+  do
+    n = read(errfd, &err, sizeof(err));
+  while (n < 0 && errno == EINTR);
+  return n == (ssize_t)sizeof(err) ? err : 0;
+}
+
+
+void su_run_result_free (su_run_result *res) {
+  su_buf_free(&res->out);
+  su_buf_free(&res->err);
+}
+
+
+int su_run (const su_run_opts *opts, su_run_result *res) {
+  int inp[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
+  int rc = 0;
+  memset(res, 0, sizeof(*res));
+  if ((opts->input && pipe2(inp, O_CLOEXEC) != 0) || pipe2(outp, O_CLOEXEC) != 0 ||
+      pipe2(errp, O_CLOEXEC) != 0 || pipe2(execp, O_CLOEXEC) != 0) {
+    rc = errno;
+    goto cleanup;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    rc = errno;
+    goto cleanup;
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    int devnull = opts->input ? inp[0] : open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(outp[1], 1);
+    dup2(errp[1], 2);
+    signal(SIGPIPE, SIG_DFL);
+    child_exec(opts->argv, opts->env, opts->cwd, execp[1]);
+  }
+  setpgid(pid, pid);  /* also in the parent: no race with the kill below */
+  close_fd(&execp[1]);
+  close_fd(&inp[0]);
+  close_fd(&outp[1]);
+  close_fd(&errp[1]);
+  rc = exec_status(execp[0]);
+  if (rc != 0) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    goto cleanup;
+  }
+  if (inp[1] >= 0)
+    fcntl(inp[1], F_SETFL, fcntl(inp[1], F_GETFL) | O_NONBLOCK);
+
+  size_t written = 0;
+  double deadline = opts->timeout > 0 ? now_mono() + opts->timeout : 0;
+  char chunk[65536];
+  if (inp[1] >= 0 && opts->input_len == 0)
+    close_fd(&inp[1]);
+  while (outp[0] >= 0 || errp[0] >= 0) {
+    struct pollfd fds[3];
+    int nfds = 0, wait_ms = -1;
+    fds[nfds++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
+    fds[nfds++] = (struct pollfd){ .fd = errp[0], .events = POLLIN };
+    fds[nfds++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
+    if (deadline > 0) {
+      double left = deadline - now_mono();
+      if (left <= 0) {
+        kill(-pid, SIGKILL);
+        res->timed_out = 1;
+        break;
+      }
+      wait_ms = (int)(left * 1000) + 1;
+    }
+    int n = poll(fds, (nfds_t)nfds, wait_ms);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = errno;
+      kill(-pid, SIGKILL);
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      int *fd = i == 0 ? &outp[0] : &errp[0];
+      if (*fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
+      ssize_t r = read(*fd, chunk, sizeof(chunk));
+      if (r > 0) {
+        if (buf_append(i == 0 ? &res->out : &res->err, chunk, (size_t)r) != 0) {
+          rc = ENOMEM;
+          kill(-pid, SIGKILL);
+          goto reap;
+        }
+      }
+      else if (r == 0 || errno != EINTR)
+        close_fd(fd);
+    }
+    if (inp[1] >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w = write(inp[1], opts->input + written, opts->input_len - written);
+      if (w > 0)
+        written += (size_t)w;
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == opts->input_len)
+        close_fd(&inp[1]);
+    }
+  }
+reap:;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      rc = rc ? rc : errno;
+      break;
+    }
+  }
+  if (WIFEXITED(status)) {
+    res->exited = 1;
+    res->exit_status = WEXITSTATUS(status);
+  }
+  else if (WIFSIGNALED(status))
+    res->term_signal = WTERMSIG(status);
+cleanup:
+  close_fd(&inp[0]); close_fd(&inp[1]);
+  close_fd(&outp[0]); close_fd(&outp[1]);
+  close_fd(&errp[0]); close_fd(&errp[1]);
+  close_fd(&execp[0]); close_fd(&execp[1]);
+  if (rc != 0)
+    su_run_result_free(res);
+  return rc;
+}
+
+
+int su_spawn (char *const *argv, char *const *env, const char *cwd,
+              const char *log, pid_t *pid_out) {
+  int execp[2];
+  if (pipe2(execp, O_CLOEXEC) != 0)
+    return errno;
+  int logfd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (logfd < 0) {
+    int err = errno;
+    close(execp[0]);
+    close(execp[1]);
+    return err;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(execp[0]); close(execp[1]); close(logfd);
+    return err;
+  }
+  if (pid == 0) {
+    setsid();
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(logfd, 1);
+    dup2(logfd, 2);
+    signal(SIGPIPE, SIG_DFL);
+    child_exec(argv, env, cwd, execp[1]);
+  }
+  close(execp[1]);
+  close(logfd);
+  int rc = exec_status(execp[0]);
+  close(execp[0]);
+  if (rc != 0) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    return rc;
+  }
+  *pid_out = pid;
+  return 0;
+}
+
+
+static int fsync_dir_of (const char *path) {
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == dir)
+    dir[1] = '\0';
+  else
+    *slash = '\0';
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : errno;
+  close(fd);
+  return rc;
+}
+
+
+int su_atomic_write (const char *path, const void *data, size_t len, int mode) {
+  char tmp[PATH_MAX];
+  struct stat old;
+  int have_old = stat(path, &old) == 0;
+  if (snprintf(tmp, sizeof(tmp), "%s.myseal-XXXXXX", path) >= (int)sizeof(tmp))
+    return ENAMETOOLONG;
+  int fd = mkostemp(tmp, O_CLOEXEC);  /* created 0600 */
+  if (fd < 0)
+    return errno;
+  int rc = 0;
+  mode_t m = mode >= 0 ? (mode_t)mode : have_old ? (old.st_mode & 07777) : 0644;
+  if (fchmod(fd, m) != 0)
+    rc = errno;
+  if (rc == 0 && mode < 0 && have_old && (old.st_uid != geteuid() || old.st_gid != getegid()))
+    if (fchown(fd, old.st_uid, old.st_gid) != 0 && errno != EPERM)
+      rc = errno;
+  if (rc == 0)
+    rc = write_all(fd, data, len);
+  if (rc == 0 && fsync(fd) != 0)
+    rc = errno;
+  if (close(fd) != 0 && rc == 0)
+    rc = errno;
+  if (rc == 0 && rename(tmp, path) != 0)
+    rc = errno;
+  if (rc != 0) {
+    unlink(tmp);
+    return rc;
+  }
+  return fsync_dir_of(path);
+}
+
+
+int su_copy_file (const char *path, const char *backup_path) {
+  struct stat st;
+  int in = open(path, O_RDONLY | O_CLOEXEC);
+  if (in < 0)
+    return errno;
+  if (fstat(in, &st) != 0) {
+    int err = errno;
+    close(in);
+    return err;
+  }
+  int out = open(backup_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) {
+    int err = errno;
+    close(in);
+    return err;
+  }
+  int rc = 0;
+  char chunk[65536];
+  for (;;) {
+    ssize_t r = read(in, chunk, sizeof(chunk));
+    if (r == 0)
+      break;
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = errno;
+      break;
+    }
+    if ((rc = write_all(out, chunk, (size_t)r)) != 0)
+      break;
+  }
+  if (rc == 0 && fchmod(out, st.st_mode & 07777) != 0)
+    rc = errno;
+  if (rc == 0 && fchown(out, st.st_uid, st.st_gid) != 0 && errno != EPERM)
+    rc = errno;
+  if (rc == 0 && fsync(out) != 0)
+    rc = errno;
+  close(in);
+  if (close(out) != 0 && rc == 0)
+    rc = errno;
+  if (rc != 0)
+    unlink(backup_path);
+  return rc;
+}
+
+
+int su_mkdir_p (const char *path, int mode) {
+  char buf[PATH_MAX];
+  struct stat st;
+  if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+    return ENAMETOOLONG;
+  size_t n = strlen(buf);
+  while (n > 1 && buf[n - 1] == '/')
+    buf[--n] = '\0';
+  for (char *p = buf + 1; ; p++) {
+    if (*p == '/' || *p == '\0') {
+      char c = *p;
+      *p = '\0';
+      if (mkdir(buf, (mode_t)mode) != 0) {
+        int err = errno;
+        if (err != EEXIST)
+          return err;
+        if (stat(buf, &st) != 0)
+          return errno;
+        if (!S_ISDIR(st.st_mode))
+          return ENOTDIR;
+      }
+      *p = c;
+      if (c == '\0')
+        break;
+    }
+  }
+  return 0;
+}
+
+
+static int rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st; (void)ftw;
+  int r = (flag == FTW_DP) ? rmdir(path) : unlink(path);
+  return r == 0 ? 0 : errno;
+}
+
+
+int su_rmtree (const char *path) {
+  if (path == NULL || path[0] == '\0' || strcmp(path, "/") == 0)
+    return EINVAL;
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return errno;
+  if (!S_ISDIR(st.st_mode))
+    return unlink(path) == 0 ? 0 : errno;
+  int rc = nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
+  return rc < 0 ? errno : rc;
+}

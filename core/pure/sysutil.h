@@ -1,0 +1,62 @@
+/*
+** sysutil.h: process and file helpers with no Lua in them (used by lsys.c,
+** unit-tested by tests/c/test_sysutil.c). Functions return 0 or an errno value.
+*/
+#ifndef MYSEAL_SYSUTIL_H
+#define MYSEAL_SYSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct su_buf {
+  char *data;
+  size_t len, cap;
+} su_buf;
+
+void su_buf_free (su_buf *b);
+
+typedef struct su_run_opts {
+  char *const *argv;        /* argv[0] is looked up on PATH */
+  char *const *env;         /* "NAME=value" entries added to the environment, or NULL */
+  const char *cwd;          /* or NULL */
+  const char *input;        /* written to the child's stdin, or NULL for /dev/null */
+  size_t input_len;
+  double timeout;           /* seconds; <= 0 means none */
+} su_run_opts;
+
+typedef struct su_run_result {
+  int exited;               /* 1: exit_status is valid; 0: killed by term_signal */
+  int exit_status;
+  int term_signal;
+  int timed_out;            /* the process group was killed after the timeout */
+  su_buf out, err;
+} su_run_result;
+
+/* Runs a program with no shell and waits for it. Returns 0 (see *res) or an
+** errno: the program could not be started (ENOENT, EACCES, ...). On timeout
+** the child's process group gets SIGKILL and res->timed_out is set. */
+int su_run (const su_run_opts *opts, su_run_result *res);
+void su_run_result_free (su_run_result *res);
+
+/* Starts a program in the background, in a new session, stdin from
+** /dev/null, stdout and stderr appended to log (or /dev/null when NULL).
+** Returns 0 and *pid, or an errno (the exec failure is reported, not lost). */
+int su_spawn (char *const *argv, char *const *env, const char *cwd,
+              const char *log, pid_t *pid);
+
+/* Replaces path atomically: a temporary file in the same directory, created
+** 0600, given `mode` before any byte is written, fsynced, renamed over path;
+** the directory is fsynced too. mode < 0 keeps the mode (and owner) of an
+** existing file, or uses 0644 for a new one. */
+int su_atomic_write (const char *path, const void *data, size_t len, int mode);
+
+/* Copies path to a new file backup_path with the same mode and owner;
+** fails with EEXIST rather than overwrite. */
+int su_copy_file (const char *path, const char *backup_path);
+
+int su_mkdir_p (const char *path, int mode);
+
+/* rm -rf, not following symbolic links. Refuses "/" and "" (EINVAL). */
+int su_rmtree (const char *path);
+
+#endif

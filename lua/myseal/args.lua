@@ -1,0 +1,63 @@
+--- A small command-line parser shared by the commands.
+-- @module myseal.args
+local errors = require "myseal.errors"
+
+local M = {}
+
+--- Parse `argv` against `spec`.
+-- spec.flags: names of boolean options (`--yes`);
+-- spec.options: names of options taking a value (`--site F` or `--site=F`);
+-- spec.multi: names of options that may repeat (values collected in a list);
+-- spec.short: map of one-letter aliases (`e = "exec"`).
+-- Stops at `--`; unknown options raise a usage error naming `command`.
+-- @return opts table, positionals list
+function M.parse(command, argv, spec)
+   local opts, pos = {}, {}
+   local flags, options, multi = {}, {}, {}
+   for _, n in ipairs(spec.flags or {}) do flags[n] = true end
+   for _, n in ipairs(spec.options or {}) do options[n] = true end
+   for _, n in ipairs(spec.multi or {}) do options[n] = true; multi[n] = true end
+   local i = 1
+   while i <= #argv do
+      local a = argv[i]
+      if a == "--" then
+         table.move(argv, i + 1, #argv, #pos + 1, pos)
+         break
+      end
+      local name, value = a:match("^%-%-([%w%-_]+)=(.*)$")
+      if not name then name = a:match("^%-%-([%w%-_]+)$") end
+      if not name and spec.short then
+         local s = a:match("^%-(%a)$")
+         if s then name = spec.short[s] or ("-" .. s) end
+      end
+      if name then
+         local key = name:gsub("%-", "_")
+         if flags[name] then
+            if value then errors.usage("%s: --%s takes no value", command, name) end
+            opts[key] = true
+         elseif options[name] then
+            if not value then
+               i = i + 1
+               value = argv[i]
+               if value == nil then errors.usage("%s: --%s needs a value", command, name) end
+            end
+            if multi[name] then
+               opts[key] = opts[key] or {}
+               table.insert(opts[key], value)
+            else
+               opts[key] = value
+            end
+         else
+            errors.usage("%s: unknown option '%s' (try 'myseal help %s')", command, a, command)
+         end
+      elseif a:sub(1, 1) == "-" and a ~= "-" then
+         errors.usage("%s: unknown option '%s' (try 'myseal help %s')", command, a, command)
+      else
+         pos[#pos + 1] = a
+      end
+      i = i + 1
+   end
+   return opts, pos
+end
+
+return M
