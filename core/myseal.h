@@ -8,6 +8,8 @@
 #ifndef MYSEAL_H
 #define MYSEAL_H
 
+#include <openssl/x509.h>
+
 #include "lua.h"
 #include "lauxlib.h"
 
@@ -22,5 +24,18 @@ int myseal_fail (lua_State *L, const char *msg, int code);
 
 /* Pushes nil, "<what>: strerror(err)", err and returns 3. Pass a saved errno. */
 int myseal_fail_errno (lua_State *L, const char *what, int err);
+
+/*
+** Certificates cross module boundaries (keystore takes and returns pki
+** certificates), so lpki.c exports its userdata to the other bindings.
+*/
+
+/* The X509 inside the pki certificate at index idx; raises if it is not one
+** (or is closed). The pointer stays owned by the userdata. */
+X509 *myseal_pki_checkcert (lua_State *L, int idx);
+
+/* Pushes a new pki certificate userdata owning one reference to x (the
+** caller gives its reference away: X509_up_ref first to keep one). */
+void myseal_pki_pushcert (lua_State *L, X509 *x);
 
 #endif
