@@ -1,0 +1,20 @@
+/*
+** sqltext.h: SQL text helpers with no Lua and no client library in them
+** (used by lmysql.c, unit-tested by tests/c/test_sqltext.c).
+*/
+#ifndef MYSEAL_SQLTEXT_H
+#define MYSEAL_SQLTEXT_H
+
+#include <stddef.h>
+
+/* Finds the '?' placeholders of sql that are outside quoted strings,
+** quoted identifiers and comments ('..', "..", `..`, -- .., # .., and
+** C-style comments). Stores up to max byte offsets in pos and returns how
+** many there are (which may exceed max). */
+size_t st_placeholders (const char *sql, size_t len, size_t *pos, size_t max);
+
+/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, no surrogates, at
+** most U+10FFFF), else 0. */
+int st_utf8_valid (const char *s, size_t len);
+
+#endif
