@@ -1,0 +1,49 @@
+--- Where myseal keeps its state (sandboxes, journals, locks) and its cache
+-- (template datadirs), per user.
+-- @module myseal.state
+local sys = require "sys"
+
+local M = {}
+
+local function home()
+   return os.getenv("HOME") or (sys.user().home) or "/tmp"
+end
+
+-- $OVERRIDE, else $XDG_VAR/myseal, else ~/FALLBACK/myseal; created 0700 with sub.
+local function user_dir(override, xdg_var, fallback, what, sub)
+   local base = os.getenv(override)
+   if not base or base == "" then
+      local xdg = os.getenv(xdg_var)
+      base = (xdg and xdg ~= "") and (xdg .. "/myseal") or (home() .. "/" .. fallback .. "/myseal")
+   end
+   local path = sub and (base .. "/" .. sub) or base
+   local ok, err = sys.mkdir(path, 448)
+   if not ok then return nil, "cannot create the " .. what .. " directory " .. err end
+   return path
+end
+
+--- The state directory: `$MYSEAL_STATE_DIR`, else `$XDG_STATE_HOME/myseal`, else
+-- `~/.local/state/myseal`; created 0700 with its parents (and `sub` below it).
+-- @param sub optional subdirectory
+-- @return path, or nil, message
+function M.dir(sub)
+   return user_dir("MYSEAL_STATE_DIR", "XDG_STATE_HOME", ".local/state", "state", sub)
+end
+
+--- The cache directory (template datadirs): `$MYSEAL_CACHE_DIR`, else
+-- `$XDG_CACHE_HOME/myseal`, else `~/.cache/myseal`; created like `dir`.
+-- @return path, or nil, message
+function M.cache(sub)
+   return user_dir("MYSEAL_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "cache", sub)
+end
+
+--- Random bytes from the kernel, as lower-case hex.
+-- @param n number of bytes
+function M.random_hex(n)
+   local f = assert(io.open("/dev/urandom", "rb"))
+   local bytes = f:read(n)
+   f:close()
+   return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+return M

@@ -1,0 +1,160 @@
+-- The sandbox: disposable MariaDB servers started from the local binaries.
+local sandbox = require "myseal.sandbox"
+local container = require "myseal.sandbox.container"
+local json = require "myseal.json"
+local sys = require "sys"
+local h = require "support.helpers"
+
+local function value(s, sql)
+   local conn <close> = assert(s:connect())
+   local rows = assert(conn:query(sql))
+   return rows[1][1]
+end
+
+describe("myseal.sandbox", function()
+   local state_dir
+   setup(function()
+      state_dir = assert(sys.tmpdir("sandbox-spec"))
+   end)
+   teardown(function() sys.rmtree(state_dir) end)
+
+   it("runs two servers at once, each with its own port, socket and TCP account", function()
+      local a <close> = assert(sandbox.start{ name = "spec-a" })
+      local b <close> = assert(sandbox.start{ name = "spec-b", options = { max_connections = 42 } })
+      assert.are_not.equal(a.port, b.port)
+      assert.are_not.equal(a.socket, b.socket)
+      assert.is_true(#a.socket < 107)
+      assert.equal("mariadb", a.flavor)
+      assert.matches("^%d+%.%d+%.%d+$", a.version)
+      assert.equal(42, value(b, "SELECT @@max_connections"))
+      assert.are_not.equal(42, value(a, "SELECT @@max_connections"))
+      -- root over the socket, no password; the TCP account over loopback
+      assert.equal("root@localhost", value(a, "SELECT CURRENT_USER()"))
+      local tcp <close> = assert(b:connect(b:tcp_options()))
+      assert.equal("tcp_user@%", tcp:query("SELECT CURRENT_USER()")[1][1])
+      -- no anonymous accounts left to shadow user@'%'
+      assert.equal(0, value(a, "SELECT COUNT(*) FROM mysql.user WHERE user = ''"))
+      -- another process sees them
+      local seen = assert(sandbox.attach("spec-b"))
+      assert.is_true(seen.alive)
+      assert.equal(b.pid, seen.pid)
+   end)
+
+   it("restarts with an edited option file", function()
+      local s <close> = assert(sandbox.start{ name = "spec-restart" })
+      local text = assert(sys.read_file(s.cnf))
+      assert(sys.write_file(s.cnf, text .. "max_connections=77\n"))
+      local old_pid = s.pid
+      assert.is_true(s:restart())
+      assert.are_not.equal(old_pid, s.pid)
+      assert.equal(77, value(s, "SELECT @@max_connections"))
+   end)
+
+   it("reports a restart that fails with the server's own error line", function()
+      local s <close> = assert(sandbox.start{ name = "spec-badrestart" })
+      local text = assert(sys.read_file(s.cnf))
+      assert(sys.write_file(s.cnf, text .. "no_such_option=1\n"))
+      local msg = h.fails(s:restart())
+      assert.matches("sandbox 'spec%-badrestart' did not come back", msg)
+      assert.matches("unknown variable 'no_such_option=1'", msg)
+      assert.is_false(s:running())
+      assert(sys.write_file(s.cnf, text))
+      assert.is_true(s:restart())
+      assert.equal(1, value(s, "SELECT 1"))
+   end)
+
+   it("fails to start on a bad option, leaving no process and no files", function()
+      local function leftovers()
+         local n = 0
+         for _, f in ipairs(sys.dir("/tmp")) do if f:find("^msb%-spec%-bad%-") then n = n + 1 end end
+         return n
+      end
+      local msg = h.fails(sandbox.start{ name = "spec-bad", options = { innodb_bogus = "x" } })
+      assert.matches("^sandbox 'spec%-bad' did not start", msg)
+      assert.matches("%[ERROR%].*unknown variable 'innodb_bogus=x'", msg)
+      assert.equal(0, leftovers())
+      assert.is_nil(sandbox.attach("spec-bad"))
+   end)
+
+   it("is stopped by a <close> variable, and its files are gone", function()
+      local pid, dir
+      do
+         local s <close> = assert(sandbox.start{ name = "spec-close" })
+         pid, dir = s.pid, s.dir
+         assert.is_true(sys.alive(pid))
+      end
+      assert.is_false(sys.alive(pid))
+      assert.is_nil(sys.stat(dir))
+      assert.is_nil(sandbox.attach("spec-close"))
+   end)
+
+   it("refuses bad input", function()
+      assert.has_error(function() sandbox.start{ flavor = "oracle" } end,
+         "unknown flavour 'oracle' (mariadb, mysql or auto)")
+      assert.has_error(function() sandbox.start{ name = "a/b" } end,
+         "bad sandbox name 'a/b' (letters, digits, '-' and '_', at most 32)")
+      local msg = h.fails(sandbox.start{ flavor = "mysql" })
+      assert.equal("no MySQL server binaries found (mysqld from Oracle MySQL): install the package "
+         .. "mysql-server (or mysql-community-server)", msg)
+   end)
+
+   it("builds container command lines with no secret in them", function()
+      local s = { name = "c1", port = 23306, dir = "/tmp/msb-c1", cnf = "/tmp/msb-c1/my.cnf",
+         datadir = "/tmp/msb-c1/data", tcp_user = "tcp_user", tcp_password = "s3cret" }
+      local argv = container.run_argv(s, container.image("mariadb"))
+      assert.same({ "docker", "run", "--detach", "--name", "myseal-sandbox-c1",
+         "--publish", "127.0.0.1:23306:3306",
+         "--volume", "/tmp/msb-c1/my.cnf:/etc/mysql/conf.d/zz-myseal.cnf:ro",
+         "--volume", "/tmp/msb-c1/data:/var/lib/mysql",
+         "--volume", "/tmp/msb-c1/run:/run/mysqld",
+         "--env-file", "/tmp/msb-c1/env", "mariadb:11.4" }, argv)
+      assert.equal("mysql:8.0", container.image("mysql", "8.0"))
+      assert.same({ "docker", "rm", "--force", "--volumes", "myseal-sandbox-c1" }, container.argv("remove", s))
+      assert.matches("MARIADB_PASSWORD=s3cret", container.env_file(s, "mariadb"))
+      assert.matches("MYSQL_PASSWORD=s3cret", container.env_file(s, "mysql"))
+      for _, a in ipairs(argv) do assert.is_nil(a:find("s3cret", 1, true)) end
+   end)
+
+   describe("command line", function()
+      local env
+      before_each(function() env = { MYSEAL_STATE_DIR = state_dir .. "/cli" } end)
+      after_each(function() h.myseal({ "sandbox", "stop", "--all" }, { env = env }) end)
+
+      it("starts, lists, restarts and stops every sandbox, dead ones included", function()
+         local r = h.myseal({ "sandbox", "start", "--name", "cli1", "--json" }, { env = env })
+         assert.equal(0, r.status, r.stderr)
+         local s1 = assert(json.decode(r.stdout))
+         assert.equal("cli1", s1.name)
+         assert.is_true(sys.alive(s1.pid))
+         r = h.myseal({ "sandbox", "start", "--name", "cli2", "--option", "max_connections=33" }, { env = env })
+         assert.equal(0, r.status, r.stderr)
+         assert.matches("sandbox cli2: mariadb", r.stdout)
+         local s2 = assert(json.decode(h.myseal({ "sandbox", "status", "--json" }, { env = env }).stdout))[2]
+         r = h.myseal({ "sandbox", "restart", "cli2" }, { env = env })
+         assert.equal(0, r.status, r.stderr)
+         -- a server that died is reported as dead and cleaned up by stop --all
+         assert(sys.kill(s1.pid, "KILL"))
+         while sys.alive(s1.pid) do sys.sleep(0.02) end
+         r = h.myseal({ "sandbox", "status" }, { env = env })
+         assert.matches("cli1%s+mariadb%s+%S+%s+DEAD", r.stdout)
+         assert.matches("cli2%s+mariadb%s+%S+%s+running", r.stdout)
+         local now = assert(json.decode(h.myseal({ "sandbox", "status", "--json" }, { env = env }).stdout))[2]
+         assert.are_not.equal(s2.pid, now.pid)
+         r = h.myseal({ "sandbox", "stop", "--all" }, { env = env })
+         assert.equal("sandbox cli1 was dead: cleaned up\nsandbox cli2 stopped\n", r.stdout)
+         assert.is_false(sys.alive(now.pid))
+         assert.equal("no sandboxes\n", h.myseal({ "sandbox", "status" }, { env = env }).stdout)
+      end)
+
+      it("says what is wrong with bad usage", function()
+         local r = h.myseal({ "sandbox", "start", "--flavor", "db2" }, { env = env })
+         assert.equal(2, r.status)
+         assert.equal("myseal: sandbox start: unknown flavour 'db2' (mariadb, mysql or auto)\n", r.stderr)
+         r = h.myseal({ "sandbox", "stop", "nosuch" }, { env = env })
+         assert.equal(2, r.status)
+         assert.equal("myseal: no sandbox named 'nosuch' (see 'myseal sandbox status')\n", r.stderr)
+         r = h.myseal({ "sandbox" }, { env = env })
+         assert.equal(2, r.status)
+      end)
+   end)
+end)
