@@ -245,30 +245,6 @@ static int sys_read_file (lua_State *L) {
 }
 
 
-/* The backup name: path.YYYYmmdd-HHMMSS.bak, with -N added when taken. */
-static int backup_file (lua_State *L, const char *path) {
-  char stamp[32], name[PATH_MAX];
-  time_t t = time(NULL);
-  struct tm tm;
-  localtime_r(&t, &tm);
-  strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-  for (int i = 0; i < 100; i++) {
-    if (i == 0)
-      snprintf(name, sizeof(name), "%s.%s.bak", path, stamp);
-    else
-      snprintf(name, sizeof(name), "%s.%s-%d.bak", path, stamp, i);
-    int err = su_copy_file(path, name);
-    if (err == 0) {
-      lua_pushstring(L, name);
-      return 0;
-    }
-    if (err != EEXIST)
-      return err;
-  }
-  return EEXIST;
-}
-
-
 /* sys.write_file(path, data [, { mode = 0600, backup = true }])
 ** -> true, backup_path | nil, msg, errno
 ** Atomic: readers see the old file or the new one, never a part. */
@@ -291,9 +267,11 @@ static int sys_write_file (lua_State *L) {
   lua_settop(L, 3);
   struct stat st;
   if (backup && stat(path, &st) == 0) {
-    int err = backup_file(L, path);
+    char name[PATH_MAX];
+    int err = su_backup(path, name, sizeof(name));
     if (err != 0)
       return myseal_fail_errno(L, "cannot back up the old file", err);
+    lua_pushstring(L, name);
   }
   else
     lua_pushnil(L);

@@ -407,3 +407,22 @@ int su_rmtree (const char *path) {
   int rc = nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
   return rc < 0 ? errno : rc;
 }
+
+
+int su_backup (const char *path, char *out, size_t outlen) {
+  char stamp[32];
+  time_t t = time(NULL);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+  for (int i = 0; i < 100; i++) {
+    int n = i == 0 ? snprintf(out, outlen, "%s.%s.bak", path, stamp)
+                   : snprintf(out, outlen, "%s.%s-%d.bak", path, stamp, i);
+    if (n < 0 || (size_t)n >= outlen)
+      return ENAMETOOLONG;
+    int err = su_copy_file(path, out);
+    if (err != EEXIST)
+      return err;
+  }
+  return EEXIST;
+}

@@ -54,6 +54,10 @@ int su_atomic_write (const char *path, const void *data, size_t len, int mode);
 ** fails with EEXIST rather than overwrite. */
 int su_copy_file (const char *path, const char *backup_path);
 
+/* Copies path to path.YYYYmmdd-HHMMSS.bak (local time; -N added when that
+** name is taken) with the same mode and owner, and puts the name in out. */
+int su_backup (const char *path, char *out, size_t outlen);
+
 int su_mkdir_p (const char *path, int mode);
 
 /* rm -rf, not following symbolic links. Refuses "/" and "" (EINVAL). */
