@@ -1,9 +1,944 @@
 /*
-** lcnf.c: the cnf module (not implemented yet: an empty table).
+** lcnf.c: the cnf module: MySQL option files (and site profiles, which are
+** INI files too) read with the server's rules and edited byte for byte. The
+** line model is core/pure/cnfmodel.c; this file loads include trees and
+** converts.
+**
+**   cnf.load(path [, { includes = true }]) -> doc | nil, msg, line
+**   cnf.parse(text [, name]) -> doc | nil, msg, line
+**   cnf.diff(old, new [, from [, to]]) -> unified diff text
+**   doc:get(group, name), doc:effective(groups, name) -> value, { file, line }
+**   doc:sections(), doc:entries(group), doc:files(), doc:warnings()
+**   doc:set(group, name, value | true [, file]), doc:unset(group, name),
+**   doc:add_section(group [, file]), doc:target(name [, groups])
+**   doc:text([file]), doc:diff(), doc:changed(), doc:save{ backup = true }
+**
+** A value is a string, or true for a bare flag (skip-name-resolve).
 */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
 #include "myseal.h"
+#include "cnfmodel.h"
+#include "sysutil.h"
+#include "udiff.h"
+
+#define DOC_MT "myseal.cnf.Document"
+#define MAX_DEPTH 10
+
+typedef struct cfile {
+  char *path;          /* as named (for messages and saving) */
+  char *real;          /* realpath, for loop detection (NULL for parsed text) */
+  cm_doc d;
+  char *orig;          /* the text as read, for diffs */
+  size_t origlen;
+  int exists;          /* there was a file on disk */
+} cfile;
+
+typedef struct cdoc {
+  cfile *files;
+  size_t n, cap;
+  int includes;        /* follow !include and !includedir */
+} cdoc;
+
+typedef struct loaderr {
+  char msg[1024];
+  size_t line;
+} loaderr;
+
+
+/* --- documents ----------------------------------------------------------------- */
+
+static void doc_free (cdoc *c) {
+  for (size_t i = 0; i < c->n; i++) {
+    free(c->files[i].path);
+    free(c->files[i].real);
+    free(c->files[i].orig);
+    cm_free(&c->files[i].d);
+  }
+  free(c->files);
+  c->files = NULL;
+  c->n = c->cap = 0;
+}
+
+static int doc_gc (lua_State *L) {
+  doc_free(luaL_checkudata(L, 1, DOC_MT));
+  return 0;
+}
+
+static cdoc *new_doc (lua_State *L) {
+  cdoc *c = lua_newuserdatauv(L, sizeof(cdoc), 0);
+  memset(c, 0, sizeof(*c));
+  luaL_setmetatable(L, DOC_MT);
+  return c;
+}
+
+static cdoc *check_doc (lua_State *L, int i) {
+  return luaL_checkudata(L, i, DOC_MT);
+}
+
+/* Adds a parsed file to c; 0, or -1 with e filled. Takes text (malloc'd). */
+static int add_file (cdoc *c, const char *path, const char *real, char *text, size_t len,
+                     int exists, loaderr *e) {
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 4;
+    cfile *f = realloc(c->files, cap * sizeof(cfile));
+    if (f == NULL) {
+      free(text);
+      snprintf(e->msg, sizeof(e->msg), "out of memory");
+      return -1;
+    }
+    c->files = f;
+    c->cap = cap;
+  }
+  cfile *f = &c->files[c->n];
+  memset(f, 0, sizeof(*f));
+  char err[512];
+  size_t line = 0;
+  if (cm_parse(&f->d, text, len, err, sizeof(err), &line) != 0) {
+    snprintf(e->msg, sizeof(e->msg), "%s:%zu: %s", path, line, err);
+    e->line = line;
+    free(text);
+    return -1;
+  }
+  f->path = strdup(path);
+  f->real = real ? strdup(real) : NULL;
+  f->orig = text;
+  f->origlen = len;
+  f->exists = exists;
+  c->n++;
+  if (f->path == NULL || (real && f->real == NULL)) {
+    snprintf(e->msg, sizeof(e->msg), "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* Reads a whole file. 0, or an errno. */
+static int slurp (const char *path, char **text, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL)
+    return errno;
+  su_buf b = {0};
+  char chunk[8192];
+  size_t n;
+  int err = 0;
+  while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+    if (b.len + n + 1 > b.cap) {
+      size_t cap = b.cap ? 2 * b.cap : 16384;
+      while (cap < b.len + n + 1)
+        cap *= 2;
+      char *p = realloc(b.data, cap);
+      if (p == NULL) {
+        err = ENOMEM;
+        break;
+      }
+      b.data = p;
+      b.cap = cap;
+    }
+    memcpy(b.data + b.len, chunk, n);
+    b.len += n;
+  }
+  if (!err && ferror(fp))
+    err = errno ? errno : EIO;
+  fclose(fp);
+  if (err) {
+    free(b.data);
+    return err;
+  }
+  if (b.data == NULL && (b.data = malloc(1)) == NULL)
+    return ENOMEM;
+  b.data[b.len] = '\0';
+  *text = b.data;
+  *len = b.len;
+  return 0;
+}
+
+/* The path an include line names, relative to the including file's
+** directory, without trailing slashes. */
+static void resolve (const char *from, const char *name, size_t nlen, char *out, size_t outlen) {
+  while (nlen > 1 && name[nlen - 1] == '/')
+    nlen--;
+  if (nlen > 0 && name[0] == '/') {
+    snprintf(out, outlen, "%.*s", (int)nlen, name);
+    return;
+  }
+  const char *slash = strrchr(from, '/');
+  if (slash == NULL)
+    snprintf(out, outlen, "%.*s", (int)nlen, name);
+  else
+    snprintf(out, outlen, "%.*s/%.*s", (int)(slash - from), from, (int)nlen, name);
+}
+
+static int cnf_name (const char *name) {
+  size_t n = strlen(name);
+  return name[0] != '.' && n > 4 && strcmp(name + n - 4, ".cnf") == 0;
+}
+
+static int cmp_names (const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.cnf files of dir, sorted as the server reads them. NULL on error. */
+static char **dir_files (const char *dir, size_t *count, int *err) {
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    *err = errno;
+    return NULL;
+  }
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *de;
+  *err = 0;
+  while ((de = readdir(d)) != NULL) {
+    if (!cnf_name(de->d_name))
+      continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 16;
+      char **p = realloc(names, cap * sizeof(char *));
+      if (p == NULL) {
+        *err = ENOMEM;
+        break;
+      }
+      names = p;
+    }
+    if ((names[n] = strdup(de->d_name)) == NULL) {
+      *err = ENOMEM;
+      break;
+    }
+    n++;
+  }
+  closedir(d);
+  if (*err) {
+    for (size_t i = 0; i < n; i++)
+      free(names[i]);
+    free(names);
+    return NULL;
+  }
+  if (n > 0)
+    qsort(names, n, sizeof(char *), cmp_names);
+  *count = n;
+  return names ? names : calloc(1, sizeof(char *));
+}
+
+static int load_file (cdoc *c, const char *path, const char **stack, int depth, loaderr *e);
+
+/* Loads what the include line at index li of file fi names. */
+static int load_include (cdoc *c, size_t fi, size_t li, const char **stack, int depth,
+                         loaderr *e) {
+  const cm_line *l = &c->files[fi].d.lines[li];
+  char target[PATH_MAX];
+  resolve(c->files[fi].path, l->raw + l->name_off, l->name_len, target, sizeof(target));
+  const char *from = c->files[fi].path;
+  if (l->kind == CM_INCLUDE) {
+    int rc = load_file(c, target, stack, depth + 1, e);
+    if (rc == -2) {  /* could not read it: say where it was named */
+      char inner[sizeof(e->msg)];
+      memcpy(inner, e->msg, sizeof(inner));
+      snprintf(e->msg, sizeof(e->msg), "%s:%zu: !include %.600s", from, li + 1, inner);
+      e->line = li + 1;
+      return -1;
+    }
+    return rc;
+  }
+  size_t n = 0;
+  int err;
+  char **names = dir_files(target, &n, &err);
+  if (names == NULL) {
+    snprintf(e->msg, sizeof(e->msg), "%.400s:%zu: !includedir %.400s: %s", from, li + 1, target,
+             strerror(err));
+    e->line = li + 1;
+    return -1;
+  }
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    char file[PATH_MAX];
+    int len = snprintf(file, sizeof(file), "%s/%s", target, names[i]);
+    if (len < 0 || (size_t)len >= sizeof(file)) {
+      snprintf(e->msg, sizeof(e->msg), "%.400s/%.100s: path too long", target, names[i]);
+      rc = -1;
+      break;
+    }
+    rc = load_file(c, file, stack, depth + 1, e);
+    if (rc == -2)
+      rc = -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+  return rc;
+}
+
+/* 0; -1 on error (e filled); -2 when path itself cannot be read. */
+static int load_file (cdoc *c, const char *path, const char **stack, int depth, loaderr *e) {
+  if (depth > MAX_DEPTH) {
+    snprintf(e->msg, sizeof(e->msg), "%s: includes nested more than %d deep", path, MAX_DEPTH);
+    return -1;
+  }
+  char real[PATH_MAX];
+  if (realpath(path, real) == NULL) {
+    snprintf(e->msg, sizeof(e->msg), "%s: %s", path, strerror(errno));
+    return -2;
+  }
+  for (int i = 0; i < depth; i++)
+    if (strcmp(stack[i], real) == 0) {
+      snprintf(e->msg, sizeof(e->msg), "%s: an include loop (it includes itself through %s)",
+               path, stack[depth - 1]);
+      return -1;
+    }
+  for (size_t i = 0; i < c->n; i++)
+    if (c->files[i].real && strcmp(c->files[i].real, real) == 0)
+      return 0;  /* read already (included twice): the walk visits it twice */
+  struct stat st;
+  if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
+    snprintf(e->msg, sizeof(e->msg), "%s: is a directory", path);
+    return -2;
+  }
+  char *text = NULL;
+  size_t len = 0;
+  int err = slurp(path, &text, &len);
+  if (err) {
+    snprintf(e->msg, sizeof(e->msg), "%s: %s", path, strerror(err));
+    return -2;
+  }
+  if (add_file(c, path, real, text, len, 1, e) != 0)
+    return -1;
+  if (!c->includes)
+    return 0;
+  size_t fi = c->n - 1;
+  stack[depth] = c->files[fi].real;
+  for (size_t li = 0; li < c->files[fi].d.n; li++) {
+    enum cm_kind k = c->files[fi].d.lines[li].kind;
+    if ((k == CM_INCLUDE || k == CM_INCLUDEDIR) && load_include(c, fi, li, stack, depth, e) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* cnf.load(path [, { includes = true }]) -> doc | nil, msg, line */
+static int cnf_load (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int includes = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "includes");
+    includes = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  cdoc *c = new_doc(L);
+  c->includes = includes;
+  const char *stack[MAX_DEPTH + 2];
+  loaderr e = { "", 0 };
+  if (load_file(c, path, stack, 0, &e) != 0) {
+    doc_free(c);
+    return myseal_fail(L, e.msg, (int)e.line);
+  }
+  return 1;
+}
+
+/* cnf.parse(text [, name]) -> doc | nil, msg, line */
+static int cnf_parse (lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  const char *name = luaL_optstring(L, 2, "(text)");
+  cdoc *c = new_doc(L);
+  char *copy = malloc(len + 1);
+  if (copy == NULL)
+    return luaL_error(L, "not enough memory");
+  memcpy(copy, text, len);
+  copy[len] = '\0';
+  struct stat st;
+  loaderr e = { "", 0 };
+  if (add_file(c, name, NULL, copy, len, stat(name, &st) == 0, &e) != 0) {
+    doc_free(c);
+    return myseal_fail(L, e.msg, (int)e.line);
+  }
+  return 1;
+}
+
+
+/* --- reading --------------------------------------------------------------------------- */
+
+/* The option lines of the tree in the order the server reads them. */
+typedef void (*visit_fn) (lua_State *L, const cfile *f, const cm_line *l, size_t line, void *ud);
+
+static void walk (lua_State *L, const cdoc *c, size_t fi, int depth, visit_fn fn, void *ud) {
+  const cfile *f = &c->files[fi];
+  for (size_t li = 0; li < f->d.n; li++) {
+    const cm_line *l = &f->d.lines[li];
+    if (l->kind == CM_OPTION)
+      fn(L, f, l, li + 1, ud);
+    else if (c->includes && depth < MAX_DEPTH && (l->kind == CM_INCLUDE || l->kind == CM_INCLUDEDIR)) {
+      char target[PATH_MAX];
+      resolve(f->path, l->raw + l->name_off, l->name_len, target, sizeof(target));
+      size_t tlen = strlen(target);
+      for (size_t k = 0; k < c->n; k++) {
+        const char *p = c->files[k].path;
+        int match = l->kind == CM_INCLUDE
+          ? strcmp(p, target) == 0
+          : strncmp(p, target, tlen) == 0 && p[tlen] == '/' && strchr(p + tlen + 1, '/') == NULL;
+        if (match)
+          walk(L, c, k, depth + 1, fn, ud);
+      }
+    }
+  }
+}
+
+/* Pushes the value of an option line: a string, or true for a bare flag. */
+static void push_value (lua_State *L, const cm_line *l) {
+  if (!l->has_value) {
+    lua_pushboolean(L, 1);
+    return;
+  }
+  size_t len;
+  char *v = cm_value(l, &len);
+  if (v == NULL)
+    luaL_error(L, "not enough memory");
+  lua_pushlstring(L, v, len);
+  free(v);
+}
+
+static void push_origin (lua_State *L, const cfile *f, size_t line) {
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, f->path);
+  lua_setfield(L, -2, "file");
+  lua_pushinteger(L, (lua_Integer)line);
+  lua_setfield(L, -2, "line");
+}
+
+typedef struct lookup {
+  const char **groups;
+  int ngroups;
+  const char *name;
+  /* the last match */
+  const cfile *f;
+  const cm_line *l;
+  size_t line;
+  int negate;          /* 1: skip-/disable- NAME (false), 2: enable- NAME (true) */
+} lookup;
+
+static int in_groups (const cfile *f, const cm_line *l, const char **groups, int n) {
+  for (int i = 0; i < n; i++)
+    if (cm_same_section(&f->d.lines[l->section], groups[i]))
+      return 1;
+  return 0;
+}
+
+static void visit_lookup (lua_State *L, const cfile *f, const cm_line *l, size_t line, void *ud) {
+  (void)L;
+  lookup *k = ud;
+  if (!in_groups(f, l, k->groups, k->ngroups))
+    return;
+  const char *name = l->raw + l->name_off;
+  size_t nlen = l->name_len, want = strlen(k->name);
+  static const struct { const char *prefix; int negate; } prefixes[] = {
+    {"skip-", 1}, {"skip_", 1}, {"disable-", 1}, {"disable_", 1}, {"enable-", 2}, {"enable_", 2},
+  };
+  if (cm_same_name(name, nlen, k->name, want)) {
+    k->f = f, k->l = l, k->line = line, k->negate = 0;
+    return;
+  }
+  for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+    size_t pl = strlen(prefixes[i].prefix);
+    if (nlen > pl && strncasecmp(name, prefixes[i].prefix, pl) == 0 &&
+        cm_same_name(name + pl, nlen - pl, k->name, want)) {
+      k->f = f, k->l = l, k->line = line, k->negate = prefixes[i].negate;
+      return;
+    }
+  }
+}
+
+static int push_lookup (lua_State *L, lookup *k) {
+  if (k->l == NULL)
+    return 0;
+  if (k->negate == 1)
+    lua_pushboolean(L, 0);
+  else if (k->negate == 2)
+    lua_pushboolean(L, 1);
+  else
+    push_value(L, k->l);
+  push_origin(L, k->f, k->line);
+  return 2;
+}
+
+/* doc:get(group, name) -> value, { file, line } | nothing */
+static int doc_get (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  const char *group = luaL_checkstring(L, 2);
+  lookup k = { &group, 1, luaL_checkstring(L, 3), NULL, NULL, 0, 0 };
+  walk(L, c, 0, 0, visit_lookup, &k);
+  return push_lookup(L, &k);
+}
+
+/* doc:effective({ group, ... }, name) -> value, { file, line } | nothing:
+** what the server sees reading those groups, skip-NAME meaning false. */
+static int doc_effective (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *name = luaL_checkstring(L, 3);
+  int n = (int)luaL_len(L, 2);
+  luaL_argcheck(L, n > 0 && n <= 16, 2, "a list of 1 to 16 group names");
+  const char *groups[16];
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    groups[i] = lua_tostring(L, -1);
+    if (groups[i] == NULL)
+      return luaL_argerror(L, 2, "group names must be strings");
+    lua_pop(L, 1);  /* the table keeps it */
+  }
+  lookup k = { groups, n, name, NULL, NULL, 0, 0 };
+  walk(L, c, 0, 0, visit_lookup, &k);
+  return push_lookup(L, &k);
+}
+
+typedef struct collect {
+  const char *group;   /* NULL: every section name */
+  int t;               /* the result table's index */
+  lua_Integer n;
+} collect;
+
+static void visit_entries (lua_State *L, const cfile *f, const cm_line *l, size_t line, void *ud) {
+  collect *k = ud;
+  if (!cm_same_section(&f->d.lines[l->section], k->group))
+    return;
+  lua_createtable(L, 0, 4);
+  lua_pushlstring(L, l->raw + l->name_off, l->name_len);
+  lua_setfield(L, -2, "name");
+  push_value(L, l);
+  lua_setfield(L, -2, "value");
+  lua_pushstring(L, f->path);
+  lua_setfield(L, -2, "file");
+  lua_pushinteger(L, (lua_Integer)line);
+  lua_setfield(L, -2, "line");
+  lua_rawseti(L, k->t, ++k->n);
+}
+
+/* doc:entries(group) -> { { name, value, file, line }, ... } in read order */
+static int doc_entries (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  collect k = { luaL_checkstring(L, 2), 0, 0 };
+  lua_newtable(L);
+  k.t = lua_gettop(L);
+  walk(L, c, 0, 0, visit_entries, &k);
+  return 1;
+}
+
+static void push_lower (lua_State *L, const char *s, size_t n) {
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, n);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+  luaL_pushresultsize(&b, n);
+}
+
+/* doc:sections() -> the group names, first appearance first, as written */
+static int doc_sections (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  lua_newtable(L);       /* result */
+  lua_newtable(L);       /* seen, by lower-case name */
+  lua_Integer n = 0;
+  for (size_t fi = 0; fi < c->n; fi++) {
+    const cm_doc *d = &c->files[fi].d;
+    for (size_t li = 0; li < d->n; li++) {
+      const cm_line *l = &d->lines[li];
+      if (l->kind != CM_SECTION)
+        continue;
+      push_lower(L, l->raw + l->name_off, l->name_len);
+      if (lua_rawget(L, -2) == LUA_TNIL) {
+        lua_pushlstring(L, l->raw + l->name_off, l->name_len);
+        lua_rawseti(L, -4, ++n);
+        push_lower(L, l->raw + l->name_off, l->name_len);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -4);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* doc:warnings() -> { "path:line: what", ... }: what the server may read
+** differently from us, or refuse. */
+static int doc_warnings (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (size_t i = 0; i < c->n; i++)
+    if (c->files[i].d.bom) {
+      lua_pushfstring(L, "%s:1: the file starts with a UTF-8 byte order mark, which MariaDB's "
+                      "option reader refuses ('Found option without preceding group'); save it "
+                      "without one", c->files[i].path);
+      lua_rawseti(L, -2, ++n);
+    }
+  return 1;
+}
+
+/* doc:files() -> the paths read, the root first */
+static int doc_files (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  lua_createtable(L, (int)c->n, 0);
+  for (size_t i = 0; i < c->n; i++) {
+    lua_pushstring(L, c->files[i].path);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+
+/* --- editing ---------------------------------------------------------------------------- */
+
+/* The file index named by the argument at i (a path in the tree), or 0. */
+static size_t opt_file (lua_State *L, cdoc *c, int i) {
+  if (lua_isnoneornil(L, i))
+    return 0;
+  const char *path = luaL_checkstring(L, i);
+  for (size_t k = 0; k < c->n; k++)
+    if (strcmp(c->files[k].path, path) == 0)
+      return k;
+  luaL_error(L, "'%s' is not one of this document's files", path);
+  return 0;
+}
+
+typedef struct finder {
+  const char *group, *name;
+  const cfile *f;
+} finder;
+
+static void visit_find (lua_State *L, const cfile *f, const cm_line *l, size_t line, void *ud) {
+  (void)L;
+  (void)line;
+  finder *k = ud;
+  if (cm_same_section(&f->d.lines[l->section], k->group) &&
+      cm_same_name(l->raw + l->name_off, l->name_len, k->name, strlen(k->name)))
+    k->f = f;
+}
+
+static void edit_error (lua_State *L, int err, const char *group, const char *name) {
+  if (err == EINVAL)
+    luaL_error(L, "cannot write [%s] %s: a bad group or option name, or a NUL byte in the value",
+               group, name);
+  if (err != 0)
+    luaL_error(L, "not enough memory");
+}
+
+/* doc:set(group, name, value | true [, file]) -> file changed
+** The option changes where the server reads it last; a new one goes into
+** file (default: the root file). */
+static int doc_set (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  const char *group = luaL_checkstring(L, 2);
+  const char *name = luaL_checkstring(L, 3);
+  size_t vlen = 0;
+  const char *value = NULL;
+  if (lua_type(L, 4) == LUA_TBOOLEAN)
+    luaL_argcheck(L, lua_toboolean(L, 4), 4, "use doc:unset to remove an option (true writes a bare flag)");
+  else
+    value = luaL_checklstring(L, 4, &vlen);
+  size_t fi = opt_file(L, c, 5);
+  finder k = { group, name, NULL };
+  walk(L, c, 0, 0, visit_find, &k);
+  if (k.f != NULL)
+    fi = (size_t)(k.f - c->files);
+  edit_error(L, cm_set(&c->files[fi].d, group, name, value, vlen), group, name);
+  lua_pushstring(L, c->files[fi].path);
+  return 1;
+}
+
+/* doc:unset(group, name) -> how many lines were removed (in every file) */
+static int doc_unset (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  const char *group = luaL_checkstring(L, 2);
+  const char *name = luaL_checkstring(L, 3);
+  size_t n = 0;
+  for (size_t i = 0; i < c->n; i++)
+    n += cm_unset(&c->files[i].d, group, name);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* doc:add_section(group [, file]) */
+static int doc_add_section (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  const char *group = luaL_checkstring(L, 2);
+  size_t fi = opt_file(L, c, 3);
+  edit_error(L, cm_add_section(&c->files[fi].d, group), group, "");
+  return 0;
+}
+
+/* Pushes the current text of file fi. */
+static void push_text (lua_State *L, const cfile *f) {
+  size_t len;
+  char *text = cm_render(&f->d, &len);
+  if (text == NULL)
+    luaL_error(L, "not enough memory");
+  lua_pushlstring(L, text, len);
+  free(text);
+}
+
+/* Does the file's text differ from what was read? (A file that did not
+** exist counts as changed once it has any text.) */
+static int changed (const cfile *f) {
+  size_t len;
+  char *text = cm_render(&f->d, &len);
+  int differs = text == NULL || len != f->origlen || memcmp(text, f->orig, len) != 0 ||
+                (!f->exists && len > 0);
+  free(text);
+  return differs;
+}
+
+/* doc:text([file]) -> the file's text now */
+static int doc_text (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  push_text(L, &c->files[opt_file(L, c, 2)]);
+  return 1;
+}
+
+/* doc:changed() -> the paths whose text differs from what was read */
+static int doc_changed (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (size_t i = 0; i < c->n; i++)
+    if (changed(&c->files[i])) {
+      lua_pushstring(L, c->files[i].path);
+      lua_rawseti(L, -2, ++n);
+    }
+  return 1;
+}
+
+static void push_diff (lua_State *L, const char *a, size_t alen, const char *b, size_t blen,
+                       const char *from, const char *to) {
+  char *out;
+  size_t len;
+  if (ud_diff(a, alen, b, blen, from, to, 3, &out, &len) != 0)
+    luaL_error(L, "not enough memory");
+  lua_pushlstring(L, out, len);
+  free(out);
+}
+
+/* doc:diff() -> unified diff of every changed file ("" when none) */
+static int doc_diff (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < c->n; i++) {
+    const cfile *f = &c->files[i];
+    if (!changed(f))
+      continue;
+    push_text(L, f);
+    size_t len;
+    const char *now = lua_tolstring(L, -1, &len);
+    push_diff(L, f->orig, f->origlen, now, len, f->exists ? f->path : "/dev/null", f->path);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* doc:save([{ backup = true }]) -> true, { backup paths } | nil, msg, errno
+** Each changed file is backed up (timestamped copy beside it), then
+** replaced atomically keeping its mode and owner. If one fails, the files
+** already written get their old text back. */
+static int doc_save (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  int backup = 1;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "backup");
+    if (!lua_isnil(L, -1))
+      backup = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  int backups = lua_gettop(L);
+  lua_Integer nb = 0;
+  size_t done = 0, *written = lua_newuserdatauv(L, (c->n ? c->n : 1) * sizeof(size_t), 0);
+  for (size_t i = 0; i < c->n; i++) {
+    cfile *f = &c->files[i];
+    if (!changed(f))
+      continue;
+    push_text(L, f);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    int err = 0;
+    if (backup && f->exists) {
+      char name[PATH_MAX];
+      err = su_backup(f->path, name, sizeof(name));
+      if (err == 0) {
+        lua_pushstring(L, name);
+        lua_rawseti(L, backups, ++nb);
+      }
+    }
+    if (err == 0)
+      err = su_atomic_write(f->path, text, len, -1);
+    lua_pop(L, 1);
+    if (err != 0) {
+      for (size_t k = 0; k < done; k++) {  /* put back what was written */
+        cfile *w = &c->files[written[k]];
+        if (w->exists)
+          su_atomic_write(w->path, w->orig, w->origlen, -1);
+        else
+          remove(w->path);
+      }
+      lua_pushfstring(L, "cannot save %s", f->path);
+      return myseal_fail_errno(L, lua_tostring(L, -1), err);
+    }
+    written[done++] = i;
+  }
+  /* what was written is now the original */
+  for (size_t k = 0; k < done; k++) {
+    cfile *f = &c->files[written[k]];
+    size_t len;
+    char *text = cm_render(&f->d, &len);
+    if (text != NULL) {
+      free(f->orig);
+      f->orig = text;
+      f->origlen = len;
+      f->exists = 1;
+    }
+  }
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, backups);
+  return 2;
+}
+
+/* The directories a server option file may include for drop-ins, best first. */
+static const char *const dropin_dirs[] = {
+  "/etc/mysql/mariadb.conf.d", "/etc/mysql/mysql.conf.d", "/etc/my.cnf.d", "/etc/mysql/conf.d", NULL
+};
+
+/* doc:target(name [, groups]) -> file, group, exists
+** Where a server option should be written: the file and group that set it
+** today; else a new 99-myseal.cnf in a drop-in directory the tree includes
+** (known ones first); else the root file. groups defaults to
+** { "mysqld", "server", "mariadb" }; a new option goes into groups[1]. */
+static int doc_target (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  const char *dflt[] = {"mysqld", "server", "mariadb"};
+  const char *groups[16];
+  int n = 3;
+  if (lua_isnoneornil(L, 3))
+    memcpy(groups, dflt, sizeof(dflt));
+  else {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    n = (int)luaL_len(L, 3);
+    luaL_argcheck(L, n > 0 && n <= 16, 3, "a list of 1 to 16 group names");
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 3, i + 1);
+      groups[i] = lua_tostring(L, -1);
+      if (groups[i] == NULL)
+        return luaL_argerror(L, 3, "group names must be strings");
+      lua_pop(L, 1);
+    }
+  }
+  lookup k = { groups, n, name, NULL, NULL, 0, 0 };
+  walk(L, c, 0, 0, visit_lookup, &k);
+  if (k.l != NULL) {
+    lua_pushstring(L, k.f->path);
+    lua_pushlstring(L, k.f->d.lines[k.l->section].raw + k.f->d.lines[k.l->section].name_off,
+                    k.f->d.lines[k.l->section].name_len);
+    lua_pushboolean(L, 1);
+    return 3;
+  }
+  /* the include directories of the tree, known ones preferred */
+  const char *best = NULL;
+  int best_rank = 1000;
+  char dirs[8][PATH_MAX];
+  int ndirs = 0;
+  for (size_t fi = 0; fi < c->n && ndirs < 8; fi++)
+    for (size_t li = 0; li < c->files[fi].d.n && ndirs < 8; li++) {
+      const cm_line *l = &c->files[fi].d.lines[li];
+      if (l->kind != CM_INCLUDEDIR)
+        continue;
+      resolve(c->files[fi].path, l->raw + l->name_off, l->name_len, dirs[ndirs], PATH_MAX);
+      int rank = 100 + ndirs;
+      for (int r = 0; dropin_dirs[r]; r++)
+        if (strcmp(dirs[ndirs], dropin_dirs[r]) == 0)
+          rank = r;
+      if (rank < best_rank) {
+        best_rank = rank;
+        best = dirs[ndirs];
+      }
+      ndirs++;
+    }
+  if (best != NULL) {
+    lua_pushfstring(L, "%s/99-myseal.cnf", best);
+    struct stat st;
+    int exists = stat(lua_tostring(L, -1), &st) == 0;
+    lua_pushstring(L, groups[0]);
+    lua_pushboolean(L, exists);
+    return 3;
+  }
+  lua_pushstring(L, c->files[0].path);
+  lua_pushstring(L, groups[0]);
+  lua_pushboolean(L, c->files[0].exists);
+  return 3;
+}
+
+static int doc_tostring (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  lua_pushfstring(L, "option file %s (%d file%s)", c->n ? c->files[0].path : "?", (int)c->n,
+                  c->n == 1 ? "" : "s");
+  return 1;
+}
+
+/* cnf.diff(old, new [, from [, to]]) -> unified diff ("" when equal) */
+static int cnf_diff (lua_State *L) {
+  size_t alen, blen;
+  const char *a = luaL_checklstring(L, 1, &alen);
+  const char *b = luaL_checklstring(L, 2, &blen);
+  const char *from = luaL_optstring(L, 3, "a");
+  const char *to = luaL_optstring(L, 4, from);
+  push_diff(L, a, alen, b, blen, from, to);
+  return 1;
+}
+
+static const luaL_Reg cnf_funcs[] = {
+  {"load", cnf_load},
+  {"parse", cnf_parse},
+  {"diff", cnf_diff},
+  {NULL, NULL}
+};
+
+static const luaL_Reg doc_methods[] = {
+  {"get", doc_get},
+  {"effective", doc_effective},
+  {"entries", doc_entries},
+  {"sections", doc_sections},
+  {"files", doc_files},
+  {"warnings", doc_warnings},
+  {"set", doc_set},
+  {"unset", doc_unset},
+  {"add_section", doc_add_section},
+  {"target", doc_target},
+  {"text", doc_text},
+  {"changed", doc_changed},
+  {"diff", doc_diff},
+  {"save", doc_save},
+  {NULL, NULL}
+};
 
 int luaopen_cnf (lua_State *L) {
+  luaL_newmetatable(L, DOC_MT);
+  lua_pushcfunction(L, doc_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, doc_tostring);
+  lua_setfield(L, -2, "__tostring");
   lua_newtable(L);
+  luaL_setfuncs(L, doc_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_newtable(L);
+  luaL_setfuncs(L, cnf_funcs, 0);
   return 1;
 }
