@@ -137,24 +137,11 @@ static const unsigned char *input_bytes (lua_State *L, int i, size_t *len, int *
                                                       memchr(s, '\0', *len) != NULL);
   if (is_data || *len == 0 || memchr(s, '\n', *len) != NULL)
     return (const unsigned char *)s;
-  FILE *f = fopen(s, "rb");
-  if (f == NULL) {
-    *pushed = myseal_fail_errno(L, s, errno);
-    return NULL;
-  }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  size_t n;
-  char tmp[4096];
-  while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-    luaL_addlstring(&b, tmp, n);
-  int err = ferror(f) ? errno : 0;
-  fclose(f);
+  int err = myseal_push_file(L, s);
   if (err) {
     *pushed = myseal_fail_errno(L, s, err);
     return NULL;
   }
-  luaL_pushresult(&b);
   lua_replace(L, i);  /* keep the bytes alive in the argument's slot */
   return (const unsigned char *)lua_tolstring(L, i, len);
 }

@@ -25,6 +25,10 @@ int myseal_fail (lua_State *L, const char *msg, int code);
 /* Pushes nil, "<what>: strerror(err)", err and returns 3. Pass a saved errno. */
 int myseal_fail_errno (lua_State *L, const char *what, int err);
 
+/* Pushes the contents of a file and returns 0, or pushes nothing and
+** returns an errno. */
+int myseal_push_file (lua_State *L, const char *path);
+
 /*
 ** Certificates cross module boundaries (keystore takes and returns pki
 ** certificates), so lpki.c exports its userdata to the other bindings.

@@ -1,6 +1,8 @@
 /*
 ** util.c: helpers every binding shares.
 */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "myseal.h"
@@ -18,4 +20,25 @@ int myseal_fail_errno (lua_State *L, const char *what, int err) {
   lua_pushfstring(L, "%s: %s", what, strerror(err));
   lua_pushinteger(L, err);
   return 3;
+}
+
+
+int myseal_push_file (lua_State *L, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return errno;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t n;
+  char chunk[8192];
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    luaL_addlstring(&b, chunk, n);
+  int err = ferror(f) ? (errno ? errno : EIO) : 0;
+  fclose(f);
+  luaL_pushresult(&b);
+  if (err) {
+    lua_pop(L, 1);
+    return err;
+  }
+  return 0;
 }

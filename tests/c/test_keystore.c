@@ -1,0 +1,110 @@
+/*
+** test_keystore.c: JKS and PKCS#12 stores written and read back, and the
+** refusals: wrong password, truncation, a foreign magic.
+*/
+#include <errno.h>
+#include <stdlib.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "check.h"
+#include "keystore.h"
+
+static char err[512];
+
+/* A throwaway self-signed certificate, DER. */
+static unsigned char *make_cert (const char *cn, size_t *len) {
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  X509 *x = X509_new();
+  X509_NAME *name = X509_NAME_new();
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+  X509_set_subject_name(x, name);
+  X509_set_issuer_name(x, name);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, k);
+  X509_sign(x, k, EVP_sha256());
+  unsigned char *der = NULL;
+  int n = i2d_X509(x, &der);
+  unsigned char *out = malloc((size_t)n);
+  memcpy(out, der, (size_t)n);
+  OPENSSL_free(der);
+  X509_NAME_free(name);
+  X509_free(x);
+  EVP_PKEY_free(k);
+  *len = (size_t)n;
+  return out;
+}
+
+static void round_trip (enum ks_type type) {
+  size_t alen, blen;
+  unsigned char *a = make_cert("a", &alen), *b = make_cert("b", &blen);
+  ks_store s = { type, NULL, 0, 0 };
+  CHECK(ks_add_trusted(&s, "Root CA", a, alen, 1700000000000, 0) == 0);
+  CHECK(ks_add_trusted(&s, "root ca", b, blen, 0, 0) == EEXIST);
+  CHECK(ks_add_trusted(&s, "\xC3\xA9t\xC3\xA9 \xE2\x9C\x93", b, blen, 0, 0) == 0);  /* été ✓ */
+  CHECK(ks_add_trusted(&s, "", b, blen, 0, 0) == EINVAL);
+  unsigned char *out;
+  size_t len;
+  if (ks_save(&s, "s\xC3\xA9same", &out, &len, err, sizeof(err)) != 0) {
+    fprintf(stderr, "ks_save: %s\n", err);
+    CHECK(0);
+    return;
+  }
+  ks_store r;
+  CHECK(ks_load(&r, out, len, "s\xC3\xA9same", KS_AUTO, err, sizeof(err)) == 0);
+  CHECK(r.type == type && r.n == 2);
+  CHECK_STR(r.e[0].alias, "root ca");
+  CHECK_STR(r.e[1].alias, "\xC3\xA9t\xC3\xA9 \xE2\x9C\x93");
+  CHECK(r.e[0].kind == KS_TRUSTED && r.e[0].der_len == alen && memcmp(r.e[0].der, a, alen) == 0);
+  if (type == KS_JKS)
+    CHECK(r.e[0].date_ms == 1700000000000);
+  CHECK(ks_remove(&r, "ROOT CA") == 0 && r.n == 1 && ks_remove(&r, "root ca") == ENOENT);
+  ks_free(&r);
+  CHECK(ks_load(&r, out, len, "wrong", type, err, sizeof(err)) == -1);
+  CHECK_STR(err, "wrong password, or the keystore was tampered with (integrity check failed)");
+  CHECK(r.n == 0 && r.e == NULL);
+  CHECK(ks_load(&r, out, len / 2, "s\xC3\xA9same", type, err, sizeof(err)) == -1);
+  out[len / 2] ^= 1;  /* one flipped bit: caught by the digest or MAC */
+  CHECK(ks_load(&r, out, len, "s\xC3\xA9same", type, err, sizeof(err)) == -1);
+  free(out);
+  ks_free(&s);
+  free(a);
+  free(b);
+}
+
+/* PKCS#12 names are BMPStrings: a key emoji does not fit, JKS takes it. */
+static void supplementary_alias (void) {
+  size_t alen;
+  unsigned char *a = make_cert("a", &alen), *out = NULL;
+  size_t len;
+  ks_store s = { KS_PKCS12, NULL, 0, 0 };
+  CHECK(ks_add_trusted(&s, "key \xF0\x9F\x94\x91", a, alen, 0, 0) == 0);
+  CHECK(ks_save(&s, "pass", &out, &len, err, sizeof(err)) == -1);
+  CHECK_STR(err, "alias 'key \xF0\x9F\x94\x91' cannot be a PKCS#12 friendlyName (a BMPString: "
+                 "no characters beyond U+FFFF)");
+  s.type = KS_JKS;
+  CHECK(ks_save(&s, "pass", &out, &len, err, sizeof(err)) == 0);
+  ks_store r;
+  CHECK(ks_load(&r, out, len, "pass", KS_JKS, err, sizeof(err)) == 0);
+  CHECK(r.n == 1 && strcmp(r.e[0].alias, "key \xF0\x9F\x94\x91") == 0);
+  ks_free(&r);
+  ks_free(&s);
+  free(out);
+  free(a);
+}
+
+int main (void) {
+  round_trip(KS_JKS);
+  round_trip(KS_PKCS12);
+  supplementary_alias();
+  ks_store r;
+  CHECK(ks_load(&r, (const unsigned char *)"\xFE\xED\xFE\xED\0\0\0\3", 8, "x", KS_AUTO, err, sizeof(err)) == -1);
+  CHECK_STR(err, "not a JKS keystore (no FEEDFEED magic, or too short)");
+  CHECK(ks_load(&r, (const unsigned char *)"hello world", 11, "x", KS_AUTO, err, sizeof(err)) == -1);
+  CHECK(strncmp(err, "not a keystore (neither JKS nor PKCS#12)", 40) == 0);
+  return check_done();
+}

@@ -1,0 +1,41 @@
+// JdbcProbe: connects with a JDBC URL and reports the TLS session, the way the
+// application on Tomcat would. Used by the keystore and app-tier specs.
+//
+//   MYSEAL_JDBC_URL=jdbc:... MYSEAL_JDBC_USER=.. MYSEAL_JDBC_PASSWORD=.. \
+//   JDK_JAVA_OPTIONS="-Djavax.net.ssl.trustStore=..." java -cp DRIVER.jar:DIR JdbcProbe
+//
+// Credentials come from the environment, never the command line. Prints
+// "OK <tls version> <cipher>" and exits 0, or "FAIL <reason>" and exits 1.
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.Statement;
+
+public class JdbcProbe {
+    public static void main(String[] args) {
+        String url = System.getenv("MYSEAL_JDBC_URL");
+        String user = System.getenv("MYSEAL_JDBC_USER");
+        String password = System.getenv("MYSEAL_JDBC_PASSWORD");
+        if (url == null) {
+            System.out.println("FAIL MYSEAL_JDBC_URL is not set");
+            System.exit(2);
+        }
+        try (Connection c = DriverManager.getConnection(url, user, password);
+             Statement s = c.createStatement();
+             ResultSet r = s.executeQuery(
+                 "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                 + "WHERE VARIABLE_NAME IN ('SSL_VERSION', 'SSL_CIPHER') ORDER BY VARIABLE_NAME DESC")) {
+            StringBuilder out = new StringBuilder("OK");
+            while (r.next()) {
+                String v = r.getString(1);
+                out.append(' ').append(v == null || v.isEmpty() ? "-" : v);
+            }
+            System.out.println(out);
+        } catch (Exception e) {
+            Throwable t = e;
+            while (t.getCause() != null) t = t.getCause();
+            System.out.println("FAIL " + e.getMessage().replace('\n', ' ') + " / " + t);
+            System.exit(1);
+        }
+    }
+}
