@@ -456,6 +456,15 @@ function M.rollback(rb, opts)
       if not failure and t.step and type(t.step.undo) == "function" then
          local ok, e = call(t.step.undo, ctx)
          if not ok then failure = step_failure(run, t.step, e) end
+      elseif not failure then
+         local others = 0
+         for _, fx in ipairs(t.effects) do
+            if fx.kind == "sql" or fx.kind == "run" then others = others + 1 end
+         end
+         if others > 0 then
+            run.emit{ event = "log", level = "warn", message = ("%d SQL statement(s) or command(s) of step %s "
+               .. "stay as they are: the step has no undo"):format(others, t.name) }
+         end
       end
       if failure then
          run.emit{ event = "step", step = t.name, state = "failed", index = i, total = #todo,
