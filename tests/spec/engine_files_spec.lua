@@ -10,6 +10,15 @@ local json = require "myseal.json"
 local RUNBOOK = support.FIXTURES .. "/runbooks/engine-files.lua"
 local TOKEN = "s3cr3t-'token\"value"
 
+-- the line of the runbook that holds `text`
+local function line_of(text)
+   local n = 0
+   for line in io.lines(RUNBOOK) do
+      n = n + 1
+      if line:find(text, 1, true) then return n end
+   end
+end
+
 describe("engine on files", function()
    local dir, state, work, site, env
    before_each(function()
@@ -207,13 +216,6 @@ describe("engine on files", function()
    end)
 
    describe("reports a mistake with runbook, step and line", function()
-      local function line_of(pattern)
-         local n = 0
-         for line in io.lines(RUNBOOK) do
-            n = n + 1
-            if line:find(pattern, 1, true) then return n end
-         end
-      end
       local function failing(mistake)
          local r = myseal("run", RUNBOOK, "--site", site, "--yes", "--set", "test.mistake=" .. mistake)
          assert.equal(1, r.status)
@@ -241,6 +243,61 @@ describe("engine on files", function()
          assert.equal("myseal: runbook engine-files, step mistake: verify failed: the greeting is not there\n",
             r.stderr)
       end)
+   end)
+
+   describe("on a terminal", function()
+      -- `script` gives the command a pseudo-terminal and types our stdin into it
+      local function in_pty(cmdline, input, extra_env)
+         local e = {}
+         for k, v in pairs(env) do e[k] = v end
+         for k, v in pairs(extra_env or {}) do e[k] = v or nil end
+         return assert(sys.run{ "sh", "-c", input .. ' | script -q -c "$0" /dev/null', cmdline, env = e, timeout = 60 })
+      end
+      local function cmd(...)
+         local words = { support.MYSEAL }
+         for _, a in ipairs{ ... } do words[#words + 1] = "'" .. a .. "'" end
+         return table.concat(words, " ")
+      end
+
+      it("shows the plan and asks before it changes anything", function()
+         local r = in_pty(cmd("run", RUNBOOK, "--site", site), "printf 'n\\n'")
+         assert.matches("plan: 3 step%(s%) to do, 0 already done%. Nothing was changed%.\r\nApply these changes to "
+            .. "site files%? %[y/N%] ", r.stdout)
+         assert.matches("myseal: run: not confirmed; nothing was changed", r.stdout)
+         assert.same({}, support.snapshot(work))
+         r = in_pty(cmd("run", RUNBOOK, "--site", site, "--set", "test.count=3", "--set", "test.delay=0.1"),
+            "printf 'y\\n'")
+         assert.matches("run: done, 3 step%(s%) changed", r.stdout)
+         -- the progress bar of the slow step, drawn over itself
+         assert.matches("\r\27%[K      %[########################%] 100%%  3/3 files", r.stdout)
+         assert.equal("hello\n", sys.read_file(work .. "/greeting.txt"))
+      end)
+
+      it("asks for a secret that has no source, without echoing it", function()
+         local r = in_pty(cmd("run", RUNBOOK, "--site", site, "--yes"), "(sleep 0.5; printf 'Pr0mpted-S3cret\\n')",
+            { MYSEAL_SECRET_TEST_TOKEN = false })
+         assert.matches("test%.token: ", r.stdout)
+         assert.matches("run: done, 3 step%(s%) changed", r.stdout)
+         assert.is_nil(r.stdout:find("Pr0mpted", 1, true))
+         assert.equal("token=Pr0mpted-S3cret\n", sys.read_file(work .. "/token.conf"))
+      end)
+   end)
+
+   it("reads a secret from the file the profile names", function()
+      assert(sys.write_file(dir .. "/token", "from-a-file\n", { mode = tonumber("600", 8) }))
+      env.MYSEAL_SECRET_TEST_TOKEN = nil
+      local r = myseal("run", RUNBOOK, "--site", site, "--yes", "--set", "test.token=file:" .. dir .. "/token")
+      assert.equal("", r.stderr)
+      assert.equal("token=from-a-file\n", sys.read_file(work .. "/token.conf"))
+      sys.rmtree(work)
+      sys.mkdir(work)
+      r = myseal("run", RUNBOOK, "--site", site, "--yes", "--set", "test.token=env:NOT_SET_ANYWHERE")
+      assert.equal(("myseal: runbook engine-files, step token (%s:%d): secret test.token: environment variable "
+         .. "NOT_SET_ANYWHERE is not set\n"):format(RUNBOOK, line_of('.. ctx:secret("test.token")')), r.stderr)
+      sys.rmtree(state)
+      r = myseal("run", RUNBOOK, "--site", site, "--yes")
+      assert.matches("secret test%.token is not given: set MYSEAL_SECRET_TEST_TOKEN, or token = env:VAR | file:PATH "
+         .. "| prompt in %[test%] of the site profile\n$", r.stderr)
    end)
 
    it("refuses to run without --yes when there is no terminal", function()

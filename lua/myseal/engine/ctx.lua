@@ -516,6 +516,7 @@ end
 -- @param label what the units are ("tables")
 -- @param opts `{ unit = "bytes" }` to show byte sizes
 function methods:progress(done, total, label, opts)
+   if self.planning then return end
    local run = self._run
    local key = tostring(run.step) .. "\0" .. tostring(label)
    local now = sys.clock()

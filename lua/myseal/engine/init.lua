@@ -100,7 +100,9 @@ local function new_run(rb, opts, mode)
    local decls, values, origins = M.resolve(rb, target, opts.set)
    local run = {
       mode = mode, runbook = rb, decls = decls, values = values, origins = origins,
-      secrets = opts.secrets or secrets_mod.new(), target = target, reporter = opts.reporter,
+      secrets = opts.secrets or secrets_mod.new(function()
+         if opts.reporter.clear then opts.reporter:clear() end
+      end), target = target, reporter = opts.reporter,
       effects = 0, files = {}, since_restart = {}, reverted = {}, records = {}, progress_start = {},
    }
    function run.emit(ev)

@@ -64,13 +64,17 @@ end
 function Text:clear()
    if self.transient then
       self.out:write("\r\27[K")
+      self.out:flush()
       self.transient = nil
    end
 end
 
+-- A permanent line; the transient one (the running step) is drawn again below it.
 function Text:line(s)
+   local again = self.transient
    self:clear()
    self.out:write(s, "\n")
+   if again then self:show_transient(again) end
    self.out:flush()
 end
 
@@ -100,6 +104,7 @@ function Text:event(ev)
          self:show_transient(tag .. " ...")
          return
       end
+      self:clear()
       local text = STATE_TEXT[ev.state] or ev.state
       local line = ("%-36s %s"):format(tag, text)
       if ev.reason and ev.reason ~= "" and ev.state ~= "failed" then line = line .. ": " .. ev.reason end

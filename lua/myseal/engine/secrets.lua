@@ -12,9 +12,10 @@ local Secrets = {}
 Secrets.__index = Secrets
 
 --- A new, empty set of secrets.
+-- @param before_prompt optional function called before asking on the terminal (clears output)
 -- @return secrets object
-function M.new()
-   return setmetatable({ forms = {}, cache = {} }, Secrets)
+function M.new(before_prompt)
+   return setmetatable({ forms = {}, cache = {}, before_prompt = before_prompt }, Secrets)
 end
 
 local function xml_escape(s)
@@ -117,6 +118,7 @@ function Secrets:get(name, source)
    if value == nil then
       local kind, arg = source:match("^(%a+):(.*)$")
       if source == "prompt" then
+         if self.before_prompt then self.before_prompt() end
          value, err = sys.getpass(("%s: "):format(name))
          if not value then return nil, ("secret %s: %s"):format(name, err) end
       elseif kind == "env" then
