@@ -390,8 +390,9 @@ function M.rollback(rb, opts)
       local events, err = journal_mod.read(p)
       if not events then errors.fail("%s", err) end
       local sum = journal_mod.summary(events)
-      if sum.status == "rolled back" then break end
-      if next(sum.effects) then
+      -- newest first: runs already rolled back and runs that changed nothing are passed over,
+      -- so rolling back again goes one run further back
+      if sum.status ~= "rolled back" and next(sum.effects) then
          path, s = p, sum
          break
       end
