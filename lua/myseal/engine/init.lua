@@ -343,9 +343,9 @@ function M.run(rb, opts)
       for k, v in pairs(run.values) do
          if type(v) ~= "table" then shown[k] = v end
       end
-      run.journal:write{ event = "run", runbook = rb.name, file = rb.file, target = run.target.label,
-                         pid = sys.getpid(), user = sys.user().name, host = sys.hostname(),
-                         steps = rb:step_names(), params = shown }
+      run.journal:write(run.secrets:redact_deep{ event = "run", runbook = rb.name, file = rb.file,
+         target = run.target.label, pid = sys.getpid(), user = sys.user().name, host = sys.hostname(),
+         steps = rb:step_names(), params = shown })
    end
    if opts.resume and not last then
       opts.reporter:event{ event = "log", level = "info", message = "no unfinished run to resume: starting afresh" }
