@@ -72,6 +72,18 @@ describe("dialect", function()
       assert.equal("keyring_file", d("mysql-5.7").keyring)
    end)
 
+   it("gives tools such as check a read-only context on a target", function()
+      local target = require "myseal.engine.target"
+      local engine = require "myseal.engine"
+      local t = assert(target.open{ describe = support.FIXTURES .. "/described/mysql-8.0-secure.lua" })
+      local ctx, close = engine.context{ target = t, set = { "server.user=dbuser" } }
+      assert.same({ "ON", "mysql-8.0", true, "dbuser" }, { ctx:fact("variable", "require_secure_transport"),
+         ctx.dialect.name, ctx.planning, ctx.params.server.user })
+      assert.same({}, ctx:fact("tables"))
+      assert.same({ nil, "described mysql 8.0.36 has no connection" }, { ctx:connect() })
+      close()
+   end)
+
    describe("plan against a described server", function()
       local dir, env
       before_each(function()

@@ -44,6 +44,9 @@ function M.new(run)
       runbook = run.runbook.name,
       target = { kind = run.target.kind, name = run.target.label },
    }
+   if run.target.address then
+      self.target.host, self.target.port = run.target:address(run.values)
+   end
    rawset(self, "_run", run)
    rawset(self, "_overlay", {})   -- plan mode: files as planned (path -> content | false)
    return setmetatable(self, Ctx)
@@ -100,6 +103,18 @@ function methods:connection()
    if not conn then fail(self, "cannot connect to the server: %s", err) end
    run.conn = conn
    return conn
+end
+
+--- A new connection of its own to the target's server, with `opts` merged over the target's
+-- connection options (mysql.connect's fields: `host`, `port`, `user`, `password`, `tls`, ...).
+-- Read-only use (verification: "does a client with this certificate get in?"); it is the caller's
+-- to close. A failure is returned, not raised.
+-- @param opts table or nil
+-- @return conn | nil, message, errno
+function methods:connect(opts)
+   local run = self._run
+   if run.target.kind == "described" then return nil, run.target.label .. " has no connection" end
+   return run.target:connect(run.values, run.secrets, opts)
 end
 
 --- The server: `{ flavor, version, major, minor, patch, described }`.
@@ -175,6 +190,96 @@ function methods:sql(sql, ...)
    local rows, meta, errno = self:connection():query(sql, ...)
    if not rows then fail(self, "SQL failed: %s: %s (%s)", shown, meta, tostring(errno)) end
    return rows, meta
+end
+
+--- Run many statements that change the server, up to `parallel` at a time, each on its own
+-- connection (a worker process), largest first as given. Every statement is journaled before
+-- it starts; progress is reported as statements finish (weighted, e.g. by table size). Ctrl-C
+-- stops starting new ones and waits for those running. A failed statement lets the running ones
+-- finish, then fails the step. In plan mode they are shown in order.
+-- @param list of `{ sql = , args = { ... }, weight = number }` (or plain SQL strings)
+-- @param opts `{ parallel = 2, label = "tables", unit = "bytes" }`
+-- @return true
+function methods:sql_parallel(list, opts)
+   opts = opts or {}
+   local parallel = math.tointeger(opts.parallel or 1)
+   if not parallel or parallel < 1 then error("ctx:sql_parallel: parallel must be a positive integer", 2) end
+   local items, total = {}, 0
+   for i, it in ipairs(list) do
+      if type(it) == "string" then it = { sql = it } end
+      local args = it.args or {}
+      items[i] = { sql = it.sql, args = args, weight = it.weight or 1,
+                   shown = sqltext.format(it.sql, { n = #args, table.unpack(args) }) }
+      total = total + items[i].weight
+   end
+   if self.planning or parallel == 1 then
+      local done = 0
+      for _, it in ipairs(items) do
+         self:sql(it.sql, table.unpack(it.args))
+         done = done + it.weight
+         self:progress(done, total, opts.label, opts)
+      end
+      return true
+   end
+   local run = self._run
+   local spec, password = run.target:connect_spec(run.values, run.secrets)
+   if not spec then fail(self, "cannot connect to the server: %s", password) end
+   local json = require "myseal.json"
+   local dir, err = sys.tmpdir("myseal-sql")
+   if not dir then fail(self, "%s", err) end
+   local running, count, nexti, done = {}, 0, 1, 0
+   local failure, stopping = nil, false
+   local env = { MYSEAL_WORKER_PASSWORD = password }
+   local exe = require("myseal.host").exe
+   self:progress(0, total, opts.label, opts)
+   while nexti <= #items or count > 0 do
+      while not stopping and nexti <= #items and count < parallel do
+         if sys.interrupted() then
+            stopping = "interrupted"
+            break
+         end
+         local it = items[nexti]
+         self:_effect{ kind = "sql", sql = it.shown, summary = "sql: " .. it.shown }
+         local job = ("%s/%d.json"):format(dir, nexti)
+         assert(sys.write_file(job, json.encode{ spec = spec, sql = it.sql, args = it.args },
+            { mode = tonumber("600", 8) }))
+         env.MYSEAL_WORKER_JOB = job
+         local pid, serr = sys.spawn{ exe, "lua", "-e", "require('myseal.engine.worker').main()", env = env,
+                                      log = job .. ".log" }
+         if not pid then
+            failure, stopping = serr, "failed"
+            break
+         end
+         running[pid] = { item = it, job = job }
+         count = count + 1
+         nexti = nexti + 1
+      end
+      sys.sleep(0.02)
+      for pid, r in pairs(running) do
+         if not sys.alive(pid) then
+            running[pid] = nil
+            count = count - 1
+            local out = sys.read_file(r.job .. ".out")
+            local res = out and json.decode(out)
+            if not res then
+               local log = sys.read_file(r.job .. ".log") or ""
+               res = { ok = false, message = "the worker died: " .. log:gsub("%s+$", "") }
+            end
+            if res.ok then
+               done = done + r.item.weight
+               self:progress(done, total, opts.label, opts)
+            elseif not failure then
+               failure = ("SQL failed: %s: %s (%s)"):format(r.item.shown, res.message, tostring(res.errno))
+               stopping = "failed"
+            end
+         end
+      end
+      if not stopping and sys.interrupted() then stopping = "interrupted" end
+   end
+   sys.rmtree(dir)
+   if failure then fail(self, "%s", failure) end
+   if stopping == "interrupted" then error(M.Interrupted, 0) end
+   return true
 end
 
 --- The content of a file as this run sees it (in plan mode: as earlier planned effects left it),

@@ -15,6 +15,7 @@ local journal_mod = require "myseal.engine.journal"
 local target_mod = require "myseal.engine.target"
 local ctx_mod = require "myseal.engine.ctx"
 local runbook_mod = require "myseal.runbook"
+local report_mod = require "myseal.engine.report"
 
 local M = {}
 
@@ -261,6 +262,19 @@ function M.plan(rb, opts)
    finish(run, status, msg, counts, t0)
    if status ~= "ok" then errors.fail("%s", run.secrets:redact(msg)) end
    return 0, counts
+end
+
+--- A read-only context for tools that inspect a target without running a runbook (`myseal check`):
+-- parameters, connection, dialect and facts, as a step sees them in plan mode.
+-- @param opts `{ target = , set = { "s.k=v" }, runbook = a runbook whose parameters and dialect
+--   additions to use (optional), reporter = (optional) }`
+-- @return ctx, close (a function closing the connection)
+function M.context(opts)
+   local rb = opts.runbook or runbook_mod.new{ name = "inspect", summary = "inspection",
+                                               steps = { { name = "none", check = function() return true end } } }
+   local run = new_run(rb, { target = opts.target, set = opts.set, reporter = opts.reporter or report_mod.collect() },
+                       "plan")
+   return ctx_mod.new(run), function() close_conn(run) end
 end
 
 local ENDED = { ok = true, ["rolled back"] = true }

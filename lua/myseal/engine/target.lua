@@ -249,17 +249,17 @@ function Target:state_dir(create)
    return dir
 end
 
---- Connect to the target's server.
+--- How to connect to the target's server, as plain data (for worker processes), and the
+-- password apart (never in the data).
 -- @param values resolved parameters
 -- @param secrets the run's secrets (for the connection password)
--- @return conn | nil, message
-function Target:connect(values, secrets)
+-- @return spec, password | nil, message
+function Target:connect_spec(values, secrets)
    if self.kind == "described" then
       return nil, self.label .. " is described, not connected"
    elseif self.kind == "sandbox" then
-      return self.sandbox:connect()
+      return { sandbox = self.sandbox.name }
    end
-   local mysql = require "mysql"
    local password
    local source = values["connection.password"]
    if source or os.getenv(require("myseal.engine.secrets").env_name("connection.password")) then
@@ -272,14 +272,56 @@ function Target:connect(values, secrets)
       tls = { mode = values["connection.tls_mode"], ca = values["connection.tls_ca"],
               cert = values["connection.tls_cert"], key = values["connection.tls_key"] }
    end
-   local conn, err, errno = mysql.connect{
+   return { connect = {
       host = values["connection.host"], port = values["connection.port"],
-      socket = values["connection.socket"], user = values["connection.user"], password = password,
+      socket = values["connection.socket"], user = values["connection.user"],
       defaults_file = values["connection.defaults_file"], defaults_group = values["connection.defaults_group"],
       connect_timeout = values["connection.connect_timeout"], tls = tls,
-   }
-   if not conn then return nil, err, errno end
-   return conn
+   } }, password
+end
+
+--- Connect with a spec from Target:connect_spec.
+-- @param spec the spec
+-- @param password the password or nil
+-- @return conn | nil, message, errno
+function M.connect_spec(spec, password)
+   if spec.sandbox then
+      local s, err = require("myseal.sandbox").attach(spec.sandbox)
+      if not s then return nil, err end
+      return s:connect()
+   end
+   local opts = {}
+   for k, v in pairs(spec.connect) do opts[k] = v end
+   opts.password = password
+   return require("mysql").connect(opts)
+end
+
+--- Connect to the target's server.
+-- @param values resolved parameters
+-- @param secrets the run's secrets (for the connection password)
+-- @param opts optional fields merged over the target's connection options (mysql.connect's)
+-- @return conn | nil, message, errno
+function Target:connect(values, secrets, opts)
+   if self.kind == "sandbox" then return self.sandbox:connect(opts) end
+   local spec, password = self:connect_spec(values, secrets)
+   if not spec then return nil, password end
+   if opts then
+      local merged = {}
+      for k, v in pairs(spec.connect) do merged[k] = v end
+      for k, v in pairs(opts) do
+         if k == "password" then password = v else merged[k] = v end
+      end
+      spec = { connect = merged }
+   end
+   return M.connect_spec(spec, password)
+end
+
+--- The server's TCP address as the target knows it: host, port (nil when unknown).
+-- @param values resolved parameters
+-- @return host, port
+function Target:address(values)
+   if self.kind == "sandbox" then return self.sandbox.host, self.sandbox.port end
+   return values["connection.host"], values["connection.port"]
 end
 
 --- How the server is restarted, in words (for plan), or nil, message when no way is configured.
