@@ -1,0 +1,291 @@
+--- Declared runbook parameters: types, defaults, and resolution from layered sources
+-- (declared default < target < site profile < --set).
+-- @module myseal.engine.params
+local M = {}
+
+local function fail_at(fmt, ...)
+   -- a declaration mistake: name the runbook file's line (myseal.runbook finds it)
+   return require("myseal.runbook").author_error(fmt, ...)
+end
+
+local BOOL = {
+   ["true"] = true, yes = true, on = true, ["1"] = true,
+   ["false"] = false, no = false, off = false, ["0"] = false,
+}
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+-- Each converter takes (decl, value, base_dir) with value a string (profile, --set) or a Lua value
+-- (a declared default) and returns the typed value or nil, reason.
+local convert = {}
+
+function convert.string(_, v)
+   if type(v) == "string" then return v end
+   if type(v) == "number" then return tostring(v) end
+   return nil, "a string"
+end
+
+function convert.path(_, v, base)
+   if type(v) ~= "string" or v == "" then return nil, "a path" end
+   if base and not v:match("^/") and not v:match("^%a:[/\\]") and not v:match("^\\\\") then
+      v = base .. "/" .. v
+   end
+   return v
+end
+
+function convert.integer(_, v)
+   local n = math.tointeger(type(v) == "string" and tonumber(trim(v)) or v)
+   if not n then return nil, "an integer" end
+   return n
+end
+
+function convert.number(_, v)
+   local n = type(v) == "string" and tonumber(trim(v)) or v
+   if type(n) ~= "number" then return nil, "a number" end
+   return n
+end
+
+function convert.boolean(_, v)
+   if type(v) == "boolean" then return v end
+   if type(v) == "string" then
+      local b = BOOL[trim(v):lower()]
+      if b ~= nil then return b end
+   end
+   return nil, "a boolean (true/false, yes/no, on/off, 1/0)"
+end
+
+function convert.list(_, v)
+   if type(v) == "table" then
+      for _, x in ipairs(v) do
+         if type(x) ~= "string" then return nil, "a list of strings" end
+      end
+      return v
+   end
+   if type(v) ~= "string" then return nil, "a comma-separated list" end
+   local out = {}
+   for item in v:gmatch("[^,]+") do
+      item = trim(item)
+      if item ~= "" then out[#out + 1] = item end
+   end
+   return out
+end
+
+function convert.enum(decl, v)
+   if type(v) == "string" then
+      for _, x in ipairs(decl.values) do
+         if x == trim(v) then return x end
+      end
+   end
+   return nil, "one of " .. table.concat(decl.values, ", ")
+end
+
+-- A secret parameter holds where the secret comes from, never the secret.
+function convert.secret(_, v)
+   if type(v) == "string" then
+      v = trim(v)
+      if v == "prompt" or v:match("^env:[%w_]+$") or v:match("^file:.+") then return v end
+   end
+   return nil, "where the secret comes from: env:NAME, file:PATH or prompt (never the secret itself)"
+end
+
+function convert.map(_, v)
+   if type(v) ~= "table" then return nil, "a section of key = value lines" end
+   for k, x in pairs(v) do
+      if type(k) ~= "string" or type(x) ~= "string" then return nil, "a map of strings" end
+   end
+   return v
+end
+
+--- The parameter types a declaration may use.
+M.types = { "string", "path", "integer", "number", "boolean", "list", "enum", "secret", "map" }
+
+--- Convert a raw value for a declaration.
+-- @param decl a declaration
+-- @param v raw value (string from a profile or --set, or a Lua value)
+-- @param base directory relative paths are resolved against (the profile's), or nil
+-- @return value | nil, message
+function M.convert(decl, v, base)
+   local value, want = convert[decl.type](decl, v, base)
+   if value == nil then
+      return nil, ("%s must be %s, not '%s'"):format(decl.name, want, tostring(v))
+   end
+   return value
+end
+
+local DECL_FIELDS = { type = 1, default = 1, doc = 1, required = 1, values = 1 }
+
+--- Check and normalise a runbook's parameter declarations.
+-- @param owner runbook name (for messages)
+-- @param decls map "section.key" (or "section" for a map) -> { type, default, doc, required, values }
+-- @return map name -> declaration { name, section, key, type, default, doc, required, values }
+function M.declare(owner, decls)
+   if type(decls) ~= "table" then fail_at("runbook %s: params must be a table", owner) end
+   local out = {}
+   for name, d in pairs(decls) do
+      if type(name) ~= "string" then fail_at("runbook %s: parameter names must be strings", owner) end
+      local section, key = name:match("^([%a][%w_]*)%.([%a][%w_]*)$")
+      if type(d) ~= "table" then fail_at("runbook %s: parameter %s must be a table", owner, name) end
+      for k in pairs(d) do
+         if not DECL_FIELDS[k] then
+            fail_at("runbook %s: parameter %s has an unknown field '%s'", owner, name, tostring(k))
+         end
+      end
+      if not convert[d.type] then
+         fail_at("runbook %s: parameter %s: type must be one of %s", owner, name, table.concat(M.types, ", "))
+      end
+      if d.type == "map" then
+         section = name:match("^([%a][%w_]*)$")
+         if not section then
+            fail_at("runbook %s: map parameter %s must be named after its section (no '.')", owner, name)
+         end
+      elseif not section then
+         fail_at("runbook %s: parameter %s must be named section.key", owner, name)
+      end
+      if type(d.doc) ~= "string" or d.doc == "" then
+         fail_at("runbook %s: parameter %s needs doc, one line of documentation", owner, name)
+      end
+      if d.type == "enum" and (type(d.values) ~= "table" or #d.values == 0) then
+         fail_at("runbook %s: enum parameter %s needs values", owner, name)
+      end
+      local decl = { name = name, section = section, key = key, type = d.type, doc = d.doc,
+                     required = d.required == true, values = d.values }
+      if d.default ~= nil then
+         local v, err = M.convert(decl, d.default)
+         if v == nil then fail_at("runbook %s: default of %s", owner, err) end
+         decl.default = v
+      elseif d.type == "map" then
+         decl.default = {}
+      end
+      out[name] = decl
+   end
+   return out
+end
+
+--- A copy of `decls` with some defaults replaced (extend's `defaults`).
+-- @param owner runbook name
+-- @param decls declarations
+-- @param defaults map name -> new default
+-- @return new declarations
+function M.with_defaults(owner, decls, defaults)
+   local out = {}
+   for k, d in pairs(decls) do out[k] = d end
+   for name, v in pairs(defaults) do
+      local d = out[name]
+      if not d then fail_at("runbook %s: defaults: no parameter %s", owner, tostring(name)) end
+      local copy = {}
+      for k, x in pairs(d) do copy[k] = x end
+      local value, err = M.convert(d, v)
+      if value == nil then fail_at("runbook %s: defaults: %s", owner, err) end
+      copy.default = value
+      out[name] = copy
+   end
+   return out
+end
+
+--- Names of the declarations, sorted (section, then key).
+-- @param decls declarations
+-- @return list of names
+function M.sorted(decls)
+   local names = {}
+   for k in pairs(decls) do names[#names + 1] = k end
+   table.sort(names)
+   return names
+end
+
+--- Resolve values from layers, lowest first.
+-- Each layer: `{ label = "--set", values = { ["s.k"] = { value = raw, where = "file:line" } },
+-- sections = { s = { k = { value = , where = } } }, base = dir, strict = true }`. A strict layer
+-- (--set) may only name declared parameters.
+-- @param decls declarations
+-- @param layers list of layers
+-- @param partial when true, a required parameter may stay unset (for `show`)
+-- @return values (name -> value), origins (name -> "where") | nil, message
+function M.resolve(decls, layers, partial)
+   local values, origins = {}, {}
+   for name, d in pairs(decls) do
+      values[name] = d.default
+      origins[name] = "default"
+   end
+   for _, layer in ipairs(layers) do
+      for name, raw in pairs(layer.values or {}) do
+         local d = decls[name]
+         local msection, mkey = name:match("^([^.]+)%.(.+)$")
+         local map = msection and decls[msection]
+         if map and map.type == "map" then
+            local m = {}
+            for k, x in pairs(values[msection]) do m[k] = x end
+            m[mkey] = tostring(raw.value)
+            values[msection] = m
+            origins[msection] = raw.where or layer.label
+         elseif d and d.type ~= "map" then
+            local v, err = M.convert(d, raw.value, layer.base)
+            if v == nil then return nil, (raw.where and raw.where .. ": " or "") .. err end
+            values[name] = v
+            origins[name] = raw.where or layer.label
+         elseif layer.strict then
+            return nil, ("%s: no parameter %s in this runbook"):format(layer.label, name)
+         end
+      end
+      for section, entries in pairs(layer.sections or {}) do
+         local d = decls[section]
+         if d and d.type == "map" then
+            local m = {}
+            for k, x in pairs(values[section]) do m[k] = x end
+            for k, e in pairs(entries) do m[k] = e.value end
+            values[section] = m
+            origins[section] = layer.label
+         end
+      end
+   end
+   for name, d in pairs(decls) do
+      if d.required and values[name] == nil and not partial then
+         return nil, ("parameter %s is required: set %s in [%s] of the site profile, or --set %s=..."):format(
+            name, d.key or name, d.section, name)
+      end
+   end
+   return values, origins
+end
+
+--- A read-only view `p.section.key` over resolved values; an undeclared name raises.
+-- @param decls declarations
+-- @param values resolved values
+-- @return the view
+function M.view(decls, values)
+   local sections = {}
+   for name, d in pairs(decls) do
+      sections[d.section] = sections[d.section] or {}
+      if d.key then sections[d.section][d.key] = name end
+   end
+   local function declared_in(section)
+      local keys = {}
+      for k in pairs(sections[section]) do keys[#keys + 1] = section .. "." .. k end
+      table.sort(keys)
+      return table.concat(keys, ", ")
+   end
+   local cache = {}
+   return setmetatable({}, {
+      __index = function(_, section)
+         if decls[section] and decls[section].type == "map" then return values[section] end
+         if not sections[section] then
+            error(("no parameter section '%s' is declared"):format(tostring(section)), 2)
+         end
+         if not cache[section] then
+            cache[section] = setmetatable({}, {
+               __index = function(_, key)
+                  local name = sections[section][key]
+                  if not name then
+                     error(("no parameter %s.%s is declared (declared: %s)"):format(
+                        section, tostring(key), declared_in(section)), 2)
+                  end
+                  return values[name]
+               end,
+               __newindex = function() error("parameters are read-only", 2) end,
+            })
+         end
+         return cache[section]
+      end,
+      __newindex = function() error("parameters are read-only", 2) end,
+   })
+end
+
+return M

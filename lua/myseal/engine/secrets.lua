@@ -1,0 +1,141 @@
+--- Secrets for one run: where they come from, and their removal from everything echoed
+-- (plan output, journal, --json events, error messages).
+-- @module myseal.engine.secrets
+local sys = require "sys"
+
+local M = {}
+
+--- What replaces a secret in anything printed or journaled.
+M.MASK = "***"
+
+local Secrets = {}
+Secrets.__index = Secrets
+
+--- A new, empty set of secrets.
+-- @param before_prompt optional function called before asking on the terminal (clears output)
+-- @return secrets object
+function M.new(before_prompt)
+   return setmetatable({ forms = {}, cache = {}, before_prompt = before_prompt }, Secrets)
+end
+
+local function xml_escape(s)
+   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
+                                  ["'"] = "&apos;" }))
+end
+
+--- Remember a value so that it is masked from now on (with its SQL and XML escaped forms).
+-- @param value string
+function Secrets:add(value)
+   if type(value) ~= "string" or value == "" then return end
+   local sql = require("myseal.sqltext").literal(value):sub(2, -2)
+   for _, form in ipairs{ value, sql, xml_escape(value) } do
+      if not self.forms[form] then
+         self.forms[form] = true
+         self.sorted = nil
+      end
+   end
+end
+
+local function replace_plain(s, what, with)
+   local out, i = {}, 1
+   while true do
+      local a, b = s:find(what, i, true)
+      if not a then break end
+      out[#out + 1] = s:sub(i, a - 1)
+      out[#out + 1] = with
+      i = b + 1
+   end
+   if i == 1 then return s end
+   out[#out + 1] = s:sub(i)
+   return table.concat(out)
+end
+
+--- The text with every known secret masked.
+-- @param s string (other values are returned as they are)
+-- @return string
+function Secrets:redact(s)
+   if type(s) ~= "string" then return s end
+   if not self.sorted then
+      self.sorted = {}
+      for f in pairs(self.forms) do self.sorted[#self.sorted + 1] = f end
+      table.sort(self.sorted, function(a, b) return #a > #b end)   -- longest first
+   end
+   for _, f in ipairs(self.sorted) do s = replace_plain(s, f, M.MASK) end
+   return s
+end
+
+--- A copy of a value (tables deeply) with every string redacted.
+-- @param v any value
+-- @return the copy
+function Secrets:redact_deep(v)
+   if type(v) == "string" then return self:redact(v) end
+   if type(v) ~= "table" then return v end
+   local out = {}
+   for k, x in pairs(v) do out[k] = self:redact_deep(x) end
+   return setmetatable(out, getmetatable(v))
+end
+
+--- Does the text contain a known secret?
+-- @param s string
+-- @return boolean
+function Secrets:found_in(s)
+   return type(s) == "string" and self:redact(s) ~= s
+end
+
+--- The environment variable read for a secret parameter that names no source:
+-- MYSEAL_SECRET_<SECTION>_<KEY>, e.g. MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD.
+-- @param name "section.key"
+-- @return string
+function M.env_name(name)
+   return "MYSEAL_SECRET_" .. name:upper():gsub("[^%w]", "_")
+end
+
+local function from_file(name, path)
+   local data, err = sys.read_file(path)
+   if not data then return nil, ("secret %s: %s"):format(name, err) end
+   return (data:gsub("\r?\n$", ""))
+end
+
+--- Fetch a secret from its source (cached for the run) and remember it for masking.
+-- @param name parameter name "section.key"
+-- @param source nil, "env:NAME", "file:PATH" or "prompt"
+-- @return value | nil, message
+function Secrets:get(name, source)
+   if self.cache[name] then return self.cache[name] end
+   local value, err
+   local env = M.env_name(name)
+   if source == nil then
+      value = os.getenv(env)
+      if value == nil then
+         if sys.isatty("stdin") then
+            source = "prompt"
+         else
+            return nil, ("secret %s is not given: set %s, or %s = env:VAR | file:PATH | prompt in [%s] of "
+               .. "the site profile"):format(name, env, name:match("%.(.+)$"), name:match("^[^.]+"))
+         end
+      end
+   end
+   if value == nil then
+      local kind, arg = source:match("^(%a+):(.*)$")
+      if source == "prompt" then
+         if self.before_prompt then self.before_prompt() end
+         value, err = sys.getpass(("%s: "):format(name))
+         if not value then return nil, ("secret %s: %s"):format(name, err) end
+      elseif kind == "env" then
+         value = os.getenv(arg)
+         if value == nil then
+            return nil, ("secret %s: environment variable %s is not set"):format(name, arg)
+         end
+      elseif kind == "file" then
+         value, err = from_file(name, arg)
+         if not value then return nil, err end
+      else
+         return nil, ("secret %s: unknown source '%s'"):format(name, source)
+      end
+   end
+   self.cache[name] = value
+   self:add(value)
+   return value
+end
+
+return M

@@ -1,0 +1,32 @@
+--- A worker process for ctx:sql_parallel: runs one statement on its own connection.
+-- Started as `myseal lua -e "require('myseal.engine.worker').main()"` with the job file in
+-- $MYSEAL_WORKER_JOB (JSON: { spec, sql, args }) and the password, if any, in
+-- $MYSEAL_WORKER_PASSWORD; writes { ok, affected } or { ok = false, message, errno } to JOB.out.
+-- @module myseal.engine.worker
+local json = require "myseal.json"
+local sys = require "sys"
+local target = require "myseal.engine.target"
+
+local M = {}
+
+--- Run the job named by $MYSEAL_WORKER_JOB.
+function M.main()
+   local job_path = assert(os.getenv("MYSEAL_WORKER_JOB"), "MYSEAL_WORKER_JOB is not set")
+   local job = assert(json.decode(assert(sys.read_file(job_path))))
+   local result
+   local conn, err, errno = target.connect_spec(job.spec, os.getenv("MYSEAL_WORKER_PASSWORD"))
+   if not conn then
+      result = { ok = false, message = "cannot connect to the server: " .. tostring(err), errno = errno }
+   else
+      local rows, meta, qerrno = conn:query(job.sql, table.unpack(job.args or {}))
+      if rows then
+         result = { ok = true, affected = type(meta) == "table" and meta.affected_rows or nil }
+      else
+         result = { ok = false, message = tostring(meta), errno = qerrno }
+      end
+      conn:close()
+   end
+   assert(sys.write_file(job_path .. ".out", json.encode(result), { mode = tonumber("600", 8) }))
+end
+
+return M

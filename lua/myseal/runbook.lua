@@ -1,0 +1,393 @@
+--- Runbooks: named, ordered steps with declared parameters.
+--
+-- A runbook file returns `runbook.new{ ... }` or `runbook.load("base"):extend{ ... }`.
+-- The engine (myseal.engine) runs it; this module only defines, loads and combines.
+-- The author's guide is docs/runbooks.md.
+-- @module myseal.runbook
+local params = require "myseal.engine.params"
+
+local M = {}
+
+--- Directories searched by `load` and `list`, first match wins. The command line puts
+-- `--runbooks DIR` and the profile's `[site] runbooks` in front of the stock directory.
+M.path = { require("myseal.host").runbooks_dir }
+
+local Runbook = {}
+Runbook.__index = Runbook
+Runbook.__name = "myseal.Runbook"
+
+-- Chunk names of every runbook file loaded, so errors can name the line in a runbook.
+local runbook_sources = {}
+
+--- Is `source` (a debug.getinfo source, "@path") the source of a loaded runbook file?
+-- @param source string
+-- @return boolean
+function M.is_runbook_source(source)
+   return runbook_sources[source] == true
+end
+
+local STEP_FIELDS = {
+   name = "string", doc = "string", check = "function", apply = "function",
+   verify = "function", undo = "function|string", when = "function",
+}
+
+-- Raise `msg` at the first stack frame outside this module (and the params module): the line
+-- in the runbook file that made the mistake.
+local function author_error(fmt, ...)
+   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+   local level = 2
+   while true do
+      local info = debug.getinfo(level, "Sl")
+      if not info then return error(msg, 0) end
+      if info.what ~= "C" and not info.source:find("myseal/runbook%.lua$")
+         and not info.source:find("myseal/engine/params%.lua$") then
+         return error(("%s:%d: %s"):format(info.short_src, info.currentline, msg), 0)
+      end
+      level = level + 1
+   end
+end
+M.author_error = author_error
+
+local function where(fn)
+   if type(fn) ~= "function" then return nil end
+   local info = debug.getinfo(fn, "S")
+   return info.short_src .. ":" .. info.linedefined
+end
+
+local function check_step(rbname, s, i)
+   if type(s) ~= "table" then
+      author_error("runbook %s: step %d is a %s, not a table", rbname, i, type(s))
+   end
+   local label = type(s.name) == "string" and ("'" .. s.name .. "'") or tostring(i)
+   if type(s.name) ~= "string" or not s.name:match("^[%w][%w%-_]*$") then
+      author_error("runbook %s: step %s needs a name of letters, digits, '-' and '_'", rbname, label)
+   end
+   for k, v in pairs(s) do
+      local want = STEP_FIELDS[k]
+      if want == nil then
+         author_error("runbook %s: step %s has an unknown field '%s'", rbname, label, tostring(k))
+      end
+      if not want:find(type(v), 1, true) then
+         author_error("runbook %s: step %s: %s must be a %s, not a %s",
+            rbname, label, k, (want:gsub("|", " or ")), type(v))
+      end
+   end
+   if not s.check and not s.apply then
+      author_error("runbook %s: step %s needs check, apply or both", rbname, label)
+   end
+   local copy = {}
+   for k, v in pairs(s) do copy[k] = v end
+   copy.source = where(s.apply) or where(s.check)
+   return copy
+end
+
+local function check_steps(rbname, steps)
+   local seen, out = {}, {}
+   for i, s in ipairs(steps) do
+      local step = check_step(rbname, s, i)
+      if seen[step.name] then
+         author_error("runbook %s: two steps are named '%s'", rbname, step.name)
+      end
+      seen[step.name] = true
+      out[#out + 1] = step
+   end
+   return out
+end
+
+-- dialect additions: { ["mysql-8.0"] = { key = value, facts = {...}, described = {...} } }
+local function check_dialect(rbname, d)
+   if d == nil then return {} end
+   if type(d) ~= "table" then
+      author_error("runbook %s: dialect must be a table keyed by dialect name", rbname)
+   end
+   local dialect = require "myseal.dialect"
+   for name, entries in pairs(d) do
+      if not dialect.known(name) then
+         author_error("runbook %s: dialect '%s' is not one of %s",
+            rbname, tostring(name), table.concat(dialect.names(), ", "))
+      end
+      if type(entries) ~= "table" then
+         author_error("runbook %s: dialect '%s' must be a table", rbname, name)
+      end
+   end
+   return d
+end
+
+--- Define a runbook.
+-- @param def table: `name` (string), `summary` (one line), `params` (map of "section.key" to
+--   `{ type = , default = , doc = , required = , values = }`), `steps` (list of steps, each
+--   `{ name = , doc = , check = , apply = , verify = , undo = , when = }`), `dialect` (additions to
+--   the dialect layer keyed by dialect name, e.g. `{ mysql = {...}, mariadb = {...} }`).
+-- @return the runbook
+function M.new(def)
+   if type(def) ~= "table" then error("runbook.new: expects a table", 2) end
+   local name = def.name
+   if type(name) ~= "string" or not name:match("^[%w][%w%-_.]*$") then
+      error("runbook.new: name must be a string of letters, digits, '-', '_' and '.'", 2)
+   end
+   if type(def.summary) ~= "string" or def.summary == "" then
+      author_error("runbook %s: summary must be a one-line string", name)
+   end
+   if type(def.steps) ~= "table" or #def.steps == 0 then
+      author_error("runbook %s: steps must be a non-empty list", name)
+   end
+   for k in pairs(def) do
+      if not ({ name = 1, summary = 1, params = 1, steps = 1, dialect = 1 })[k] then
+         author_error("runbook %s: unknown field '%s'", name, tostring(k))
+      end
+   end
+   local rb = setmetatable({
+      name = name,
+      summary = def.summary,
+      params = params.declare(name, def.params or {}),
+      steps = check_steps(name, def.steps),
+      dialect = check_dialect(name, def.dialect),
+      file = nil,   -- set by load
+      base = nil,   -- the runbook this one extends
+   }, Runbook)
+   return rb
+end
+
+--- The step called `name`, and its index; nil when there is none.
+-- @param name string
+-- @return step table, index
+function Runbook:step(name)
+   for i, s in ipairs(self.steps) do
+      if s.name == name then return s, i end
+   end
+   return nil
+end
+
+--- Names of the steps, in order.
+-- @return list of strings
+function Runbook:step_names()
+   local out = {}
+   for i, s in ipairs(self.steps) do out[i] = s.name end
+   return out
+end
+
+local function need_step(rb, name, what)
+   local s, i = rb:step(name)
+   if not s then
+      author_error("runbook %s: %s: no step '%s' (steps: %s)",
+         rb.name, what, tostring(name), table.concat(rb:step_names(), ", "))
+   end
+   return s, i
+end
+
+-- before/after values: one step table, or a list of step tables.
+local function step_list(v)
+   if type(v) == "table" and v.name ~= nil then return { v } end
+   return v
+end
+
+local function merge_dialect(a, b)
+   local out = {}
+   for name, t in pairs(a) do
+      out[name] = {}
+      for k, v in pairs(t) do out[name][k] = v end
+   end
+   for name, t in pairs(b) do
+      out[name] = out[name] or {}
+      for k, v in pairs(t) do
+         if (k == "facts" or k == "described") and type(out[name][k]) == "table" then
+            local m = {}
+            for fk, fv in pairs(out[name][k]) do m[fk] = fv end
+            for fk, fv in pairs(v) do m[fk] = fv end
+            out[name][k] = m
+         else
+            out[name][k] = v
+         end
+      end
+   end
+   return out
+end
+
+--- A new runbook built from this one, changed by name.
+-- @param ext table: `name`, `summary` (default: this one's); `replace` (map step name -> fields
+--   that replace the step's fields; `false` removes a field); `before` / `after` (map step name ->
+--   step or list of steps to insert); `remove` (list of step names); `params` (new parameters);
+--   `defaults` (map "section.key" -> new default); `dialect` (dialect additions).
+-- @return the new runbook
+function Runbook:extend(ext)
+   if type(ext) ~= "table" then error("extend: expects a table", 2) end
+   for k in pairs(ext) do
+      if not ({ name = 1, summary = 1, replace = 1, before = 1, after = 1, remove = 1,
+                params = 1, defaults = 1, dialect = 1 })[k] then
+         author_error("runbook %s: extend: unknown field '%s'", self.name, tostring(k))
+      end
+   end
+   local name = ext.name or self.name
+   local steps = {}
+   for i, s in ipairs(self.steps) do
+      local copy = {}
+      for k, v in pairs(s) do
+         if k ~= "source" then copy[k] = v end
+      end
+      steps[i] = copy
+   end
+   local work = setmetatable({ name = self.name, steps = steps }, Runbook)
+   for _, rname in ipairs(ext.remove or {}) do
+      local _, i = need_step(work, rname, "remove")
+      table.remove(steps, i)
+   end
+   for sname, fields in pairs(ext.replace or {}) do
+      local s = need_step(work, sname, "replace")
+      if type(fields) ~= "table" then
+         author_error("runbook %s: replace.%s must be a table of step fields", self.name, sname)
+      end
+      for k, v in pairs(fields) do
+         if k == "name" and v ~= sname then
+            author_error("runbook %s: replace.%s cannot rename the step", self.name, sname)
+         end
+         if v == false then s[k] = nil else s[k] = v end
+      end
+   end
+   local function insert(map, offset, what)
+      -- sorted so that the result does not depend on table order
+      local names = {}
+      for sname in pairs(map or {}) do names[#names + 1] = sname end
+      table.sort(names)
+      for _, sname in ipairs(names) do
+         local _, i = need_step(work, sname, what)
+         local new = step_list(map[sname])
+         if type(new) ~= "table" then
+            author_error("runbook %s: %s.%s must be a step or a list of steps", self.name, what, sname)
+         end
+         for j, s in ipairs(new) do table.insert(steps, i + offset + j - 1, s) end
+      end
+   end
+   insert(ext.before, 0, "before")
+   insert(ext.after, 1, "after")
+   local decls = params.declare(name, ext.params or {})
+   for k, d in pairs(self.params) do
+      if decls[k] then
+         author_error("runbook %s: parameter %s is already declared by %s", name, k, self.name)
+      end
+      decls[k] = d
+   end
+   if ext.defaults then decls = params.with_defaults(name, decls, ext.defaults) end
+   local rb = setmetatable({
+      name = name,
+      summary = ext.summary or self.summary,
+      params = decls,
+      steps = check_steps(name, steps),
+      dialect = merge_dialect(self.dialect, check_dialect(name, ext.dialect)),
+      base = self,
+   }, Runbook)
+   return rb
+end
+
+--- The environment runbook files run in: the standard libraries and `require`; reading or
+-- assigning an undefined global raises, naming it, at the line that does it.
+-- @return a new environment table
+function M.environment()
+   local env = {}
+   for _, k in ipairs{ "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
+                       "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
+                       "tostring", "type", "xpcall", "require", "string", "table", "math", "utf8",
+                       "os", "io", "coroutine", "_VERSION" } do
+      env[k] = _G[k]
+   end
+   return setmetatable(env, {
+      __index = function(_, k)
+         error(("undefined global '%s'"):format(tostring(k)), 2)
+      end,
+      __newindex = function(_, k)
+         error(("assignment to undefined global '%s' (use local)"):format(tostring(k)), 2)
+      end,
+   })
+end
+
+local loading = {}   -- files being loaded right now: a site file may extend the stock one of the same name
+local active_path    -- the path of the outer load, for loads made by the file being loaded
+
+local function find(name, path)
+   for _, dir in ipairs(path) do
+      local file = dir .. "/" .. name .. ".lua"
+      if not loading[file] then
+         local f = io.open(file, "rb")
+         if f then
+            f:close()
+            return file
+         end
+      end
+   end
+   return nil
+end
+
+--- Load a runbook file (by path) in the runbook environment.
+-- @param file path of a .lua file
+-- @return runbook | nil, message
+function M.loadfile(file)
+   local fn, err = loadfile(file, "t", M.environment())
+   if not fn then return nil, err end
+   runbook_sources["@" .. file] = true
+   loading[file] = true
+   local ok, rb = pcall(fn)
+   loading[file] = nil
+   if not ok then
+      return nil, tostring(rb)
+   end
+   if getmetatable(rb) ~= Runbook then
+      return nil, ("%s: must return a runbook (runbook.new{...} or base:extend{...}), not a %s"):format(
+         file, type(rb))
+   end
+   rb.file = file
+   return rb
+end
+
+--- Load a runbook by name from the search path (site directories first, then the stock one).
+-- A site file may load the stock runbook of its own name: the file being loaded is skipped.
+-- Raises when the name is not found or the file is broken (a runbook author's mistake).
+-- @param name runbook name (file name without .lua)
+-- @param path optional list of directories (default: the path of the load in progress, else
+--   `runbook.path`)
+-- @return the runbook
+function M.load(name, path)
+   if type(name) ~= "string" or not name:match("^[%w][%w%-_.]*$") then
+      error(("runbook.load: bad runbook name '%s'"):format(tostring(name)), 2)
+   end
+   path = path or active_path or M.path
+   local file = find(name, path)
+   if not file then
+      error(("no runbook '%s' in %s"):format(name, table.concat(path, ", ")), 2)
+   end
+   local outer = active_path
+   active_path = path
+   local rb, err = M.loadfile(file)
+   active_path = outer
+   if not rb then error(err, 0) end
+   return rb
+end
+
+--- The file a name would load, or nil.
+-- @param name runbook name
+-- @param path optional list of directories
+function M.find(name, path)
+   return find(name, path or M.path)
+end
+
+--- Every runbook file on the search path, first match per name.
+-- @param path optional list of directories
+-- @return list of { name, file, dir, stock = boolean }, sorted by name
+function M.list(path)
+   local sys = require "sys"
+   path = path or M.path
+   local stock = require("myseal.host").runbooks_dir
+   local seen, out = {}, {}
+   for _, dir in ipairs(path) do
+      for _, f in ipairs(sys.dir(dir) or {}) do
+         local name = f:match("^(.+)%.lua$")
+         if name and not seen[name] then
+            seen[name] = true
+            out[#out + 1] = { name = name, file = dir .. "/" .. f, dir = dir, stock = dir == stock }
+         end
+      end
+   end
+   table.sort(out, function(a, b) return a.name < b.name end)
+   return out
+end
+
+M.Runbook = Runbook
+return M
