@@ -10,6 +10,7 @@
 **   pki.csr{ key, subject, san }
 **   ca_cert:sign{ ca_key, csr | public_key, subject, days, usage, san, path_len }
 **   pki.verify(cert, { trusted, untrusted, hostname, purpose, at })
+**   pki.digest(data [, alg]), pki.random(n)
 **
 ** Arguments are checked (and raise) before any OpenSSL object exists, so a
 ** Lua error never leaks one; OpenSSL work then runs to one cleanup label and
@@ -1080,6 +1081,38 @@ cleanup:
 }
 
 
+/* --- digests and randomness ------------------------------------------------- */
+
+/* pki.digest(data [, alg = "sha256"]) -> lower-case hex */
+static int pki_digest (lua_State *L) {
+  size_t len;
+  const char *data = luaL_checklstring(L, 1, &len);
+  const EVP_MD *md = EVP_get_digestbyname(luaL_optstring(L, 2, "sha256"));
+  luaL_argcheck(L, md != NULL, 2, "unknown digest");
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!EVP_Digest(data, len, out, &n, md, NULL))
+    return fail_ossl(L, "cannot compute the digest");
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < n; i++)
+    snprintf(hex + 2 * i, 3, "%02x", out[i]);
+  lua_pushlstring(L, hex, 2 * (size_t)n);
+  return 1;
+}
+
+/* pki.random(n) -> n bytes from OpenSSL's CSPRNG (for keys: never math.random) */
+static int pki_random (lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n > 0 && n <= 65536, 1, "from 1 to 65536 bytes");
+  luaL_Buffer b;
+  unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, (size_t)n);
+  if (RAND_bytes(p, (int)n) != 1)
+    return fail_ossl(L, "the random generator failed");
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+
 /* --- registration ------------------------------------------------------------ */
 
 static const luaL_Reg pki_funcs[] = {
@@ -1091,6 +1124,8 @@ static const luaL_Reg pki_funcs[] = {
   {"self_signed", pki_self_signed},
   {"csr", pki_csr},
   {"verify", pki_verify},
+  {"digest", pki_digest},
+  {"random", pki_random},
   {NULL, NULL}
 };
 

@@ -197,6 +197,18 @@ describe("pki", function()
       end)
    end)
 
+   it("digests with OpenSSL and draws random bytes from its generator", function()
+      assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", pki.digest(""))
+      local path = h.write(dir .. "/digest.bin", "key material\0\255")
+      local out = openssl("dgst", "-sha256", "-r", path)
+      assert.equal(out:match("^(%x+)"), pki.digest("key material\0\255"))
+      assert.equal(40, #pki.digest("x", "sha1"))
+      local a, b = pki.random(32), pki.random(32)
+      assert.equal(32, #a)
+      assert.are_not.equal(a, b)
+      assert.has_error(function() pki.random(0) end)
+   end)
+
    describe("bad input", function()
       it("returns OpenSSL's reason, never crashes", function()
          assert.matches("^not a certificate", (h.fails(pki.load_cert("-----BEGIN CERTIFICATE-----\ngarbage\n"
