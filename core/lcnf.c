@@ -9,7 +9,7 @@
 **   cnf.diff(old, new [, from [, to]]) -> unified diff text
 **   doc:get(group, name), doc:effective(groups, name) -> value, { file, line }
 **   doc:sections(), doc:entries(group), doc:files(), doc:warnings()
-**   doc:set(group, name, value | true [, file]), doc:unset(group, name),
+**   doc:set(group, name, value | true [, file]), doc:add(...), doc:unset(group, name),
 **   doc:add_section(group [, file]), doc:target(name [, groups])
 **   doc:text([file]), doc:diff(), doc:changed(), doc:save{ backup = true }
 **
@@ -653,6 +653,26 @@ static int doc_set (lua_State *L) {
   return 1;
 }
 
+/* doc:add(group, name, value | true [, file]) -> file changed
+** One more line for an option that accumulates (plugin_load_add): added at
+** the end of the group in file (default: the root file), even when the
+** option is set already. */
+static int doc_add (lua_State *L) {
+  cdoc *c = check_doc(L, 1);
+  const char *group = luaL_checkstring(L, 2);
+  const char *name = luaL_checkstring(L, 3);
+  size_t vlen = 0;
+  const char *value = NULL;
+  if (lua_type(L, 4) == LUA_TBOOLEAN)
+    luaL_argcheck(L, lua_toboolean(L, 4), 4, "true writes a bare flag; false means nothing here");
+  else
+    value = luaL_checklstring(L, 4, &vlen);
+  size_t fi = opt_file(L, c, 5);
+  edit_error(L, cm_append(&c->files[fi].d, group, name, value, vlen), group, name);
+  lua_pushstring(L, c->files[fi].path);
+  return 1;
+}
+
 /* doc:unset(group, name) -> how many lines were removed (in every file) */
 static int doc_unset (lua_State *L) {
   cdoc *c = check_doc(L, 1);
@@ -918,6 +938,7 @@ static const luaL_Reg doc_methods[] = {
   {"files", doc_files},
   {"warnings", doc_warnings},
   {"set", doc_set},
+  {"add", doc_add},
   {"unset", doc_unset},
   {"add_section", doc_add_section},
   {"target", doc_target},

@@ -584,6 +584,58 @@ int cm_add_section (cm_doc *d, const char *section) {
   return err;
 }
 
+/* Adds name = value (encoded) at the end of section's last block. */
+static int append_option (cm_doc *d, const char *section, const char *name, const char *value,
+                          size_t vlen) {
+  size_t enc_len = 0;
+  char *enc = value ? encode_value(value, vlen, &enc_len) : NULL;
+  if (value && enc == NULL)
+    return ENOMEM;
+  int err;
+  long hdr;
+  if (section_end(d, section, &hdr) < 0) {
+    err = cm_add_section(d, section);
+    if (err) {
+      free(enc);
+      return err;
+    }
+  }
+  long end = section_end(d, section, &hdr);
+  /* indent like the last option of the block */
+  size_t indent = 0;
+  const char *indent_from = "";
+  for (long i = end; i > hdr; i--)
+    if (d->lines[i].kind == CM_OPTION) {
+      indent = d->lines[i].name_off;
+      indent_from = d->lines[i].raw;
+      break;
+    }
+  size_t nl = strlen(name);
+  size_t n = indent + nl + (value ? 1 + enc_len : 0);
+  char *buf = malloc(n + 1);
+  if (buf == NULL) {
+    free(enc);
+    return ENOMEM;
+  }
+  memcpy(buf, indent_from, indent);  /* the same blanks, tabs or spaces */
+  memcpy(buf + indent, name, nl);
+  if (value) {
+    buf[indent + nl] = '=';
+    memcpy(buf + indent + nl + 1, enc, enc_len);
+  }
+  err = insert_line(d, (size_t)end + 1, buf, n, (size_t)hdr);
+  free(buf);
+  free(enc);
+  return err;
+}
+
+int cm_append (cm_doc *d, const char *section, const char *name, const char *value, size_t vlen) {
+  if (!valid_name(name) || !valid_section(section) || (value && memchr(value, '\0', vlen)))
+    return EINVAL;
+  return append_option(d, section, name, value, vlen);
+}
+
+
 int cm_set (cm_doc *d, const char *section, const char *name, const char *value, size_t vlen) {
   if (!valid_name(name) || !valid_section(section) || (value && memchr(value, '\0', vlen)))
     return EINVAL;
@@ -626,41 +678,8 @@ int cm_set (cm_doc *d, const char *section, const char *name, const char *value,
     free(enc);
     return err;
   }
-  long hdr;
-  if (section_end(d, section, &hdr) < 0) {
-    err = cm_add_section(d, section);
-    if (err) {
-      free(enc);
-      return err;
-    }
-  }
-  long end = section_end(d, section, &hdr);
-  /* indent like the last option of the block */
-  size_t indent = 0;
-  const char *indent_from = "";
-  for (long i = end; i > hdr; i--)
-    if (d->lines[i].kind == CM_OPTION) {
-      indent = d->lines[i].name_off;
-      indent_from = d->lines[i].raw;
-      break;
-    }
-  size_t nl = strlen(name);
-  size_t n = indent + nl + (value ? 1 + enc_len : 0);
-  char *buf = malloc(n + 1);
-  if (buf == NULL) {
-    free(enc);
-    return ENOMEM;
-  }
-  memcpy(buf, indent_from, indent);  /* the same blanks, tabs or spaces */
-  memcpy(buf + indent, name, nl);
-  if (value) {
-    buf[indent + nl] = '=';
-    memcpy(buf + indent + nl + 1, enc, enc_len);
-  }
-  err = insert_line(d, (size_t)end + 1, buf, n, (size_t)hdr);
-  free(buf);
   free(enc);
-  return err;
+  return append_option(d, section, name, value, vlen);
 }
 
 size_t cm_unset (cm_doc *d, const char *section, const char *name) {

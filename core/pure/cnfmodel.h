@@ -68,6 +68,11 @@ long cm_find (const cm_doc *d, const char *section, const char *name);
 ** value or name that cannot be written) or ENOMEM. */
 int cm_set (cm_doc *d, const char *section, const char *name, const char *value, size_t vlen);
 
+/* Adds one more line setting name in section (at the end of the section's
+** last block), whether or not one exists: for options that accumulate, such
+** as plugin_load_add. Same results as cm_set. */
+int cm_append (cm_doc *d, const char *section, const char *name, const char *value, size_t vlen);
+
 /* Removes every line setting name in section; returns how many. */
 size_t cm_unset (cm_doc *d, const char *section, const char *name);
 

@@ -201,6 +201,14 @@ describe("cnf", function()
          assert.equal(3, gone)
       end)
 
+      it("adds a line for options that accumulate", function()
+         local path = h.write(dir .. "/acc.cnf", "[mysqld]\nplugin_load_add=auth_pam\n\n[client]\n")
+         local doc = assert(cnf.load(path))
+         assert.equal(path, doc:add("mysqld", "plugin_load_add", "file_key_management"))
+         assert(doc:save())
+         assert.same({ "--plugin_load_add=auth_pam", "--plugin_load_add=file_key_management" }, server_view(path))
+      end)
+
       it("quotes and escapes values so they read back the same", function()
          local path = dir .. "/q.cnf"
          local doc = assert(cnf.parse("", path))
