@@ -262,6 +262,7 @@ local function write_cnf(s, options)
       "port=" .. s.port,
       "bind-address=127.0.0.1",
       "pid-file=" .. s.dir .. "/server.pid",
+      "tmpdir=" .. s.dir .. "/tmp",
       "innodb_buffer_pool_size=64M",
       "innodb_log_file_size=16M",
       "skip-name-resolve",
@@ -440,6 +441,7 @@ local function start_local(s, bin, options)
    s.tcp_password = assert(sys.read_file(tpl .. "/tcp_password"))
    local ok, cerr = run_ok({ "cp", "-a", tpl .. "/data", s.datadir }, "copying the template datadir")
    if not ok then sys.rmtree(dir); return nil, cerr end
+   assert(sys.mkdir(dir .. "/tmp", 448))  -- its own tmpdir: servers must not share temporary files
    if s.tls_requested then
       local tls = require("myseal.sandbox.tls").make(dir .. "/tls", s.name)
       s.tls = tls
@@ -524,9 +526,20 @@ end
 
 -- A started server -----------------------------------------------------------------
 
+-- Another process (a runbook's restart) may have started the server again since this
+-- object was made: its state file has the pid now.
+function Server:refresh()
+   local path = state_path(self.name)
+   local text = path and sys.read_file(path)
+   local t = text and json.decode(text)
+   if t and t.dir == self.dir and t.pid then self.pid = t.pid end
+   return self
+end
+
 --- Is the server process running?
 function Server:running()
    if self.driver == "container" then return require("myseal.sandbox.container").running(self) end
+   self:refresh()
    return our_process(self.pid, self.cnf)
 end
 
@@ -534,6 +547,7 @@ end
 -- @return true
 function Server:shutdown()
    if self.driver == "container" then return require("myseal.sandbox.container").shutdown(self) end
+   self:refresh()
    if our_process(self.pid, self.cnf) then terminate(self.pid) end
    self.alive = false
    return true
@@ -561,7 +575,8 @@ function Server:restart()
    return self:boot()
 end
 
---- Stops the server and removes everything it had (datadir, option file, state).
+--- Stops the server and removes everything it had (datadir, option file, state, and the
+-- journals of runbooks run against it).
 -- A sandbox whose process already died is just cleaned up.
 -- @return true
 function Server:stop()
@@ -571,6 +586,9 @@ function Server:stop()
       require("myseal.sandbox.container").remove(self)
    end
    if self.dir and self.dir:match("/msb%-") then sys.rmtree(self.dir) end
+   -- the engine's journals and locks for this sandbox go with it
+   local root = state.dir()
+   if root and self.name then sys.rmtree(root .. "/targets/sandbox-" .. self.name) end
    local path = state_path(self.name)
    if path then
       -- only our own state file: another sandbox may have taken the name since

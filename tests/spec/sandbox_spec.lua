@@ -50,6 +50,17 @@ describe("myseal.sandbox", function()
       assert.equal(77, value(s, "SELECT @@max_connections"))
    end)
 
+   it("stops the server another process restarted (its pid changed)", function()
+      local s <close> = assert(sandbox.start{ name = "spec-other-restart" })
+      local first = s.pid
+      local other = assert(sandbox.attach("spec-other-restart"))
+      assert.is_true(other:restart())
+      assert.are_not.equal(first, other.pid)
+      assert.is_true(s:running())
+      s:stop()
+      assert.is_false(sys.alive(other.pid))
+   end)
+
    it("reports a restart that fails with the server's own error line", function()
       local s <close> = assert(sandbox.start{ name = "spec-badrestart" })
       local text = assert(sys.read_file(s.cnf))

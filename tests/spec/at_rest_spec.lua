@@ -1,0 +1,285 @@
+-- runbooks/at-rest.lua against MariaDB sandboxes, and its plan for described MySQL servers.
+local sandbox = require "myseal.sandbox"
+local mysql = require "mysql"
+local sys = require "sys"
+local json = require "myseal.json"
+local E = require "support.engine"
+
+local MARKER = "MYSEAL-MARKER-7f3a9c"
+
+-- The fixture: two schemas, many tables, a few larger ones, hostile names, a partitioned
+-- table, a view, a MyISAM table. Returns the list of base tables as { schema, name }.
+local function fixture(s)
+   local c <close> = assert(s:connect{ database = "mysql" })   -- seq_1_to_N needs a current schema
+   local tables = {}
+   local function exec(sql, ...) assert(c:exec(sql, ...)) end
+   local function create(schema, name, ddl)
+      exec(("CREATE TABLE %s.%s %s"):format(mysql.ident(schema), mysql.ident(name), ddl))
+      tables[#tables + 1] = { schema = schema, name = name }
+   end
+   exec("CREATE DATABASE biobank")
+   exec("CREATE DATABASE `lab 2`")
+   create("biobank", "patients", "(id INT PRIMARY KEY, name VARCHAR(100), note TEXT) ENGINE=InnoDB")
+   exec("INSERT INTO biobank.patients SELECT seq, CONCAT('patient-', seq), REPEAT('x', 200) FROM seq_1_to_2000")
+   exec("INSERT INTO biobank.patients VALUES (999999, ?, 'marker row')", MARKER)
+   create("biobank", "specimens", "(id INT PRIMARY KEY, patient INT, data VARBINARY(1000)) ENGINE=InnoDB")
+   exec("INSERT INTO biobank.specimens SELECT seq, seq % 2000, RANDOM_BYTES(900) FROM seq_1_to_8000")
+   for i = 1, 24 do
+      create("biobank", ("t%02d"):format(i), "(id INT PRIMARY KEY, v VARCHAR(50)) ENGINE=InnoDB")
+      exec(("INSERT INTO biobank.t%02d SELECT seq, MD5(seq) FROM seq_1_to_%d"):format(i, 50 * i))
+   end
+   create("biobank", "we`ird", "(a INT) ENGINE=InnoDB")
+   create("biobank", "with space", "(a INT) ENGINE=InnoDB")
+   create("biobank", "naïve ünïcode", "(a VARCHAR(10)) ENGINE=InnoDB")
+   create("biobank", "select", "(a INT) ENGINE=InnoDB")
+   create("biobank", "events", "(id INT, at DATE) ENGINE=InnoDB PARTITION BY HASH(id) PARTITIONS 4")
+   exec("INSERT INTO biobank.events SELECT seq, '2026-01-01' FROM seq_1_to_400")
+   exec("CREATE VIEW biobank.patient_names AS SELECT name FROM biobank.patients")
+   create("biobank", "legacy", "(a INT, b VARCHAR(20)) ENGINE=MyISAM")
+   exec("INSERT INTO biobank.legacy VALUES (1, 'old')")
+   for i = 1, 5 do
+      create("lab 2", "results " .. i, "(id INT PRIMARY KEY, r DOUBLE) ENGINE=InnoDB")
+      exec(("INSERT INTO `lab 2`.`results %d` SELECT seq, seq / 7 FROM seq_1_to_300"):format(i))
+   end
+   -- the pages with the marker on disk
+   exec("FLUSH TABLES biobank.patients FOR EXPORT")
+   exec("UNLOCK TABLES")
+   return tables
+end
+
+local function checksums(s, tables)
+   local c <close> = assert(s:connect())
+   local out = {}
+   for _, t in ipairs(tables) do
+      local name = mysql.ident(t.schema) .. "." .. mysql.ident(t.name)
+      out[t.schema .. "." .. t.name] = assert(c:query("CHECKSUM TABLE " .. name))[1][2]
+   end
+   return out
+end
+
+-- .ibd files under the datadir that hold the marker
+local function marked_files(s)
+   local found = {}
+   local function walk(dir)
+      for _, name in ipairs(sys.dir(dir) or {}) do
+         local p = dir .. "/" .. name
+         local st = sys.stat(p)
+         if st.type == "directory" then walk(p)
+         elseif name:match("%.ibd$") and (sys.read_file(p) or ""):find(MARKER, 1, true) then
+            found[#found + 1] = p
+         end
+      end
+   end
+   walk(s.datadir)
+   return found
+end
+
+-- InnoDB tables of the fixture that the server does not report encrypted
+local function unencrypted(s)
+   local c <close> = assert(s:connect())
+   local rows = assert(c:query([[
+      SELECT t.NAME FROM INFORMATION_SCHEMA.INNODB_SYS_TABLES t
+      LEFT JOIN INFORMATION_SCHEMA.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE
+      WHERE t.SPACE > 0 AND (t.NAME LIKE 'biobank/%' OR t.NAME LIKE 'lab@00202/%')
+        AND NOT COALESCE(e.ENCRYPTION_SCHEME = 1 AND e.MIN_KEY_VERSION > 0, FALSE)]]))
+   local out = {}
+   for _, r in ipairs(rows) do out[#out + 1] = r[1] end
+   return out
+end
+
+describe("at-rest runbook", function()
+   local state, backup
+   before_each(function()
+      state = assert(sys.tmpdir("at-rest-spec"))
+      backup = state .. "/key-backup"
+   end)
+   after_each(function() sys.rmtree(state) end)
+
+   -- sandboxes and their journals live in the default state directory (stopping a
+   -- sandbox removes its journals)
+   local function myseal(argv)
+      return E.myseal(argv, {})
+   end
+
+   it("encrypts every InnoDB table, keeps the data, backs up the key, and a second run does nothing", function()
+      local s <close> = assert(sandbox.start{ name = "spec-at-rest" })
+      local tables = fixture(s)
+      local before = checksums(s, tables)
+      assert.same({ s.datadir .. "/biobank/patients.ibd" }, marked_files(s))
+      local args = { "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup }
+      local r = myseal(args)
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("warning: biobank.legacy is not encrypted: MyISAM cannot be encrypted", r.stdout)
+      assert.same({}, unencrypted(s))
+      assert.same(before, checksums(s, tables))
+      assert.same({}, marked_files(s))
+      -- the key file: 0600, key 1, and its verified copy
+      local keyfile = s.dir .. "/keyring/keyfile"
+      assert.equal(384, sys.stat(keyfile).mode)
+      assert.equal(488, sys.stat(s.dir .. "/keyring").mode)
+      local keys = assert(sys.read_file(keyfile))
+      assert.matches("^1;%x+\n$", keys)
+      local copies = sys.dir(backup)
+      assert.equal(1, #copies)
+      assert.equal(keys, sys.read_file(backup .. "/" .. copies[1]))
+      assert.equal(384, sys.stat(backup .. "/" .. copies[1]).mode)
+      -- the server's view: keyring active, logs and temporary files encrypted
+      local c <close> = assert(s:connect())
+      local vars = {}
+      for _, row in ipairs(assert(c:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('innodb_encrypt_log', "
+         .. "'encrypt_binlog', 'encrypt_tmp_files', 'innodb_encrypt_tables')"))) do vars[row[1]] = row[2] end
+      assert.same({ innodb_encrypt_log = "ON", encrypt_binlog = "ON", encrypt_tmp_files = "ON",
+                    innodb_encrypt_tables = "ON" }, vars)
+      -- new tables are encrypted by default
+      assert(c:exec("CREATE TABLE biobank.newer (a INT) ENGINE=InnoDB"))
+      assert.same({}, unencrypted(s))
+      -- again: nothing to do
+      r = myseal(args)
+      assert.equal(0, r.status, r.stderr)
+      assert.matches("run: nothing to do", r.stdout)
+      -- and the key was never shown
+      assert.is_nil(r.stdout:find(keys:match(";(%x+)"), 1, true))
+   end)
+
+   it("resumes after kill -9 in the middle of the tables, and the data is intact", function()
+      local s <close> = assert(sandbox.start{ name = "spec-at-rest-kill" })
+      local tables = fixture(s)
+      local before = checksums(s, tables)
+      local args = { E.MYSEAL, "run", "at-rest", "--sandbox", s.name, "--yes", "--json",
+         "--set", "keyring.backup_dir=" .. backup, "--set", "at_rest.parallel=1",
+         log = state .. "/run.log" }
+      -- a reader holds biobank.t12: the run waits there, with the larger tables done
+      local blocker = assert(s:connect())
+      assert(blocker:exec("LOCK TABLES biobank.t12 READ"))
+      local pid = assert(sys.spawn(args))
+      local root = require("myseal.engine.target").state_root()
+      assert.is_true(E.wait_for(function()
+         local j = E.journals(root, "sandbox-" .. s.name, "at-rest")[1]
+         return j ~= nil and (sys.read_file(j) or ""):find("`biobank`.`t12` ENCRYPTED", 1, true) ~= nil
+      end, 60))
+      assert(sys.kill(pid, "KILL"))
+      while sys.alive(pid) do sys.sleep(0.01) end
+      blocker:close()
+      local left = #unencrypted(s)
+      assert.is_true(left > 0, "the kill came too late to test anything")
+      local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup }
+      assert.equal(1, r.status)
+      assert.matches("resume", r.stderr)
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--resume", "--set", "keyring.backup_dir=" .. backup }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.same({}, unencrypted(s))
+      assert.same(before, checksums(s, tables))
+   end)
+
+   it("encrypts in the background on MariaDB, with encryption threads", function()
+      local s <close> = assert(sandbox.start{ name = "spec-at-rest-bg" })
+      local tables = fixture(s)
+      local before = checksums(s, tables)
+      local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
+         "--set", "at_rest.method=background", "--set", "at_rest.parallel=2" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.same({}, unencrypted(s))
+      assert.same(before, checksums(s, tables))
+      local c <close> = assert(s:connect())
+      assert.equal("2", c:query("SELECT @@innodb_encryption_threads")[1][1] .. "")
+   end)
+
+   it("puts the option file back and starts the server again when it does not come back", function()
+      local s <close> = assert(sandbox.start{ name = "spec-at-rest-broken" })
+      fixture(s)
+      local cnf_before = assert(sys.read_file(s.cnf))
+      local r = myseal{ "run", "at-rest", "--runbooks", E.FIXTURES .. "/runbooks/broken-keyring", "--sandbox", s.name,
+         "--yes", "--set", "keyring.backup_dir=" .. backup }
+      assert.equal(1, r.status)
+      assert.matches("runbook at%-rest, step restart", r.stderr)
+      assert.matches("file_key_management", r.stderr)
+      -- the server is up, with its old configuration
+      assert.equal(cnf_before, sys.read_file(s.cnf))
+      local c <close> = assert(s:connect())
+      assert.equal(0, c:query("SELECT @@innodb_encrypt_log")[1][1])
+      assert.equal(0, #c:query("SELECT 1 FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'file_key_management'"))
+      assert.is_true(#unencrypted(s) > 0)
+   end)
+
+   it("refuses to go on without a key backup, unless told to accept the risk", function()
+      local s <close> = assert(sandbox.start{ name = "spec-at-rest-nobackup" })
+      local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes" }
+      assert.equal(1, r.status)
+      assert.matches("keyring.backup_dir is not set: the key material must be backed up before anything is "
+         .. "encrypted", r.stderr)
+      local c <close> = assert(s:connect())
+      assert.equal(0, #c:query("SELECT 1 FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'file_key_management'"))
+      assert.is_nil(sys.stat(s.dir .. "/keyring"))
+   end)
+
+   describe("plan for described MySQL servers", function()
+      local function plan(version, cnf, ...)
+         local argv = { "plan", "at-rest", "--describe", "tests/fixtures/at-rest/mysql-" .. version .. ".lua",
+            "--set", "server.cnf=" .. cnf, "--set", "keyring.backup_dir=/srv/key-backup",
+            "--set", "keyring.dir=/var/lib/mysql-keyring", "--set", "keyring.manifest_dir=/usr/sbin", ... }
+         local r = myseal(argv)
+         return r.stdout, r
+      end
+      local MY_CNF = "tests/fixtures/at-rest/my.cnf"
+
+      it("MySQL 5.7: the keyring_file plugin, table by table, largest first", function()
+         local out = plan("5.7.44", MY_CNF)
+         assert.matches("\n        %+early%-plugin%-load=keyring_file.so\n        %+keyring_file_data=/var/lib/mysql%-keyring/keyring\n", out)
+         assert.is_nil(out:find("default_table_encryption", 1, true))   -- 8.0.16+
+         assert.is_nil(out:find("innodb_redo_log_encrypt", 1, true))    -- 8.0+
+         assert.matches("sql: ALTER INSTANCE ROTATE INNODB MASTER KEY", out)
+         local a = out:find("sql: ALTER TABLE `biobank`.`specimens` ENCRYPTION='Y'", 1, true)
+         local b = out:find("sql: ALTER TABLE `biobank`.`patients` ENCRYPTION='Y'", 1, true)
+         assert.is_truthy(a and b and a < b)
+         assert.is_nil(out:find("`audit log` ENCRYPTION", 1, true))      -- encrypted already
+         assert.matches("biobank.legacy is not encrypted: MyISAM cannot be encrypted", out)
+         assert.matches("%[8/9%] system%-tablespace%s+skipped", out)
+         assert.matches("Nothing was changed%.\n$", out)
+      end)
+
+      it("MySQL 8.0: logs, binary log, new tables and the mysql tablespace too", function()
+         local out = plan("8.0.36", MY_CNF, "--set", "at_rest.convert_myisam=true")
+         for _, line in ipairs{ "early-plugin-load=keyring_file.so", "default_table_encryption=ON",
+               "innodb_redo_log_encrypt=ON", "innodb_undo_log_encrypt=ON", "binlog_encryption=ON",
+               "innodb_temp_tablespace_encrypt=ON" } do
+            assert.is_truthy(out:find("\n        +" .. line .. "\n", 1, true), line)
+         end
+         assert.matches("sql: ALTER TABLE `biobank`.`legacy` ENCRYPTION='Y', ENGINE=InnoDB", out)
+         assert.matches("sql: ALTER TABLESPACE mysql ENCRYPTION='Y'", out)
+      end)
+
+      it("MySQL 8.4: the component's manifest and configuration, no plugin", function()
+         local out = plan("8.4.3", MY_CNF)
+         assert.is_nil(out:find("early-plugin-load", 1, true))
+         assert.matches('create /usr/sbin/mysqld.my %(0644%)\n.-%+  "components": "file://component_keyring_file"\n', out)
+         assert.matches('create /usr/lib/mysql/plugin/component_keyring_file.cnf %(0644%)\n.-'
+            .. '%+  "path": "/var/lib/mysql%-keyring/component_keyring_file",\n%s+%+  "read_only": false\n', out)
+         assert.matches("sql: ALTER TABLE `biobank`.`specimens` ENCRYPTION='Y'", out)
+      end)
+
+      it("MySQL 8.4 with the old plugin in its option file is refused", function()
+         local out, r = plan("8.4.3", "tests/fixtures/at-rest/my-plugin.cnf")
+         assert.matches("early%-plugin%-load=keyring_file.so: the keyring_file plugin does not exist in MySQL 8.4",
+            out .. r.stderr)
+         assert.is_nil(out:find("ALTER TABLE", 1, true))
+      end)
+
+      it("refuses a server with replicas, and a keyring that would change place", function()
+         local desc = state .. "/replicated.lua"
+         local base = assert(sys.read_file("tests/fixtures/at-rest/mysql-8.0.36.lua"))
+         assert(sys.write_file(desc, (base:gsub("\n}\n$", "\n   replicas = 2,\n}\n"))))
+         local r = myseal{ "plan", "at-rest", "--describe", desc, "--set", "server.cnf=" .. MY_CNF,
+            "--set", "keyring.backup_dir=/srv/kb" }
+         assert.matches("2 replicas read this server's binary log", r.stdout .. r.stderr)
+         r = myseal{ "plan", "at-rest", "--describe", desc, "--set", "server.cnf=" .. MY_CNF,
+            "--set", "keyring.backup_dir=/srv/kb", "--set", "at_rest.replicas_have_keyring=true" }
+         assert.matches("sql: ALTER TABLE", r.stdout)
+         assert(sys.write_file(desc, (base:gsub("plugins = {}", 'plugins = { keyring_file = "ACTIVE" }')
+            :gsub('variables = {', 'variables = { keyring_file_data = "/var/lib/mysql-keyring/old-keyring",'))))
+         r = myseal{ "plan", "at-rest", "--describe", desc, "--set", "server.cnf=" .. MY_CNF,
+            "--set", "keyring.backup_dir=/srv/kb" }
+         assert.matches("the server already uses the keyring /var/lib/mysql%-keyring/old%-keyring; pointing it at "
+            .. "/var/lib/mysql%-keyring/keyring would start an empty keyring", r.stdout .. r.stderr)
+      end)
+   end)
+end)
