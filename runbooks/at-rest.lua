@@ -651,8 +651,17 @@ return runbook.new {
                ctx:sql("SET GLOBAL innodb_encryption_threads = " .. math.tointeger(p.parallel))
                -- setting it again makes the threads look at every tablespace (MDEV-14398)
                ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
+               -- the threads sometimes pass tablespaces over (seen on 10.11, about one start in
+               -- fifty): when nothing moves for a while, setting the variable again sends them back
+               local last_left, since = #todo, sys.clock()
                ctx:wait(("%d tables encrypted by %d background threads"):format(#todo, p.parallel), function()
                   local left = table_state(ctx)
+                  if #left < last_left then
+                     last_left, since = #left, sys.clock()
+                  elseif #left > 0 and sys.clock() - since > 3 then
+                     ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
+                     since = sys.clock()
+                  end
                   return #left == 0, #all - #left, #all
                end, { timeout = p.wait_timeout, interval = 0.25 })
                return
