@@ -1,0 +1,80 @@
+-- runbooks/rotate-master-key.lua: a MariaDB sandbox encrypted by at-rest, rotated twice;
+-- the plan for a described MySQL 8.0.
+local sandbox = require "myseal.sandbox"
+local sys = require "sys"
+local E = require "support.engine"
+
+local function key_ids(s)
+   local c <close> = assert(s:connect())
+   local out = {}
+   for _, r in ipairs(assert(c:query([[
+      SELECT DISTINCT e.CURRENT_KEY_ID FROM INFORMATION_SCHEMA.INNODB_SYS_TABLES t
+      JOIN INFORMATION_SCHEMA.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE
+      WHERE t.NAME LIKE 'clinic/%' ORDER BY 1]]))) do out[#out + 1] = r[1] end
+   return out
+end
+
+describe("rotate-master-key runbook", function()
+   local dir
+   before_each(function() dir = assert(sys.tmpdir("rotate-spec")) end)
+   after_each(function() sys.rmtree(dir) end)
+
+   it("adds a key id, rebuilds every table with it, and backs the key file up", function()
+      local s <close> = assert(sandbox.start{ name = "spec-rotate" })
+      do
+         local c <close> = assert(s:connect{ database = "mysql" })
+         assert(c:exec("CREATE DATABASE clinic"))
+         for i = 1, 6 do
+            assert(c:exec(("CREATE TABLE clinic.t%d (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB"):format(i)))
+            assert(c:exec(("INSERT INTO clinic.t%d SELECT seq, REPEAT('v', 100) FROM seq_1_to_%d"):format(i, 100 * i)))
+         end
+      end
+      local set = { "--set", "keyring.backup_dir=" .. dir .. "/backup" }
+      local function run(rb)
+         local argv = { "run", rb, "--sandbox", s.name, "--yes" }
+         for _, a in ipairs(set) do argv[#argv + 1] = a end
+         local r = E.myseal(argv, {})
+         assert.equal(0, r.status, r.stdout .. r.stderr)
+         return r
+      end
+      run("at-rest")
+      assert.same({ 1 }, key_ids(s))
+      local keyfile = s.dir .. "/keyring/keyfile"
+      local first = assert(sys.read_file(keyfile))
+      local c <close> = assert(s:connect())
+      local sums = assert(c:query("CHECKSUM TABLE clinic.t1, clinic.t6"))
+      run("rotate-master-key")
+      assert.same({ 2 }, key_ids(s))
+      local now = assert(sys.read_file(keyfile))
+      assert.equal(first, now:sub(1, #first))           -- key 1 untouched
+      assert.matches("^2;%x+\n$", now:sub(#first + 1))
+      assert.equal(2, #sys.dir(dir .. "/backup"))        -- the first key file and the second
+      local c2 <close> = assert(s:connect())
+      assert.equal(2, c2:query("SELECT @@innodb_default_encryption_key_id")[1][1])
+      assert.same(sums, assert(c2:query("CHECKSUM TABLE clinic.t1, clinic.t6")))
+      assert.matches("\ninnodb_default_encryption_key_id=2\n", sys.read_file(s.cnf))
+      -- a new table gets key 2
+      assert(c2:exec("CREATE TABLE clinic.later (a INT) ENGINE=InnoDB"))
+      assert.same({ 2 }, key_ids(s))
+      -- every run rotates once more
+      run("rotate-master-key")
+      assert.same({ 3 }, key_ids(s))
+      assert.equal(3, #sys.dir(dir .. "/backup"))
+   end)
+
+   it("plans new master keys for a described MySQL 8.0", function()
+      local r = E.myseal({ "plan", "rotate-master-key", "--describe", "mysql-8.0.36",
+         "--set", "keyring.backup_dir=/srv/kb", "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
+      -- the described server has no keyring: refused
+      assert.matches("the server has no active keyring: run at%-rest first", r.stdout .. r.stderr)
+      local desc = dir .. "/keyring-8.0.lua"
+      assert(sys.write_file(desc, [[return { server = "mysql-8.0.36", plugins = { keyring_file = "ACTIVE" },
+         variables = { keyring_file_data = "/var/lib/mysql-keyring/keyring" } }]]))
+      r = E.myseal({ "plan", "rotate-master-key", "--describe", desc, "--set", "keyring.backup_dir=/srv/kb",
+         "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
+      assert.equal(0, r.status, r.stderr)
+      assert.matches("sql: ALTER INSTANCE ROTATE INNODB MASTER KEY\n%s+sql: ALTER INSTANCE ROTATE BINLOG MASTER KEY\n",
+         r.stdout)
+      assert.matches("new%-key%s+skipped", r.stdout)
+   end)
+end)
