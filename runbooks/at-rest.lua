@@ -12,6 +12,7 @@ local pki = require "pki"
 local sys = require "sys"
 
 local OCTAL_750, OCTAL_600 = tonumber("750", 8), tonumber("600", 8)
+local PARALLEL_FROM = 16 * 1024 * 1024   -- bytes: smaller tables are rebuilt one after another
 local settings, option_tree, option_ok, wanted_options = atrest.settings, atrest.option_tree, atrest.option_ok,
    atrest.wanted_options
 local table_state, same_value, done, bytes, named, plugin_dir = atrest.table_state, atrest.same_value, atrest.done,
@@ -61,6 +62,8 @@ return runbook.new {
          doc = "encrypt temporary tables and files (MySQL 8.0.16+, MariaDB)" },
       ["at_rest.system_tablespace"] = { type = "boolean", default = true,
          doc = "MySQL 8.0.16+: encrypt the mysql system tablespace" },
+      ["at_rest.rotation_iops"] = { type = "integer", default = 10000,
+         doc = "background method (MariaDB): innodb_encryption_rotation_iops, pages a second per thread" },
       ["at_rest.wait_timeout"] = { type = "integer", default = 86400,
          doc = "background method: seconds to wait for the encryption threads" },
    },
@@ -316,11 +319,25 @@ return runbook.new {
                end, { timeout = p.wait_timeout, interval = 0.25 })
                return
             end
-            local list = {}
+            -- large tables in parallel, each on a connection of its own; small ones (where a new
+            -- connection costs more than the rebuild) one after another on this one
+            local large, small, small_total = {}, {}, 0
             for _, t in ipairs(todo) do
-               list[#list + 1] = { sql = d:encrypt_sql(t), weight = math.max(t.bytes, 1) }
+               local item = { sql = d:encrypt_sql(t), weight = math.max(t.bytes, 1) }
+               if t.bytes >= PARALLEL_FROM then
+                  large[#large + 1] = item
+               else
+                  small[#small + 1] = item
+                  small_total = small_total + item.weight
+               end
             end
-            ctx:sql_parallel(list, { parallel = p.parallel, label = "tables", unit = "bytes" })
+            ctx:sql_parallel(large, { parallel = p.parallel, label = "large tables", unit = "bytes" })
+            local done_bytes = 0
+            for _, item in ipairs(small) do
+               ctx:sql(item.sql)
+               done_bytes = done_bytes + item.weight
+               ctx:progress(done_bytes, small_total, "small tables", { unit = "bytes" })
+            end
          end,
          undo = "the tables are encrypted: decrypt them first (ALTER TABLE ... ENCRYPTED=NO / ENCRYPTION='N') "
             .. "if the keyring is ever to go",

@@ -65,6 +65,7 @@ return runbook.new {
       ["at_rest.method"] = { type = "enum", values = { "rebuild", "background" }, default = "rebuild",
          doc = "as configured by at-rest" },
       ["at_rest.parallel"] = { type = "integer", default = 2, doc = "MariaDB: tables rebuilt at once" },
+      ["at_rest.rotation_iops"] = { type = "integer", default = 10000, doc = "as for at-rest" },
       ["at_rest.schemas"] = { type = "list", doc = "only these schemas (default: every application schema)" },
       ["at_rest.convert_myisam"] = { type = "boolean", default = false, doc = "as for at-rest" },
       ["at_rest.new_tables"] = { type = "boolean", default = true, doc = "as for at-rest" },

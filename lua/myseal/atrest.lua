@@ -28,7 +28,7 @@ function M.settings(ctx)
    end
    local s = {
       dir = dir, filekey = p.keyring.filekey, algorithm = p.keyring.algorithm,
-      method = p.at_rest.method, threads = p.at_rest.parallel,
+      method = p.at_rest.method, threads = p.at_rest.parallel, rotation_iops = p.at_rest.rotation_iops,
       new_tables = p.at_rest.new_tables, logs = p.at_rest.logs, binlog = p.at_rest.binlog,
       temp = p.at_rest.temp, user = p.server.user,
    }
@@ -198,6 +198,9 @@ M.dialect = {
          if s.method == "background" then
             out[#out + 1] = { name = "innodb_encryption_threads", value = tostring(s.threads),
                               var = "innodb_encryption_threads", dynamic = true }
+            -- the default, 100 pages a second, makes a large database take days
+            out[#out + 1] = { name = "innodb_encryption_rotation_iops", value = tostring(s.rotation_iops),
+                              var = "innodb_encryption_rotation_iops", dynamic = true }
          end
          if s.logs then
             out[#out + 1] = { name = "innodb_encrypt_log", value = "ON", var = "innodb_encrypt_log" }
