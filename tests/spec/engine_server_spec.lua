@@ -152,4 +152,40 @@ describe("engine on a server", function()
       assert.not_equal("123", variable("max_connections"))
       assert.equal(before, sys.read_file(s.cnf))
    end)
+
+   describe("through a site profile", function()
+      -- the same server, reached as a site: [connection] socket, [server] restart_command
+      local profile, site_state
+      setup(function()
+         local dir = s.dir
+         profile = dir .. "/site.ini"
+         assert(sys.write_file(profile, ("[site]\nname = engine-%s\n[server]\ncnf = %s\nrestart_command = '%s' sandbox "
+            .. "restart %s\nstart_timeout = 30\n[connection]\nsocket = %s\nuser = root\n"):format(
+            s.name, s.cnf, support.MYSEAL, s.name, s.socket)))
+         site_state = target.state_root() .. "/targets/site-engine-" .. s.name
+      end)
+      teardown(function() sys.rmtree(site_state) end)
+
+      it("connects, restarts with the site's command, and rolls back a failed restart", function()
+         local original, default = assert(sys.read_file(s.cnf)), variable("max_connections")
+         local r = myseal("run", RUNBOOK, "--site", profile, "--yes", "--set", "test.max_connections=88")
+         assert.equal("", r.stderr)
+         assert.matches("%[5/6%] restart +changed", r.stdout)
+         assert.equal("88", variable("max_connections"))
+         local before = assert(sys.read_file(s.cnf))
+         r = myseal("run", RUNBOOK, "--site", profile, "--yes", "--set", "test.max_connections=89",
+                    "--set", "test.extra_option=no_such_option_myseal=1")
+         assert.equal(1, r.status)
+         assert.matches("the server did not restart: '.-myseal sandbox restart " .. s.name .. "' failed %(exit status 1%): "
+            .. ".-unknown variable 'no[-_]such[-_]option[-_]myseal=1'", r.stderr)
+         assert.matches("\nthe server is running again with its previous configuration\n$", r.stderr)
+         assert.equal(before, sys.read_file(s.cnf))
+         assert.equal("88", variable("max_connections"))
+         -- the failed run left nothing in place: rollback takes the one before it
+         r = myseal("rollback", RUNBOOK, "--site", profile, "--yes")
+         assert.equal("", r.stderr)
+         assert.equal(default, variable("max_connections"))
+         assert.equal(original, sys.read_file(s.cnf))
+      end)
+   end)
 end)
