@@ -9,13 +9,19 @@ local function home()
    return os.getenv("HOME") or (sys.user().home) or "/tmp"
 end
 
--- $OVERRIDE, else $XDG_VAR/myseal, else ~/FALLBACK/myseal; created 0700 with sub.
-local function user_dir(override, xdg_var, fallback, what, sub)
+-- $OVERRIDE, else $XDG_VAR/myseal, else ~/FALLBACK/myseal
+local function user_path(override, xdg_var, fallback)
    local base = os.getenv(override)
    if not base or base == "" then
       local xdg = os.getenv(xdg_var)
       base = (xdg and xdg ~= "") and (xdg .. "/myseal") or (home() .. "/" .. fallback .. "/myseal")
    end
+   return base
+end
+
+-- user_path, created 0700 with sub.
+local function user_dir(override, xdg_var, fallback, what, sub)
+   local base = user_path(override, xdg_var, fallback)
    local path = sub and (base .. "/" .. sub) or base
    local ok, err = sys.mkdir(path, 448)
    if not ok then return nil, "cannot create the " .. what .. " directory " .. err end
@@ -28,6 +34,12 @@ end
 -- @return path, or nil, message
 function M.dir(sub)
    return user_dir("MYSEAL_STATE_DIR", "XDG_STATE_HOME", ".local/state", "state", sub)
+end
+
+--- The state directory's path, without creating anything (plan mode writes nothing).
+-- @return path
+function M.path()
+   return user_path("MYSEAL_STATE_DIR", "XDG_STATE_HOME", ".local/state")
 end
 
 --- The cache directory (template datadirs): `$MYSEAL_CACHE_DIR`, else

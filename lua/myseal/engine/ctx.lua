@@ -4,7 +4,7 @@
 -- the runbook, the step and the line.
 -- @module myseal.engine.ctx
 local sys = require "sys"
-local diff = require "myseal.diff"
+local cnf = require "cnf"
 local sqltext = require "myseal.sqltext"
 local xmledit = require "myseal.xmledit"
 local dialect = require "myseal.dialect"
@@ -232,7 +232,7 @@ function methods:sql_parallel(list, opts)
    local env = { MYSEAL_WORKER_PASSWORD = password }
    local exe = require("myseal.host").exe
    self:progress(0, total, opts.label, opts)
-   while nexti <= #items or count > 0 do
+   while (not stopping and nexti <= #items) or count > 0 do
       while not stopping and nexti <= #items and count < parallel do
          if sys.interrupted() then
             stopping = "interrupted"
@@ -368,7 +368,7 @@ function methods:write_file(path, data, opts)
    if hidden and old ~= data then
       detail = ("(%d bytes, content not shown)"):format(#data)
    elseif old ~= data then
-      detail = diff.unified(old or "", data, old and path or "/dev/null", path)
+      detail = cnf.diff(old or "", data, old and path or "/dev/null", path)
    end
    if self.planning then
       self:_effect{ kind = "file", path = path, mode = octal(opts.mode), summary = summary, detail = detail }
@@ -451,7 +451,6 @@ function methods:edit_cnf(path, fn)
    path = path or self.params.server.cnf
    if not path then fail(self, "no option file to edit: set cnf in [server] of the site profile") end
    if type(fn) ~= "function" then error("ctx:edit_cnf([path,] fn): fn must be a function", 2) end
-   local cnf = require "cnf"
    local text = self:read_file(path) or ""
    local doc, err = cnf.parse(text, path)
    if not doc then fail(self, "%s", err) end

@@ -387,6 +387,17 @@ function M.run(rb, opts)
    return 0
 end
 
+-- Did the run leave a change in place: an effect not put back already (a restart or a wait
+-- alone changes nothing)?
+local function has_changes(sum)
+   for _, list in pairs(sum.effects) do
+      for _, fx in ipairs(list) do
+         if not fx.restored and fx.kind ~= "restart" and fx.kind ~= "wait" then return true end
+      end
+   end
+   return false
+end
+
 --- Roll back the last run of a runbook on the target: for each step that changed something,
 -- newest first, put its files back from their backups and call its undo; restart the server
 -- when the run had restarted it. Refuses when a step says it cannot be undone.
@@ -406,7 +417,7 @@ function M.rollback(rb, opts)
       local sum = journal_mod.summary(events)
       -- newest first: runs already rolled back and runs that changed nothing are passed over,
       -- so rolling back again goes one run further back
-      if sum.status ~= "rolled back" and next(sum.effects) then
+      if sum.status ~= "rolled back" and has_changes(sum) then
          path, s = p, sum
          break
       end

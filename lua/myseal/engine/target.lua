@@ -52,18 +52,11 @@ M.declarations = params.declare("myseal", {
    ["site.runbooks"] = { type = "path", doc = "directory of site runbooks, searched before the stock ones" },
 })
 
---- The state directory: $MYSEAL_STATE_DIR, else $XDG_STATE_HOME/myseal, else
--- ~/.local/state/myseal (%LOCALAPPDATA%\myseal on Windows).
+--- The state directory (myseal.state): $MYSEAL_STATE_DIR, else $XDG_STATE_HOME/myseal, else
+-- ~/.local/state/myseal. Not created here.
 -- @return path
 function M.state_root()
-   local env = os.getenv("MYSEAL_STATE_DIR")
-   if env and env ~= "" then return env end
-   local xdg = os.getenv("XDG_STATE_HOME")
-   if xdg and xdg ~= "" then return xdg .. "/myseal" end
-   if sys.platform() == "windows" and os.getenv("LOCALAPPDATA") then
-      return os.getenv("LOCALAPPDATA") .. "\\myseal"
-   end
-   return (os.getenv("HOME") or sys.user().home or ".") .. "/.local/state/myseal"
+   return require("myseal.state").path()
 end
 
 -- A short stable hash (FNV-1a, 32 bits) to tell apart profiles with the same file name.
@@ -80,31 +73,9 @@ end
 --- Read a site profile into a parameter layer.
 -- @param path INI file
 -- @return layer `{ label, base, values = { ["s.k"] = { value, where } }, sections }` | nil, message
--- THROWAWAY until the cnf module is merged: the smallest INI reader with cnf's document shape.
-local function throwaway_load(path)
-   local text, err = sys.read_file(path)
-   if not text then return nil, err end
-   local sections, entries, cur, n = {}, {}, nil, 0
-   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-      n = n + 1
-      line = line:gsub("\r$", ""):gsub("^%s+", ""):gsub("%s+$", "")
-      local sec = line:match("^%[([^%]]+)%]$")
-      if sec then
-         cur = sec
-         if not entries[sec] then sections[#sections + 1] = sec; entries[sec] = {} end
-      elseif line ~= "" and not line:match("^[#;]") then
-         if not cur then return nil, ("%s:%d: an option before any section"):format(path, n), n end
-         local k, v = line:match("^([^=]-)%s*=%s*(.*)$")
-         if not k then k, v = line, true end
-         table.insert(entries[cur], { name = k, value = v, line = n })
-      end
-   end
-   return { sections = function() return sections end, entries = function(_, s) return entries[s] end }
-end
-
 function M.read_profile(path)
    local cnf = require "cnf"
-   local doc, err = (cnf.load or throwaway_load)(path)
+   local doc, err = cnf.load(path)
    if not doc then return nil, err end
    local real = sys.realpath(path) or path
    local layer = { label = path, base = dirname(real), values = {}, sections = {} }
