@@ -1,0 +1,202 @@
+-- rotate-certs.lua: renew certificates ahead of expiry, and change the CA without breaking
+-- clients.
+--
+-- Leaves (server, clients) are renewed when they expire within [pki] renew_days or were not
+-- signed by the current CA, then the server reloads them without a restart where it can
+-- (MariaDB FLUSH SSL, MySQL 8.0.16+ ALTER INSTANCE RELOAD TLS).
+--
+-- A CA change goes in three runs, so clients never meet a certificate they cannot check:
+--   --set rotate.ca=add     a new CA joins the bundle (ca.pem: old CA first, still signing);
+--                           give the bundle to every client (truststores: app-tomcat)
+--   --set rotate.ca=switch  the new CA signs: server and client certificates renewed, reloaded
+--   --set rotate.ca=drop    the old CA leaves the bundle, once no client needs it
+-- Facts: DOMAIN.md §3. Shared parts: lua/myseal/intransit.lua.
+local runbook = require "myseal.runbook"
+local tls = require "myseal.intransit"
+local pki = require "pki"
+
+local done = tls.done
+local OCTAL_600, OCTAL_644 = tonumber("600", 8), tonumber("644", 8)
+
+-- The next CA's key, made by the add phase and used by the switch phase.
+local function next_key_path(ctx) return tls.paths(ctx).dir .. "/ca-next-key.pem" end
+
+local function bundle(certs)
+   local out = {}
+   for _, c in ipairs(certs) do out[#out + 1] = c:pem() end
+   return table.concat(out)
+end
+
+local function leaf_fit(ctx, cert_path, key_path, purpose, names)
+   local cas = tls.ca(ctx) or {}
+   local cert = (tls.load_certs(ctx, cert_path) or {})[1]
+   local keytext = ctx:read_file(key_path)
+   local key = keytext and pki.load_key(keytext)
+   -- only the signing CA (the first in the bundle) counts for a current certificate
+   return tls.unfit(ctx, cert, { cas[1] }, purpose, names, key)
+end
+
+return runbook.new {
+   name = "rotate-certs",
+   summary = "renew certificates before they expire, and change the CA in add / switch / drop runs",
+   params = {
+      ["pki.dir"] = { type = "path", doc = "where the certificates are (as for in-transit)" },
+      ["pki.ca_cert"] = { type = "path", doc = "the site's own CA certificate (then myseal does not rotate it)" },
+      ["pki.ca_key"] = { type = "path", doc = "the site's own CA key" },
+      ["pki.server_cert"] = { type = "path", doc = "a server certificate from the site's CA (renewed there)" },
+      ["pki.server_key"] = { type = "path", doc = "its key" },
+      ["pki.server_names"] = { type = "list", doc = "names and addresses of the server certificate (as for in-transit)" },
+      ["pki.organization"] = { type = "string", default = "myseal", doc = "O= of the subjects" },
+      ["pki.key_type"] = { type = "enum", values = { "ec", "rsa" }, default = "ec", doc = "ec (P-256) or rsa (3072)" },
+      ["pki.ca_days"] = { type = "integer", default = 3650, doc = "validity of a new CA, in days" },
+      ["pki.leaf_days"] = { type = "integer", default = 825, doc = "validity of server and client certificates" },
+      ["pki.renew_days"] = { type = "integer", default = 30, doc = "renew certificates with fewer days left" },
+      ["rotate.ca"] = { type = "enum", values = { "none", "add", "switch", "drop" }, default = "none",
+         doc = "CA change phase: add the new CA to the bundle, switch signing to it, drop the old one" },
+      ["tls.require_secure_transport"] = { type = "boolean", default = true,
+         doc = "verify that plain TCP is refused (as for in-transit)" },
+      ["accounts"] = { type = "map", doc = "user@host = ssl | x509 | subject (as for in-transit)" },
+   },
+   dialect = tls.dialect,
+   steps = {
+      {
+         name = "ca-add",
+         doc = "rotate.ca=add: a new CA in the bundle, after the one that still signs",
+         when = function(ctx) return ctx.params.rotate.ca == "add" end,
+         check = function(ctx)
+            if tls.paths(ctx).site_ca then ctx:fail("the CA is the site's (pki.ca_cert): rotate it there") end
+            return done(#(tls.ca(ctx) or {}) >= 2, "the bundle has one CA")
+         end,
+         apply = function(ctx)
+            local cas = tls.ca(ctx) or {}
+            local key = tls.new_key(ctx)
+            local host = tls.server_names(ctx)[1] or "server"
+            local new = assert(pki.self_signed{ key = key, days = ctx.params.pki.ca_days,
+               subject = ("/O=%s/CN=%s TLS CA (%s, %s)"):format(ctx.params.pki.organization,
+                  ctx.params.pki.organization, host, os.date("!%Y-%m-%d")) })
+            ctx:write_file(next_key_path(ctx), key:pem(), { mode = OCTAL_600, secret = true })
+            ctx:write_file(tls.paths(ctx).ca, bundle{ cas[1], new }, { mode = OCTAL_644 })
+            ctx:record("tls_changed", true)
+         end,
+      },
+      {
+         name = "ca-switch",
+         doc = "rotate.ca=switch: the new CA signs (first in the bundle, its key the CA key)",
+         when = function(ctx) return ctx.params.rotate.ca == "switch" end,
+         check = function(ctx)
+            return done(not ctx:exists(next_key_path(ctx)), "the next CA's key is waiting to take over")
+         end,
+         apply = function(ctx)
+            local paths = tls.paths(ctx)
+            local cas = tls.ca(ctx) or {}
+            local keytext = ctx:read_file(next_key_path(ctx))
+            local key = assert(pki.load_key(keytext))
+            local new
+            for _, c in ipairs(cas) do if c:matches_key(key) then new = c end end
+            if not new then ctx:fail("no CA in %s goes with %s: run rotate.ca=add again", paths.ca, next_key_path(ctx)) end
+            local order = { new }
+            for _, c in ipairs(cas) do if c ~= new then order[#order + 1] = c end end
+            ctx:write_file(paths.ca_key, keytext, { mode = OCTAL_600, secret = true })
+            ctx:write_file(paths.ca, bundle(order), { mode = OCTAL_644 })
+            ctx:remove_file(next_key_path(ctx))
+            ctx:record("tls_changed", true)
+         end,
+      },
+      {
+         name = "server-cert",
+         doc = "the server certificate renewed when it expires soon or the current CA did not sign it",
+         check = function(ctx)
+            local paths = tls.paths(ctx)
+            local why = leaf_fit(ctx, paths.cert, paths.key, "server", tls.server_names(ctx))
+            if why and paths.site_server then
+               ctx:fail("pki.server_cert %s: %s; renew it at the site's CA", paths.cert, why)
+            end
+            return done(why == nil, why and ("the server certificate: " .. why))
+         end,
+         apply = function(ctx)
+            local paths = tls.paths(ctx)
+            local names = tls.server_names(ctx)
+            local key = tls.new_key(ctx)
+            local cert = tls.sign(ctx, tls.ca(ctx)[1], tls.ca_key(ctx), key,
+               ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]), "server", names)
+            tls.write_pair(ctx, paths.cert, paths.key, cert, key, ctx.params.server.user)
+            ctx:record("tls_changed", true)
+         end,
+      },
+      {
+         name = "client-certs",
+         doc = "client certificates renewed likewise",
+         when = function(ctx) return #tls.accounts(ctx) > 0 end,
+         check = function(ctx)
+            for _, a in ipairs(tls.accounts(ctx)) do
+               if a.level ~= "ssl" then
+                  local cert, key = tls.client_paths(ctx, a.account)
+                  local why = leaf_fit(ctx, cert, key, "client")
+                  if why then return false, ("%s's client certificate: %s"):format(a.account, why) end
+               end
+            end
+            return true
+         end,
+         apply = function(ctx)
+            local cas, ca_key = tls.ca(ctx), tls.ca_key(ctx)
+            for _, a in ipairs(tls.accounts(ctx)) do
+               local cert_path, key_path = tls.client_paths(ctx, a.account)
+               if a.level ~= "ssl" and leaf_fit(ctx, cert_path, key_path, "client") then
+                  local key = tls.new_key(ctx)
+                  local cert = tls.sign(ctx, cas[1], ca_key, key, tls.client_subject(ctx, a.user), "client")
+                  tls.write_pair(ctx, cert_path, key_path, cert, key)
+               end
+            end
+            -- a REQUIRE ISSUER names the CA: subject accounts follow it
+            if ctx.params.rotate.ca == "switch" then
+               local d = ctx.dialect
+               for _, a in ipairs(tls.accounts(ctx)) do
+                  if a.level == "subject" then
+                     local cert = tls.load_certs(ctx, (tls.client_paths(ctx, a.account)))[1]
+                     ctx:sql(("ALTER USER %s REQUIRE SUBJECT %s AND ISSUER %s"):format(d:account(a.user, a.host),
+                        d:literal(cert:subject()), d:literal(cas[1]:subject())))
+                  end
+               end
+            end
+         end,
+      },
+      {
+         name = "ca-drop",
+         doc = "rotate.ca=drop: the old CA leaves the bundle",
+         when = function(ctx) return ctx.params.rotate.ca == "drop" end,
+         check = function(ctx)
+            if ctx:exists(next_key_path(ctx)) then
+               ctx:fail("the new CA does not sign yet: run with rotate.ca=switch first")
+            end
+            return done(#(tls.ca(ctx) or {}) <= 1, "the bundle still has the old CA")
+         end,
+         apply = function(ctx)
+            ctx:write_file(tls.paths(ctx).ca, tls.ca(ctx)[1]:pem(), { mode = OCTAL_644 })
+            ctx:record("tls_changed", true)
+         end,
+      },
+      {
+         name = "reload",
+         doc = "the server loads the new files: reloaded without a restart where it can be",
+         check = function(ctx)
+            if ctx:recorded("tls_changed") then return false, "certificate files changed in this run" end
+            local served = ctx:fact("served_certificate")
+            local cert = (tls.load_certs(ctx, tls.paths(ctx).cert) or {})[1]
+            return done(served and cert and (not served.subject or
+               (served.subject == cert:subject() and served.not_after == cert:not_after())),
+               "the server presents another certificate than the file")
+         end,
+         apply = function(ctx)
+            local sql = ctx.dialect:tls_reload_sql()
+            if sql then ctx:sql(sql) else ctx:restart_server() end
+            ctx:record("tls_changed", false)
+         end,
+      },
+      {
+         name = "verify",
+         doc = "as a client sees it (as in-transit's verify)",
+         when = function(ctx) return not ctx.planning end,
+         check = tls.verify,
+      },
+   },
+}

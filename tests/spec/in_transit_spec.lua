@@ -1,0 +1,225 @@
+-- runbooks/in-transit.lua and rotate-certs.lua against MariaDB sandboxes, and in-transit's
+-- plan for described MySQL servers.
+local sandbox = require "myseal.sandbox"
+local pki = require "pki"
+local sys = require "sys"
+local E = require "support.engine"
+
+local function profile(dir, text)
+   local path = dir .. "/site.ini"
+   assert(sys.write_file(path, text))
+   return path
+end
+
+local function run(argv)
+   return E.myseal(argv, {})
+end
+
+describe("in-transit runbook", function()
+   local dir
+   before_each(function() dir = assert(sys.tmpdir("in-transit-spec")) end)
+   after_each(function() sys.rmtree(dir) end)
+
+   -- a sandbox with an application account and an X509 one (passwords known to the test)
+   local function server(name, options)
+      local s = assert(sandbox.start{ name = name, options = options })
+      local c <close> = assert(s:connect())
+      assert(c:exec("CREATE USER 'app'@'%' IDENTIFIED BY 'app-pass'"))
+      assert(c:exec("CREATE USER 'lab'@'%' IDENTIFIED BY 'lab-pass'"))
+      assert(c:exec("GRANT SELECT ON mysql.* TO 'lab'@'%'"))
+      return s
+   end
+
+   it("makes the PKI, enables TLS, requires it, and a second run does nothing", function()
+      local s <close> = server("spec-tls")
+      local site = profile(dir, "[accounts]\napp@% = ssl\nlab@% = subject\n")
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      local tlsdir = s.dir .. "/tls-myseal"
+      -- the files: keys 0600, certificates that openssl verifies, distinct CNs
+      assert.equal(384, sys.stat(tlsdir .. "/ca-key.pem").mode)
+      assert.equal(384, sys.stat(tlsdir .. "/server-key.pem").mode)
+      local ca = assert(pki.load_cert(tlsdir .. "/ca.pem"))
+      local cert = assert(pki.load_cert(tlsdir .. "/server-cert.pem"))
+      local v = assert(sys.run{ "openssl", "verify", "-CAfile", tlsdir .. "/ca.pem", "-purpose", "sslserver",
+         tlsdir .. "/server-cert.pem", tlsdir .. "/clients/lab@_-cert.pem" })
+      assert.is_false(v.ok)   -- the client certificate is not a server one
+      v = assert(sys.run{ "openssl", "verify", "-CAfile", tlsdir .. "/ca.pem", tlsdir .. "/server-cert.pem",
+         tlsdir .. "/clients/lab@_-cert.pem" })
+      assert.is_true(v.ok, v.stdout .. v.stderr)
+      assert.are_not.equal(ca:subject(), cert:subject())
+      for _, n in ipairs{ "localhost", "127.0.0.1", "::1", sys.hostname() } do
+         assert.is_truthy(require("pki").verify(cert, { trusted = { ca }, hostname = n }), n)
+      end
+      assert.is_true(cert:days_left() <= 825 and cert:days_left() >= 824)
+      -- the mariadb client verifies the server; plain TCP is refused; the socket still works
+      local client = { "mariadb", "-h", "127.0.0.1", "-P", tostring(s.port), "-u", "app", "-N", "-e",
+         "SHOW STATUS LIKE 'Ssl_version'", env = { MYSQL_PWD = "app-pass" } }
+      local verified = table.move(client, 1, #client, 1, { env = client.env })
+      table.insert(verified, 2, "--ssl-verify-server-cert")
+      table.insert(verified, 2, "--ssl-ca=" .. tlsdir .. "/ca.pem")
+      table.insert(verified, 2, "--ssl")
+      r = assert(sys.run(verified))
+      assert.is_true(r.ok, r.stderr)
+      assert.matches("Ssl_version%s+TLSv1%.[23]", r.stdout)
+      local plain = table.move(client, 1, #client, 1, { env = client.env })
+      table.insert(plain, 2, "--skip-ssl")
+      r = assert(sys.run(plain))
+      assert.is_false(r.ok)
+      local root <close> = assert(s:connect())
+      assert.equal(1, root:query("SELECT 1")[1][1])
+      -- the accounts: REQUIRE SSL, and SUBJECT/ISSUER from the certificates
+      local rows = assert(root:query("SELECT User, ssl_type, x509_subject, x509_issuer FROM mysql.user "
+         .. "WHERE User IN ('app', 'lab') ORDER BY User"))
+      local lab = assert(pki.load_cert(tlsdir .. "/clients/lab@_-cert.pem"))
+      assert.same({ "app", "ANY", "", "" }, { rows[1][1], rows[1][2], rows[1][3], rows[1][4] })
+      assert.same({ "lab", "SPECIFIED", lab:subject(), ca:subject() }, { rows[2][1], rows[2][2], rows[2][3], rows[2][4] })
+      local o = { host = "127.0.0.1", port = s.port, user = "lab", password = "lab-pass",
+                  tls = { mode = "verify_identity", ca = tlsdir .. "/ca.pem" } }
+      assert.equal(1045, select(3, s:connect(o)))
+      o.tls.cert, o.tls.key = tlsdir .. "/clients/lab@_-cert.pem", tlsdir .. "/clients/lab@_-key.pem"
+      local c <close> = assert(s:connect(o))
+      assert.equal("lab@%", c:query("SELECT CURRENT_USER()")[1][1])
+      -- again: nothing to do, and the certificates are reused
+      r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stderr)
+      assert.matches("run: nothing to do", r.stdout)
+      assert.equal(cert, pki.load_cert(tlsdir .. "/server-cert.pem"))
+   end)
+
+   it("refuses to enforce while a plain TCP session is open", function()
+      local s <close> = server("spec-tls-lockout")
+      local o = s:tcp_options()
+      o.tls = { mode = "disabled" }
+      local plain <close> = assert(s:connect(o))
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--yes" }
+      assert.equal(1, r.status)
+      assert.matches("step lockout%-preflight", r.stderr)
+      assert.matches("session of tcp_user from 127%.0%.0%.1:%d+", r.stderr)
+      assert.matches("set tls%.accept_lockout=true", r.stderr)
+      local root <close> = assert(s:connect())
+      assert.equal("OFF", root:query("SHOW GLOBAL VARIABLES LIKE 'require_secure_transport'")[1][2])
+      assert.equal(1, plain:query("SELECT 1")[1][1])
+      -- with performance_schema on, a TLS session is told apart from a plain one
+      local p <close> = server("spec-tls-ps", { performance_schema = "ON" })
+      local pr = run{ "run", "in-transit", "--sandbox", p.name, "--yes", "--set", "tls.require_secure_transport=false" }
+      assert.equal(0, pr.status, pr.stderr)
+      local tlsdir = p.dir .. "/tls-myseal"
+      local to = p:tcp_options()
+      to.tls = { mode = "verify_ca", ca = tlsdir .. "/ca.pem" }
+      local secure <close> = assert(p:connect(to))
+      pr = run{ "plan", "in-transit", "--sandbox", p.name }
+      assert.equal(0, pr.status, pr.stderr)
+      assert.matches("lockout%-preflight%s+ok", pr.stdout)
+   end)
+
+   it("fails verification when the certificate lacks the address clients use", function()
+      local s <close> = server("spec-tls-names")
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--yes", "--set", "pki.server_names=localhost" }
+      assert.equal(1, r.status)
+      assert.matches("step verify.-127%.0%.0%.1: cannot connect to 127%.0%.0%.1:%d+: TLS/SSL error", r.stderr)
+   end)
+
+   it("rotates certificates and the CA while a client keeps querying", function()
+      local s <close> = server("spec-tls-rotate")
+      local site = profile(dir, "[accounts]\nlab@% = subject\n")
+      assert.equal(0, run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }.status)
+      local tlsdir = s.dir .. "/tls-myseal"
+      -- a client that reconnects and queries over verified TLS, with the CA file as it is now
+      local script = dir .. "/client.lua"
+      assert(sys.write_file(script, ([[
+         local sys, mysql = require "sys", require "mysql"
+         local ok, bad = 0, 0
+         local deadline = sys.clock() + 60
+         while not sys.stat("%s/stop") and sys.clock() < deadline do
+            local c, err = mysql.connect{ host = "127.0.0.1", port = %d, user = "app", password = "app-pass",
+               tls = { mode = "verify_identity", ca = "%s/ca.pem" } }
+            if c and c:query("SELECT 1") then ok = ok + 1 else bad = bad + 1; io.stderr:write(tostring(err), "\n") end
+            if c then c:close() end
+            sys.sleep(0.01)
+         end
+         io.write(ok, " ", bad)]]):format(dir, s.port, tlsdir)))
+      local pid = assert(sys.spawn{ E.MYSEAL, "lua", script, log = dir .. "/client.log" })
+      local old = assert(pki.load_cert(tlsdir .. "/server-cert.pem"))
+      local old_ca = assert(pki.load_cert(tlsdir .. "/ca.pem"))
+      local function rotate(phase)
+         local r = run{ "run", "rotate-certs", "--sandbox", s.name, "--site", site, "--yes", "--set", "rotate.ca=" .. phase }
+         assert.equal(0, r.status, phase .. ": " .. r.stdout .. r.stderr)
+         return r
+      end
+      rotate("add")
+      assert.equal(2, #assert(pki.load_cert(tlsdir .. "/ca.pem")))
+      assert.equal(old, pki.load_cert(tlsdir .. "/server-cert.pem"))   -- still signed by the old CA
+      local r = rotate("switch")
+      assert.matches("sql: FLUSH SSL", (assert(sys.read_file(E.journals(require("myseal.engine.target").state_root(),
+         "sandbox-" .. s.name, "rotate-certs")[1]))))
+      local bundle = assert(pki.load_cert(tlsdir .. "/ca.pem"))
+      local new = assert(pki.load_cert(tlsdir .. "/server-cert.pem"))
+      assert.are_not.equal(old, new)
+      assert.is_true(pki.verify(new, { trusted = { bundle[1] } }))
+      assert.is_nil(pki.verify(new, { trusted = { old_ca } }))
+      rotate("drop")
+      local final = assert(pki.load_cert(tlsdir .. "/ca.pem"))
+      assert.equal(bundle[1], final)
+      -- the X509 account follows the new issuer
+      local o = { host = "127.0.0.1", port = s.port, user = "lab", password = "lab-pass",
+                  tls = { mode = "verify_identity", ca = tlsdir .. "/ca.pem",
+                          cert = tlsdir .. "/clients/lab@_-cert.pem", key = tlsdir .. "/clients/lab@_-key.pem" } }
+      local c <close> = assert(s:connect(o))
+      assert(sys.write_file(dir .. "/stop", ""))
+      while sys.alive(pid) do sys.sleep(0.02) end
+      local counts = assert(sys.read_file(dir .. "/client.log"))
+      local ok, bad = counts:match("(%d+) (%d+)%s*$")
+      assert.equal("0", bad, counts)
+      assert.is_true(tonumber(ok) > 10)
+      -- nothing to renew now
+      r = run{ "run", "rotate-certs", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stderr)
+      assert.matches("run: nothing to do", r.stdout)
+      assert.is_truthy(r)
+   end)
+
+   describe("plan for described MySQL servers", function()
+      local function plan(version, extra)
+         local desc = dir .. "/server.lua"
+         assert(sys.write_file(desc, ("return { server = %q, %s "
+            .. "accounts = { { user = 'app', host = '%%', ssl_type = '' } } }"):format("mysql-" .. version, extra or "")))
+         local r = run{ "plan", "in-transit", "--describe", desc, "--set", "server.cnf=tests/fixtures/at-rest/my.cnf",
+            "--set", "pki.dir=" .. dir .. "/tls", "--set", "pki.server_names=db.example,10.0.0.5",
+            "--set", "accounts.app@%=ssl" }
+         assert.equal(0, r.status, r.stderr)
+         return r.stdout
+      end
+
+      it("MySQL 5.7: options, a restart, REQUIRE SSL", function()
+         local out = plan("5.7.44")
+         for _, line in ipairs{ "+ssl_ca=" .. dir .. "/tls/ca.pem", "+ssl_cert=" .. dir .. "/tls/server-cert.pem",
+               "+ssl_key=" .. dir .. "/tls/server-key.pem", "+tls_version=TLSv1.2,TLSv1.3",
+               "+require_secure_transport=ON" } do
+            assert.is_truthy(out:find(line, 1, true), line)
+         end
+         assert.matches("restart the server", out)
+         assert.matches("sql: SET GLOBAL require_secure_transport = ON", out)
+         assert.matches("sql: ALTER USER 'app'@'%%' REQUIRE SSL", out)
+         assert.is_nil(out:find("GRANT", 1, true))
+      end)
+
+      it("MySQL 8.0 with TLS already on: SET GLOBAL and ALTER INSTANCE RELOAD TLS, no restart", function()
+         local out = plan("8.0.36", "variables = { ssl_ca = '/old/ca.pem', ssl_cert = '/old/cert.pem', "
+            .. "ssl_key = '/old/key.pem', tls_version = 'TLSv1.2' }, "
+            .. "served_certificate = { subject = '/CN=old', not_after = 0 },")
+         local a = out:find("sql: SET GLOBAL ssl_ca = '" .. dir .. "/tls/ca.pem'", 1, true)
+         local b = out:find("sql: SET GLOBAL tls_version = 'TLSv1.2,TLSv1.3'", 1, true)
+         local c = out:find("sql: ALTER INSTANCE RELOAD TLS", 1, true)
+         assert.is_truthy(a and b and c and a < c and b < c, out)
+         assert.is_nil(out:find("restart the server", 1, true))
+      end)
+
+      it("MySQL 8.4: the same options (no have_ssl anywhere)", function()
+         local out = plan("8.4.3")
+         assert.is_truthy(out:find("+ssl_cert=" .. dir .. "/tls/server-cert.pem", 1, true))
+         assert.is_nil(out:find("have_ssl", 1, true))
+         assert.matches("sql: ALTER USER 'app'@'%%' REQUIRE SSL", out)
+      end)
+   end)
+end)
