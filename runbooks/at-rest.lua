@@ -8,6 +8,7 @@
 local runbook = require "myseal.runbook"
 local keyring = require "myseal.keyring"
 local atrest = require "myseal.atrest"
+local options = require "myseal.options"
 local pki = require "pki"
 local sys = require "sys"
 
@@ -190,28 +191,17 @@ return runbook.new {
          apply = function(ctx)
             local s, d = settings(ctx), ctx.dialect
             local doc = option_tree(ctx)
-            local groups = { d.encryption_group }
-            for _, g in ipairs(d:server_groups()) do groups[#groups + 1] = g end
-            local edits, order = {}, {}
+            local edits = {}
             for _, o in ipairs(wanted_options(ctx, s)) do
                if not option_ok(ctx, doc, o) then
-                  local file, group = doc:target(o.name, groups)
-                  if o.add then group = d.encryption_group end
-                  if not edits[file] then edits[file] = {}; order[#order + 1] = file end
                   local current = o.list and doc:effective(d:server_groups(), o.name)
-                  if type(current) == "string" and current ~= "" then
+                  if type(current) == "string" and current ~= "" then   -- a ';' list: ours joins it
                      o = { name = o.name, value = current .. o.list .. o.value }
                   end
-                  table.insert(edits[file], { o = o, group = group })
+                  edits[#edits + 1] = o
                end
             end
-            for _, file in ipairs(order) do
-               ctx:edit_cnf(file, function(f)
-                  for _, e in ipairs(edits[file]) do
-                     if e.o.add then f:add(e.group, e.o.name, e.o.value) else f:set(e.group, e.o.name, e.o.value) end
-                  end
-               end)
-            end
+            options.write(ctx, edits, d.encryption_group)
             if d:has("component_files") then
                for _, f in ipairs(d:component_files(s, ctx.params, plugin_dir(ctx))) do
                   local old = ctx:read_file(f.path)

@@ -64,9 +64,8 @@ local function wanted_requirement(ctx, a)
       ca and ca:subject() or "(the CA's subject)"
 end
 
-local function option_tree(ctx)
-   return require("myseal.atrest").option_tree(ctx)
-end
+local options = require "myseal.options"
+local option_tree = options.tree
 
 return runbook.new {
    name = "in-transit",
@@ -234,20 +233,7 @@ return runbook.new {
             end
             return done(#missing == 0, "to set: " .. table.concat(missing, ", "))
          end,
-         apply = function(ctx)
-            local doc = option_tree(ctx)
-            local edits, order = {}, {}
-            for _, o in ipairs(tls.server_options(ctx)) do
-               local file, group = doc:target(o.name, { ctx.dialect.server_group, table.unpack(ctx.dialect:server_groups()) })
-               if not edits[file] then edits[file] = {}; order[#order + 1] = file end
-               table.insert(edits[file], { group = group, o = o })
-            end
-            for _, file in ipairs(order) do
-               ctx:edit_cnf(file, function(f)
-                  for _, e in ipairs(edits[file]) do f:set(e.group, e.o.name, e.o.value) end
-               end)
-            end
-         end,
+         apply = function(ctx) options.write(ctx, tls.server_options(ctx)) end,
       },
       {
          name = "tls-load",
@@ -287,10 +273,7 @@ return runbook.new {
                and tls.same(in_file or "", "ON"), "require_secure_transport is not ON")
          end,
          apply = function(ctx)
-            local doc = option_tree(ctx)
-            local file, group = doc:target("require_secure_transport",
-               { ctx.dialect.server_group, table.unpack(ctx.dialect:server_groups()) })
-            ctx:edit_cnf(file, function(f) f:set(group, "require_secure_transport", "ON") end)
+            options.write(ctx, { { name = "require_secure_transport", value = "ON" } })
             ctx:sql("SET GLOBAL require_secure_transport = ON")
          end,
       },

@@ -12,6 +12,7 @@
 local runbook = require "myseal.runbook"
 local keyring = require "myseal.keyring"
 local atrest = require "myseal.atrest"
+local options = require "myseal.options"
 local sys = require "sys"
 
 local settings, done, bytes = atrest.settings, atrest.done, atrest.bytes
@@ -170,20 +171,16 @@ return runbook.new {
          when = function(ctx) return ctx.dialect.rotates_by_key_id end,
          check = function(ctx)
             local id = target_id(ctx, settings(ctx))
-            local doc = atrest.option_tree(ctx)
+            local doc = options.tree(ctx)
             local groups = ctx.dialect:server_groups()
             return done(tonumber(ctx:fact("variable", "innodb_default_encryption_key_id")) == id
                and tonumber(doc and doc:effective(groups, "innodb_default_encryption_key_id")) == id,
                ("innodb_default_encryption_key_id to set to %d"):format(id))
          end,
          apply = function(ctx)
-            local d = ctx.dialect
             local id = target_id(ctx, settings(ctx))
-            local doc = atrest.option_tree(ctx)
-            local groups = { d.encryption_group }
-            for _, g in ipairs(d:server_groups()) do groups[#groups + 1] = g end
-            local file, group = doc:target("innodb_default_encryption_key_id", groups)
-            ctx:edit_cnf(file, function(f) f:set(group, "innodb_default_encryption_key_id", tostring(id)) end)
+            options.write(ctx, { { name = "innodb_default_encryption_key_id", value = tostring(id) } },
+               ctx.dialect.encryption_group)
             ctx:sql("SET GLOBAL innodb_default_encryption_key_id = " .. math.tointeger(id))
          end,
       },

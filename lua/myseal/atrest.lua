@@ -57,15 +57,7 @@ function M.wanted_options(ctx, s)
 end
 
 -- The server's option files, includes followed (or nil when there is no option file).
-function M.option_tree(ctx)
-   local path = ctx.params.server.cnf
-   if not path then return nil end
-   local cnf = require "cnf"
-   if not ctx:exists(path) then return assert(cnf.parse("", path)) end
-   local doc, err = cnf.load(path, { includes = true })
-   if not doc then ctx:fail("%s", err) end
-   return doc
-end
+M.option_tree = require("myseal.options").tree
 
 -- Option names as the server compares them: '-' is '_', no case, no loose- prefix.
 function M.option_name(n)

@@ -1,0 +1,56 @@
+--- The server's option files, as the stock runbooks read and change them.
+-- @module myseal.options
+local M = {}
+
+--- The server's option files (`server.cnf` with its includes), or nil when there is none
+-- configured. A missing file is an empty one (a new file to write).
+-- @param ctx the step's context
+-- @return cnf document | nil
+function M.tree(ctx)
+   local path = ctx.params.server.cnf
+   if not path then return nil end
+   local cnf = require "cnf"
+   if not ctx:exists(path) then return assert(cnf.parse("", path)) end
+   local doc, err = cnf.load(path, { includes = true })
+   if not doc then ctx:fail("%s", err) end
+   return doc
+end
+
+--- The groups a server option is written to, best first: `first` (or the dialect's
+-- server group), then the groups the server reads.
+-- @param ctx the step's context
+-- @param first optional group to prefer
+-- @return list of group names
+function M.write_groups(ctx, first)
+   local out = { first or ctx.dialect.server_group }
+   for _, g in ipairs(ctx.dialect:server_groups()) do out[#out + 1] = g end
+   return out
+end
+
+--- Sets server options where the server reads them: each in the file and group that set it
+-- today, or else in a drop-in file or the main file (`doc:target`), one `ctx:edit_cnf`
+-- per file. An edit `{ name, value, add = true }` adds a line (options that accumulate).
+-- @param ctx the step's context
+-- @param edits list of `{ name =, value =, add = }`
+-- @param first optional group for new options
+function M.write(ctx, edits, first)
+   local doc = M.tree(ctx)
+   if not doc then ctx:fail("server.cnf is not set: name the server's option file in [server] cnf") end
+   local groups = M.write_groups(ctx, first)
+   local by_file, order = {}, {}
+   for _, e in ipairs(edits) do
+      local file, group = doc:target(e.name, groups)
+      if e.add then group = groups[1] end
+      if not by_file[file] then by_file[file] = {}; order[#order + 1] = file end
+      table.insert(by_file[file], { group = group, e = e })
+   end
+   for _, file in ipairs(order) do
+      ctx:edit_cnf(file, function(f)
+         for _, x in ipairs(by_file[file]) do
+            if x.e.add then f:add(x.group, x.e.name, x.e.value) else f:set(x.group, x.e.name, x.e.value) end
+         end
+      end)
+   end
+end
+
+return M
