@@ -309,6 +309,7 @@ static int jks_load (ks_store *s, const unsigned char *data, size_t len, const c
     return -1;
   }
   r.len = len - 20;
+  s->version = (int)version;
   uint32_t count = rd_u4(&r);
   if (count > MAX_ENTRIES) {
     snprintf(err, errlen, "corrupt keystore: %u entries", count);
@@ -443,8 +444,9 @@ static int wb_utf (wb *w, const char *s) {
 static int jks_save (const ks_store *s, const char *password, unsigned char **out, size_t *len,
                      char *err, size_t errlen) {
   wb w = {0};
+  uint32_t version = s->version == 1 ? 1 : 2;
   wb_u4(&w, JKS_MAGIC);
-  wb_u4(&w, 2);
+  wb_u4(&w, version);
   uint32_t count = 0;
   for (size_t i = 0; i < s->n; i++)
     if (s->e[i].kind != KS_CERT)
@@ -465,7 +467,8 @@ static int jks_save (const ks_store *s, const char *password, unsigned char **ou
     if (e->kind == KS_KEY)
       wb_put(&w, e->raw, e->raw_len);
     else {
-      wb_utf(&w, "X.509");
+      if (version == 2)
+        wb_utf(&w, "X.509");
       wb_u4(&w, (uint32_t)e->der_len);
       wb_put(&w, e->der, e->der_len);
     }

@@ -35,6 +35,9 @@ typedef struct ks_entry {
 
 typedef struct ks_store {
   enum ks_type type;
+  int version;              /* JKS: 1 or 2 as read (0: new, written as 2). A version 1
+                               store is written as version 1: its key entries have no
+                               certificate types, and they are kept byte for byte. */
   ks_entry *e;
   size_t n, cap;
 } ks_store;

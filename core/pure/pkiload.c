@@ -264,7 +264,7 @@ X509_NAME *pl_parse_name (const char *text, char *err, size_t errlen) {
     if (!X509_NAME_add_entry_by_txt(name, key, MBSTRING_UTF8, (const unsigned char *)value,
                                     -1, -1, 0)) {
       char what[256];
-      snprintf(what, sizeof(what), "malformed subject '%s': bad value for %s", text, key);
+      snprintf(what, sizeof(what), "malformed subject '%.120s': bad value for %.60s", text, key);
       pl_error(err, errlen, what);
       X509_NAME_free(name);
       return NULL;

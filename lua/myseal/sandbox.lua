@@ -445,8 +445,9 @@ local function start_local(s, bin, options)
    if s.tls_requested then
       local tls = require("myseal.sandbox.tls").make(dir .. "/tls", s.name)
       s.tls = tls
-      options = setmetatable({}, { __index = options })
-      for k, v in pairs(options) do options[k] = v end
+      local given = options or {}
+      options = {}
+      for k, v in pairs(given) do options[k] = v end
       options.ssl_ca, options.ssl_cert, options.ssl_key = tls.ca, tls.cert, tls.key
    end
    s.argv = server_argv(bin.server, s.cnf)

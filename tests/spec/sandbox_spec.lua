@@ -40,6 +40,15 @@ describe("myseal.sandbox", function()
       assert.equal(b.pid, seen.pid)
    end)
 
+   it("starts with TLS, keeping the other options", function()
+      local s <close> = assert(sandbox.start{ name = "spec-tls", tls = true, options = { max_connections = 55 } })
+      assert.equal(55, value(s, "SELECT @@max_connections"))
+      local o = s:tcp_options()
+      o.tls = { mode = "verify_identity", ca = s.tls.ca }
+      local c <close> = assert(s:connect(o))
+      assert.is_true(c:tls().verified)
+   end)
+
    it("restarts with an edited option file", function()
       local s <close> = assert(sandbox.start{ name = "spec-restart" })
       local text = assert(sys.read_file(s.cnf))
