@@ -332,13 +332,14 @@ function M.bat_form(value)
 end
 
 --- Options as procrun's JvmOptions value (`++JvmOptions=` or PR_JVMOPTIONS): separated by ';',
--- an option holding ';' or '#' in single quotes; procrun drops every single quote, so none may be in one.
+-- an option holding ';' or '#' in single quotes. Procrun drops every single quote and reads
+-- double quotes as quoting too (commons-daemon cmdline.c), so an option may hold neither.
 -- @param options list of JVM options
 -- @return string | nil, message
 function M.procrun_value(options)
    local items = {}
    for i, o in ipairs(options) do
-      if o:find("'", 1, true) then return nil, "procrun drops single quotes: an option cannot hold one: " .. o end
+      if o:find("['\"]") then return nil, "procrun reads quotes as quoting: an option cannot hold one: " .. o end
       items[i] = o:find("[;#]") and ("'" .. o .. "'") or o
    end
    return table.concat(items, ";")

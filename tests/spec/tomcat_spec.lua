@@ -186,10 +186,12 @@ describe("tomcat", function()
             select(2, tomcat.bat_lines{ '-Dp=a"b' }))
       end)
 
-      it("procrun: ';'-separated, ';' and '#' inside single quotes, no single quote at all", function()
+      it("procrun: ';'-separated, ';' and '#' inside single quotes, no quote at all", function()
          assert.equal("-Da=C:\\x;'-Db=p;w#d';-Dc=JKS", tomcat.procrun_value{ "-Da=C:\\x", "-Db=p;w#d", "-Dc=JKS" })
-         assert.equal("procrun drops single quotes: an option cannot hold one: -Db=it's",
+         assert.equal("procrun reads quotes as quoting: an option cannot hold one: -Db=it's",
             select(2, tomcat.procrun_value{ "-Db=it's" }))
+         assert.equal('procrun reads quotes as quoting: an option cannot hold one: -Db="x"',
+            select(2, tomcat.procrun_value{ '-Db="x"' }))
       end)
 
       it("properties: what java.util.Properties reads back", function()
