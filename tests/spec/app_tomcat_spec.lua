@@ -259,17 +259,18 @@ describe("app-tomcat runbook", function()
       assert.is_false(xmllint(base .. "/conf/context.xml"))   -- a bare '&' (pitfall 15)
       local env = { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD }
       local args = { "app-tomcat", "--sandbox", s.name, "--set", "tomcat.layout=windows-scripts",
-                     "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.ca=" .. s.tls.ca }
+                     "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.ca=" .. s.tls.ca,
+                     "--set", "tomcat.restart_command=touch '" .. dir .. "/restarted'" }
       local r = myseal(cat({ "run" }, args, { "--yes" }), env)
       assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.truthy(sys.stat(dir .. "/restarted"))
+      assert(os.remove(dir .. "/restarted"))
       assert.matches("warning: " .. base:gsub("%p", "%%%0") .. "/bin/setenv%.bat:5 sets javax%.net%.ssl%.trustStore "
          .. "options too; CATALINA_OPTS comes last on the java command line, so the block's win", r.stdout)
       has("warning: jdbc/lims: Connector/J 5.1 checks the certificate chain but not the host name", r.stdout)
       has("warning: jdbc/lims: its url had a bare '&', an XML error that stops the context from loading", r.stdout)
       has("warning: jdbc/reports: sslMode=REQUIRED on MariaDB Connector/J 3 is 'trust': encryption "
          .. "without any certificate validation; now verify-full", r.stdout)
-      assert.matches("restart Tomcat for the changes to take effect: " .. base:gsub("%p", "%%%0")
-         .. "/bin/shutdown%.bat, then .-/bin/startup%.bat", r.stdout)
       assert.equal(old_setenv .. "rem BEGIN myseal app-tomcat: the JVM trusts the database server's CA (written by "
          .. "myseal; edits here are replaced)\r\n"
          .. 'set "CATALINA_OPTS=%CATALINA_OPTS% -Djavax.net.ssl.trustStore=' .. base .. "/conf/db-truststore.p12 "
@@ -278,10 +279,11 @@ describe("app-tomcat runbook", function()
       assert.equal(expected_context(old_context), sys.read_file(base .. "/conf/context.xml"))
       assert.is_true(xmllint(base .. "/conf/context.xml"))
       assert.equal(old_props, sys.read_file(base .. "/conf/catalina.properties"))
-      -- again: nothing to do
+      -- again: nothing to do, and no restart
       r = myseal(cat({ "run" }, args, { "--yes" }), env)
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.matches("run: nothing to do", r.stdout)
+      assert.is_nil(sys.stat(dir .. "/restarted"))
    end)
 
    it("plans setenv.bat with Windows paths, a password that cmd must not read, and the Resources named", function()
@@ -341,6 +343,25 @@ describe("app-tomcat runbook", function()
       has("+javax.net.ssl.trustStorePassword=***", r.stdout)
       assert.is_nil(r.stdout:find("PR_JVMOPTIONS", 1, true))
       assert_hidden(r.stdout .. r.stderr, pw, "plan")
+   end)
+
+   it("edits CATALINA_HOME's setenv.sh when CATALINA_BASE has none (a new one would hide it), "
+      .. "and says how to restart", function()
+      local home, base = dir .. "/home", dir .. "/base"
+      assert(sys.mkdir(home .. "/bin"))
+      assert(sys.mkdir(base .. "/conf"))
+      copy(FIX .. "/linux/bin/setenv.sh", home .. "/bin/setenv.sh")
+      copy(FIX .. "/windows/conf/context.xml", base .. "/conf/context.xml")
+      local r = myseal({ "plan", "app-tomcat", "--describe", "mariadb-10.11", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.catalina_home=" .. home, "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.driver=mysql-8",
+         "--set", "tomcat.layout=linux" }, { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      has("write " .. home .. "/bin/setenv.sh (0640, :tomcat)", r.stdout)
+      has("warning: restart Tomcat for the changes to take effect: " .. home .. "/bin/shutdown.sh, then "
+         .. home .. "/bin/startup.sh ([tomcat] restart_command would do it)", r.stdout)
+      -- [tomcat] driver for every Resource: the 5.1 and MariaDB ones get sslMode=VERIFY_IDENTITY too
+      has("jdbc/lims (MySQL Connector/J 8.x): jdbc:mysql://db.example:3306/lims?useUnicode=true"
+         .. "&characterEncoding=UTF-8&sslMode=VERIFY_IDENTITY", r.stdout)
    end)
 
    it("plans packaged Tomcat: Debian's and RHEL's defaults files", function()
