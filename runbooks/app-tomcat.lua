@@ -408,6 +408,11 @@ local jvm_options_step = {
          if ctx:write_file(f.path, f.text, f.opts) then changed = true end
       end
       if lay == "windows-service" then
+         local bat = join(ctx.params.tomcat.catalina_base, "bin", "setenv.bat")
+         if ctx:exists(bat) then
+            ctx:warn("%s is not read by the Windows service, only by catalina.bat: options there do not reach "
+               .. "the service", bat)
+         end
          service_apply(ctx, options, password_in_options(ctx))
          changed = true
       end

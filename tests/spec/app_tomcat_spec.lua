@@ -342,6 +342,7 @@ describe("app-tomcat runbook", function()
          .. base .. "/conf/db-truststore.p12;-Djavax.net.ssl.trustStoreType=PKCS12\n", r.stdout)
       has("+javax.net.ssl.trustStorePassword=***", r.stdout)
       assert.is_nil(r.stdout:find("PR_JVMOPTIONS", 1, true))
+      has("warning: " .. base .. "/bin/setenv.bat is not read by the Windows service, only by catalina.bat", r.stdout)
       assert_hidden(r.stdout .. r.stderr, pw, "plan")
    end)
 
