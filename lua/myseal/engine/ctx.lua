@@ -666,6 +666,14 @@ function methods:secret(name)
    return v
 end
 
+--- Mask a text like a secret from now on, in everything myseal prints or journals: for a form of
+-- a secret that a step makes itself (quoted for a shell, escaped for a properties file), which the
+-- engine cannot know. Its arguments in ctx:run are refused like a secret's.
+-- @param text string (empty or non-strings are ignored)
+function methods:mask(text)
+   self._run.secrets:add(text)
+end
+
 --- Keep a value in the journal (checksums, key ids), visible to later steps and to a resumed
 -- run through ctx:recorded(key). Secrets in it are masked.
 -- @param key string

@@ -1,6 +1,7 @@
---- Java for the specs: compile tests/java/JdbcProbe.java once, run it with
+--- Java for the specs: the JDBC probe (myseal.jdbcprobe) compiled once per process, run with
 -- JVM options from a 0600 @argfile (so no password reaches argv or stderr).
 local sys = require "sys"
+local jdbcprobe = require "myseal.jdbcprobe"
 
 local M = {}
 
@@ -12,23 +13,17 @@ local classes
 function M.classes()
    if classes then return classes end
    local dir = assert(sys.tmpdir("java-probe"))
-   local r = assert(sys.run{ "javac", "-d", dir, "tests/java/JdbcProbe.java" })
-   assert(r.ok, r.stderr)
-   classes = dir
-   return dir
+   classes = assert(jdbcprobe.compile{ dir = dir })
+   return classes
 end
 
 --- Runs the probe: url, user, password, and a list of -D options (which may
 -- hold secrets). Returns ok, output line.
 function M.probe(url, user, password, jvm_options)
-   local dir = M.classes()
-   local argfile = dir .. "/jvm-" .. tostring(sys.clock()):gsub("%.", "") .. ".args"
-   assert(sys.write_file(argfile, table.concat(jvm_options or {}, "\n") .. "\n", { mode = 384 }))
-   local r = assert(sys.run{ "java", "@" .. argfile, "-cp", M.driver .. ":" .. dir, "JdbcProbe",
-      env = { MYSEAL_JDBC_URL = url, MYSEAL_JDBC_USER = user, MYSEAL_JDBC_PASSWORD = password },
-      timeout = 60 })
-   os.remove(argfile)
-   return r.ok, (r.stdout .. r.stderr):gsub("\n$", "")
+   local ok, out = jdbcprobe.run{ classes = M.classes(), driver_jar = M.driver, url = url, user = user,
+                                  password = password, options = jvm_options }
+   assert(ok ~= nil, out)
+   return ok, out
 end
 
 return M

@@ -1,8 +1,9 @@
 // JdbcProbe: connects with a JDBC URL and reports the TLS session, the way the
-// application on Tomcat would. Used by the keystore and app-tier specs.
+// application on Tomcat would. The app-tomcat runbook's probe step and the specs
+// compile and run it through lua/myseal/jdbcprobe.lua.
 //
 //   MYSEAL_JDBC_URL=jdbc:... MYSEAL_JDBC_USER=.. MYSEAL_JDBC_PASSWORD=.. \
-//   JDK_JAVA_OPTIONS="-Djavax.net.ssl.trustStore=..." java -cp DRIVER.jar:DIR JdbcProbe
+//   java @OPTIONS-FILE -cp DRIVER.jar:DIR JdbcProbe
 //
 // Credentials come from the environment, never the command line. Prints
 // "OK <tls version> <cipher>" and exits 0, or "FAIL <reason>" and exits 1.
@@ -34,7 +35,8 @@ public class JdbcProbe {
         } catch (Exception e) {
             Throwable t = e;
             while (t.getCause() != null) t = t.getCause();
-            System.out.println("FAIL " + e.getMessage().replace('\n', ' ') + " / " + t);
+            String m = e.getMessage() == null ? e.toString() : e.getMessage();
+            System.out.println("FAIL " + m.replace('\n', ' ') + " / " + t);
             System.exit(1);
         }
     }

@@ -1,0 +1,70 @@
+--- The JDBC probe: java/JdbcProbe.java (beside this module) connects with a JDBC URL the way a
+-- Tomcat application does and prints "OK <tls version> <cipher>" or "FAIL <reason>". The
+-- app-tomcat runbook and the specs compile and run it through here. Nothing secret reaches argv:
+-- the JVM options (the truststore password among them) go in a 0600 @argfile in a private
+-- directory, the database credentials in the environment.
+-- @module myseal.jdbcprobe
+local sys = require "sys"
+
+local M = {}
+
+--- The probe's source file.
+M.source = require("myseal.host").home .. "/lua/myseal/java/JdbcProbe.java"
+
+--- Compile the probe under `dir`, in a subdirectory named after the source's digest, so a
+-- directory kept between runs (a cache) compiles once per version of the source.
+-- @param opts `{ dir = directory, javac = "javac" }`
+-- @return the classes directory | nil, message
+function M.compile(opts)
+   local src, err = sys.read_file(M.source)
+   if not src then return nil, err end
+   local classes = ("%s/jdbcprobe-%s"):format(opts.dir, require("pki").digest(src):sub(1, 12))
+   if sys.stat(classes .. "/JdbcProbe.class") then return classes end
+   local ok
+   ok, err = sys.mkdir(classes, tonumber("700", 8))
+   if not ok then return nil, err end
+   local r
+   r, err = sys.run{ opts.javac or "javac", "-d", classes, M.source, timeout = 120 }
+   if not r then return nil, ("cannot run %s: %s"):format(opts.javac or "javac", err) end
+   if not r.ok then
+      return nil, ("%s could not compile the probe: %s"):format(opts.javac or "javac",
+         ((r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")))
+   end
+   return classes
+end
+
+--- One option in a java @argfile: double-quoted, with \ and " escaped (the launcher's rules).
+-- @param option string
+-- @return string
+function M.argfile_word(option)
+   return '"' .. option:gsub('[\\"]', "\\%0") .. '"'
+end
+
+--- Run the probe.
+-- @param opts `{ java = "java", classes = dir (from compile), driver_jar = path, url =, user =,
+--   password =, options = { "-Dname=value", ... }, timeout = 60 }`
+-- @return ok (boolean), the probe's output | nil, message (java did not run)
+function M.run(opts)
+   local dir, err = sys.tmpdir("myseal-probe")
+   if not dir then return nil, err end
+   local lines = {}
+   for i, o in ipairs(opts.options or {}) do lines[i] = M.argfile_word(o) end
+   local argfile = dir .. "/jvm.args"
+   local ok
+   ok, err = sys.write_file(argfile, table.concat(lines, "\n") .. "\n", { mode = tonumber("600", 8) })
+   if not ok then
+      sys.rmtree(dir)
+      return nil, err
+   end
+   local sep = sys.platform() == "windows" and ";" or ":"
+   local r
+   r, err = sys.run{ opts.java or "java", "@" .. argfile, "-cp", opts.driver_jar .. sep .. opts.classes, "JdbcProbe",
+      env = { MYSEAL_JDBC_URL = opts.url, MYSEAL_JDBC_USER = opts.user or "",
+              MYSEAL_JDBC_PASSWORD = opts.password or "" },
+      timeout = opts.timeout or 60 }
+   sys.rmtree(dir)
+   if not r then return nil, ("cannot run %s: %s"):format(opts.java or "java", err) end
+   return r.ok, ((r.stdout .. r.stderr):gsub("%s+$", ""))
+end
+
+return M
