@@ -1,0 +1,60 @@
+--- `myseal check`: the read-only posture report.
+local cli = require "myseal.engine.cli"
+local errors = require "myseal.errors"
+local args = require "myseal.args"
+local check = require "myseal.check"
+local sys = require "sys"
+
+local M = {
+   summary = "report encryption at rest and in transit, read-only (text, JSON or HTML)",
+   usage = "myseal check (--site F | --sandbox N) [--format text|json|html] [--output FILE] "
+      .. "[--fail-on warn|fail] [--set S.K=V]...",
+   help = [[
+Inspects the server and changes nothing: the keyring, every schema's tables
+(the unencrypted ones by name), log, binary log and temporary-file encryption;
+the server certificate (chain, names, days left: warn at 30, fail at 7), TLS
+versions, require_secure_transport, accounts by REQUIRE level and those that
+can log in over TCP without TLS, sessions without TLS, and the truststore and
+client certificates the site profile names. Each finding has a severity (ok,
+info, warn, fail) and the runbook and step that fix it.
+  --format F         text (default), json (schema: docs/check.md) or html (one
+                     self-contained page)
+  --output FILE      write the report there (atomically) instead of standard output
+  --fail-on LEVEL    exit 1 when a finding is at least LEVEL: fail (default) or warn,
+                     for cron and monitoring
+  --set check.warn_days=N, --set check.fail_days=N   the expiry thresholds
+Exit status: 0 below --fail-on, 1 at or above it, 2 bad usage.
+targets (one is needed):
+  --site FILE        a site profile (INI; see runbooks/site.example.ini)
+  --sandbox NAME     a running sandbox; --site may go with it]],
+}
+
+function M.run(argv)
+   local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail_on", "fail-on" },
+                                            multi = { "set" } })
+   local format = opts.format or "text"
+   if format ~= "text" and format ~= "json" and format ~= "html" then
+      errors.usage("check: --format is text, json or html, not '%s'", format)
+   end
+   local fail_on = opts.fail_on or "fail"
+   if fail_on ~= "warn" and fail_on ~= "fail" then
+      errors.usage("check: --fail-on is warn or fail, not '%s'", fail_on)
+   end
+   if not opts.site and not opts.sandbox then
+      errors.usage("check: name a target: --site FILE or --sandbox NAME (try 'myseal help check')")
+   end
+   local target = cli.target("check", opts)
+   local report = check.run{ target = target, set = opts.set }
+   local text = check[format](report)
+   if opts.output then
+      local ok, err = sys.write_file(opts.output, text, { mode = tonumber("644", 8) })
+      if not ok then errors.fail("check: cannot write the report: %s", err) end
+      io.stderr:write(("myseal check: %s: %d ok, %d warnings, %d failures; report in %s\n")
+         :format(report.target, report.summary.ok, report.summary.warn, report.summary.fail, opts.output))
+   else
+      io.stdout:write(text)
+   end
+   return check.exit_status(report, fail_on)
+end
+
+return M

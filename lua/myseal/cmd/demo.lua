@@ -1,0 +1,149 @@
+--- `myseal demo`: the whole story on a disposable server, in under a minute.
+local args = require "myseal.args"
+local errors = require "myseal.errors"
+local sandbox = require "myseal.sandbox"
+local sys = require "sys"
+local pki = require "pki"
+
+local M = {
+   summary = "the whole story on a disposable server: check, encrypt at rest and in transit, check again",
+   usage = "myseal demo [--report FILE] [--keep]",
+   help = [[
+Starts a MariaDB sandbox with a small biobank schema (patients, specimens) and
+an application account, and a Tomcat-shaped directory whose context.xml points
+at it. Then: check (red), plan and run at-rest, in-transit and app-tomcat (the
+JDBC probe connects over verified TLS when a JDK and MariaDB Connector/J are
+installed), check again (green), and write the HTML report. The sandbox is
+stopped and the temporary files removed at the end, whatever happens.
+  --report FILE   where the HTML report goes (default ./myseal-demo-report.html)
+  --keep          leave the sandbox running and the files in place, to look around]],
+}
+
+local DRIVER = "/usr/share/java/mariadb-java-client.jar"
+
+local function hex(n)
+   return (pki.random(n):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+function M.run(argv)
+   local opts = args.parse("demo", argv, { flags = { "keep" }, options = { "report" } })
+   local report = opts.report or "myseal-demo-report.html"
+   local exe = require("myseal.host").exe
+   local t0 = sys.clock()
+   local stages, n = 8, 0
+   local function stage(fmt, ...)
+      n = n + 1
+      io.stdout:write(("[%d/%d] %s  (%.1f s)\n"):format(n, stages, fmt:format(...), sys.clock() - t0))
+      io.stdout:flush()
+   end
+
+   local work = assert(sys.tmpdir("myseal-demo"))
+   local s, err = sandbox.start{ name = "demo-" .. hex(3) }
+   if not s then
+      sys.rmtree(work)
+      errors.fail("demo: %s", err)
+   end
+   local ok, failure = pcall(function()
+      stage("sandbox %s: %s %s on %s:%d", s.name, s.flavor, s.version, s.host, s.port)
+
+      -- the application's data and account
+      local app_password = hex(12)
+      do
+         local c <close> = assert(s:connect{ database = "mysql" })
+         for _, sql in ipairs{
+            "CREATE DATABASE biobank",
+            "CREATE TABLE biobank.patients (id INT PRIMARY KEY, name VARCHAR(100), born DATE) ENGINE=InnoDB",
+            "CREATE TABLE biobank.specimens (id INT PRIMARY KEY, patient INT, kind VARCHAR(20), taken DATETIME, "
+               .. "note TEXT, KEY (patient)) ENGINE=InnoDB",
+            "INSERT INTO biobank.patients SELECT seq, CONCAT('patient ', seq), '1970-01-01' + INTERVAL seq DAY "
+               .. "FROM seq_1_to_500",
+            "INSERT INTO biobank.specimens SELECT seq, 1 + seq % 500, ELT(1 + seq % 3, 'blood', 'tissue', 'dna'), "
+               .. "NOW() - INTERVAL seq HOUR, REPEAT('n', 100) FROM seq_1_to_3000",
+         } do assert(c:exec(sql)) end
+         assert(c:exec("CREATE USER 'lims'@'%' IDENTIFIED BY ?", app_password))
+         assert(c:exec("GRANT SELECT, INSERT, UPDATE, DELETE ON biobank.* TO 'lims'@'%'"))
+      end
+      -- a Tomcat-shaped directory with the application's DataSource
+      local tomcat = work .. "/tomcat"
+      for _, d in ipairs{ "bin", "conf", "lib" } do assert(sys.mkdir(tomcat .. "/" .. d)) end
+      assert(sys.write_file(tomcat .. "/bin/setenv.sh", "#!/bin/sh\nCATALINA_PID=\"$CATALINA_BASE/tomcat.pid\"\n"))
+      assert(sys.write_file(tomcat .. "/conf/context.xml", ([[
+<?xml version="1.0" encoding="UTF-8"?>
+<Context>
+    <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource"
+              driverClassName="org.mariadb.jdbc.Driver"
+              url="jdbc:mariadb://127.0.0.1:%d/biobank?useUnicode=true"
+              username="lims" password="%s" maxTotal="20"/>
+</Context>
+]]):format(s.port, app_password), { mode = tonumber("640", 8) }))
+      local probe = sys.stat(DRIVER) ~= nil and sys.run{ "java", "-version" } ~= nil
+      if probe then assert(sys.run{ "ln", "-s", DRIVER, tomcat .. "/lib/mariadb-java-client.jar" }.ok) end
+      stage("biobank schema (500 patients, 3000 specimens), account lims, Tomcat directory %s", tomcat)
+
+      local env = { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = hex(12) }
+      local user = sys.user().name
+      local group = sys.stat(work).group
+      local backup = { "--set", "keyring.backup_dir=" .. work .. "/key-backup" }
+      local truststore = { "--set", "tomcat.truststore=" .. tomcat .. "/conf/db-truststore.p12" }
+      local checked = { backup[1], backup[2], truststore[1], truststore[2] }
+      local function myseal(...)
+         local argv = { exe, env = env, timeout = 300 }
+         table.move({ ... }, 1, select("#", ...), 2, argv)
+         return assert(sys.run(argv))
+      end
+      local function check(label)
+         local argv = { "check", "--sandbox", s.name, "--format", "json" }
+         for _, a in ipairs(checked) do argv[#argv + 1] = a end
+         local r = myseal(table.unpack(argv))
+         local rep = require("myseal.json").decode(r.stdout)
+         if not rep then error("check failed: " .. r.stderr, 0) end
+         stage("check %s: %d ok, %d warnings, %d failures", label, rep.summary.ok, rep.summary.warn, rep.summary.fail)
+         return rep
+      end
+      local function runbook(name, ...)
+         local extra = { ... }
+         local function call(cmd, more)
+            local argv = { cmd, name, "--sandbox", s.name }
+            for _, a in ipairs(extra) do argv[#argv + 1] = a end
+            for _, a in ipairs(more or {}) do argv[#argv + 1] = a end
+            local r = myseal(table.unpack(argv))
+            if not r.ok then error(("%s %s failed:\n%s%s"):format(cmd, name, r.stdout, r.stderr), 0) end
+            return r
+         end
+         local plan = call("plan")
+         local todo = plan.stdout:match("plan: (%d+) step%(s%) to do") or "0"
+         local run = call("run", { "--yes" })
+         stage("%s: planned %s steps; run: %s", name, todo, run.stdout:match("\nrun: (.-) %(%d") or "done")
+      end
+
+      local before = check("before (red)")
+      runbook("at-rest", table.unpack(backup))
+      runbook("in-transit", "--set", "accounts.lims@%=ssl")
+      runbook("app-tomcat", truststore[1], truststore[2], "--set", "tomcat.catalina_base=" .. tomcat,
+         "--set", "tomcat.ca=" .. s.dir .. "/tls-myseal/ca.pem", "--set", "tomcat.user=" .. user,
+         "--set", "tomcat.group=" .. group, "--set", "tomcat.probe=" .. tostring(probe))
+      local after = check("after (green)")
+      -- the report, as HTML
+      local argv = { "check", "--sandbox", s.name, "--format", "html", "--output", report }
+      for _, a in ipairs(checked) do argv[#argv + 1] = a end
+      local r = myseal(table.unpack(argv))
+      if not sys.stat(report) then error("the report was not written: " .. r.stderr, 0) end
+      stage("report: %s", sys.realpath(report) or report)
+      if after.summary.fail > 0 then
+         error(("%d failures remain after the runbooks (see %s)"):format(after.summary.fail, report), 0)
+      end
+      return before
+   end)
+   if opts.keep then
+      io.stdout:write(("kept: sandbox %s (myseal sandbox stop %s), files in %s\n"):format(s.name, s.name, work))
+   else
+      s:stop()
+      sys.rmtree(work)
+   end
+   if not ok then errors.fail("demo: %s", tostring(failure)) end
+   io.stdout:write(("demo done in %.0f s: the sandbox is %s\n"):format(sys.clock() - t0,
+      opts.keep and "still running" or "stopped"))
+   return 0
+end
+
+return M

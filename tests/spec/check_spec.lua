@@ -1,0 +1,130 @@
+-- myseal check (text, JSON against its schema, HTML in headless Chromium) and myseal demo.
+local sandbox = require "myseal.sandbox"
+local sys = require "sys"
+local json = require "myseal.json"
+local E = require "support.engine"
+local jsonschema = require "support.jsonschema"
+
+local SCHEMA = assert(json.decode(assert(sys.read_file("docs/check.schema.json"))))
+
+local function findings_by_id(report)
+   local out = {}
+   for _, f in ipairs(report.findings) do out[f.id] = f end
+   return out
+end
+
+describe("myseal check", function()
+   local dir
+   before_each(function() dir = assert(sys.tmpdir("check-spec")) end)
+   after_each(function() sys.rmtree(dir) end)
+
+   it("reports a plain server's failures, and none after the runbooks", function()
+      local s <close> = assert(sandbox.start{ name = "spec-check" })
+      do
+         local c <close> = assert(s:connect{ database = "mysql" })
+         assert(c:exec("CREATE DATABASE clinic"))
+         assert(c:exec("CREATE TABLE clinic.visits (id INT PRIMARY KEY) ENGINE=InnoDB"))
+         assert(c:exec("CREATE TABLE clinic.notes (id INT PRIMARY KEY) ENGINE=InnoDB"))
+      end
+      local backup = "keyring.backup_dir=" .. dir .. "/kb"
+      local r = E.myseal({ "check", "--sandbox", s.name, "--format", "json", "--set", backup }, {})
+      assert.equal(1, r.status, r.stderr)
+      local report = assert(json.decode(r.stdout))
+      assert.is_true(jsonschema.validate(SCHEMA, report))
+      assert.equal("fail", report.status)
+      local f = findings_by_id(report)
+      assert.equal("fail", f.keyring.severity)
+      assert.same({ runbook = "at-rest", step = "option-file" }, f.keyring.fix)
+      assert.equal("fail", f["tables:clinic"].severity)
+      table.sort(f["tables:clinic"].unencrypted)
+      assert.same({ "notes", "visits" }, f["tables:clinic"].unencrypted)
+      assert.equal("fail", f.tls.severity)
+      assert.equal("fail", f["require-secure-transport"].severity)
+      assert.equal("info", f["key-backup"].severity)   -- no key material yet
+      assert.equal("warn", f["option:innodb_encrypt_log"].severity)
+      -- text: the same, for a terminal; --fail-on warn
+      r = E.myseal({ "check", "--sandbox", s.name }, {})
+      assert.equal(1, r.status)
+      assert.matches("%[FAIL%] no active keyring %(file_key_management%)\n%s+fix: myseal run at%-rest %(step option%-file%)", r.stdout)
+      assert.matches("%[FAIL%] clinic: 2 of 2 tables not encrypted", r.stdout)
+
+      for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" } } do
+         local argv = { "run", rb[1], "--sandbox", s.name, "--yes" }
+         for i = 2, #rb do argv[#argv + 1] = rb[i] end
+         r = E.myseal(argv, {})
+         assert.equal(0, r.status, r.stdout .. r.stderr)
+      end
+      r = E.myseal({ "check", "--sandbox", s.name, "--format", "json", "--set", backup }, {})
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      report = assert(json.decode(r.stdout))
+      assert.is_true(jsonschema.validate(SCHEMA, report))
+      assert.equal(0, report.summary.fail)
+      assert.equal(0, report.summary.warn)
+      assert.equal("ok", report.status)
+      f = findings_by_id(report)
+      assert.equal("ok", f["tables:clinic"].severity)
+      assert.equal(2, f["tables:clinic"].encrypted)
+      assert.equal("ok", f["server-chain"].severity)
+      assert.equal("ok", f["key-backup"].severity)
+      assert.equal(0, E.myseal({ "check", "--sandbox", s.name, "--fail-on", "warn", "--set", backup }, {}).status)
+
+      -- HTML: one page, no external assets, rendered by Chromium with its summary table
+      local html = dir .. "/report.html"
+      r = E.myseal({ "check", "--sandbox", s.name, "--format", "html", "--output", html, "--set", backup }, {})
+      assert.equal(0, r.status, r.stderr)
+      local page = assert(sys.read_file(html))
+      assert.is_nil(page:find("https?://"))
+      assert.is_nil(page:find("<link", 1, true))
+      assert.is_nil(page:find("<script", 1, true))
+      local chrome = { "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--user-data-dir=" .. dir .. "/chromium", timeout = 60 }
+      local function chromium(...)
+         local argv = table.move(chrome, 1, #chrome, 1, { timeout = chrome.timeout })
+         for _, a in ipairs{ ... } do argv[#argv + 1] = a end
+         return assert(sys.run(argv))
+      end
+      local dom = chromium("--dump-dom", "file://" .. html)
+      assert.is_true(dom.ok, dom.stderr)
+      assert.matches('<table class="summary" id="summary">.-<th>at rest</th><td class="ok">%d+</td>', dom.stdout)
+      local png = dir .. "/report.png"
+      local shot = chromium("--window-size=1200,900", "--screenshot=" .. png, "file://" .. html)
+      assert.is_true(shot.ok, shot.stderr)
+      local data = assert(sys.read_file(png))
+      assert.equal("\137PNG\r\n\26\n", data:sub(1, 8))
+      local w = string.unpack(">I4", data, 17)
+      local hgt = string.unpack(">I4", data, 21)
+      assert.same({ 1200, 900 }, { w, hgt })
+      assert.is_true(#data > 20000)   -- a rendered page, not a blank one
+      local pdf = dir .. "/report.pdf"
+      local printed = chromium("--print-to-pdf=" .. pdf, "--no-pdf-header-footer", "file://" .. html)
+      assert.is_true(printed.ok, printed.stderr)
+      assert.equal("%PDF", (sys.read_file(pdf) or ""):sub(1, 4))
+   end)
+
+   it("says what is wrong with its usage", function()
+      local r = E.myseal({ "check", "--format", "xml", "--sandbox", "x" }, {})
+      assert.equal(2, r.status)
+      assert.equal("myseal: check: --format is text, json or html, not 'xml'\n", r.stderr)
+      r = E.myseal({ "check" }, {})
+      assert.equal(2, r.status)
+      assert.matches("name a target", r.stderr)
+   end)
+end)
+
+describe("myseal demo", function()
+   it("tells the whole story, writes the report, and leaves no server running", function()
+      local dir = assert(sys.tmpdir("demo-spec"))
+      local before = #sandbox.list()
+      local r = E.myseal({ "demo", "--report", dir .. "/report.html" }, {})
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("%[3/8%] check before %(red%): %d+ ok, %d+ warnings, [1-9]%d* failures", r.stdout)
+      assert.matches("%[7/8%] check after %(green%): %d+ ok, 0 warnings, 0 failures", r.stdout)
+      assert.matches("demo done in %d+ s: the sandbox is stopped\n$", r.stdout)
+      assert.matches("Encryption posture", assert(sys.read_file(dir .. "/report.html")))
+      assert.equal(before, #sandbox.list())
+      local ps = assert(sys.run{ "pgrep", "-f", "mariadbd --defaults-file=/tmp/msb-demo-" })
+      assert.equal("", ps.stdout)
+      sys.rmtree(dir)
+   end)
+end)
