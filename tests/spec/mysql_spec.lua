@@ -254,7 +254,10 @@ describe("mysql", function()
          assert.equal(1000000, n)
          assert.equal(500000500000, sum)
          assert.is_true(peak < 16 * 1024, "Lua heap grew by " .. peak .. " KiB")
-         assert.is_true(h.rss_kib() - rss0 < 64 * 1024)
+         -- (under AddressSanitizer the process keeps freed memory in quarantine: RSS says nothing)
+         if not (os.getenv("ASAN_OPTIONS") or ""):find("detect_leaks") then
+            assert.is_true(h.rss_kib() - rss0 < 64 * 1024)
+         end
          -- the connection is usable again, and busy while a loop is open
          local _, cursor = c:rows("SELECT 1 UNION SELECT 2")
          assert.has_error(function() c:query("SELECT 1") end, "the connection is busy: a conn:rows() "
