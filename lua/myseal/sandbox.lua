@@ -634,6 +634,5 @@ function Server:__tostring()
 end
 
 M.Server = Server
-M._error_lines = error_lines
 
 return M
