@@ -630,6 +630,16 @@ static void edit_error (lua_State *L, int err, const char *group, const char *na
     luaL_error(L, "not enough memory");
 }
 
+/* The value argument at i: a string, or true for a bare flag (NULL). */
+static const char *check_value (lua_State *L, int i, size_t *len) {
+  *len = 0;
+  if (lua_type(L, i) == LUA_TBOOLEAN) {
+    luaL_argcheck(L, lua_toboolean(L, i), i, "true writes a bare flag (use doc:unset to remove an option)");
+    return NULL;
+  }
+  return luaL_checklstring(L, i, len);
+}
+
 /* doc:set(group, name, value | true [, file]) -> file changed
 ** The option changes where the server reads it last; a new one goes into
 ** file (default: the root file). */
@@ -637,12 +647,8 @@ static int doc_set (lua_State *L) {
   cdoc *c = check_doc(L, 1);
   const char *group = luaL_checkstring(L, 2);
   const char *name = luaL_checkstring(L, 3);
-  size_t vlen = 0;
-  const char *value = NULL;
-  if (lua_type(L, 4) == LUA_TBOOLEAN)
-    luaL_argcheck(L, lua_toboolean(L, 4), 4, "use doc:unset to remove an option (true writes a bare flag)");
-  else
-    value = luaL_checklstring(L, 4, &vlen);
+  size_t vlen;
+  const char *value = check_value(L, 4, &vlen);
   size_t fi = opt_file(L, c, 5);
   finder k = { group, name, NULL };
   walk(L, c, 0, 0, visit_find, &k);
@@ -661,12 +667,8 @@ static int doc_add (lua_State *L) {
   cdoc *c = check_doc(L, 1);
   const char *group = luaL_checkstring(L, 2);
   const char *name = luaL_checkstring(L, 3);
-  size_t vlen = 0;
-  const char *value = NULL;
-  if (lua_type(L, 4) == LUA_TBOOLEAN)
-    luaL_argcheck(L, lua_toboolean(L, 4), 4, "true writes a bare flag; false means nothing here");
-  else
-    value = luaL_checklstring(L, 4, &vlen);
+  size_t vlen;
+  const char *value = check_value(L, 4, &vlen);
   size_t fi = opt_file(L, c, 5);
   edit_error(L, cm_append(&c->files[fi].d, group, name, value, vlen), group, name);
   lua_pushstring(L, c->files[fi].path);

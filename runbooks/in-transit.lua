@@ -164,27 +164,10 @@ return runbook.new {
          name = "server-cert",
          doc = "a server certificate from the CA with every name clients use in its SAN (reused while valid)",
          check = function(ctx)
-            local paths = tls.paths(ctx)
-            local cert = (tls.load_certs(ctx, paths.cert) or {})[1]
-            local keytext = ctx:read_file(paths.key)
-            local key = keytext and pki.load_key(keytext)
-            local why = tls.unfit(ctx, cert, tls.ca(ctx) or {}, "server", tls.server_names(ctx), key)
-            if why and paths.site_server then
-               ctx:fail("pki.server_cert %s: %s; renew it at the site's CA (myseal does not replace it)", paths.cert, why)
-            end
+            local why = tls.server_cert_unfit(ctx, tls.ca(ctx) or {})
             return done(why == nil, why and ("the server certificate: " .. why))
          end,
-         apply = function(ctx)
-            local paths = tls.paths(ctx)
-            local ca_key = tls.ca_key(ctx)
-            if not ca_key then ctx:fail("cannot sign: give pki.ca_key with pki.ca_cert, or pki.server_cert and pki.server_key") end
-            local names = tls.server_names(ctx)
-            local key = tls.new_key(ctx)
-            local cert = tls.sign(ctx, tls.ca(ctx)[1], ca_key, key,
-               ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]), "server", names)
-            tls.mkdir(ctx, paths.dir)
-            tls.write_pair(ctx, paths.cert, paths.key, cert, key, ctx.params.server.user)
-         end,
+         apply = tls.issue_server_cert,
       },
       {
          name = "client-certs",

@@ -106,20 +106,12 @@ return runbook.new {
          name = "server-cert",
          doc = "the server certificate renewed when it expires soon or the current CA did not sign it",
          check = function(ctx)
-            local paths = tls.paths(ctx)
-            local why = leaf_fit(ctx, paths.cert, paths.key, "server", tls.server_names(ctx))
-            if why and paths.site_server then
-               ctx:fail("pki.server_cert %s: %s; renew it at the site's CA", paths.cert, why)
-            end
+            -- only the signing CA (the first in the bundle) counts for a current certificate
+            local why = tls.server_cert_unfit(ctx, { (tls.ca(ctx) or {})[1] })
             return done(why == nil, why and ("the server certificate: " .. why))
          end,
          apply = function(ctx)
-            local paths = tls.paths(ctx)
-            local names = tls.server_names(ctx)
-            local key = tls.new_key(ctx)
-            local cert = tls.sign(ctx, tls.ca(ctx)[1], tls.ca_key(ctx), key,
-               ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]), "server", names)
-            tls.write_pair(ctx, paths.cert, paths.key, cert, key, ctx.params.server.user)
+            tls.issue_server_cert(ctx)
             ctx:record("tls_changed", true)
          end,
       },

@@ -104,6 +104,33 @@ function M.new_key(ctx)
    return assert(pki.genkey{ type = "ec", curve = "P-256" })
 end
 
+--- Why the server certificate is not fit against `cas` (nil when it is). A certificate the
+-- site gave (pki.server_cert) is never replaced: unfit, it fails the step.
+function M.server_cert_unfit(ctx, cas)
+   local paths = M.paths(ctx)
+   local cert = (M.load_certs(ctx, paths.cert) or {})[1]
+   local keytext = ctx:read_file(paths.key)
+   local key = keytext and pki.load_key(keytext)
+   local why = M.unfit(ctx, cert, cas, "server", M.server_names(ctx), key)
+   if why and paths.site_server then
+      ctx:fail("pki.server_cert %s: %s; renew it at the site's CA (myseal does not replace it)", paths.cert, why)
+   end
+   return why
+end
+
+--- A new server key and certificate from the signing CA (the first of the bundle).
+function M.issue_server_cert(ctx)
+   local paths = M.paths(ctx)
+   local ca_key = M.ca_key(ctx)
+   if not ca_key then ctx:fail("cannot sign: give pki.ca_key with pki.ca_cert, or pki.server_cert and pki.server_key") end
+   local names = M.server_names(ctx)
+   local key = M.new_key(ctx)
+   local cert = M.sign(ctx, M.ca(ctx)[1], ca_key, key, ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]),
+      "server", names)
+   M.mkdir(ctx, paths.dir)
+   M.write_pair(ctx, paths.cert, paths.key, cert, key, ctx.params.server.user)
+end
+
 --- Writes a key (0600, given owner) and a certificate (0644) through the context.
 function M.write_pair(ctx, cert_path, key_path, cert, key, owner)
    ctx:write_file(key_path, key:pem(), { mode = OCTAL_600, owner = owner, secret = true })
