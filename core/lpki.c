@@ -2,19 +2,52 @@
 ** lpki.c: the pki module, over OpenSSL 3: keys, a CA, certificate requests,
 ** server and client certificates with the extensions MySQL, MariaDB and Java
 ** clients need, reading certificates, and verifying chains and host names.
+** The readers (PEM/DER, names) are pure C in core/pure/pkiload.c.
 **
-**   pki.genkey{ type = "rsa", bits = 2048 | type = "ec", curve = "P-256" }
-**   pki.load_key(pem_der_or_path [, password]), pki.load_cert(...),
-**   pki.load_certs(...), pki.load_csr(...)
-**   pki.self_signed{ key, subject, days, ca, path_len }
-**   pki.csr{ key, subject, san }
-**   ca_cert:sign{ ca_key, csr | public_key, subject, days, usage, san, path_len }
-**   pki.verify(cert, { trusted, untrusted, hostname, purpose, at })
-**   pki.digest(data [, alg]), pki.random(n)
+** Keys (myseal.pki.Key)
+**   pki.genkey{ type = "rsa", bits = 2048..8192 (2048) }
+**   pki.genkey{ type = "ec", curve = "P-256" | "P-384" (P-256) }
+**   pki.load_key(pem_der_or_path [, password]) (PKCS#8, PKCS#1, SEC1; encrypted)
+**   key:pem([{ password = }]) -> PKCS#8 PEM, AES-256-CBC (PBKDF2) with a password
+**   key:save(path [, { password =, mode = 0600 }]) -> true: THE way a private
+**       key reaches a file: created with its mode (0600; group-readable 0640
+**       at most) before the first byte, written whole, renamed into place
+**   key:public_pem(), key:type() -> "rsa" | "ec", key:bits(), key:curve() -> "P-256" | nil
+** Certificates (myseal.pki.Certificate)
+**   pki.self_signed{ key, subject, days = 3650, ca = true, path_len }
+**   pki.csr{ key, subject, san } -> request (myseal.pki.Request: :pem(), :subject())
+**   pki.load_cert(pem_der_or_path) -> cert, or a list when the PEM holds several
+**   pki.load_certs(pem_der_or_path) -> { cert, ... } always
+**   pki.load_csr(pem_der_or_path) -> request
+**   ca_cert:sign{ ca_key, csr | public_key, subject, days = 825,
+**                 usage = "server" | "client" | "ca", san = { name | ip, ... }, path_len }
+**   cert:subject([format]), cert:issuer([format]): "oneline" (default: the
+**       "/C=NL/CN=x" form MySQL's REQUIRE SUBJECT/ISSUER compares) or "rfc2253"
+**   cert:not_before(), cert:not_after() (epoch), cert:days_left([now]),
+**   cert:serial() (hex), cert:san() -> { "db.example.org", "10.0.0.5", "::1" },
+**   cert:fingerprint([digest = "sha256"]) -> "AB:CD:..", cert:is_ca(),
+**   cert:usage() -> { key = {..}, extended = {..} }, cert:pem(), cert:der(),
+**   cert:matches_key(key), cert == other, tostring(cert)
+**   pki.verify(cert, { trusted = {..}, untrusted = {..}, hostname = name | ip,
+**              purpose = "server" | "client", at = epoch }) -> true
+** Other
+**   pki.digest(data [, alg = "sha256"]) -> hex, pki.random(n) -> n bytes
+** Every object has :close() (also __gc and __close); a closed one says so.
 **
-** Arguments are checked (and raise) before any OpenSSL object exists, so a
-** Lua error never leaks one; OpenSSL work then runs to one cleanup label and
-** failures come back as nil, message (OpenSSL's reasons), code.
+** Subjects are "/C=NL/O=Org/CN=name" or "CN=name,O=Org,C=NL" (see
+** pkiload.h). What is made: version 3, a random 159-bit serial, SHA-256,
+** notBefore 5 minutes back, basicConstraints (critical; CA:TRUE and pathlen
+** on CAs), keyUsage (critical), extendedKeyUsage serverAuth or clientAuth on
+** leaves a CA signs, subjectAltName (DNS names and IPv4/IPv6 addresses told
+** apart), subject and authority key identifiers.
+**
+** Failures: a caller's mistake (wrong types, unknown usage, a closed object,
+** a malformed SAN entry) raises; bad input (garbage PEM, a wrong password, a
+** mismatched or too small key, an unknown curve, a malformed subject) returns
+** nil, message (OpenSSL's reasons), code (OpenSSL's reason code, an errno,
+** or the X509_V_ERR code for pki.verify). Arguments are checked before any
+** OpenSSL object exists, so a Lua error never leaks one; passwords reach
+** OpenSSL as strings, never through a callback into Lua.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,7 +81,6 @@ typedef struct pkey { EVP_PKEY *k; } pkey;
 typedef struct pcert { X509 *x; } pcert;
 typedef struct preq { X509_REQ *r; } preq;
 
-typedef char errbuf[768];
 
 
 /* --- userdata ------------------------------------------------------------ */
@@ -147,10 +179,17 @@ static const unsigned char *input_bytes (lua_State *L, int i, size_t *len, int *
   return (const unsigned char *)lua_tolstring(L, i, len);
 }
 
+/* nil, message, code from a pkiload failure: OpenSSL's reason code when
+** OpenSSL gave the reason, else EINVAL. */
+static int fail_pl (lua_State *L, const pl_err *e) {
+  return myseal_fail(L, e->msg, e->code != 0 ? e->code : EINVAL);
+}
+
+/* nil, "what: OpenSSL's reasons", reason code (OpenSSL's queue emptied). */
 static int fail_ossl (lua_State *L, const char *what) {
-  errbuf err;
-  int code = pl_error(err, sizeof(err), what);
-  return myseal_fail(L, err, code);
+  pl_err e;
+  pl_error(&e, what);
+  return fail_pl(L, &e);
 }
 
 /* Pushes what was written into memory BIO b (ok: the write succeeded) and
@@ -268,10 +307,12 @@ static int add_ext (X509 *x, X509V3_CTX *ctx, int nid, const char *value) {
   return ok;
 }
 
+/* 159 bits with the top one set: always 20 octets and positive (RFC 5280's
+** limit), 158 of them from OpenSSL's CSPRNG. */
 static int set_random_serial (X509 *x) {
   BIGNUM *bn = BN_new();
-  int ok = bn != NULL && BN_rand(bn, 159, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) &&
-           !BN_is_zero(bn) && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+  int ok = bn != NULL && BN_rand(bn, 159, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) &&
+           BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
   BN_free(bn);
   return ok;
 }
@@ -280,6 +321,19 @@ static int set_validity (X509 *x, lua_Integer days) {
   time_t now = time(NULL);
   return X509_time_adj_ex(X509_getm_notBefore(x), 0, -BACKDATE_SECONDS, &now) != NULL &&
          X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, &now) != NULL;
+}
+
+/* Refuses (nil, message) a key OpenSSL's security level 2 would reject in a
+** TLS handshake ("ee key too small"), before it goes into a certificate;
+** returns 0 when the key is fine. */
+static int weak_key (lua_State *L, EVP_PKEY *k, const char *role) {
+  if (EVP_PKEY_base_id(k) != EVP_PKEY_RSA || EVP_PKEY_get_bits(k) >= 2048)
+    return 0;
+  lua_pushnil(L);
+  lua_pushfstring(L, "the %s is a %d-bit RSA key: at least 2048 bits are needed (OpenSSL's security "
+                  "level 2 refuses smaller ones)", role, EVP_PKEY_get_bits(k));
+  lua_pushinteger(L, EINVAL);
+  return 3;
 }
 
 static const char *key_usage_for (EVP_PKEY *k, const char *usage) {
@@ -347,10 +401,10 @@ static int pki_load_key (lua_State *L) {
   if (data == NULL)
     return pushed;
   pkey *p = new_key(L);
-  errbuf err;
-  p->k = pl_load_key(data, len, pass, err, sizeof(err));
+  pl_err err;
+  p->k = pl_load_key(data, len, pass, &err);
   if (p->k == NULL)
-    return myseal_fail(L, err, EINVAL);
+    return fail_pl(L, &err);
   return 1;
 }
 
@@ -491,10 +545,10 @@ static int pki_load_certs (lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  errbuf err;
-  *guard = pl_load_certs(data, len, err, sizeof(err));
+  pl_err err;
+  *guard = pl_load_certs(data, len, &err);
   if (*guard == NULL)
-    return myseal_fail(L, err, EINVAL);
+    return fail_pl(L, &err);
   int n = sk_X509_num(*guard);
   lua_createtable(L, n, 0);
   for (int i = 0; i < n; i++) {
@@ -524,10 +578,10 @@ static int pki_load_csr (lua_State *L) {
   if (data == NULL)
     return pushed;
   preq *p = new_req(L);
-  errbuf err;
-  p->r = pl_load_csr(data, len, err, sizeof(err));
+  pl_err err;
+  p->r = pl_load_csr(data, len, &err);
   if (p->r == NULL)
-    return myseal_fail(L, err, EINVAL);
+    return fail_pl(L, &err);
   return 1;
 }
 
@@ -800,12 +854,17 @@ static int pki_self_signed (lua_State *L) {
   int ca = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
   lua_pop(L, 1);
   lua_Integer path_len = field_int(L, 1, "path_len", -1, 0, 16);
+  if (!ca && path_len >= 0)
+    luaL_error(L, "'path_len' applies to a CA only");
+  int weak = weak_key(L, kp->k, "key");
+  if (weak)
+    return weak;
 
   pcert *out = new_cert(L);
-  errbuf err;
-  X509_NAME *name = pl_parse_name(subject, err, sizeof(err));
+  pl_err err;
+  X509_NAME *name = pl_parse_name(subject, &err);
   if (name == NULL)
-    return myseal_fail(L, err, EINVAL);
+    return fail_pl(L, &err);
   ERR_clear_error();
   X509 *x = X509_new();
   const char *what = x == NULL ? "out of memory"
@@ -830,15 +889,18 @@ static int pki_csr (lua_State *L) {
     luaL_error(L, "'subject' is required");
   push_san_conf(L, 1);
   const char *san = lua_tostring(L, -1);
+  int weak = weak_key(L, kp->k, "key");
+  if (weak)
+    return weak;
 
   preq *out = new_req(L);
-  errbuf err;
+  pl_err err;
   const char *what = NULL;
   X509_REQ *r = NULL;
   STACK_OF(X509_EXTENSION) *exts = NULL;
-  X509_NAME *name = pl_parse_name(subject, err, sizeof(err));
+  X509_NAME *name = pl_parse_name(subject, &err);
   if (name == NULL)
-    return myseal_fail(L, err, EINVAL);
+    return fail_pl(L, &err);
   ERR_clear_error();
   r = X509_REQ_new();
   if (r == NULL || !X509_REQ_set_version(r, 0) || !X509_REQ_set_subject_name(r, name) ||
@@ -894,6 +956,8 @@ static int cert_sign (lua_State *L) {
   if (strcmp(usage, "server") != 0 && strcmp(usage, "client") != 0 && strcmp(usage, "ca") != 0)
     luaL_error(L, "unknown usage '%s' (server, client or ca)", usage);
   lua_Integer path_len = field_int(L, 2, "path_len", -1, 0, 16);
+  if (strcmp(usage, "ca") != 0 && path_len >= 0)
+    luaL_error(L, "'path_len' applies to usage = \"ca\" only");
   push_san_conf(L, 2);
   const char *san = lua_tostring(L, -1);
 
@@ -912,14 +976,19 @@ static int cert_sign (lua_State *L) {
       return myseal_fail(L, "the certificate request's signature does not verify", EINVAL);
     }
   }
+  int weak = weak_key(L, subject_key, csr ? "request's key" : "public key");
+  if (!weak)
+    weak = weak_key(L, cakey->k, "CA key");
+  if (weak)
+    return weak;
 
   pcert *out = new_cert(L);
   X509_NAME *name = NULL;
   if (subject != NULL) {
-    errbuf err;
-    name = pl_parse_name(subject, err, sizeof(err));
+    pl_err err;
+    name = pl_parse_name(subject, &err);
     if (name == NULL)
-      return myseal_fail(L, err, EINVAL);
+      return fail_pl(L, &err);
   }
   ERR_clear_error();
   X509 *x = X509_new();
@@ -965,33 +1034,34 @@ static int req_tostring (lua_State *L) {
 
 /* --- verification ------------------------------------------------------------ */
 
-/* Checks that t[field] is nil or a list of certificates; returns its length. */
-static int check_cert_list (lua_State *L, int t, const char *field) {
+/* Checks that t[field] is nil or a list of certificates and pushes a plain
+** copy of it (so reading it again runs no metamethod, hence raises nothing,
+** while OpenSSL objects are live). Returns its length. */
+static int push_cert_list (lua_State *L, int t, const char *field) {
   lua_getfield(L, t, field);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
+  int n = 0;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_istable(L, -1))
+      luaL_error(L, "'%s' must be a list of certificates", field);
+    n = (int)luaL_len(L, -1);
   }
-  if (!lua_istable(L, -1))
-    luaL_error(L, "'%s' must be a list of certificates", field);
-  int n = (int)luaL_len(L, -1);
+  lua_createtable(L, n, 0);
   for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
+    lua_geti(L, -2, i);
     pcert *p = luaL_testudata(L, -1, CERT_MT);
     if (p == NULL || p->x == NULL)
       luaL_error(L, "%s[%d] is not a certificate", field, i);
-    lua_pop(L, 1);
+    lua_rawseti(L, -2, i);
   }
-  lua_pop(L, 1);
+  lua_remove(L, -2);
   return n;
 }
 
-/* The certificates of an already checked list (no Lua errors in here). */
-static X509 *cert_at (lua_State *L, int t, const char *field, int i) {
-  lua_getfield(L, t, field);
-  lua_rawgeti(L, -1, i);
+/* Certificate i of a list push_cert_list made (no Lua errors in here). */
+static X509 *cert_at (lua_State *L, int list, int i) {
+  lua_rawgeti(L, list, i);
   X509 *x = ((pcert *)lua_touserdata(L, -1))->x;
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   return x;
 }
 
@@ -1000,8 +1070,6 @@ static X509 *cert_at (lua_State *L, int t, const char *field, int i) {
 static int pki_verify (lua_State *L) {
   X509 *x = myseal_pki_checkcert(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  int ntrusted = check_cert_list(L, 2, "trusted");
-  int nuntrusted = check_cert_list(L, 2, "untrusted");
   const char *host = field_string(L, 2, "hostname", NULL);
   const char *purpose = field_string(L, 2, "purpose", NULL);
   int pid = 0;
@@ -1015,9 +1083,15 @@ static int pki_verify (lua_State *L) {
   }
   lua_getfield(L, 2, "at");
   int have_at = !lua_isnil(L, -1);
-  time_t at = have_at ? (time_t)luaL_checkinteger(L, -1) : 0;
+  if (have_at && !lua_isinteger(L, -1))
+    luaL_error(L, "'at' must be a time in epoch seconds, not a %s", luaL_typename(L, -1));
+  time_t at = (time_t)lua_tointeger(L, -1);
   lua_pop(L, 1);
   luaL_checkstack(L, 8, NULL);
+  int ntrusted = push_cert_list(L, 2, "trusted");
+  int trusted = lua_gettop(L);
+  int nuntrusted = push_cert_list(L, 2, "untrusted");
+  int untrusted = lua_gettop(L);
 
   const char *what = NULL;
   int code = 0;
@@ -1031,12 +1105,12 @@ static int pki_verify (lua_State *L) {
     goto cleanup;
   }
   for (int i = 1; i <= ntrusted; i++)
-    if (!X509_STORE_add_cert(store, cert_at(L, 2, "trusted", i))) {
+    if (!X509_STORE_add_cert(store, cert_at(L, trusted, i))) {
       what = "cannot use a trusted certificate";
       goto cleanup;
     }
   for (int i = 1; i <= nuntrusted; i++)
-    if (!sk_X509_push(chain, cert_at(L, 2, "untrusted", i))) {
+    if (!sk_X509_push(chain, cert_at(L, untrusted, i))) {
       what = "out of memory";
       goto cleanup;
     }
@@ -1065,7 +1139,7 @@ static int pki_verify (lua_State *L) {
              X509_verify_cert_error_string(code));
     if (code == X509_V_ERR_HOSTNAME_MISMATCH || code == X509_V_ERR_IP_ADDRESS_MISMATCH)
       snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
-               " ('%s' is not in the certificate's subject alternative names)", host);
+               " ('%.200s' is not in the certificate's subject alternative names)", host);
     ERR_clear_error();
   }
 cleanup:

@@ -3,48 +3,74 @@
 */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/proverr.h>
 #include <openssl/x509.h>
 
 #include "pkiload.h"
 
-int pl_error (char *err, size_t errlen, const char *what) {
+int pl_error (pl_err *e, const char *what) {
   char reasons[512] = "";
   size_t used = 0;
   int last = 0;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    const char *r = ERR_reason_error_string(e);
-    char code[32];
+  unsigned long code;
+  e->decrypt = 0;
+  while ((code = ERR_get_error()) != 0) {
+    const char *r = ERR_reason_error_string(code);
+    int lib = ERR_GET_LIB(code), reason = ERR_GET_REASON(code);
+    if ((lib == ERR_LIB_EVP && reason == EVP_R_BAD_DECRYPT) ||
+        (lib == ERR_LIB_PROV && reason == PROV_R_BAD_DECRYPT) ||
+        (lib == ERR_LIB_PEM && reason == PEM_R_BAD_DECRYPT) ||
+        (lib == ERR_LIB_PKCS12 && reason == PKCS12_R_PKCS12_CIPHERFINAL_ERROR))
+      e->decrypt = 1;
+    char num[32];
     if (r == NULL) {
-      snprintf(code, sizeof(code), "error %lu", e);
-      r = code;
+      snprintf(num, sizeof(num), "error %lu", code);
+      r = num;
     }
-    last = ERR_GET_REASON(e);
-    if (strstr(reasons, r) != NULL)
+    last = reason;
+    if (used >= sizeof(reasons) - 1 || strstr(reasons, r) != NULL)
       continue;  /* OpenSSL repeats itself up the stack */
     int n = snprintf(reasons + used, sizeof(reasons) - used, "%s%s", used ? "; " : "", r);
-    if (n < 0 || (size_t)n >= sizeof(reasons) - used)
-      break;
-    used += (size_t)n;
+    used = n < 0 ? sizeof(reasons) - 1 : used + (size_t)n;
   }
   if (used)
-    snprintf(err, errlen, "%s: %s", what, reasons);
+    snprintf(e->msg, sizeof(e->msg), "%s: %s", what, reasons);
   else
-    snprintf(err, errlen, "%s", what);
+    snprintf(e->msg, sizeof(e->msg), "%s", what);
+  e->code = last;
   return last;
 }
 
-static int looks_pem (const unsigned char *data, size_t len) {
-  static const char tag[] = "-----BEGIN ";
-  size_t n = sizeof(tag) - 1;
+/* Our own reason, with no OpenSSL error behind it. */
+static void pl_fail (pl_err *e, const char *what, const char *reason) {
+  ERR_clear_error();
+  snprintf(e->msg, sizeof(e->msg), "%s: %s", what, reason);
+  e->code = 0;
+  e->decrypt = 0;
+}
+
+static int has_bytes (const unsigned char *data, size_t len, const char *s) {
+  size_t n = strlen(s);
   for (size_t i = 0; i + n <= len; i++)
-    if (data[i] == '-' && memcmp(data + i, tag, n) == 0)
+    if (data[i] == (unsigned char)s[0] && memcmp(data + i, s, n) == 0)
       return 1;
   return 0;
+}
+
+static int looks_pem (const unsigned char *data, size_t len) {
+  return has_bytes(data, len, "-----BEGIN ");
+}
+
+/* DER always starts with a SEQUENCE: anything else is not worth OpenSSL's
+** (slow, noisy) attempt. */
+static int looks_der (const unsigned char *data, size_t len) {
+  return len >= 2 && data[0] == 0x30;
 }
 
 /* Never prompts: certificates need no password, and keys get theirs from u. */
@@ -53,222 +79,346 @@ static int pass_cb (char *buf, int size, int rwflag, void *u) {
   if (u == NULL)
     return -1;
   size_t n = strlen((const char *)u);
-  if (n > (size_t)size)
+  if (size < 0 || n > (size_t)size)
     return -1;
   memcpy(buf, u, n);
   return (int)n;
 }
 
-STACK_OF(X509) *pl_load_certs (const unsigned char *data, size_t len, char *err, size_t errlen) {
-  ERR_clear_error();
-  if (len == 0 || len > INT_MAX) {
-    snprintf(err, errlen, "not a certificate: %s", len ? "too large" : "empty input");
-    return NULL;
+/* After a d2i_* call: 1 when obj was read and used all the bytes up to
+** end, else 0 with e set. */
+static int der_whole (const void *obj, const unsigned char *p, const unsigned char *end,
+                      const char *what, pl_err *e) {
+  if (obj != NULL && p == end)
+    return 1;
+  if (obj != NULL)
+    pl_fail(e, what, "trailing data after the DER encoding");
+  else {
+    char heading[96];
+    snprintf(heading, sizeof(heading), "%s (DER)", what);
+    pl_error(e, heading);
   }
+  return 0;
+}
+
+/* 0 when len fits OpenSSL's int lengths and is not empty; else sets e. */
+static int bad_length (size_t len, const char *what, pl_err *e) {
+  if (len != 0 && len <= INT_MAX)
+    return 0;
+  pl_fail(e, what, len ? "too large" : "empty input");
+  return 1;
+}
+
+STACK_OF(X509) *pl_load_certs (const unsigned char *data, size_t len, pl_err *e) {
+  static const char what[] = "not a certificate";
+  ERR_clear_error();
+  if (bad_length(len, what, e))
+    return NULL;
   STACK_OF(X509) *sk = sk_X509_new_null();
   if (sk == NULL) {
-    pl_error(err, errlen, "out of memory");
+    pl_error(e, "out of memory");
     return NULL;
   }
   if (looks_pem(data, len)) {
     BIO *b = BIO_new_mem_buf(data, (int)len);
     X509 *x;
-    while (b != NULL && (x = PEM_read_bio_X509(b, NULL, pass_cb, NULL)) != NULL) {
+    while (b != NULL && (x = PEM_read_bio_X509(b, NULL, pass_cb, NULL)) != NULL)
       if (!sk_X509_push(sk, x)) {
         X509_free(x);
         break;
       }
-    }
     BIO_free(b);
-    unsigned long e = ERR_peek_last_error();
-    int no_more = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
-    if (sk_X509_num(sk) > 0 && no_more)
+    unsigned long last = ERR_peek_last_error();
+    int no_more = ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+    int n = sk_X509_num(sk);
+    if (n > 0 && no_more)
       ERR_clear_error();  /* the end of the bundle */
-    else if (e != 0 || sk_X509_num(sk) == 0) {
-      if (e == 0 || no_more) {
-        snprintf(err, errlen, "not a certificate: no CERTIFICATE block in the PEM text");
-        ERR_clear_error();
-      }
+    else {
+      char where[96];
+      snprintf(where, sizeof(where), "%s (number %d in the PEM text)", what, n + 1);
+      if (n == 0 && (last == 0 || no_more))
+        pl_fail(e, what, "no CERTIFICATE block in the PEM text");
+      else if (last == 0)
+        pl_fail(e, where, "an unreadable CERTIFICATE block");
       else
-        pl_error(err, errlen, "not a certificate");
+        pl_error(e, n == 0 ? what : where);
       sk_X509_pop_free(sk, X509_free);
       return NULL;
     }
   }
+  else if (!looks_der(data, len)) {
+    pl_fail(e, what, "neither PEM nor DER");
+    sk_X509_free(sk);
+    return NULL;
+  }
   else {
     const unsigned char *p = data;
     X509 *x = d2i_X509(NULL, &p, (long)len);
-    if (x == NULL || p != data + len) {
+    if (!der_whole(x, p, data + len, what, e)) {
       X509_free(x);
-      if (x != NULL)
-        snprintf(err, errlen, "not a certificate: trailing data after the DER certificate");
-      else
-        pl_error(err, errlen, "not a certificate (neither PEM nor DER)");
-      ERR_clear_error();
-      sk_X509_pop_free(sk, X509_free);
+      sk_X509_free(sk);
       return NULL;
     }
     if (!sk_X509_push(sk, x)) {
       X509_free(x);
       sk_X509_free(sk);
-      pl_error(err, errlen, "out of memory");
+      pl_error(e, "out of memory");
       return NULL;
     }
   }
   return sk;
 }
 
-EVP_PKEY *pl_load_key (const unsigned char *data, size_t len, const char *pass,
-                       char *err, size_t errlen) {
-  ERR_clear_error();
-  if (len == 0 || len > INT_MAX) {
-    snprintf(err, errlen, "not a private key: %s", len ? "too large" : "empty input");
+/* An encrypted PKCS#8 DER key (EncryptedPrivateKeyInfo). */
+static EVP_PKEY *load_encrypted_der (X509_SIG *p8, const char *pass, pl_err *e) {
+  if (pass == NULL) {
+    pl_fail(e, "the private key is encrypted", "a password is needed");
     return NULL;
   }
+  PKCS8_PRIV_KEY_INFO *info = PKCS8_decrypt(p8, pass, (int)strlen(pass));
+  if (info == NULL) {
+    pl_error(e, "wrong password for the private key");
+    return NULL;
+  }
+  EVP_PKEY *k = EVP_PKCS82PKEY(info);
+  PKCS8_PRIV_KEY_INFO_free(info);
+  if (k == NULL)
+    pl_error(e, "not a private key (DER)");
+  return k;
+}
+
+EVP_PKEY *pl_load_key (const unsigned char *data, size_t len, const char *pass, pl_err *e) {
+  static const char what[] = "not a private key";
+  ERR_clear_error();
+  if (bad_length(len, what, e))
+    return NULL;
   EVP_PKEY *k = NULL;
   if (looks_pem(data, len)) {
     BIO *b = BIO_new_mem_buf(data, (int)len);
     if (b != NULL)
       k = PEM_read_bio_PrivateKey(b, NULL, pass_cb, (void *)pass);
     BIO_free(b);
-    if (k == NULL) {
-      unsigned long e = ERR_peek_last_error();
-      int encrypted = memmem(data, len, "ENCRYPTED", 9) != NULL;
-      if (pass == NULL && encrypted)
-        snprintf(err, errlen, "the private key is encrypted: a password is needed");
-      else if (ERR_GET_REASON(e) == EVP_R_BAD_DECRYPT ||
-               (pass != NULL && encrypted && ERR_GET_LIB(e) != ERR_LIB_PEM))
-        snprintf(err, errlen, "cannot decrypt the private key: wrong password");
-      else
-        pl_error(err, errlen, "not a private key");
+    if (k != NULL) {
       ERR_clear_error();
-      return NULL;
+      return k;
     }
+    int encrypted = has_bytes(data, len, "ENCRYPTED");
+    if (!has_bytes(data, len, "PRIVATE KEY-----"))
+      pl_fail(e, what, "no PRIVATE KEY block in the PEM text");
+    else if (pass == NULL && encrypted)
+      pl_fail(e, "the private key is encrypted", "a password is needed");
+    else {
+      pl_error(e, what);
+      if (encrypted && e->decrypt) {  /* the same reasons under a clearer heading */
+        char reasons[sizeof(e->msg)];
+        memcpy(reasons, e->msg + strlen(what), sizeof(e->msg) - strlen(what));
+        snprintf(e->msg, sizeof(e->msg), "wrong password for the private key%.700s", reasons);
+      }
+    }
+    return NULL;
   }
-  else {
-    const unsigned char *p = data;
-    k = d2i_AutoPrivateKey(NULL, &p, (long)len);
-    if (k == NULL) {
-      pl_error(err, errlen, "not a private key (neither PEM nor DER)");
-      ERR_clear_error();
-      return NULL;
-    }
+  if (!looks_der(data, len)) {
+    pl_fail(e, what, "neither PEM nor DER");
+    return NULL;
+  }
+  const unsigned char *p = data;
+  X509_SIG *p8 = d2i_X509_SIG(NULL, &p, (long)len);
+  if (p8 != NULL && p == data + len) {
+    ERR_clear_error();
+    k = load_encrypted_der(p8, pass, e);
+    X509_SIG_free(p8);
+    return k;
+  }
+  X509_SIG_free(p8);
+  ERR_clear_error();
+  p = data;
+  k = d2i_AutoPrivateKey(NULL, &p, (long)len);
+  if (k == NULL) {
+    pl_error(e, "not a private key (DER)");
+    return NULL;
   }
   ERR_clear_error();
   return k;
 }
 
-X509_REQ *pl_load_csr (const unsigned char *data, size_t len, char *err, size_t errlen) {
+X509_REQ *pl_load_csr (const unsigned char *data, size_t len, pl_err *e) {
+  static const char what[] = "not a certificate request";
   ERR_clear_error();
-  if (len == 0 || len > INT_MAX) {
-    snprintf(err, errlen, "not a certificate request: %s", len ? "too large" : "empty input");
+  if (bad_length(len, what, e))
     return NULL;
-  }
   X509_REQ *r = NULL;
   if (looks_pem(data, len)) {
     BIO *b = BIO_new_mem_buf(data, (int)len);
     if (b != NULL)
       r = PEM_read_bio_X509_REQ(b, NULL, pass_cb, NULL);
     BIO_free(b);
+    if (r == NULL) {
+      unsigned long last = ERR_peek_last_error();
+      if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE)
+        pl_fail(e, what, "no CERTIFICATE REQUEST block in the PEM text");
+      else
+        pl_error(e, what);
+      return NULL;
+    }
+  }
+  else if (!looks_der(data, len)) {
+    pl_fail(e, what, "neither PEM nor DER");
+    return NULL;
   }
   else {
     const unsigned char *p = data;
     r = d2i_X509_REQ(NULL, &p, (long)len);
-  }
-  if (r == NULL) {
-    pl_error(err, errlen, "not a certificate request");
-    return NULL;
+    if (!der_whole(r, p, data + len, what, e)) {
+      X509_REQ_free(r);
+      return NULL;
+    }
   }
   ERR_clear_error();
   return r;
 }
 
-/* Copies the next field of text (up to an unescaped sep) into out, without
-** the escapes and with surrounding blanks trimmed. Returns the position after
-** the separator, or NULL at the end. */
-static const char *next_field (const char *p, char sep, char *out, size_t outlen, int *toolong) {
-  size_t n = 0;
-  while (*p == ' ' || *p == '\t')
-    p++;
-  size_t last_plain = 0;
-  while (*p != '\0' && *p != sep) {
-    char c = *p++;
-    int escaped = 0;
-    if (c == '\\' && *p != '\0') {
-      c = *p++;
-      escaped = 1;
-    }
-    if (n + 1 >= outlen) {
-      *toolong = 1;
-      break;
-    }
-    out[n++] = c;
-    if (escaped || (c != ' ' && c != '\t'))
-      last_plain = n;
-  }
-  out[last_plain] = '\0';
-  return *p == sep ? p + 1 : NULL;
+
+/* --- names ---------------------------------------------------------------- */
+
+#define MAX_RDNS 64
+
+static int hexval (char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
 }
 
-X509_NAME *pl_parse_name (const char *text, char *err, size_t errlen) {
+/*
+** Splits buf (a copy of the text) in place into fields at unescaped sep,
+** removing escapes and the blanks around each field; "\xHH" (slash form) or
+** "\HH" (comma form) becomes one byte. Returns the number of fields, or -1
+** when there are too many, or -2 on an unescaped '+' in the comma form.
+** A decoded byte never makes a field end, so "\2C" is a comma in a value.
+*/
+static int split_fields (char *buf, char sep, char **fields, size_t *lens) {
+  int count = 0;
+  char *r = buf, *w = buf;
+  for (;;) {
+    if (count == MAX_RDNS)
+      return -1;
+    while (*r == ' ' || *r == '\t')
+      r++;
+    char *start = w;
+    size_t keep = 0;  /* length up to the last byte that is not a trailing blank */
+    while (*r != '\0' && *r != sep) {
+      char c = *r++;
+      int literal = 0;
+      if (c == '\\' && *r != '\0') {
+        literal = 1;
+        const char *h = sep == '/' && (*r == 'x' || *r == 'X') ? r + 1 : r;
+        int hi = hexval(h[0]), lo = hi >= 0 ? hexval(h[1]) : -1;
+        if (hi >= 0 && lo >= 0 && (sep == '/' ? h != r : 1)) {
+          c = (char)(hi * 16 + lo);
+          r = (char *)h + 2;
+        }
+        else
+          c = *r++;
+      }
+      else if (c == '+' && sep == ',')
+        return -2;
+      *w++ = c;
+      if (literal || (c != ' ' && c != '\t'))
+        keep = (size_t)(w - start);
+    }
+    fields[count] = start;
+    lens[count] = keep;
+    count++;
+    if (*r == '\0')
+      break;
+    r++;
+    *w++ = '\0';  /* never past r: escapes only shrink the text */
+  }
+  return count;
+}
+
+X509_NAME *pl_parse_name (const char *text, pl_err *e) {
+  char what[200];
+  snprintf(what, sizeof(what), "malformed subject '%.120s%s'", text, strlen(text) > 120 ? "..." : "");
   ERR_clear_error();
-  static const size_t FIELD = 1024;
-  char store[64][1024];
-  int count = 0, toolong = 0;
   int slash = text[0] == '/';
   char sep = slash ? '/' : ',';
-  const char *p = slash ? text + 1 : text;
-  if (*p == '\0') {
-    snprintf(err, errlen, "malformed subject '%s': it is empty", text);
+  const char *body = slash ? text + 1 : text;
+  if (body[strspn(body, " \t")] == '\0') {
+    pl_fail(e, what, "it is empty");
     return NULL;
   }
-  while (p != NULL) {
-    if (count == 64) {
-      snprintf(err, errlen, "malformed subject '%s': more than 64 attributes", text);
-      return NULL;
-    }
-    p = next_field(p, sep, store[count], FIELD, &toolong);
-    if (toolong) {
-      snprintf(err, errlen, "malformed subject '%s': an attribute is too long", text);
-      return NULL;
-    }
-    count++;
+  char *buf = strdup(body);
+  char *fields[MAX_RDNS];
+  size_t lens[MAX_RDNS];
+  X509_NAME *name = NULL;
+  if (buf == NULL) {
+    pl_error(e, "out of memory");
+    return NULL;
   }
-  X509_NAME *name = X509_NAME_new();
+  int count = split_fields(buf, sep, fields, lens);
+  if (count == -1) {
+    pl_fail(e, what, "more than 64 attributes");
+    goto cleanup;
+  }
+  if (count == -2) {
+    pl_fail(e, what, "multi-valued RDNs ('+') are not supported");
+    goto cleanup;
+  }
+  name = X509_NAME_new();
   if (name == NULL) {
-    pl_error(err, errlen, "out of memory");
-    return NULL;
+    pl_error(e, "out of memory");
+    goto cleanup;
   }
-  for (int k = 0; k < count; k++) {
+  for (int i = 0; i < count; i++) {
     /* RFC 2253 text lists the most specific attribute first: add it last. */
-    char *f = store[slash ? k : count - 1 - k];
-    char *eq = strchr(f, '=');
-    if (eq == NULL || eq == f || eq[1] == '\0') {
-      snprintf(err, errlen, "malformed subject '%s': '%s' is not NAME=value", text, f);
+    int k = slash ? i : count - 1 - i;
+    char *f = fields[k];
+    size_t flen = lens[k];
+    char *eq = memchr(f, '=', flen);
+    if (eq == NULL || eq == f || (size_t)(eq - f) + 1 == flen) {
+      char reason[160];
+      snprintf(reason, sizeof(reason), "'%.*s' is not NAME=value", (int)(flen > 100 ? 100 : flen), f);
+      pl_fail(e, what, reason);
       X509_NAME_free(name);
-      return NULL;
+      name = NULL;
+      goto cleanup;
     }
-    *eq = '\0';
     char *key = f, *value = eq + 1;
-    size_t kl = strlen(key);
-    while (kl > 0 && (key[kl - 1] == ' ' || key[kl - 1] == '\t'))
-      key[--kl] = '\0';
-    while (*value == ' ')
+    size_t vlen = flen - (size_t)(value - f);
+    char *kend = eq;
+    while (kend > key && (kend[-1] == ' ' || kend[-1] == '\t'))
+      kend--;
+    *kend = '\0';
+    while (vlen > 0 && *value == ' ') {
       value++;
-    if (OBJ_txt2nid(key) == NID_undef) {
-      snprintf(err, errlen, "malformed subject '%s': unknown attribute '%s'", text, key);
-      X509_NAME_free(name);
-      ERR_clear_error();
-      return NULL;
+      vlen--;
     }
-    if (!X509_NAME_add_entry_by_txt(name, key, MBSTRING_UTF8, (const unsigned char *)value,
-                                    -1, -1, 0)) {
-      char what[256];
-      snprintf(what, sizeof(what), "malformed subject '%.120s': bad value for %.60s", text, key);
-      pl_error(err, errlen, what);
+    if (OBJ_txt2nid(key) == NID_undef) {
+      char reason[120];
+      snprintf(reason, sizeof(reason), "unknown attribute '%.60s'", key);
+      pl_fail(e, what, reason);
       X509_NAME_free(name);
-      return NULL;
+      name = NULL;
+      goto cleanup;
+    }
+    if (vlen == 0 || !X509_NAME_add_entry_by_txt(name, key, MBSTRING_UTF8, (const unsigned char *)value,
+                                                 (int)vlen, -1, 0)) {
+      char where[280];
+      snprintf(where, sizeof(where), "%s: bad value for %.60s", what, key);
+      if (vlen == 0)
+        pl_fail(e, where, "it is empty");
+      else
+        pl_error(e, where);
+      X509_NAME_free(name);
+      name = NULL;
+      goto cleanup;
     }
   }
+cleanup:
+  free(buf);
   return name;
 }
