@@ -177,31 +177,10 @@ return runbook.new {
             return false
          end,
          check = function(ctx)
-            local cas = tls.ca(ctx) or {}
-            for _, a in ipairs(tls.accounts(ctx)) do
-               if a.level ~= "ssl" then
-                  local cert_path = tls.client_paths(ctx, a.account)
-                  local why = tls.unfit(ctx, (tls.load_certs(ctx, cert_path) or {})[1], cas, "client")
-                  if why then return false, ("%s's client certificate: %s"):format(a.account, why) end
-               end
-            end
-            return true
+            local why = tls.client_cert_unfit(ctx, tls.ca(ctx) or {})
+            return done(why == nil, why)
          end,
-         apply = function(ctx)
-            local cas, ca_key = tls.ca(ctx), tls.ca_key(ctx)
-            if not ca_key then ctx:fail("cannot sign client certificates without the CA key (pki.ca_key)") end
-            tls.mkdir(ctx, tls.paths(ctx).clients)
-            for _, a in ipairs(tls.accounts(ctx)) do
-               if a.level ~= "ssl" then
-                  local cert_path, key_path = tls.client_paths(ctx, a.account)
-                  if tls.unfit(ctx, (tls.load_certs(ctx, cert_path) or {})[1], cas, "client") then
-                     local key = tls.new_key(ctx)
-                     local cert = tls.sign(ctx, cas[1], ca_key, key, tls.client_subject(ctx, a.user), "client")
-                     tls.write_pair(ctx, cert_path, key_path, cert, key)
-                  end
-               end
-            end
-         end,
+         apply = function(ctx) tls.issue_client_certs(ctx, tls.ca(ctx) or {}) end,
       },
       {
          name = "server-options",

@@ -27,13 +27,9 @@ local function bundle(certs)
    return table.concat(out)
 end
 
-local function leaf_fit(ctx, cert_path, key_path, purpose, names)
-   local cas = tls.ca(ctx) or {}
-   local cert = (tls.load_certs(ctx, cert_path) or {})[1]
-   local keytext = ctx:read_file(key_path)
-   local key = keytext and pki.load_key(keytext)
-   -- only the signing CA (the first in the bundle) counts for a current certificate
-   return tls.unfit(ctx, cert, { cas[1] }, purpose, names, key)
+-- Only the signing CA (the first in the bundle) counts for a current certificate.
+local function signing(ctx)
+   return { (tls.ca(ctx) or {})[1] }
 end
 
 return runbook.new {
@@ -106,8 +102,7 @@ return runbook.new {
          name = "server-cert",
          doc = "the server certificate renewed when it expires soon or the current CA did not sign it",
          check = function(ctx)
-            -- only the signing CA (the first in the bundle) counts for a current certificate
-            local why = tls.server_cert_unfit(ctx, { (tls.ca(ctx) or {})[1] })
+            local why = tls.server_cert_unfit(ctx, signing(ctx))
             return done(why == nil, why and ("the server certificate: " .. why))
          end,
          apply = function(ctx)
@@ -120,25 +115,12 @@ return runbook.new {
          doc = "client certificates renewed likewise",
          when = function(ctx) return #tls.accounts(ctx) > 0 end,
          check = function(ctx)
-            for _, a in ipairs(tls.accounts(ctx)) do
-               if a.level ~= "ssl" then
-                  local cert, key = tls.client_paths(ctx, a.account)
-                  local why = leaf_fit(ctx, cert, key, "client")
-                  if why then return false, ("%s's client certificate: %s"):format(a.account, why) end
-               end
-            end
-            return true
+            local why = tls.client_cert_unfit(ctx, signing(ctx))
+            return done(why == nil, why)
          end,
          apply = function(ctx)
-            local cas, ca_key = tls.ca(ctx), tls.ca_key(ctx)
-            for _, a in ipairs(tls.accounts(ctx)) do
-               local cert_path, key_path = tls.client_paths(ctx, a.account)
-               if a.level ~= "ssl" and leaf_fit(ctx, cert_path, key_path, "client") then
-                  local key = tls.new_key(ctx)
-                  local cert = tls.sign(ctx, cas[1], ca_key, key, tls.client_subject(ctx, a.user), "client")
-                  tls.write_pair(ctx, cert_path, key_path, cert, key)
-               end
-            end
+            local cas = tls.ca(ctx)
+            tls.issue_client_certs(ctx, signing(ctx))
             -- a REQUIRE ISSUER names the CA: subject accounts follow it
             if ctx.params.rotate.ca == "switch" then
                local d = ctx.dialect

@@ -104,13 +104,18 @@ function M.new_key(ctx)
    return assert(pki.genkey{ type = "ec", curve = "P-256" })
 end
 
+-- The certificate and key in two files, as the run sees them (nil for what is missing).
+local function pair(ctx, cert_path, key_path)
+   local cert = (M.load_certs(ctx, cert_path) or {})[1]
+   local keytext = ctx:read_file(key_path)
+   return cert, keytext and pki.load_key(keytext)
+end
+
 --- Why the server certificate is not fit against `cas` (nil when it is). A certificate the
 -- site gave (pki.server_cert) is never replaced: unfit, it fails the step.
 function M.server_cert_unfit(ctx, cas)
    local paths = M.paths(ctx)
-   local cert = (M.load_certs(ctx, paths.cert) or {})[1]
-   local keytext = ctx:read_file(paths.key)
-   local key = keytext and pki.load_key(keytext)
+   local cert, key = pair(ctx, paths.cert, paths.key)
    local why = M.unfit(ctx, cert, cas, "server", M.server_names(ctx), key)
    if why and paths.site_server then
       ctx:fail("pki.server_cert %s: %s; renew it at the site's CA (myseal does not replace it)", paths.cert, why)
@@ -129,6 +134,38 @@ function M.issue_server_cert(ctx)
       "server", names)
    M.mkdir(ctx, paths.dir)
    M.write_pair(ctx, paths.cert, paths.key, cert, key, ctx.params.server.user)
+end
+
+--- Why the client certificate of an X509 or SUBJECT account is not fit against `cas`
+-- ("user@host's client certificate: ..."), for the first such account; nil when all are.
+function M.client_cert_unfit(ctx, cas)
+   for _, a in ipairs(M.accounts(ctx)) do
+      if a.level ~= "ssl" then
+         local cert, key = pair(ctx, M.client_paths(ctx, a.account))
+         local why = M.unfit(ctx, cert, cas, "client", nil, key)
+         if why then return ("%s's client certificate: %s"):format(a.account, why) end
+      end
+   end
+   return nil
+end
+
+--- A new client certificate, from the signing CA, for every account whose certificate is
+-- not fit against `cas`.
+function M.issue_client_certs(ctx, cas)
+   local signing, ca_key = (M.ca(ctx) or {})[1], M.ca_key(ctx)
+   if not signing or not ca_key then ctx:fail("cannot sign client certificates without the CA and its key (pki.ca_key)") end
+   M.mkdir(ctx, M.paths(ctx).clients)
+   for _, a in ipairs(M.accounts(ctx)) do
+      if a.level ~= "ssl" then
+         local cert_path, key_path = M.client_paths(ctx, a.account)
+         local cert, key = pair(ctx, cert_path, key_path)
+         if M.unfit(ctx, cert, cas, "client", nil, key) then
+            key = M.new_key(ctx)
+            cert = M.sign(ctx, signing, ca_key, key, M.client_subject(ctx, a.user), "client")
+            M.write_pair(ctx, cert_path, key_path, cert, key)
+         end
+      end
+   end
 end
 
 --- Writes a key (0600, given owner) and a certificate (0644) through the context.
