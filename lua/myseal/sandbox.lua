@@ -117,6 +117,10 @@ local function read_from(path, offset)
    return text
 end
 
+--- The last `n` lines of a text (of an error log, for messages).
+-- @param text the text
+-- @param n how many lines
+-- @return those lines, joined by newlines
 local function tail_lines(text, n)
    local lines = {}
    for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
@@ -634,5 +638,6 @@ function Server:__tostring()
 end
 
 M.Server = Server
+M.tail_lines = tail_lines
 
 return M

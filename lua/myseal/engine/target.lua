@@ -311,12 +311,6 @@ function Target:restart_how(values)
    return nil, "no way to restart the server: set restart_command, systemd_unit or windows_service in [server]"
 end
 
-local function tail(text, n)
-   local lines = {}
-   for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
-   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
-end
-
 --- The last lines of the server's error log, or nil.
 -- @param values resolved parameters
 -- @param hint the server's log_error, read before the restart
@@ -326,7 +320,7 @@ function Target:error_log(values, hint)
    local path = values["server.error_log"] or hint
    if not path then return nil end
    local text = sys.read_file(path)
-   return text and tail(text, 20)
+   return text and require("myseal.sandbox").tail_lines(text, 20)
 end
 
 --- Restart the server and wait until it accepts connections.
