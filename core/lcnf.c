@@ -772,6 +772,7 @@ static int doc_diff (lua_State *L) {
 ** replaced atomically keeping its mode and owner. If one fails, the files
 ** already written get their old text back. */
 static int doc_save (lua_State *L) {
+  myseal_gate(L, "doc:save", NULL);
   cdoc *c = check_doc(L, 1);
   int backup = 1;
   if (lua_istable(L, 2)) {

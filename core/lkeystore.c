@@ -265,6 +265,7 @@ static int store_encode (lua_State *L) {
 /* store:save(path, { password =, mode = 0644 }) -> true | nil, msg, errno
 ** Atomic: the old file stays whole until the new one is complete. */
 static int store_save (lua_State *L) {
+  myseal_gate(L, "store:save", lua_tostring(L, 2));
   store *st = check_store(L, 1);
   const char *path = luaL_checkstring(L, 2);
   const char *pass = check_password(L, 3);

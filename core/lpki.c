@@ -447,6 +447,7 @@ static int key_pem (lua_State *L) {
 ** The one way a private key reaches a file: the file is created with its
 ** mode (0600 by default) before the first byte, and replaced atomically. */
 static int key_save (lua_State *L) {
+  myseal_gate(L, "key:save", lua_tostring(L, 2));
   EVP_PKEY *k = check_key(L, 1);
   const char *path = luaL_checkstring(L, 2);
   const char *pass = opt_password(L, 3);

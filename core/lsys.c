@@ -92,6 +92,7 @@ static void check_argvec (lua_State *L, int t, argvec *av) {
 /* sys.run{ "prog", "arg", ..., env = {}, cwd = , stdin = , timeout = }
 ** -> { status, signal, stdout, stderr, ok } | nil, message, errno */
 static int sys_run (lua_State *L) {
+  myseal_gate(L, "sys.run", NULL);
   argvec av;
   int top = lua_gettop(L);
   check_argvec(L, 1, &av);
@@ -138,6 +139,7 @@ static int sys_run (lua_State *L) {
 /* sys.spawn{ "prog", ..., env = , cwd = , log = path } -> pid | nil, msg, errno
 ** The program runs in its own session; its output is appended to log. */
 static int sys_spawn (lua_State *L) {
+  myseal_gate(L, "sys.spawn", NULL);
   argvec av;
   check_argvec(L, 1, &av);
   lua_getfield(L, 1, "cwd");
@@ -197,6 +199,7 @@ static int signal_number (lua_State *L, int arg) {
 
 /* sys.kill(pid [, "TERM"|"KILL"|...]) -> true | nil, msg, errno */
 static int sys_kill (lua_State *L) {
+  myseal_gate(L, "sys.kill", NULL);
   pid_t pid = (pid_t)luaL_checkinteger(L, 1);
   luaL_argcheck(L, pid > 0, 1, "pid must be positive (process groups are not killed)");
   if (kill(pid, signal_number(L, 2)) != 0) {
@@ -249,6 +252,7 @@ static int sys_read_file (lua_State *L) {
 ** -> true, backup_path | nil, msg, errno
 ** Atomic: readers see the old file or the new one, never a part. */
 static int sys_write_file (lua_State *L) {
+  myseal_gate(L, "sys.write_file", lua_tostring(L, 1));
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
@@ -287,8 +291,25 @@ static int sys_write_file (lua_State *L) {
 }
 
 
+/* sys.backup(path) -> backup path | nil, msg, errno: a copy beside the file named
+** PATH.YYYYmmdd-HHMMSS[-N].bak (mode and owner kept), never overwriting one. */
+static int sys_backup (lua_State *L) {
+  myseal_gate(L, "sys.backup", lua_tostring(L, 1));
+  const char *path = luaL_checkstring(L, 1);
+  char name[PATH_MAX];
+  int err = su_backup(path, name, sizeof(name));
+  if (err != 0) {
+    lua_pushfstring(L, "cannot back up %s", path);
+    return myseal_fail_errno(L, lua_tostring(L, -1), err);
+  }
+  lua_pushstring(L, name);
+  return 1;
+}
+
+
 /* sys.copy_file(from, to) -> true | nil, msg, errno. Keeps mode and owner; never overwrites. */
 static int sys_copy_file (lua_State *L) {
+  myseal_gate(L, "sys.copy_file", lua_tostring(L, 2));
   const char *from = luaL_checkstring(L, 1);
   const char *to = luaL_checkstring(L, 2);
   int err = su_copy_file(from, to);
@@ -349,6 +370,7 @@ static int sys_stat (lua_State *L) {
 
 
 static int sys_chmod (lua_State *L) {
+  myseal_gate(L, "sys.chmod", lua_tostring(L, 1));
   const char *path = luaL_checkstring(L, 1);
   lua_Integer mode = luaL_checkinteger(L, 2);
   luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "mode out of range");
@@ -388,6 +410,7 @@ static int lookup_id (lua_State *L, int arg, int is_group, id_t *id) {
 
 /* sys.chown(path, user|uid|nil [, group|gid]) -> true | nil, msg, errno */
 static int sys_chown (lua_State *L) {
+  myseal_gate(L, "sys.chown", lua_tostring(L, 1));
   const char *path = luaL_checkstring(L, 1);
   id_t uid, gid;
   if (!lookup_id(L, 2, 0, &uid)) {
@@ -407,6 +430,7 @@ static int sys_chown (lua_State *L) {
 
 /* sys.mkdir(path [, mode = 0755]): mkdir -p. An existing directory is fine. */
 static int sys_mkdir (lua_State *L) {
+  myseal_gate(L, "sys.mkdir", lua_tostring(L, 1));
   const char *path = luaL_checkstring(L, 1);
   lua_Integer mode = luaL_optinteger(L, 2, 0755);
   luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "mode out of range");
@@ -436,6 +460,7 @@ static int sys_tmpdir (lua_State *L) {
 
 /* sys.rmtree(path): rm -rf without following links. A missing path is fine. */
 static int sys_rmtree (lua_State *L) {
+  myseal_gate(L, "sys.rmtree", lua_tostring(L, 1));
   const char *path = luaL_checkstring(L, 1);
   luaL_argcheck(L, path[0] != '\0' && strcmp(path, "/") != 0, 1, "refusing to remove '/'");
   int err = su_rmtree(path);
@@ -521,6 +546,7 @@ static int lock_tostring (lua_State *L) {
 ** An exclusive flock; the file holds the owner's pid. Released by
 ** lock:release(), a <close> variable, garbage collection or exit. */
 static int sys_lock (lua_State *L) {
+  myseal_gate(L, "sys.lock", lua_tostring(L, 1));
   const char *path = luaL_checkstring(L, 1);
   lockfile *lk = lua_newuserdatauv(L, sizeof(lockfile), 0);
   lk->fd = -1;
@@ -702,6 +728,7 @@ static const luaL_Reg sys_funcs[] = {
   {"read_file", sys_read_file},
   {"write_file", sys_write_file},
   {"copy_file", sys_copy_file},
+  {"backup", sys_backup},
   {"stat", sys_stat},
   {"chmod", sys_chmod},
   {"chown", sys_chown},

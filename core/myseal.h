@@ -30,6 +30,17 @@ int myseal_fail_errno (lua_State *L, const char *what, int err);
 int myseal_push_file (lua_State *L, const char *path);
 
 /*
+** The effects gate (lua/myseal/engine/guard.lua): while runbook code runs,
+** nothing may write a file, run a program or signal a process except through
+** ctx. Every C function that does calls myseal_gate first, before it touches
+** anything: it calls the Lua function the guard put in the registry (if any)
+** with what is being done and the path it goes to (or NULL), which raises
+** when that is refused. Without a guard installed it does nothing.
+*/
+#define MYSEAL_GATE "myseal.gate"
+void myseal_gate (lua_State *L, const char *what, const char *path);
+
+/*
 ** Certificates cross module boundaries (keystore takes and returns pki
 ** certificates), so lpki.c exports its userdata to the other bindings.
 */

@@ -42,3 +42,17 @@ int myseal_push_file (lua_State *L, const char *path) {
   }
   return 0;
 }
+
+
+void myseal_gate (lua_State *L, const char *what, const char *path) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, MYSEAL_GATE) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushstring(L, what);
+  if (path != NULL)
+    lua_pushstring(L, path);
+  else
+    lua_pushnil(L);
+  lua_call(L, 2, 0);  /* raises when refused: nothing is held yet */
+}
