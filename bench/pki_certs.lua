@@ -1,6 +1,6 @@
 -- A CA, a server and a client certificate with their keys: in process with
 -- the pki module, against the manual procedure's chain of openssl commands
--- (DOMAIN.md §9: genrsa, req -x509, req -newkey, rsa, x509 -req per leaf)
+-- (the published manual procedure: genrsa, req -x509, req -newkey, rsa, x509 -req per leaf)
 -- making the same files, given the same extensions (SAN, key usages) so that
 -- both sides do the same work. Times are medians of RUNS runs (RSA key
 -- generation varies a lot from run to run); the files of each side are

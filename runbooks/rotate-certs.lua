@@ -10,12 +10,25 @@
 --                           give the bundle to every client (truststores: app-tomcat)
 --   --set rotate.ca=switch  the new CA signs: server and client certificates renewed, reloaded
 --   --set rotate.ca=drop    the old CA leaves the bundle, once no client needs it
--- Facts: DOMAIN.md §3. Shared parts: lua/myseal/intransit.lua.
+-- Shared parts: lua/myseal/intransit.lua.
 local runbook = require "myseal.runbook"
+
+local steps = runbook.outline {
+   { name = "ca-add", doc = "rotate.ca=add: a new CA in the bundle, after the one that still signs" },
+   { name = "ca-switch", doc = "rotate.ca=switch: the new CA signs (first in the bundle, its key the CA key)" },
+   { name = "server-cert", doc = "the server certificate renewed when it expires soon or the current CA did not sign it" },
+   { name = "client-certs", doc = "client certificates renewed likewise" },
+   { name = "ca-drop", doc = "rotate.ca=drop: the old CA leaves the bundle" },
+   { name = "reload", doc = "the server loads the new files: reloaded without a restart where it can be" },
+   { name = "verify", doc = "as a client sees it (as in-transit's verify)" },
+}
+
+-- ------------------------------------------------------------------------------------------------
+
 local tls = require "myseal.intransit"
 local pki = require "pki"
 
-local done = tls.done
+local done = runbook.done
 local OCTAL_600, OCTAL_644 = tonumber("600", 8), tonumber("644", 8)
 
 -- The next CA's key, made by the add phase and used by the switch phase.
@@ -32,145 +45,113 @@ local function signing(ctx)
    return { (tls.ca(ctx) or {})[1] }
 end
 
+local function phase(name) return function(ctx) return ctx.params.rotate.ca == name end end
+
+steps["ca-add"].when = phase("add")
+steps["ca-add"].check = function(ctx)
+   if tls.paths(ctx).site_ca then ctx:fail("the CA is the site's (pki.ca_cert): rotate it there") end
+   return done(#(tls.ca(ctx) or {}) >= 2, "the bundle has one CA")
+end
+steps["ca-add"].apply = function(ctx)
+   local cas = tls.ca(ctx) or {}
+   local key = tls.new_key(ctx)
+   local host = tls.server_names(ctx)[1] or "server"
+   local new = assert(pki.self_signed{ key = key, days = ctx.params.pki.ca_days,
+      subject = ("/O=%s/CN=%s TLS CA (%s, %s)"):format(ctx.params.pki.organization,
+         ctx.params.pki.organization, host, os.date("!%Y-%m-%d")) })
+   ctx:write_file(next_key_path(ctx), key:pem(), { mode = OCTAL_600, secret = true })
+   ctx:write_file(tls.paths(ctx).ca, bundle{ cas[1], new }, { mode = OCTAL_644 })
+   ctx:record("tls_changed", true)
+end
+
+steps["ca-switch"].when = phase("switch")
+steps["ca-switch"].check = function(ctx)
+   return done(not ctx:exists(next_key_path(ctx)), "the next CA's key is waiting to take over")
+end
+steps["ca-switch"].apply = function(ctx)
+   local paths = tls.paths(ctx)
+   local cas = tls.ca(ctx) or {}
+   local keytext = ctx:read_file(next_key_path(ctx))
+   local key = assert(pki.load_key(keytext))
+   local new
+   for _, c in ipairs(cas) do if c:matches_key(key) then new = c end end
+   if not new then ctx:fail("no CA in %s goes with %s: run rotate.ca=add again", paths.ca, next_key_path(ctx)) end
+   local order = { new }
+   for _, c in ipairs(cas) do if c ~= new then order[#order + 1] = c end end
+   ctx:write_file(paths.ca_key, keytext, { mode = OCTAL_600, secret = true })
+   ctx:write_file(paths.ca, bundle(order), { mode = OCTAL_644 })
+   ctx:remove_file(next_key_path(ctx))
+   ctx:record("tls_changed", true)
+end
+
+steps["server-cert"].check = function(ctx)
+   local why = tls.server_cert_unfit(ctx, signing(ctx))
+   return done(why == nil, why and ("the server certificate: " .. why))
+end
+steps["server-cert"].apply = function(ctx)
+   tls.issue_server_cert(ctx)
+   ctx:record("tls_changed", true)
+end
+
+steps["client-certs"].when = function(ctx) return #tls.accounts(ctx) > 0 end
+steps["client-certs"].check = function(ctx)
+   local why = tls.client_cert_unfit(ctx, signing(ctx))
+   return done(why == nil, why)
+end
+steps["client-certs"].apply = function(ctx)
+   local cas = tls.ca(ctx)
+   tls.issue_client_certs(ctx, signing(ctx))
+   -- a REQUIRE ISSUER names the CA: subject accounts follow it
+   if ctx.params.rotate.ca == "switch" then
+      local d = ctx.dialect
+      for _, a in ipairs(tls.accounts(ctx)) do
+         if a.level == "subject" then
+            local cert = tls.load_certs(ctx, (tls.client_paths(ctx, a.account)))[1]
+            local sql, values = d:require_sql(a.user, a.host, "subject", cert:subject(), cas[1]:subject())
+            ctx:sql(sql, table.unpack(values))
+         end
+      end
+   end
+end
+
+steps["ca-drop"].when = phase("drop")
+steps["ca-drop"].check = function(ctx)
+   if ctx:exists(next_key_path(ctx)) then
+      ctx:fail("the new CA does not sign yet: run with rotate.ca=switch first")
+   end
+   return done(#(tls.ca(ctx) or {}) <= 1, "the bundle still has the old CA")
+end
+steps["ca-drop"].apply = function(ctx)
+   ctx:write_file(tls.paths(ctx).ca, tls.ca(ctx)[1]:pem(), { mode = OCTAL_644 })
+   ctx:record("tls_changed", true)
+end
+
+function steps.reload.check(ctx)
+   if ctx:recorded("tls_changed") then return false, "certificate files changed in this run" end
+   local served = ctx:fact("served_certificate")
+   local cert = (tls.load_certs(ctx, tls.paths(ctx).cert) or {})[1]
+   return done(served and cert and (not served.subject or
+      (served.subject == cert:subject() and served.not_after == cert:not_after())),
+      "the server presents another certificate than the file")
+end
+function steps.reload.apply(ctx)
+   local sql = ctx.dialect:tls_reload_sql()
+   if sql then ctx:sql(sql) else ctx:restart_server() end
+   ctx:record("tls_changed", false)
+end
+
+function steps.verify.when(ctx) return ctx.mode ~= "plan" end
+steps.verify.check = tls.verify
+
+local params = tls.params{ "pki.dir", "pki.ca_cert", "pki.ca_key", "pki.server_cert", "pki.server_key",
+   "pki.server_names", "pki.organization", "pki.key_type", "pki.ca_days", "pki.leaf_days", "pki.renew_days",
+   "tls.require_secure_transport", "accounts" }
+params["rotate.ca"] = { type = "enum", values = { "none", "add", "switch", "drop" }, default = "none",
+   doc = "CA change phase: add the new CA to the bundle, switch signing to it, drop the old one" }
+
 return runbook.new {
    name = "rotate-certs",
    summary = "renew certificates before they expire, and change the CA in add / switch / drop runs",
-   params = {
-      ["pki.dir"] = { type = "path", doc = "where the certificates are (as for in-transit)" },
-      ["pki.ca_cert"] = { type = "path", doc = "the site's own CA certificate (then myseal does not rotate it)" },
-      ["pki.ca_key"] = { type = "path", doc = "the site's own CA key" },
-      ["pki.server_cert"] = { type = "path", doc = "a server certificate from the site's CA (renewed there)" },
-      ["pki.server_key"] = { type = "path", doc = "its key" },
-      ["pki.server_names"] = { type = "list", doc = "names and addresses of the server certificate (as for in-transit)" },
-      ["pki.organization"] = { type = "string", default = "myseal", doc = "O= of the subjects" },
-      ["pki.key_type"] = { type = "enum", values = { "ec", "rsa" }, default = "ec", doc = "ec (P-256) or rsa (3072)" },
-      ["pki.ca_days"] = { type = "integer", default = 3650, doc = "validity of a new CA, in days" },
-      ["pki.leaf_days"] = { type = "integer", default = 825, doc = "validity of server and client certificates" },
-      ["pki.renew_days"] = { type = "integer", default = 30, doc = "renew certificates with fewer days left" },
-      ["rotate.ca"] = { type = "enum", values = { "none", "add", "switch", "drop" }, default = "none",
-         doc = "CA change phase: add the new CA to the bundle, switch signing to it, drop the old one" },
-      ["tls.require_secure_transport"] = { type = "boolean", default = true,
-         doc = "verify that plain TCP is refused (as for in-transit)" },
-      ["accounts"] = { type = "map", doc = "user@host = ssl | x509 | subject (as for in-transit)" },
-   },
-   dialect = tls.dialect,
-   steps = {
-      {
-         name = "ca-add",
-         doc = "rotate.ca=add: a new CA in the bundle, after the one that still signs",
-         when = function(ctx) return ctx.params.rotate.ca == "add" end,
-         check = function(ctx)
-            if tls.paths(ctx).site_ca then ctx:fail("the CA is the site's (pki.ca_cert): rotate it there") end
-            return done(#(tls.ca(ctx) or {}) >= 2, "the bundle has one CA")
-         end,
-         apply = function(ctx)
-            local cas = tls.ca(ctx) or {}
-            local key = tls.new_key(ctx)
-            local host = tls.server_names(ctx)[1] or "server"
-            local new = assert(pki.self_signed{ key = key, days = ctx.params.pki.ca_days,
-               subject = ("/O=%s/CN=%s TLS CA (%s, %s)"):format(ctx.params.pki.organization,
-                  ctx.params.pki.organization, host, os.date("!%Y-%m-%d")) })
-            ctx:write_file(next_key_path(ctx), key:pem(), { mode = OCTAL_600, secret = true })
-            ctx:write_file(tls.paths(ctx).ca, bundle{ cas[1], new }, { mode = OCTAL_644 })
-            ctx:record("tls_changed", true)
-         end,
-      },
-      {
-         name = "ca-switch",
-         doc = "rotate.ca=switch: the new CA signs (first in the bundle, its key the CA key)",
-         when = function(ctx) return ctx.params.rotate.ca == "switch" end,
-         check = function(ctx)
-            return done(not ctx:exists(next_key_path(ctx)), "the next CA's key is waiting to take over")
-         end,
-         apply = function(ctx)
-            local paths = tls.paths(ctx)
-            local cas = tls.ca(ctx) or {}
-            local keytext = ctx:read_file(next_key_path(ctx))
-            local key = assert(pki.load_key(keytext))
-            local new
-            for _, c in ipairs(cas) do if c:matches_key(key) then new = c end end
-            if not new then ctx:fail("no CA in %s goes with %s: run rotate.ca=add again", paths.ca, next_key_path(ctx)) end
-            local order = { new }
-            for _, c in ipairs(cas) do if c ~= new then order[#order + 1] = c end end
-            ctx:write_file(paths.ca_key, keytext, { mode = OCTAL_600, secret = true })
-            ctx:write_file(paths.ca, bundle(order), { mode = OCTAL_644 })
-            ctx:remove_file(next_key_path(ctx))
-            ctx:record("tls_changed", true)
-         end,
-      },
-      {
-         name = "server-cert",
-         doc = "the server certificate renewed when it expires soon or the current CA did not sign it",
-         check = function(ctx)
-            local why = tls.server_cert_unfit(ctx, signing(ctx))
-            return done(why == nil, why and ("the server certificate: " .. why))
-         end,
-         apply = function(ctx)
-            tls.issue_server_cert(ctx)
-            ctx:record("tls_changed", true)
-         end,
-      },
-      {
-         name = "client-certs",
-         doc = "client certificates renewed likewise",
-         when = function(ctx) return #tls.accounts(ctx) > 0 end,
-         check = function(ctx)
-            local why = tls.client_cert_unfit(ctx, signing(ctx))
-            return done(why == nil, why)
-         end,
-         apply = function(ctx)
-            local cas = tls.ca(ctx)
-            tls.issue_client_certs(ctx, signing(ctx))
-            -- a REQUIRE ISSUER names the CA: subject accounts follow it
-            if ctx.params.rotate.ca == "switch" then
-               local d = ctx.dialect
-               for _, a in ipairs(tls.accounts(ctx)) do
-                  if a.level == "subject" then
-                     local cert = tls.load_certs(ctx, (tls.client_paths(ctx, a.account)))[1]
-                     ctx:sql(("ALTER USER %s REQUIRE SUBJECT %s AND ISSUER %s"):format(d:account(a.user, a.host),
-                        d:literal(cert:subject()), d:literal(cas[1]:subject())))
-                  end
-               end
-            end
-         end,
-      },
-      {
-         name = "ca-drop",
-         doc = "rotate.ca=drop: the old CA leaves the bundle",
-         when = function(ctx) return ctx.params.rotate.ca == "drop" end,
-         check = function(ctx)
-            if ctx:exists(next_key_path(ctx)) then
-               ctx:fail("the new CA does not sign yet: run with rotate.ca=switch first")
-            end
-            return done(#(tls.ca(ctx) or {}) <= 1, "the bundle still has the old CA")
-         end,
-         apply = function(ctx)
-            ctx:write_file(tls.paths(ctx).ca, tls.ca(ctx)[1]:pem(), { mode = OCTAL_644 })
-            ctx:record("tls_changed", true)
-         end,
-      },
-      {
-         name = "reload",
-         doc = "the server loads the new files: reloaded without a restart where it can be",
-         check = function(ctx)
-            if ctx:recorded("tls_changed") then return false, "certificate files changed in this run" end
-            local served = ctx:fact("served_certificate")
-            local cert = (tls.load_certs(ctx, tls.paths(ctx).cert) or {})[1]
-            return done(served and cert and (not served.subject or
-               (served.subject == cert:subject() and served.not_after == cert:not_after())),
-               "the server presents another certificate than the file")
-         end,
-         apply = function(ctx)
-            local sql = ctx.dialect:tls_reload_sql()
-            if sql then ctx:sql(sql) else ctx:restart_server() end
-            ctx:record("tls_changed", false)
-         end,
-      },
-      {
-         name = "verify",
-         doc = "as a client sees it (as in-transit's verify)",
-         when = function(ctx) return not ctx.planning end,
-         check = tls.verify,
-      },
-   },
+   params = params,
+   steps = steps,
 }

@@ -1,27 +1,61 @@
---- Shared by the in-transit and rotate-certs runbooks: where the certificates are, what a
--- valid one is, making them, and the dialect entries for TLS (what MySQL 5.7 / 8.0 / 8.4 and
--- MariaDB do differently). DOMAIN.md §3 and §7.
+--- Shared by the in-transit and rotate-certs runbooks: their parameters (one definition each),
+-- where the certificates are, what a valid one is, making them, the accounts' REQUIRE, and the
+-- verification as a client sees it. What the servers do differently is in the dialects
+-- (lua/myseal/dialect/); docs/servers.md has the facts.
 -- @module myseal.intransit
 local pki = require "pki"
 local sys = require "sys"
-local sqltext = require "myseal.sqltext"
 
 local M = {}
 
 local OCTAL_600, OCTAL_644, OCTAL_750 = tonumber("600", 8), tonumber("644", 8), tonumber("750", 8)
 
---- A check's answer: done, or not done and why.
-function M.done(ok, why)
-   if ok then return true end
-   return false, why
+--- Every parameter of TLS in transit, by name; a runbook takes the ones it reads with
+-- `intransit.params{ ... }`.
+M.PARAMS = {
+   ["pki.dir"] = { type = "path",
+      doc = "where the CA, server and client certificates go (default /etc/mysql/tls; a sandbox: beside it)" },
+   ["pki.ca_cert"] = { type = "path", doc = "the site's own CA certificate (then no CA is made, nor rotated)" },
+   ["pki.ca_key"] = { type = "path", doc = "the site's own CA key, to sign the server and client certificates" },
+   ["pki.server_cert"] = { type = "path",
+      doc = "an existing server certificate from the site's CA (then nothing is generated; renewed there)" },
+   ["pki.server_key"] = { type = "path", doc = "its key" },
+   ["pki.server_names"] = { type = "list",
+      doc = "host names and addresses in the server certificate (default: host name, FQDN, localhost, "
+         .. "127.0.0.1, ::1)" },
+   ["pki.organization"] = { type = "string", default = "myseal", doc = "O= of the certificates' subjects" },
+   ["pki.key_type"] = { type = "enum", values = { "ec", "rsa" }, default = "ec",
+      doc = "ec (P-256) or rsa (3072 bits) keys" },
+   ["pki.ca_days"] = { type = "integer", default = 3650, doc = "validity of a new CA, in days" },
+   ["pki.leaf_days"] = { type = "integer", default = 825, doc = "validity of server and client certificates" },
+   ["pki.renew_days"] = { type = "integer", default = 30,
+      doc = "a certificate with fewer days left is renewed (and a valid one is reused)" },
+   ["tls.versions"] = { type = "string", default = "TLSv1.2,TLSv1.3", doc = "tls_version of the server" },
+   ["tls.cipher"] = { type = "string", doc = "ssl_cipher of the server (default: the server's)" },
+   ["tls.require_secure_transport"] = { type = "boolean", default = true,
+      doc = "refuse TCP connections without TLS (the Unix socket keeps working for accounts without REQUIRE)" },
+   ["tls.accept_lockout"] = { type = "boolean", default = false,
+      doc = "enforce even though live sessions or replication channels do not use TLS (they will be cut off)" },
+   ["accounts"] = { type = "map",
+      doc = "user@host = ssl | x509 | subject: the REQUIRE of each account (client certificates are made)" },
+}
+
+--- The declarations of the named parameters (all of them without a list).
+-- @param names optional list of "section.key"
+-- @return declarations for runbook.new's `params`
+function M.params(names)
+   if not names then return M.PARAMS end
+   local out = {}
+   for _, n in ipairs(names) do out[n] = assert(M.PARAMS[n], n) end
+   return out
 end
 
 -- The machine's names: host name and, when it differs, its fully qualified name.
-local function host_names()
+local function host_names(ctx)
    local names = {}
    local h = sys.hostname()
    if h then names[#names + 1] = h end
-   local r = sys.run{ "hostname", "-f", timeout = 5 }
+   local r = ctx:command{ "hostname", "-f", timeout = 5, ok = function() return true end }
    local fqdn = r and r.ok and r.stdout:match("^%s*(%S+)")
    if fqdn and fqdn ~= h then names[#names + 1] = fqdn end
    return names
@@ -32,7 +66,7 @@ end
 function M.server_names(ctx)
    local given = ctx.params.pki.server_names
    if given and #given > 0 then return given end
-   local names = host_names()
+   local names = host_names(ctx)
    for _, n in ipairs{ "localhost", "127.0.0.1", "::1" } do names[#names + 1] = n end
    return names
 end
@@ -40,14 +74,7 @@ end
 --- Where everything goes: the CA, the server's certificate and key, client certificates.
 function M.paths(ctx)
    local p = ctx.params.pki
-   local dir = p.dir
-   if not dir then
-      if ctx.target.kind == "sandbox" and ctx.params.server.datadir then
-         dir = ctx.params.server.datadir:gsub("/+$", ""):gsub("/[^/]+$", "") .. "/tls-myseal"
-      else
-         dir = ctx.dialect.tls_dir_default
-      end
-   end
+   local dir = p.dir or ctx:default_dir("tls") or ctx.dialect.tls_dir_default
    return {
       dir = dir,
       ca = p.ca_cert or (dir .. "/ca.pem"),
@@ -219,10 +246,25 @@ function M.client_subject(ctx, user)
    return ("/O=%s/CN=%s"):format(ctx.params.pki.organization, user:gsub("/", "_"))
 end
 
-local function same(a, b)
+--- Do two option values say the same (case aside)?
+function M.same(a, b)
    return tostring(a):upper() == tostring(b):upper()
 end
-M.same = same
+
+--- Is each account of [accounts] required as wanted? `wanted(a)` gives ssl_type, subject, issuer.
+-- @return nil when all are, else the first account that is not and what it requires now
+function M.first_unrequired(ctx, wanted)
+   local now = ctx:fact("account_tls")
+   for _, a in ipairs(M.accounts(ctx)) do
+      local cur = now[a.account]
+      if not cur then return a, nil end
+      local want, subject, issuer = wanted(a)
+      if cur.ssl_type ~= want or (subject and (cur.subject ~= subject or cur.issuer ~= issuer)) then
+         return a, cur
+      end
+   end
+   return nil
+end
 
 --- The server options this run wants: `{ name, value, var, dynamic }`.
 function M.server_options(ctx)
@@ -284,118 +326,12 @@ function M.verify(ctx)
    end
    local now = ctx:fact("account_tls")
    for _, a in ipairs(M.accounts(ctx)) do
-      local want = a.level == "ssl" and "ANY" or a.level == "x509" and "X509" or "SPECIFIED"
+      local want = ctx.dialect:ssl_type(a.level)
       local cur = now[a.account]
       if not cur or cur.ssl_type ~= want then failures[#failures + 1] = a.account .. " does not require " .. want end
    end
    if #failures > 0 then return false, table.concat(failures, "; ") end
-   return M.done(checked > 0, "no server name could be connected to")
+   return require("myseal.runbook").done(checked > 0, "no server name could be connected to")
 end
-
--- ------------------------------------------------------------------------------------------
--- Dialects
-
-local function value(v) return sqltext.value(v) end
-
-M.dialect = {
-   base = {
-      tls_dir_default = "/etc/mysql/tls",
-      -- can SET GLOBAL change ssl_ca/ssl_cert/ssl_key/tls_version (then a reload applies them)?
-      tls_paths_dynamic = function() return false end,
-      has_tls_version = function() return true end,
-      facts = {
-         -- the certificate the server presents: { subject, not_after } (nil: no TLS)
-         served_certificate = function(_, ctx)
-            local host, port = ctx.target.host, ctx.target.port
-            if host then
-               local c = ctx:connect{ host = host, port = port, tls = { mode = "required" } }
-               if c then
-                  local t = c:tls()
-                  c:close()
-                  if t and t.peer then return { subject = t.peer.subject, not_after = t.peer.not_after } end
-               end
-            end
-            local na = ctx:fact("status", "Ssl_server_not_after")
-            if na and na ~= "" then return { not_after_text = na } end
-            return nil
-         end,
-         -- sessions that do not use TLS: { user, host, tls = false | nil (unknown) }
-         plain_sessions = function(_, ctx)
-            local out = {}
-            local ok, rows = pcall(ctx.query, ctx, [[
-               SELECT PROCESSLIST_USER, PROCESSLIST_HOST, CONNECTION_TYPE FROM performance_schema.threads
-               WHERE TYPE = 'FOREGROUND' AND PROCESSLIST_ID <> CONNECTION_ID() AND CONNECTION_TYPE <> 'Socket'
-                 AND CONNECTION_TYPE <> 'SSL/TLS' AND PROCESSLIST_USER IS NOT NULL]])
-            local ps = ctx:fact("variable", "performance_schema")
-            if ok and ps ~= "OFF" and ps ~= "0" then
-               for _, r in ipairs(rows) do out[#out + 1] = { user = r[1], host = value(r[2]) or "", tls = false } end
-               return out
-            end
-            -- without performance_schema: every TCP session, its TLS unknown
-            for _, r in ipairs(ctx:query([[SELECT USER, HOST FROM information_schema.PROCESSLIST
-                                          WHERE ID <> CONNECTION_ID() AND HOST LIKE '%:%']])) do
-               out[#out + 1] = { user = r[1], host = r[2], tls = nil }
-            end
-            return out
-         end,
-         -- account requirements: "user@host" -> { ssl_type, subject, issuer }
-         account_tls = function(_, ctx)
-            local out = {}
-            for _, r in ipairs(ctx:query("SELECT User, Host, ssl_type, x509_subject, x509_issuer FROM mysql.user")) do
-               out[r[1] .. "@" .. r[2]] = { ssl_type = value(r[3]) or "", subject = value(r[4]) or "",
-                                            issuer = value(r[5]) or "" }
-            end
-            return out
-         end,
-      },
-      described = {
-         served_certificate = function(_, desc) return desc.served_certificate end,
-         plain_sessions = function(_, desc) return desc.plain_sessions or {} end,
-         replication_without_tls = function(_, desc) return desc.replication_without_tls or {} end,
-         account_tls = function(_, desc)
-            local out = {}
-            for _, a in ipairs(desc.accounts or {}) do
-               out[a.user .. "@" .. a.host] = { ssl_type = a.ssl_type or "", subject = a.subject or "",
-                                                issuer = a.issuer or "" }
-            end
-            return out
-         end,
-      },
-   },
-   mariadb = {
-      has_tls_version = function(d) return d:at_least("10.4.6") end,
-      facts = {
-         replication_without_tls = function(_, ctx)
-            local out = {}
-            local ok, rows, meta = pcall(ctx.query, ctx, "SHOW ALL SLAVES STATUS")
-            if not ok then return out end
-            local col = {}
-            for i, n in ipairs(meta.columns) do col[n] = i end
-            for _, r in ipairs(rows) do
-               if r[col.Master_SSL_Allowed] ~= "Yes" then
-                  out[#out + 1] = { channel = r[col.Connection_name] ~= "" and r[col.Connection_name] or "(default)",
-                                    host = r[col.Master_Host] }
-               end
-            end
-            return out
-         end,
-      },
-   },
-   mysql = {
-      has_tls_version = function(d) return d:at_least("5.7.10") end,
-      -- 8.0.16+: the paths are dynamic and ALTER INSTANCE RELOAD TLS takes the new values
-      tls_paths_dynamic = function(d) return d:at_least("8.0.16") end,
-      facts = {
-         replication_without_tls = function(_, ctx)
-            local out = {}
-            for _, r in ipairs(ctx:query([[SELECT CHANNEL_NAME, HOST FROM
-                  performance_schema.replication_connection_configuration WHERE SSL_ALLOWED <> 'YES']])) do
-               out[#out + 1] = { channel = r[1] ~= "" and r[1] or "(default)", host = r[2] }
-            end
-            return out
-         end,
-      },
-   },
-}
 
 return M

@@ -11,20 +11,26 @@ local M = {}
 --- The probe's source file.
 M.source = require("myseal.host").home .. "/lua/myseal/java/JdbcProbe.java"
 
---- Compile the probe under `dir`, in a subdirectory named after the source's digest, so a
--- directory kept between runs (a cache) compiles once per version of the source.
--- @param opts `{ dir = directory, javac = "javac" }`
+--- Compile the probe under `dir` (default: myseal's cache), in a subdirectory named after the
+-- source's digest, so a directory kept between runs compiles once per version of the source.
+-- @param opts `{ dir = directory, javac = "javac", run = function(argv) -> result | nil, message
+--   (default sys.run; a runbook passes ctx:command) }`
 -- @return the classes directory | nil, message
 function M.compile(opts)
    local src, err = sys.read_file(M.source)
    if not src then return nil, err end
-   local classes = ("%s/jdbcprobe-%s"):format(opts.dir, require("pki").digest(src):sub(1, 12))
+   local dir = opts.dir
+   if not dir then
+      dir, err = require("myseal.state").cache()
+      if not dir then return nil, err end
+   end
+   local classes = ("%s/jdbcprobe-%s"):format(dir, require("pki").digest(src):sub(1, 12))
    if sys.stat(classes .. "/JdbcProbe.class") then return classes end
    local ok
    ok, err = sys.mkdir(classes, tonumber("700", 8))
    if not ok then return nil, err end
    local r
-   r, err = sys.run{ opts.javac or "javac", "-d", classes, M.source, timeout = 120 }
+   r, err = (opts.run or sys.run){ opts.javac or "javac", "-d", classes, M.source, timeout = 120 }
    if not r then return nil, ("cannot run %s: %s"):format(opts.javac or "javac", err) end
    if not r.ok then
       return nil, ("%s could not compile the probe: %s"):format(opts.javac or "javac",
@@ -42,7 +48,7 @@ end
 
 --- Run the probe.
 -- @param opts `{ java = "java", classes = dir (from compile), driver_jar = path, url =, user =,
---   password =, options = { "-Dname=value", ... }, timeout = 60 }`
+--   password =, options = { "-Dname=value", ... }, timeout = 60, run = as for compile }`
 -- @return ok (boolean), the probe's output | nil, message (java did not run)
 function M.run(opts)
    local dir, err = sys.tmpdir("myseal-probe")
@@ -58,7 +64,7 @@ function M.run(opts)
    end
    local sep = sys.platform() == "windows" and ";" or ":"
    local r
-   r, err = sys.run{ opts.java or "java", "@" .. argfile, "-cp", opts.driver_jar .. sep .. opts.classes, "JdbcProbe",
+   r, err = (opts.run or sys.run){ opts.java or "java", "@" .. argfile, "-cp", opts.driver_jar .. sep .. opts.classes, "JdbcProbe",
       env = { MYSEAL_JDBC_URL = opts.url, MYSEAL_JDBC_USER = opts.user or "",
               MYSEAL_JDBC_PASSWORD = opts.password or "" },
       timeout = opts.timeout or 60 }

@@ -6,9 +6,7 @@ local pki = require "pki"
 
 local M = {}
 
-local function hex(bytes)
-   return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
+local hex = require("myseal.text").hex
 
 --- A new key line: `id;` and 32 random bytes (AES-256) in hex, from OpenSSL's generator.
 -- @param id key id (1 .. 2^32-1)
@@ -58,6 +56,23 @@ function M.parse_key_file(text, name)
    end
    if not ids[1] then return nil, ("%s: there is no key 1 (the server needs it)"):format(name) end
    return ids, highest
+end
+
+--- A MariaDB key file encrypted with a filekey's password, in OpenSSL's `Salted__` format
+-- (AES-256-CBC, EVP_BytesToKey with SHA-1), which file_key_management reads.
+-- @param text the plain key file
+-- @param password the filekey's content
+-- @return the encrypted bytes
+function M.encrypt(text, password)
+   return assert(pki.salted_encrypt(text, password))
+end
+
+--- The plain text of an encrypted key file.
+-- @param data the encrypted bytes
+-- @param password the filekey's content
+-- @return text | nil, message
+function M.decrypt(data, password)
+   return pki.salted_decrypt(data, password)
 end
 
 --- Where the backup of `path` with content `data` goes: `<dir>/<name>.<16 hex of sha256>`.

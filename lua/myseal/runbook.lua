@@ -5,6 +5,7 @@
 -- The author's guide is docs/runbooks.md.
 -- @module myseal.runbook
 local params = require "myseal.engine.params"
+local guard = require "myseal.engine.guard"
 
 local M = {}
 
@@ -28,7 +29,7 @@ end
 
 local STEP_FIELDS = {
    name = "string", doc = "string", check = "function", apply = "function",
-   verify = "function", undo = "function|string", when = "function",
+   verify = "function", undo = "function|string", when = "function", severity = "string",
 }
 
 -- Raise `msg` at the first stack frame outside this module (and the params module): the line
@@ -74,6 +75,9 @@ local function check_step(rbname, s, i)
    end
    if not s.check and not s.apply then
       author_error("runbook %s: step %s needs check, apply or both", rbname, label)
+   end
+   if s.severity ~= nil and s.severity ~= "warn" and s.severity ~= "fail" then
+      author_error("runbook %s: step %s: severity must be warn or fail, not %s", rbname, label, s.severity)
    end
    local copy = {}
    for k, v in pairs(s) do copy[k] = v end
@@ -148,6 +152,38 @@ function M.new(def)
    return rb
 end
 
+--- Split a command line from a profile (a restart command) into an argument vector, the way a
+-- shell splits plain words and quotes, with no expansion of any kind.
+-- @param s command line
+-- @return argv | nil, message
+function M.split_command(s)
+   return require("myseal.engine.target").split_command(s)
+end
+
+--- The steps of a runbook, procedure first: a list of `{ name = , doc = }` (and any other step
+-- fields) that is also indexed by step name, so the file can show its steps on its first screen
+-- and attach their functions below: `function steps.preflight.check(ctx) ... end`.
+-- @param list list of step tables
+-- @return the same list, with `list[name] = step`
+function M.outline(list)
+   for _, s in ipairs(list) do
+      if type(s) == "table" and type(s.name) == "string" then
+         if rawget(list, s.name) ~= nil then author_error("runbook outline: two steps are named '%s'", s.name) end
+         list[s.name] = s
+      end
+   end
+   return list
+end
+
+--- A check's answer: `true` when `ok`, else `false, why` (for `return runbook.done(x == y, "why not")`).
+-- @param ok boolean
+-- @param why the reason it is not done
+-- @return boolean, reason
+function M.done(ok, why)
+   if ok then return true end
+   return false, why
+end
+
 --- The step called `name`, and its index; nil when there is none.
 -- @param name string
 -- @return step table, index
@@ -179,28 +215,6 @@ end
 local function step_list(v)
    if type(v) == "table" and v.name ~= nil then return { v } end
    return v
-end
-
-local function merge_dialect(a, b)
-   local out = {}
-   for name, t in pairs(a) do
-      out[name] = {}
-      for k, v in pairs(t) do out[name][k] = v end
-   end
-   for name, t in pairs(b) do
-      out[name] = out[name] or {}
-      for k, v in pairs(t) do
-         if (k == "facts" or k == "described") and type(out[name][k]) == "table" then
-            local m = {}
-            for fk, fv in pairs(out[name][k]) do m[fk] = fv end
-            for fk, fv in pairs(v) do m[fk] = fv end
-            out[name][k] = m
-         else
-            out[name][k] = v
-         end
-      end
-   end
-   return out
 end
 
 --- A new runbook built from this one, changed by name.
@@ -272,23 +286,46 @@ function Runbook:extend(ext)
       summary = ext.summary or self.summary,
       params = decls,
       steps = check_steps(name, steps),
-      dialect = merge_dialect(self.dialect, check_dialect(name, ext.dialect)),
+      dialect = require("myseal.dialect").merge(self.dialect, check_dialect(name, ext.dialect)),
       base = self,
    }, Runbook)
    return rb
 end
 
---- The environment runbook files run in: the standard libraries and `require`; reading or
--- assigning an undefined global raises, naming it, at the line that does it.
+-- Modules a runbook may require: the library written for runbooks and the C modules, not the
+-- engine's internals (through which the effects gate could be lifted) nor raw connections (mysql:
+-- read with ctx:query, change with ctx:sql).
+local function requirable(name)
+   if name == "pki" or name == "cnf" or name == "keystore" or name == "sys" then return true end
+   if not name:match("^myseal%.") then return false end
+   for _, denied in ipairs{ "myseal.engine", "myseal.sandbox", "myseal.cmd", "myseal.cli", "myseal.state" } do
+      if name == denied or name:sub(1, #denied + 1) == denied .. "." then return false end
+   end
+   return true
+end
+
+local function runbook_require(name)
+   if type(name) ~= "string" or not requirable(name) then
+      error(("module '%s' is not available to runbooks (myseal.* library modules, pki, cnf, keystore, sys)")
+         :format(tostring(name)), 2)
+   end
+   return require(name)
+end
+
+--- The environment runbook files run in: the standard libraries and `require` (the library
+-- for runbooks and the C modules); reading or assigning an undefined global raises, naming it,
+-- at the line that does it. While runbook code runs, anything that writes a file, runs a
+-- program or signals a process outside ctx is refused (myseal.engine.guard), naming the line.
 -- @return a new environment table
 function M.environment()
    local env = {}
    for _, k in ipairs{ "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
                        "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
-                       "tostring", "type", "xpcall", "require", "string", "table", "math", "utf8",
+                       "tostring", "type", "xpcall", "string", "table", "math", "utf8",
                        "os", "io", "coroutine", "_VERSION" } do
       env[k] = _G[k]
    end
+   env.require = runbook_require
    return setmetatable(env, {
       __index = function(_, k)
          error(("undefined global '%s'"):format(tostring(k)), 2)
@@ -324,7 +361,7 @@ function M.loadfile(file)
    if not fn then return nil, err end
    runbook_sources["@" .. file] = true
    loading[file] = true
-   local ok, rb = pcall(fn)
+   local ok, rb = pcall(guard.block, fn)
    loading[file] = nil
    if not ok then
       return nil, tostring(rb)
@@ -390,4 +427,5 @@ function M.list(path)
 end
 
 M.Runbook = Runbook
+guard.install(M.is_runbook_source)
 return M

@@ -49,6 +49,12 @@ function M.cache(sub)
    return user_dir("MYSEAL_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "cache", sub)
 end
 
+--- The cache directory's path, without creating anything.
+-- @return path
+function M.cache_path()
+   return user_path("MYSEAL_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
+end
+
 --- Random bytes from the kernel, as lower-case hex.
 -- @param n number of bytes
 function M.random_hex(n)

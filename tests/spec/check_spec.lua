@@ -33,20 +33,33 @@ describe("myseal check", function()
       assert.is_true(jsonschema.validate(SCHEMA, report))
       assert.equal("fail", report.status)
       local f = findings_by_id(report)
-      assert.equal("fail", f.keyring.severity)
-      assert.same({ runbook = "at-rest", step = "option-file" }, f.keyring.fix)
+      -- every step of the runbooks, asked its own check
+      assert.equal("fail", f["at-rest:restart"].severity)
+      assert.equal("the keyring is not active in the server", f["at-rest:restart"].title)
+      assert.same({ runbook = "at-rest", step = "restart" }, f["at-rest:restart"].fix)
+      assert.equal("fail", f["at-rest:option-file"].severity)
+      assert.matches("^to set: plugin_load_add, .*innodb_encrypt_log", f["at-rest:option-file"].title)
+      assert.same({ runbook = "at-rest", step = "option-file" }, f["at-rest:option-file"].fix)
+      assert.equal("ok", f["at-rest:preflight"].severity)
+      assert.equal("fail", f["at-rest:key-backup"].severity)   -- no key material yet
       assert.equal("fail", f["tables:clinic"].severity)
       table.sort(f["tables:clinic"].unencrypted)
       assert.same({ "notes", "visits" }, f["tables:clinic"].unencrypted)
-      assert.equal("fail", f.tls.severity)
-      assert.equal("fail", f["require-secure-transport"].severity)
-      assert.equal("info", f["key-backup"].severity)   -- no key material yet
-      assert.equal("warn", f["option:innodb_encrypt_log"].severity)
+      assert.equal("fail", f["in-transit:tls-load"].severity)
+      assert.equal("fail", f["in-transit:require-transport"].severity)
+      -- the verification runs as a client would, in check too
+      assert.equal("fail", f["in-transit:verify"].severity)
+      assert.matches("a plain TCP connection to 127%.0%.0%.1 was let in", f["in-transit:verify"].title)
       -- text: the same, for a terminal; --fail-on warn
       r = E.myseal({ "check", "--sandbox", s.name }, {})
       assert.equal(1, r.status)
-      assert.matches("%[FAIL%] no active keyring %(file_key_management%)\n%s+fix: myseal run at%-rest %(step option%-file%)", r.stdout)
+      assert.matches("%[FAIL%] the keyring is not active in the server\n%s+fix: myseal run at%-rest %(step restart%)",
+         r.stdout)
       assert.matches("%[FAIL%] clinic: 2 of 2 tables not encrypted", r.stdout)
+      -- a --set nobody declares is bad usage
+      r = E.myseal({ "check", "--sandbox", s.name, "--set", "nosuch.key=1" }, {})
+      assert.equal(2, r.status)
+      assert.equal("myseal: --set nosuch.key=1: no parameter nosuch.key in check or the runbooks it asks\n", r.stderr)
 
       for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" } } do
          local argv = { "run", rb[1], "--sandbox", s.name, "--yes" }
@@ -65,7 +78,8 @@ describe("myseal check", function()
       assert.equal("ok", f["tables:clinic"].severity)
       assert.equal(2, f["tables:clinic"].encrypted)
       assert.equal("ok", f["server-chain"].severity)
-      assert.equal("ok", f["key-backup"].severity)
+      assert.equal("ok", f["at-rest:key-backup"].severity)
+      assert.equal("ok", f["in-transit:verify"].severity)
       assert.equal(0, E.myseal({ "check", "--sandbox", s.name, "--fail-on", "warn", "--set", backup }, {}).status)
 
       -- HTML: one page, no external assets, rendered by Chromium with its summary table

@@ -26,7 +26,12 @@ end
 
 describe("the runbook author's guide", function()
    it("documents every ctx function, with LDoc in the code", function()
-      local fns = defined("lua/myseal/engine/ctx.lua", "methods:")
+      local fns = {}
+      for _, file in ipairs{ "ctx", "files", "server", "pool", "progress" } do
+         for _, f in ipairs(defined("lua/myseal/engine/" .. file .. ".lua", "methods:")) do
+            if not f.name:match("^_") then fns[#fns + 1] = f end
+         end
+      end
       assert.is_true(#fns > 20)
       for _, f in ipairs(fns) do
          assert.is_true(f.documented, "no LDoc comment before ctx:" .. f.name)
@@ -67,5 +72,39 @@ describe("the runbook author's guide", function()
       for _, d in ipairs(decls) do
          assert.truthy(keys[d[1]], ("%s (declared by %s) is not in runbooks/site.example.ini"):format(d[1], d[2]))
       end
+   end)
+end)
+
+describe("docs/architecture.md", function()
+   local page = assert(sys.read_file(host.home .. "/docs/architecture.md"))
+
+   it("names only files that exist", function()
+      local n = 0
+      for path in page:gmatch("%f[%w](lua/myseal/[%w_/%.]+%.%a+)") do
+         n = n + 1
+         assert.truthy(sys.stat(host.home .. "/" .. path), "docs/architecture.md names " .. path .. ", which is not there")
+      end
+      for path in page:gmatch("%f[%w](core/[%w_/%.]+%.[ch])%f[%W]") do
+         assert.truthy(sys.stat(host.home .. "/" .. path), "docs/architecture.md names " .. path .. ", which is not there")
+      end
+      assert.is_true(n > 30)
+   end)
+
+   it("names every Lua module of the library", function()
+      local function walk(dir, rel)
+         for _, name in ipairs(sys.dir(dir) or {}) do
+            local p, r = dir .. "/" .. name, rel .. "/" .. name
+            if sys.stat(p).type == "directory" then
+               walk(p, r)
+            elseif name:match("%.lua$") then
+               -- a module is named by its path, its name, or its directory's "DIR/*.lua"
+               local short = r:match("^lua/myseal/(.+)$")
+               local glob = short:match("^(.*)/[^/]+$")
+               assert.truthy(page:find(r, 1, true) or page:find(short:gsub("%.lua$", ""), 1, true)
+                  or (glob and page:find(glob .. "/*.lua", 1, true)), r .. " is not in docs/architecture.md")
+            end
+         end
+      end
+      walk(host.home .. "/lua/myseal", "lua/myseal")
    end)
 end)

@@ -160,7 +160,12 @@ describe("runbook", function()
       it("gives runbooks an environment where undefined globals raise, read or written", function()
          local env = runbook.environment()
          assert.equal(string, env.string)
-         assert.equal(require, env.require)
+         assert.equal(require("myseal.atrest"), env.require("myseal.atrest"))
+         assert.equal(require("pki"), env.require("pki"))
+         for _, name in ipairs{ "mysql", "myseal.engine.guard", "myseal.sandbox", "debug" } do
+            assert.has_error(function() env.require(name) end, ("module '%s' is not available to runbooks "
+               .. "(myseal.* library modules, pki, cnf, keystore, sys)"):format(name))
+         end
          assert.has_error(function() return env.prnt end, "undefined global 'prnt'")
          assert.has_error(function() env.x = 1 end, "assignment to undefined global 'x' (use local)")
          assert.has_error(function() return env.print end, "undefined global 'print'")

@@ -22,7 +22,7 @@ stopped and the temporary files removed at the end, whatever happens.
 local DRIVER = "/usr/share/java/mariadb-java-client.jar"
 
 local function hex(n)
-   return (pki.random(n):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+   return require("myseal.text").hex(pki.random(n))
 end
 
 function M.run(argv)
@@ -84,8 +84,10 @@ function M.run(argv)
       local user = sys.user().name
       local group = sys.stat(work).group
       local backup = { "--set", "keyring.backup_dir=" .. work .. "/key-backup" }
-      local truststore = { "--set", "tomcat.truststore=" .. tomcat .. "/conf/db-truststore.p12" }
-      local checked = { backup[1], backup[2], truststore[1], truststore[2] }
+      local tomcat_set = { "--set", "tomcat.truststore=" .. tomcat .. "/conf/db-truststore.p12",
+         "--set", "tomcat.catalina_base=" .. tomcat, "--set", "tomcat.ca=" .. s.dir .. "/tls-myseal/ca.pem",
+         "--set", "tomcat.user=" .. user, "--set", "tomcat.group=" .. group, "--set", "tomcat.probe=" .. tostring(probe) }
+      local checked = { backup[1], backup[2], table.unpack(tomcat_set) }
       local function myseal(...)
          local argv = { exe, env = env, timeout = 300 }
          table.move({ ... }, 1, select("#", ...), 2, argv)
@@ -119,9 +121,7 @@ function M.run(argv)
       local before = check("before (red)")
       runbook("at-rest", table.unpack(backup))
       runbook("in-transit", "--set", "accounts.lims@%=ssl")
-      runbook("app-tomcat", truststore[1], truststore[2], "--set", "tomcat.catalina_base=" .. tomcat,
-         "--set", "tomcat.ca=" .. s.dir .. "/tls-myseal/ca.pem", "--set", "tomcat.user=" .. user,
-         "--set", "tomcat.group=" .. group, "--set", "tomcat.probe=" .. tostring(probe))
+      runbook("app-tomcat", table.unpack(tomcat_set))
       local after = check("after (green)")
       -- the report, as HTML
       local argv = { "check", "--sandbox", s.name, "--format", "html", "--output", report }

@@ -1,53 +1,46 @@
---- The base dialect: what every supported server shares, and the basic facts.
--- Facts are called as `fact(d, ctx, ...)` on a live server; `described` answers the same
--- question for a described server as `fn(d, description, ...)`.
+--- The base dialect: what every supported server shares, by topic (the server, encryption at
+-- rest, TLS in transit). mysql.lua and mariadb.lua override what their servers do differently.
+--
+-- Facts are read-only questions: `facts.NAME(d, ctx, ...)` answers on a live server (through
+-- `ctx:query`, `ctx:fact`, `ctx:connect`), `described.NAME(d, desc, ...)` answers the same
+-- question for a described server from its description (docs/runbooks.md, "Described servers").
 -- @module myseal.dialect.base
 local sqltext = require "myseal.sqltext"
 
+local value = sqltext.value
+
 local base = {
-   --- The group runbooks write server options to.
+   --- The group portable server options (ssl_*, require_secure_transport) are written to.
    server_group = "mysqld",
+   --- The group for options only this flavour knows (a server of the other flavour reading the
+   -- same file would refuse them).
+   flavor_group = "mysqld",
    --- Schemas that belong to the server, not to applications.
    system_schemas = { mysql = true, information_schema = true, performance_schema = true, sys = true },
 }
+
+local facts, described = {}, {}
+base.facts, base.described = facts, described
+
+-- The server ---------------------------------------------------------------------------------
 
 --- Option groups the server reads, in the order it reads them.
 function base.server_groups(_)
    return { "mysqld", "server" }
 end
 
---- Quote an identifier with backticks (a backtick inside is doubled).
+--- Quote an identifier with backticks (a backtick inside is doubled). Values are never
+-- quoted in Lua: they are bound (`?`).
 -- @param name identifier
 -- @return quoted identifier
 function base.ident(_, name)
    return sqltext.ident(name)
 end
 
---- Quote a value as an SQL string literal (for statements that take no placeholders,
--- such as ALTER USER); prefer `?` placeholders everywhere else.
--- @param v string or number
--- @return literal
-function base.literal(_, v)
-   return sqltext.literal(v)
-end
-
---- An account name `'user'@'host'` for ALTER USER and friends.
--- @param user user name
--- @param host host pattern
--- @return string
-function base.account(_, user, host)
-   return sqltext.literal(user) .. "@" .. sqltext.literal(host)
-end
-
 --- "MySQL 8.0.36" / "MariaDB 10.11.6".
 function base.describe(d)
    return ("%s %s"):format(d.product, d.version)
 end
-
-local facts = {}
-local described = {}
-base.facts = facts
-base.described = described
 
 -- SHOW GLOBAL VARIABLES / STATUS LIKE ?, answered by a description's `variables` / `status` table.
 local function show_fact(name, what, field)
@@ -65,7 +58,7 @@ show_fact("variable", "VARIABLES", "variables")
 --- fact status(name): the value of a global status variable, a string, or nil.
 show_fact("status", "STATUS", "status")
 
---- The status of a plugin ("ACTIVE", "DISABLED", ...) or nil when it is not loaded.
+--- fact plugin(name): the status of a plugin ("ACTIVE", "DISABLED", ...) or nil when it is not loaded.
 function facts.plugin(_, ctx, name)
    local rows = ctx:query("SELECT PLUGIN_STATUS FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = ?", name)
    return rows[1] and rows[1][1] or nil
@@ -74,7 +67,7 @@ function described.plugin(_, desc, name)
    return desc.plugins and desc.plugins[name] or nil
 end
 
---- Base tables of the applications (system schemas left out), largest first:
+--- fact tables: base tables of the applications (system schemas left out), largest first:
 -- list of `{ schema, name, engine, bytes, create_options }`.
 function facts.tables(d, ctx)
    local out = {}
@@ -84,9 +77,9 @@ function facts.tables(d, ctx)
       ORDER BY DATA_LENGTH + INDEX_LENGTH DESC, TABLE_SCHEMA, TABLE_NAME]])
    for _, r in ipairs(rows) do
       if not d.system_schemas[r[1]] then
-         out[#out + 1] = { schema = r[1], name = r[2], engine = sqltext.value(r[3]),
-                           bytes = math.tointeger(tonumber(sqltext.value(r[4]) or 0)) or 0,
-                           create_options = sqltext.value(r[5]) or "" }
+         out[#out + 1] = { schema = r[1], name = r[2], engine = value(r[3]),
+                           bytes = math.tointeger(tonumber(value(r[4]) or 0)) or 0,
+                           create_options = value(r[5]) or "" }
       end
    end
    return out
@@ -95,16 +88,201 @@ function described.tables(_, desc)
    return desc.tables or {}
 end
 
---- Accounts: list of `{ user, host, ssl_type }` (ssl_type '' | ANY | X509 | SPECIFIED).
+--- fact accounts: list of `{ user, host, ssl_type }` (ssl_type '' | ANY | X509 | SPECIFIED).
 function facts.accounts(_, ctx)
    local out = {}
    for _, r in ipairs(ctx:query("SELECT User, Host, ssl_type FROM mysql.user ORDER BY User, Host")) do
-      out[#out + 1] = { user = r[1], host = r[2], ssl_type = sqltext.value(r[3]) or "" }
+      out[#out + 1] = { user = r[1], host = r[2], ssl_type = value(r[3]) or "" }
    end
    return out
 end
 function described.accounts(_, desc)
    return desc.accounts or {}
+end
+
+--- fact replicas: how many replicas read this server's binary log (their dump threads).
+function facts.replicas(_, ctx)
+   local rows = ctx:query([[SELECT COUNT(*) FROM INFORMATION_SCHEMA.PROCESSLIST
+                            WHERE COMMAND LIKE 'Binlog Dump%']])
+   return math.tointeger(tonumber(rows[1][1])) or 0
+end
+function described.replicas(_, desc)
+   return desc.replicas or 0
+end
+
+--- fact disk_free: bytes free in the datadir's file system (nil when unknown).
+function facts.disk_free(_, ctx)
+   local datadir = ctx:fact("variable", "datadir")
+   return datadir and require("sys").df(datadir) or nil
+end
+function described.disk_free(_, desc)
+   return desc.disk_free
+end
+
+-- At rest --------------------------------------------------------------------------------------
+-- Every flavour defines: keyring (the name of its keyring plugin or component), keyring_variable
+-- (the variable naming its key file), keyring_dir_default, myseal_makes_keys (false: the server
+-- writes its keyring itself), supports_background, rotates_by_key_id, master_key_sql,
+-- key_file_name, key_files, keyring_options, encryption_options, rotate_sql,
+-- system_tablespace_sql, and the facts keyring_active, keyring_file, table_encryption.
+
+--- The statement that encrypts one table `t` (`{ schema, name, convert }`; `convert`: a MyISAM
+-- table becomes InnoDB in the same statement), with an optional key id.
+-- @param t table
+-- @param key_id optional integer key id (MariaDB's key management plugin)
+-- @return SQL text (identifiers quoted; no values)
+function base.encrypt_table_sql(d, t, key_id)
+   local sql = ("ALTER TABLE %s.%s %s"):format(d:ident(t.schema), d:ident(t.name), d:encryption_clause(key_id))
+   if t.convert then sql = sql .. ", ENGINE=InnoDB" end
+   return sql
+end
+
+--- Why the option files keep this keyring from working (a message), or nil. `doc` is the
+-- server's option tree.
+function base.keyring_conflict(_, _)
+   return nil
+end
+
+--- The files a component keyring needs beside the server (MySQL 8.4), or an empty list.
+function base.component_files()
+   return {}
+end
+
+--- The statement that makes the first master key, or false when the flavour has none.
+base.master_key_sql = false
+
+--- fact keyring_has_key(key_file): the keyring holds a key (MySQL: a master key was made).
+function facts.keyring_has_key()
+   return true
+end
+described.keyring_has_key = false
+
+described.keyring_active = function(d, desc) return (desc.plugins or {})[d.keyring] == "ACTIVE" end
+described.keyring_file = function(d, desc) return (desc.variables or {})[d.keyring_variable] end
+--- described table_encryption: from the description's tables (`encrypted = true`).
+function described.table_encryption(_, desc)
+   local out = {}
+   for _, t in ipairs(desc.tables or {}) do
+      out[t.schema .. "\0" .. t.name] = { encrypted = t.encrypted == true }
+   end
+   return out
+end
+function described.system_encrypted(_, desc)
+   return desc.system_encrypted == true
+end
+
+-- In transit -----------------------------------------------------------------------------------
+
+--- Where a new CA and certificates go when the profile does not say.
+base.tls_dir_default = "/etc/mysql/tls"
+
+--- Can SET GLOBAL change ssl_ca / ssl_cert / ssl_key / tls_version (then a reload applies them)?
+function base.tls_paths_dynamic()
+   return false
+end
+
+--- Does the server know tls_version?
+function base.has_tls_version()
+   return true
+end
+
+--- The statement that reloads the TLS certificates without a restart, or nil.
+function base.tls_reload_sql()
+   return nil
+end
+
+local SSL_TYPES = { ssl = "ANY", x509 = "X509", subject = "SPECIFIED" }
+
+--- The `mysql.user.ssl_type` an account gets for a REQUIRE level of the profile (ssl, x509,
+-- subject).
+-- @param level "ssl" | "x509" | "subject"
+-- @return "ANY" | "X509" | "SPECIFIED"
+function base.ssl_type(_, level)
+   return SSL_TYPES[level]
+end
+
+--- `ALTER USER ?@? REQUIRE ...` for a level, with its values to bind (user, host, and for
+-- subject the certificate's subject and the CA's).
+-- @param user user name
+-- @param host host pattern
+-- @param level "ssl" | "x509" | "subject" | "none"
+-- @param subject for "subject": the client certificate's subject
+-- @param issuer for "subject": its CA's subject
+-- @return sql, values (a list)
+function base.require_sql(_, user, host, level, subject, issuer)
+   if level == "subject" then
+      return "ALTER USER ?@? REQUIRE SUBJECT ? AND ISSUER ?", { user, host, subject, issuer }
+   end
+   local clause = ({ ssl = "SSL", x509 = "X509", none = "NONE" })[level]
+   if not clause then error(("require_sql: level '%s' is not ssl, x509, subject or none"):format(tostring(level)), 2) end
+   return "ALTER USER ?@? REQUIRE " .. clause, { user, host }
+end
+
+--- fact served_certificate: the certificate the server presents, `{ subject, not_after }`, or
+-- nil when it offers no TLS.
+function facts.served_certificate(_, ctx)
+   local host, port = ctx.target.host, ctx.target.port
+   if host then
+      local c = ctx:connect{ host = host, port = port, tls = { mode = "required" } }
+      if c then
+         local t = c:tls()
+         c:close()
+         if t and t.peer then return { subject = t.peer.subject, not_after = t.peer.not_after } end
+      end
+   end
+   local na = ctx:fact("status", "Ssl_server_not_after")
+   if na and na ~= "" then return { not_after_text = na } end
+   return nil
+end
+function described.served_certificate(_, desc)
+   return desc.served_certificate
+end
+
+--- fact plain_sessions: sessions that do not use TLS, `{ user, host, tls = false | nil (unknown) }`.
+function facts.plain_sessions(_, ctx)
+   local out = {}
+   local ok, rows = pcall(ctx.query, ctx, [[
+      SELECT PROCESSLIST_USER, PROCESSLIST_HOST, CONNECTION_TYPE FROM performance_schema.threads
+      WHERE TYPE = 'FOREGROUND' AND PROCESSLIST_ID <> CONNECTION_ID() AND CONNECTION_TYPE <> 'Socket'
+        AND CONNECTION_TYPE <> 'SSL/TLS' AND PROCESSLIST_USER IS NOT NULL]])
+   local ps = ctx:fact("variable", "performance_schema")
+   if ok and ps ~= "OFF" and ps ~= "0" then
+      for _, r in ipairs(rows) do out[#out + 1] = { user = r[1], host = value(r[2]) or "", tls = false } end
+      return out
+   end
+   -- without performance_schema: every TCP session, its TLS unknown
+   for _, r in ipairs(ctx:query([[SELECT USER, HOST FROM information_schema.PROCESSLIST
+                                 WHERE ID <> CONNECTION_ID() AND HOST LIKE '%:%']])) do
+      out[#out + 1] = { user = r[1], host = r[2], tls = nil }
+   end
+   return out
+end
+function described.plain_sessions(_, desc)
+   return desc.plain_sessions or {}
+end
+
+--- fact account_tls: account requirements, "user@host" -> `{ ssl_type, subject, issuer }`.
+function facts.account_tls(_, ctx)
+   local out = {}
+   for _, r in ipairs(ctx:query("SELECT User, Host, ssl_type, x509_subject, x509_issuer FROM mysql.user")) do
+      out[r[1] .. "@" .. r[2]] = { ssl_type = value(r[3]) or "", subject = value(r[4]) or "",
+                                   issuer = value(r[5]) or "" }
+   end
+   return out
+end
+function described.account_tls(_, desc)
+   local out = {}
+   for _, a in ipairs(desc.accounts or {}) do
+      out[a.user .. "@" .. a.host] = { ssl_type = a.ssl_type or "", subject = a.subject or "",
+                                       issuer = a.issuer or "" }
+   end
+   return out
+end
+
+--- fact replication_without_tls: replication channels of this server (as a replica) without TLS,
+-- `{ channel, host }`.
+function described.replication_without_tls(_, desc)
+   return desc.replication_without_tls or {}
 end
 
 return { { "base", nil, base } }

@@ -1,5 +1,6 @@
 --- Server dialects: what differs between MySQL 5.7 / 8.0 / 8.4 and MariaDB 10.x / 11.x,
--- in one place, so runbooks ask instead of branching on the flavour.
+-- in one place (this directory: base.lua, mysql.lua, mariadb.lua, each by topic), so runbooks
+-- and the library ask instead of branching on the flavour or the version.
 --
 -- Dialects form chains, most specific first:
 --   mysql-8.4 -> mysql-8.0 -> mysql-5.7 -> mysql -> base
@@ -27,6 +28,39 @@ function M.define(name, parent, entries)
    defs[name] = { parent = parent, entries = entries or {} }
 end
 
+-- Merge dialect entries `b` over `a` (both name -> entries): `facts` and `described` are merged
+-- key by key, other entries replaced.
+local function merge_entries(dst, src)
+   for k, v in pairs(src) do
+      if (k == "facts" or k == "described") and type(dst[k]) == "table" then
+         local m = {}
+         for fk, fv in pairs(dst[k]) do m[fk] = fv end
+         for fk, fv in pairs(v) do m[fk] = fv end
+         dst[k] = m
+      else
+         dst[k] = v
+      end
+   end
+end
+
+--- Dialect additions `b` layered over additions `a` (each `{ [dialect name] = entries }`), as
+-- a site runbook's `dialect = {...}` over the runbook it extends.
+-- @param a additions
+-- @param b additions
+-- @return new additions
+function M.merge(a, b)
+   local out = {}
+   for name, t in pairs(a) do
+      out[name] = {}
+      merge_entries(out[name], t)
+   end
+   for name, t in pairs(b) do
+      out[name] = out[name] or {}
+      merge_entries(out[name], t)
+   end
+   return out
+end
+
 --- Add entries to a stock dialect for every runbook (site code). Runbooks usually prefer their
 -- own `dialect = {...}` table, which the engine layers on for that runbook only.
 -- @param name dialect name
@@ -34,13 +68,7 @@ end
 function M.extend(name, entries)
    local def = defs[name]
    if not def then error(("dialect.extend: unknown dialect '%s'"):format(tostring(name)), 2) end
-   for k, v in pairs(entries) do
-      if (k == "facts" or k == "described") and type(def.entries[k]) == "table" then
-         for fk, fv in pairs(v) do def.entries[k][fk] = fv end
-      else
-         def.entries[k] = v
-      end
-   end
+   merge_entries(def.entries, entries)
 end
 
 --- Is `name` a defined dialect?
@@ -206,9 +234,8 @@ end
 --- A dialect object for a server.
 -- @param info `{ flavor, version, major, minor, patch }` (conn:server() or dialect.parse_spec)
 -- @param additions optional runbook additions keyed by dialect name
--- @param described optional description table for a described server (plan without a server)
 -- @return dialect | nil, message
-function M.for_server(info, additions, described)
+function M.for_server(info, additions)
    local major, minor, patch = info.major, info.minor, info.patch
    if not major then major, minor, patch = M.parse_version(info.version) end
    local name = major and pick(info.flavor, major, minor)
@@ -218,7 +245,7 @@ function M.for_server(info, additions, described)
    end
    return setmetatable({
       name = name, flavor = info.flavor, version = info.version or ("%d.%d.%d"):format(major, minor, patch),
-      major = major, minor = minor, patch = patch or 0, description = described,
+      major = major, minor = minor, patch = patch or 0,
       _chain = chain(name), _additions = additions or {},
    }, Dialect)
 end

@@ -14,6 +14,7 @@ local secrets_mod = require "myseal.engine.secrets"
 local journal_mod = require "myseal.engine.journal"
 local target_mod = require "myseal.engine.target"
 local ctx_mod = require "myseal.engine.ctx"
+local guard = require "myseal.engine.guard"
 local runbook_mod = require "myseal.runbook"
 local report_mod = require "myseal.engine.report"
 
@@ -90,13 +91,22 @@ local function handler(e)
    return { message = msg, where = where }
 end
 
-local function call(fn, ctx)
-   local r = table.pack(xpcall(fn, handler, ctx))
+--- Call a step function as runbook code (effects outside ctx refused): true, results | false, error.
+-- @param fn step function
+-- @param ctx context
+function M.call(fn, ctx)
+   local r = table.pack(guard.block(xpcall, fn, handler, ctx))
    if r[1] then return true, table.unpack(r, 2, r.n) end
    return false, r[2]
 end
+local call = M.call
 
-local function new_run(rb, opts, mode)
+--- The state of one plan, run or rollback: resolved parameters, secrets, the journal's emitter.
+-- @param rb runbook
+-- @param opts `{ target, set, reporter, secrets }`
+-- @param mode "plan" | "run" | "rollback"
+-- @return run
+function M.new_run(rb, opts, mode)
    local target = opts.target
    local decls, values, origins = M.resolve(rb, target, opts.set)
    local run = {
@@ -104,7 +114,7 @@ local function new_run(rb, opts, mode)
       secrets = opts.secrets or secrets_mod.new(function()
          if opts.reporter.clear then opts.reporter:clear() end
       end), target = target, reporter = opts.reporter,
-      effects = 0, files = {}, since_restart = {}, reverted = {}, records = {}, progress_start = {},
+      effects = 0, since_restart = {}, reverted = {}, records = {}, progress_start = {},
    }
    function run.emit(ev)
       local clean = run.secrets:redact_deep(ev)
@@ -132,13 +142,17 @@ function M.seconds(t0)
    return math.floor((sys.clock() - t0) * 1000 + 0.5) / 1000
 end
 
-local function step_failure(run, step, err)
+--- The message of a failed step: runbook, step, the runbook line, why.
+function M.step_failure(run, step, err)
    local where = err.where and (" (" .. err.where .. ")") or ""
    return ("runbook %s, step %s%s: %s"):format(run.runbook.name, step.name, where, err.message)
 end
 
+local step_failure = M.step_failure
+local new_run = M.new_run
+
 local function server_label(run, ctx)
-   if run.target.kind == "described" or run.conn then
+   if run.conn or run.target:server_info() then
       local ok, d = pcall(function() return ctx.dialect end)
       if ok then return d:describe() end
    end
@@ -217,6 +231,8 @@ local function execute(run, ctx, list, counts, skip_done)
    return "ok"
 end
 
+local finish, close_conn
+
 local function select_steps(rb, opts)
    local list = rb.steps
    if opts.only and opts.from then errors.usage("--only and --from cannot go together") end
@@ -231,19 +247,23 @@ local function select_steps(rb, opts)
    return list
 end
 
-local function finish(run, status, msg, counts, t0)
+--- The result event of a plan, run or rollback.
+function M.finish(run, status, msg, counts, t0)
    run.emit{ event = "result", status = status, error = msg, changed = counts.changed or 0,
              todo = counts.todo or 0, done = (counts.done or 0) + (counts.ok or 0) + (counts.unchanged or 0),
              skipped = counts.skipped or 0, seconds = M.seconds(t0),
              journal = run.journal and run.journal.path, report_only = true }
 end
 
-local function close_conn(run)
+--- Close the run's connection.
+function M.close_conn(run)
    if run.conn then
       run.conn:close()
       run.conn = nil
    end
 end
+
+finish, close_conn = M.finish, M.close_conn
 
 --- Plan: run every check, and show what apply would do for each step not done. Changes nothing.
 -- @param rb runbook
@@ -267,14 +287,15 @@ end
 --- A read-only context for tools that inspect a target without running a runbook (`myseal check`):
 -- parameters, connection, dialect and facts, as a step sees them in plan mode.
 -- @param opts `{ target = , set = { "s.k=v" }, runbook = a runbook whose parameters and dialect
---   additions to use (optional), reporter = (optional) }`
--- @return ctx, close (a function closing the connection)
+--   additions to use (optional), reporter = (optional), mode = "plan" (default) or "check" (plan
+--   mode in which verification steps run too) }`
+-- @return ctx, close (a function closing the connection), run
 function M.context(opts)
    local rb = opts.runbook or runbook_mod.new{ name = "inspect", summary = "inspection",
                                                steps = { { name = "none", check = function() return true end } } }
    local run = new_run(rb, { target = opts.target, set = opts.set, reporter = opts.reporter or report_mod.collect() },
-                       "plan")
-   return ctx_mod.new(run), function() close_conn(run) end
+                       opts.mode or "plan")
+   return ctx_mod.new(run), function() close_conn(run) end, run
 end
 
 local ENDED = { ok = true, ["rolled back"] = true }
@@ -290,7 +311,8 @@ local function unfinished(dir, name)
    return path, s
 end
 
-local function lock_target(run)
+--- Lock the target for this run: its state directory and the lock.
+function M.lock_target(run)
    local dir, err = run.target:state_dir(true)
    if not dir then errors.fail("%s", err) end
    local lock
@@ -298,6 +320,8 @@ local function lock_target(run)
    if not lock then errors.fail("%s is busy: %s", run.target.label, err) end
    return dir, lock
 end
+
+local lock_target = M.lock_target
 
 local function resume_state(run, s)
    local done = {}
@@ -316,8 +340,8 @@ end
 -- @param opts `{ target, set, reporter, yes, resume, only, from, interactive }`
 -- @return 0 (raises a failure when a step fails or the run is interrupted)
 function M.run(rb, opts)
-   if opts.target.kind == "described" then
-      errors.usage("run needs a live server: %s is only described (use plan)", opts.target.label)
+   if opts.target:read_only() then
+      errors.usage("run needs a live server: %s (use plan)", opts.target:read_only())
    end
    if opts.resume and (opts.only or opts.from) then
       errors.usage("--resume continues where the last run stopped: no --only or --from with it")
@@ -387,141 +411,12 @@ function M.run(rb, opts)
    return 0
 end
 
--- Did the run leave a change in place: an effect not put back already (a restart or a wait
--- alone changes nothing)?
-local function has_changes(sum)
-   for _, list in pairs(sum.effects) do
-      for _, fx in ipairs(list) do
-         if not fx.restored and fx.kind ~= "restart" and fx.kind ~= "wait" then return true end
-      end
-   end
-   return false
-end
-
---- Roll back the last run of a runbook on the target: for each step that changed something,
--- newest first, put its files back from their backups and call its undo; restart the server
--- when the run had restarted it. Refuses when a step says it cannot be undone.
+--- Roll back the last run of a runbook on the target (engine/rollback.lua).
 -- @param rb runbook
 -- @param opts `{ target, set, reporter, yes, interactive }`
 -- @return 0
 function M.rollback(rb, opts)
-   if opts.target.kind == "described" then
-      errors.usage("rollback needs a live server: %s is only described", opts.target.label)
-   end
-   local run = new_run(rb, opts, "rollback")
-   local dir, lock <close> = lock_target(run)
-   local path, s
-   for _, p in ipairs(journal_mod.list(dir, rb.name)) do
-      local events, err = journal_mod.read(p)
-      if not events then errors.fail("%s", err) end
-      local sum = journal_mod.summary(events)
-      -- newest first: runs already rolled back and runs that changed nothing are passed over,
-      -- so rolling back again goes one run further back
-      if sum.status ~= "rolled back" and has_changes(sum) then
-         path, s = p, sum
-         break
-      end
-   end
-   if not path then
-      run.reporter:event{ event = "log", level = "info",
-         message = ("no run of %s on %s to roll back"):format(rb.name, run.target.label) }
-      return 0
-   end
-   -- steps that changed something, newest first
-   local todo = {}
-   for i = #s.order, 1, -1 do
-      local name = s.order[i]
-      local fx = s.effects[name]
-      if fx and #fx > 0 then
-         local step = rb:step(name)
-         if step and type(step.undo) == "string" then
-            errors.fail("cannot roll back %s: step %s cannot be undone: %s", rb.name, name, step.undo)
-         end
-         todo[#todo + 1] = { name = name, step = step, effects = fx }
-      end
-   end
-   if not opts.yes then
-      if not opts.interactive then
-         errors.usage("rollback changes %s: confirm with --yes (there is no terminal to ask on)", run.target.label)
-      end
-      for _, t in ipairs(todo) do
-         local files = {}
-         for _, fx in ipairs(t.effects) do
-            if fx.path and not fx.restored then files[#files + 1] = fx.path end
-         end
-         opts.reporter:event{ event = "log", level = "info", message = ("%s: restore %s%s"):format(t.name,
-            #files > 0 and table.concat(files, ", ") or "no files",
-            t.step and type(t.step.undo) == "function" and ", then undo" or "") }
-      end
-      if not opts.reporter:confirm(("Roll back %s on %s (journal %s)?"):format(rb.name, run.target.label, path)) then
-         errors.fail("rollback: not confirmed; nothing was changed")
-      end
-   end
-   local err
-   run.journal, err = journal_mod.open(path)
-   if not run.journal then errors.fail("%s", err) end
-   run.journal:write{ event = "rollback", pid = sys.getpid(), user = sys.user().name }
-   local ctx = ctx_mod.new(run)
-   local t0 = sys.clock()
-   run.emit{ event = "run", mode = "rollback", runbook = rb.name, target = run.target.label, report_only = true }
-   local restart = false
-   local counts = {}
-   local failure
-   for i, t in ipairs(todo) do
-      run.step = t.name
-      run.emit{ event = "step", step = t.name, state = "start", index = i, total = #todo }
-      local t1 = sys.clock()
-      for j = #t.effects, 1, -1 do
-         local fx = t.effects[j]
-         if fx.kind == "restart" then
-            restart = true
-         elseif (fx.kind == "file" or fx.kind == "remove" or fx.kind == "mkdir") and not fx.restored then
-            local ok, rerr = ctx_mod.restore_file(ctx, fx)
-            if not ok then failure = ("runbook %s, step %s: %s"):format(rb.name, t.name, rerr) break end
-            run.emit{ event = "effect", kind = "restore", path = fx.path, summary = "restore " .. fx.path }
-         end
-      end
-      if not failure and t.step and type(t.step.undo) == "function" then
-         local ok, e = call(t.step.undo, ctx)
-         if not ok then failure = step_failure(run, t.step, e) end
-      elseif not failure then
-         local others = 0
-         for _, fx in ipairs(t.effects) do
-            if fx.kind == "sql" or fx.kind == "run" then others = others + 1 end
-         end
-         if others > 0 then
-            run.emit{ event = "log", level = "warn", message = ("%d SQL statement(s) or command(s) of step %s "
-               .. "stay as they are: the step has no undo"):format(others, t.name) }
-         end
-      end
-      if failure then
-         run.emit{ event = "step", step = t.name, state = "failed", index = i, total = #todo,
-                   seconds = M.seconds(t1) }
-         break
-      end
-      counts.changed = (counts.changed or 0) + 1
-      run.emit{ event = "step", step = t.name, state = "rolled back", index = i, total = #todo,
-                seconds = M.seconds(t1) }
-   end
-   if not failure and restart then
-      run.step = nil
-      close_conn(run)
-      local how = run.target:restart_how(run.values)
-      run.emit{ event = "effect", kind = "restart", how = how, summary = "restart the server: " .. tostring(how) }
-      local ok, rerr = run.target:restart(run.values, run.secrets)
-      if ok then
-         run.emit{ event = "restarted", journal_only = true }
-      else
-         failure = ("rollback of %s: the server did not restart: %s"):format(rb.name, rerr)
-      end
-   end
-   close_conn(run)
-   local status = failure and "failed" or "rolled back"
-   run.journal:write{ event = "end", status = status, error = failure and run.secrets:redact(failure) }
-   finish(run, failure and "failed" or "ok", failure, counts, t0)
-   run.journal:close()
-   if failure then errors.fail("%s", run.secrets:redact(failure)) end
-   return 0
+   return require("myseal.engine.rollback").rollback(M, rb, opts)
 end
 
 return M

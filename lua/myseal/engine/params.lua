@@ -207,9 +207,13 @@ function M.resolve(decls, layers, partial)
       origins[name] = "default"
    end
    for _, layer in ipairs(layers) do
-      for name, raw in pairs(layer.values or {}) do
+      for written, raw in pairs(layer.values or {}) do
+         -- a parameter's key may be written with '-' for '_' (as in option files); map keys
+         -- (account names, paths) are taken as written
+         local name = written
+         if not decls[name] then name = name:gsub("^([^.]+%.)(.*)$", function(s, k) return s .. k:gsub("%-", "_") end) end
          local d = decls[name]
-         local msection, mkey = name:match("^([^.]+)%.(.+)$")
+         local msection, mkey = written:match("^([^.]+)%.(.+)$")
          local map = msection and decls[msection]
          if map and map.type == "map" then
             local m = {}
@@ -223,7 +227,7 @@ function M.resolve(decls, layers, partial)
             values[name] = v
             origins[name] = raw.where or layer.label
          elseif layer.strict then
-            return nil, ("%s: no parameter %s in this runbook"):format(layer.label, name)
+            return nil, ("%s: no parameter %s in this runbook"):format(layer.label, written)
          end
       end
       for section, entries in pairs(layer.sections or {}) do

@@ -23,12 +23,7 @@ local function clock(s)
    return ("%d:%02d"):format(s // 60, s % 60)
 end
 
-local function bytes(n)
-   local units = { "B", "KiB", "MiB", "GiB", "TiB" }
-   local i = 1
-   while n >= 1024 and i < #units do n, i = n / 1024, i + 1 end
-   return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
-end
+local bytes = require("myseal.text").bytes
 
 --- Seconds left at the current rate, or nil when it cannot be told yet.
 -- @param done units done

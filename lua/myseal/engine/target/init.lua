@@ -1,16 +1,17 @@
---- Targets: the server a runbook works on, and where its state lives.
---   site profile   `--site FILE`: an INI file ([server] [connection] [site] and the runbooks'
---                  own sections); the server is reached with [connection], restarted with
---                  [server] restart_command, systemd_unit or windows_service.
---   sandbox        `--sandbox NAME`: a running sandbox (myseal.sandbox): its connection, option
---                  file and restart.
---   described      `--describe SERVER` or [server] describe: no server at all, for `plan`; the
---                  dialect and facts answer from the description.
--- The `check` command and other tools open targets the same way: `target.open(opts)`.
+--- Targets: the server a runbook works on, and where its state lives. A target is an object;
+-- callers use its methods and never ask what kind it is:
+--   site       `--site FILE`: an INI profile ([server] [connection] [site] and the runbooks' own
+--              sections); reached with [connection], restarted with [server] (target/site.lua)
+--   sandbox    `--sandbox NAME`: a running sandbox (target/sandbox.lua)
+--   described  `--describe SERVER` or [server] describe: no server at all, for `plan`; the
+--              dialect and facts answer from the description (target/described.lua)
+--
+-- Every target has: `label`, `id` (its state directory name, nil when it keeps no state),
+-- `layers` (parameter layers: the profile, the sandbox's own values), and the methods of
+-- Target below, which the kinds override.
 -- @module myseal.engine.target
 local sys = require "sys"
 local params = require "myseal.engine.params"
-local dialect = require "myseal.dialect"
 
 local M = {}
 
@@ -59,18 +60,12 @@ function M.state_root()
    return require("myseal.state").path()
 end
 
--- A short stable hash (FNV-1a, 32 bits) to tell apart profiles with the same file name.
-local function hash(s)
-   local h = 2166136261
-   for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
-   return ("%08x"):format(h)
-end
-
 local function dirname(path)
    return path:match("^(.*)[/\\][^/\\]*$") or "."
 end
 
---- Read a site profile into a parameter layer.
+--- Read a site profile into a parameter layer. Keys are taken as written: account names and
+-- paths are not option names, so `-` stays `-` (only option files fold `-` into `_`).
 -- @param path INI file
 -- @return layer `{ label, base, values = { ["s.k"] = { value, where } }, sections }` | nil, message
 function M.read_profile(path)
@@ -82,11 +77,10 @@ function M.read_profile(path)
    for _, section in ipairs(doc:sections()) do
       local entries = {}
       for _, e in ipairs(doc:entries(section)) do
-         local key = e.name:gsub("%-", "_")
          local where = ("%s:%d"):format(path, e.line)
          local value = e.value
          if value == true then value = "true" end
-         layer.values[section .. "." .. key] = { value = value, where = where }
+         layer.values[section .. "." .. e.name] = { value = value, where = where }
          entries[e.name] = { value = value, where = where }
       end
       layer.sections[section] = entries
@@ -94,7 +88,11 @@ function M.read_profile(path)
    return layer
 end
 
-local function split_command(s)
+--- Split a command line into an argument vector the way a shell would split plain words and
+-- quotes (no expansion of any kind); for restart commands from a profile.
+-- @param s command line
+-- @return argv | nil, message
+function M.split_command(s)
    local argv, cur, i, quote = {}, nil, 1, nil
    while i <= #s do
       local c = s:sub(i, i)
@@ -118,93 +116,29 @@ local function split_command(s)
    if #argv == 0 then return nil, "an empty command" end
    return argv
 end
-M.split_command = split_command
 
-local function load_description(spec, base)
-   if not spec:match("%.lua$") and not spec:match("%.json$") then
-      local info, err = dialect.parse_spec(spec)
-      if not info then return nil, err end
-      return { server = info }
-   end
-   local path = spec
-   if base and not path:match("^/") then path = base .. "/" .. path end
-   local text, err = sys.read_file(path)
-   if not text then return nil, err end
-   local desc
-   if path:match("%.json$") then
-      desc, err = require("myseal.json").decode(text)
-      if not desc then return nil, path .. ": " .. err end
-   else
-      local fn
-      fn, err = load(text, "@" .. path, "t", {})
-      if not fn then return nil, err end
-      local ok, v = pcall(fn)
-      if not ok then return nil, tostring(v) end
-      desc = v
-   end
-   if type(desc) ~= "table" or type(desc.server) ~= "string" then
-      return nil, path .. ": a description is a table with server = \"FLAVOR-VERSION\" (e.g. mysql-8.0.36)"
-   end
-   local info
-   info, err = dialect.parse_spec(desc.server)
-   if not info then return nil, path .. ": " .. err end
-   desc.server = info
-   return desc
-end
+-- The target classes ---------------------------------------------------------------------------
 
+--- What every target does unless its kind says otherwise: a live server reached by the
+-- connection its kind knows.
 local Target = {}
 Target.__index = Target
 Target.__name = "myseal.Target"
+M.Target = Target
 
---- Open a target.
--- @param opts `{ site = FILE, sandbox = NAME, describe = SERVER }` (site may go with either)
--- @return target | nil, message (a usage problem or a world failure)
-function M.open(opts)
-   local t = setmetatable({ layers = {} }, Target)
-   local profile_values = {}
-   if opts.site then
-      local layer, err = M.read_profile(opts.site)
-      if not layer then return nil, err end
-      t.profile = opts.site
-      t.layers[#t.layers + 1] = layer
-      for k, v in pairs(layer.values) do profile_values[k] = v.value end
-      t.profile_base = layer.base
-   end
-   if opts.sandbox and opts.describe then
-      return nil, "--sandbox and --describe cannot go together"
-   end
-   local describe = opts.describe or (not opts.sandbox and profile_values["server.describe"])
-   if describe then
-      local desc, err = load_description(describe, not opts.describe and t.profile_base or nil)
-      if not desc then return nil, err end
-      t.kind, t.description = "described", desc
-      t.server_info = desc.server
-      t.server_info.described = true
-      t.label = ("described %s %s"):format(desc.server.flavor, desc.server.version)
-      t.id = nil   -- plan only: nothing is written to the state directory
-   elseif opts.sandbox then
-      local sandbox = require "myseal.sandbox"
-      local s, err = sandbox.attach(opts.sandbox)
-      if not s then return nil, err end
-      t.kind, t.sandbox = "sandbox", s
-      t.label = "sandbox " .. opts.sandbox
-      t.id = "sandbox-" .. opts.sandbox
-      -- below the profile: a profile given with --sandbox still wins
-      table.insert(t.layers, 1, { label = "sandbox " .. opts.sandbox, values = {
-         ["server.cnf"] = { value = s.cnf }, ["server.datadir"] = { value = s.datadir },
-         ["server.user"] = { value = sys.user().name },
-      } })
-   elseif opts.site then
-      t.kind = "site"
-      local name = profile_values["site.name"]
-      local base = opts.site:match("([^/\\]+)$"):gsub("%.[^.]*$", "")
-      t.id = name and ("site-" .. name) or ("site-%s-%s"):format(base, hash(sys.realpath(opts.site) or opts.site))
-      t.label = "site " .. (name or base)
-   else
-      return nil, "name a target: --site FILE, --sandbox NAME or --describe SERVER"
-   end
-   if t.id then t.id = t.id:gsub("[^%w%._%-]", "_") end
-   return t
+--- A subclass of Target (for the kinds, and a site's own).
+-- @param name metatable name
+-- @return class table
+function M.class(name)
+   local c = setmetatable({}, { __index = Target })
+   c.__index = c
+   c.__name = name
+   return c
+end
+
+--- Why this target cannot be changed (nil: it can).
+function Target.read_only()
+   return nil
 end
 
 --- The target's state directory (created 0700 when `create`).
@@ -220,38 +154,53 @@ function Target:state_dir(create)
    return dir
 end
 
---- How to connect to the target's server, as plain data (for worker processes), and the
--- password apart (never in the data).
--- @param values resolved parameters
--- @param secrets the run's secrets (for the connection password)
--- @return spec, password | nil, message
-function Target:connect_spec(values, secrets)
-   if self.kind == "described" then
-      return nil, self.label .. " is described, not connected"
-   elseif self.kind == "sandbox" then
-      return { sandbox = self.sandbox.name }
-   end
-   local password
-   local source = values["connection.password"]
-   if source or os.getenv(require("myseal.engine.secrets").env_name("connection.password")) then
-      local err
-      password, err = secrets:get("connection.password", source)
-      if not password then return nil, err end
-   end
-   local tls
-   if values["connection.tls_mode"] then
-      tls = { mode = values["connection.tls_mode"], ca = values["connection.tls_ca"],
-              cert = values["connection.tls_cert"], key = values["connection.tls_key"] }
-   end
-   return { connect = {
-      host = values["connection.host"], port = values["connection.port"],
-      socket = values["connection.socket"], user = values["connection.user"],
-      defaults_file = values["connection.defaults_file"], defaults_group = values["connection.defaults_group"],
-      connect_timeout = values["connection.connect_timeout"], tls = tls,
-   } }, password
+--- Where a runbook puts `what` ("keyring", "tls") when the profile does not say: nil means
+-- the dialect's default for the server.
+function Target.default_dir()
+   return nil
 end
 
---- Connect with a spec from Target:connect_spec.
+--- The server's flavour and version: `{ flavor, version, major, minor, patch, comment }`, or nil
+-- when it is known only by asking the server and no `connection` is given.
+-- @param connection a function returning the run's connection
+function Target.server_info(_, connection)
+   if not connection then return nil end
+   local info = connection():server()
+   return { flavor = info.flavor, version = info.version, major = info.major, minor = info.minor,
+            patch = info.patch, comment = info.comment, described = false }
+end
+
+--- Answer a fact: on a live server the dialect asks it.
+-- @param d dialect
+-- @param ctx the step's context
+-- @param name fact name
+-- @return the answer | nil, message when the dialect cannot answer it
+function Target.fact(_, d, ctx, name, ...)
+   local f = d.facts[name]
+   if f == nil then return nil, ("dialect %s has no fact '%s'"):format(d.name, name) end
+   return true, f(d, ctx, ...)
+end
+
+--- Connect with the options the target's kind knows, `opts` merged over them.
+-- @param values resolved parameters
+-- @param secrets the run's secrets
+-- @param opts optional fields of mysql.connect
+-- @return conn | nil, message, errno
+function Target:connect(values, secrets, opts)
+   local spec, password = self:connect_spec(values, secrets)
+   if not spec then return nil, password end
+   if opts then
+      local merged = {}
+      for k, v in pairs(spec.connect or {}) do merged[k] = v end
+      for k, v in pairs(opts) do
+         if k == "password" then password = v else merged[k] = v end
+      end
+      spec = { connect = merged, sandbox = spec.sandbox, merge = true }
+   end
+   return M.connect_spec(spec, password)
+end
+
+--- Connect with a spec from Target:connect_spec (in a worker process too).
 -- @param spec the spec
 -- @param password the password or nil
 -- @return conn | nil, message, errno
@@ -259,7 +208,9 @@ function M.connect_spec(spec, password)
    if spec.sandbox then
       local s, err = require("myseal.sandbox").attach(spec.sandbox)
       if not s then return nil, err end
-      return s:connect()
+      local opts = spec.connect
+      if opts and password then opts.password = password end
+      return s:connect(opts)
    end
    local opts = {}
    for k, v in pairs(spec.connect) do opts[k] = v end
@@ -267,98 +218,20 @@ function M.connect_spec(spec, password)
    return require("mysql").connect(opts)
 end
 
---- Connect to the target's server.
--- @param values resolved parameters
--- @param secrets the run's secrets (for the connection password)
--- @param opts optional fields merged over the target's connection options (mysql.connect's)
--- @return conn | nil, message, errno
-function Target:connect(values, secrets, opts)
-   if self.kind == "sandbox" then return self.sandbox:connect(opts) end
-   local spec, password = self:connect_spec(values, secrets)
-   if not spec then return nil, password end
-   if opts then
-      local merged = {}
-      for k, v in pairs(spec.connect) do merged[k] = v end
-      for k, v in pairs(opts) do
-         if k == "password" then password = v else merged[k] = v end
-      end
-      spec = { connect = merged }
-   end
-   return M.connect_spec(spec, password)
-end
-
---- The server's TCP address as the target knows it: host, port (nil when unknown).
--- @param values resolved parameters
--- @return host, port
-function Target:address(values)
-   if self.kind == "sandbox" then return self.sandbox.host, self.sandbox.port end
-   return values["connection.host"], values["connection.port"]
-end
-
---- How the server is restarted, in words (for plan), or nil, message when no way is configured.
--- @param values resolved parameters
--- @return text | nil, message
-function Target:restart_how(values)
-   if self.kind == "sandbox" then return "restart sandbox " .. self.sandbox.name end
-   local cmd = values["server.restart_command"]
-   if cmd then return "run " .. cmd end
-   if values["server.systemd_unit"] then return "systemctl restart " .. values["server.systemd_unit"] end
-   if values["server.windows_service"] then
-      return ("net stop %s, then net start %s"):format(values["server.windows_service"],
-         values["server.windows_service"])
-   end
-   if self.kind == "described" then return "restart the server (the site's restart method)" end
-   return nil, "no way to restart the server: set restart_command, systemd_unit or windows_service in [server]"
-end
-
 --- The last lines of the server's error log, or nil.
 -- @param values resolved parameters
 -- @param hint the server's log_error, read before the restart
 -- @return text | nil
-function Target:error_log(values, hint)
-   if self.kind == "sandbox" then return self.sandbox:error_log(20) end
+function Target.error_log(_, values, hint)
    local path = values["server.error_log"] or hint
    if not path then return nil end
    local text = sys.read_file(path)
    return text and require("myseal.sandbox").tail_lines(text, 20)
 end
 
---- Restart the server and wait until it accepts connections.
--- @param values resolved parameters
--- @param secrets the run's secrets
--- @param log_hint the server's log_error, for the message when it does not come back
+--- Wait until the server accepts connections again (after a restart command).
 -- @return true | nil, message
-function Target:restart(values, secrets, log_hint)
-   if self.kind == "sandbox" then return self.sandbox:restart() end
-   local commands = {}
-   local cmd = values["server.restart_command"]
-   if cmd then
-      local argv, err = split_command(cmd)
-      if not argv then return nil, ("[server] restart_command: %s"):format(err) end
-      commands[1] = argv
-   elseif values["server.systemd_unit"] then
-      commands[1] = { "systemctl", "restart", values["server.systemd_unit"] }
-   elseif values["server.windows_service"] then
-      commands[1] = { "net", "stop", values["server.windows_service"] }
-      commands[2] = { "net", "start", values["server.windows_service"] }
-   else
-      return nil, select(2, self:restart_how(values))
-   end
-   local function with_log(msg)
-      local log = self:error_log(values, log_hint)
-      if log then msg = msg .. "\n" .. log end
-      return nil, msg
-   end
-   for _, argv in ipairs(commands) do
-      local r, err = sys.run(argv)
-      if not r then return with_log(err) end
-      if not r.ok then
-         local out = (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")
-         return with_log(("'%s' failed (%s)%s"):format(table.concat(argv, " "),
-            r.status and ("exit status " .. r.status) or ("signal " .. tostring(r.signal)),
-            out ~= "" and (": " .. out) or ""))
-      end
-   end
+function Target:wait_up(values, secrets)
    local deadline = sys.clock() + values["server.start_timeout"]
    local last
    repeat
@@ -370,8 +243,46 @@ function Target:restart(values, secrets, log_hint)
       last = err
       sys.sleep(0.5)
    until sys.clock() > deadline
-   return with_log(("the server did not accept connections within %d s after the restart: %s"):format(
-      values["server.start_timeout"], tostring(last)))
+   return nil, ("the server did not accept connections within %d s after the restart: %s"):format(
+      values["server.start_timeout"], tostring(last))
+end
+
+--- Open a target.
+-- @param opts `{ site = FILE, sandbox = NAME, describe = SERVER }` (site may go with either)
+-- @return target | nil, message (a usage problem or a world failure)
+function M.open(opts)
+   local layers, profile = {}, nil
+   if opts.site then
+      local layer, err = M.read_profile(opts.site)
+      if not layer then return nil, err end
+      profile = layer
+      layers[1] = layer
+   end
+   if opts.sandbox and opts.describe then
+      return nil, "--sandbox and --describe cannot go together"
+   end
+   local describe = opts.describe
+   if not describe and not opts.sandbox and profile and profile.values["server.describe"] then
+      describe = profile.values["server.describe"].value
+   end
+   local t, err
+   if describe then
+      t, err = require("myseal.engine.target.described").open(describe,
+         not opts.describe and profile and profile.base or nil)
+   elseif opts.sandbox then
+      t, err = require("myseal.engine.target.sandbox").open(opts.sandbox)
+   elseif opts.site then
+      t, err = require("myseal.engine.target.site").open(opts.site, profile)
+   else
+      return nil, "name a target: --site FILE, --sandbox NAME or --describe SERVER"
+   end
+   if not t then return nil, err end
+   -- the kind's own layer (a sandbox's paths) sits below the profile: a profile given too still wins
+   for _, l in ipairs(layers) do t.layers[#t.layers + 1] = l end
+   t.profile = opts.site
+   t.profile_base = profile and profile.base
+   if t.id then t.id = t.id:gsub("[^%w%._%-]", "_") end
+   return t
 end
 
 return M

@@ -1,0 +1,203 @@
+--- ctx's file effects: reading files as the run sees them (in plan mode, as earlier planned
+-- effects left them: the plan overlay), writing, removing, directories, option files and XML.
+-- Every file is backed up (sys.backup) before it changes and journaled before it is touched,
+-- so rollback (engine/rollback.lua) can put it back.
+-- @module myseal.engine.files
+local sys = require "sys"
+local cnf = require "cnf"
+local xmledit = require "myseal.xmledit"
+local guard = require "myseal.engine.guard"
+
+local methods = {}
+
+local function octal(mode) return mode and ("%04o"):format(mode) or nil end
+
+local function is_text(s)
+   return not s:find("\0", 1, true) and utf8.len(s) ~= nil
+end
+
+local function owner_differs(st, opts)
+   if not st then return false end
+   return (opts.owner and st.user ~= opts.owner and st.uid ~= opts.owner)
+       or (opts.group and st.group ~= opts.group and st.gid ~= opts.group)
+end
+
+-- The effect is done: remembered for the automatic revert of a restart that fails.
+local function remember(self, fx)
+   local run = self._run
+   run.since_restart[#run.since_restart + 1] = fx
+end
+
+-- Copy the file aside before it changes; returns the backup path.
+local function backup(self, path)
+   local name, err = guard.allow(sys.backup, path)
+   if not name then self:fail("%s", err) end
+   return name
+end
+
+--- The content of a file as this run sees it (in plan mode: as earlier planned effects left it),
+-- or nil when it does not exist.
+-- @param path file
+-- @return content | nil, message
+function methods:read_file(path)
+   local o = self._overlay[path]
+   if o == false then return nil, path .. ": No such file or directory (planned removal)" end
+   if type(o) == "string" then return o end
+   return sys.read_file(path)
+end
+
+--- Does the file (or directory) exist, as this run sees it?
+-- @param path file
+-- @return boolean
+function methods:exists(path)
+   local o = self._overlay[path]
+   if o ~= nil then return o ~= false end
+   return sys.stat(path) ~= nil
+end
+
+--- Write a file (atomically; the old one is backed up first and restored by rollback).
+-- Unchanged content, mode and owner: nothing happens.
+-- @param path file
+-- @param data content
+-- @param opts `{ mode = 0600, owner = "mysql", group = "mysql", secret = true (never show content) }`;
+--   a file whose mode gives no access to group and others is never shown either
+-- @return true when the file changes (or would, in plan mode), false when it was already so
+function methods:write_file(path, data, opts)
+   opts = opts or {}
+   if type(path) ~= "string" or type(data) ~= "string" then
+      error("ctx:write_file(path, data [, opts]): path and data must be strings", 2)
+   end
+   self:_boundary()
+   local old = self:read_file(path)
+   local st = self._overlay[path] == nil and sys.stat(path) or nil
+   local mode_differs = opts.mode and st and st.mode ~= opts.mode
+   if old == data and not mode_differs and not owner_differs(st, opts) then return false end
+   local mode = opts.mode or (st and st.mode)
+   local hidden = opts.secret or (mode and mode & tonumber("077", 8) == 0) or not is_text(data)
+      or (old and not is_text(old))
+   local what = old and (old == data and "change the mode or owner of " or "write ") or "create "
+   local summary = what .. path
+   local attrs = {}
+   if opts.mode then attrs[#attrs + 1] = octal(opts.mode) end
+   if opts.owner or opts.group then attrs[#attrs + 1] = (opts.owner or "") .. (opts.group and (":" .. opts.group) or "") end
+   if #attrs > 0 then summary = summary .. " (" .. table.concat(attrs, ", ") .. ")" end
+   local detail
+   if hidden and old ~= data then
+      detail = ("(%d bytes, content not shown)"):format(#data)
+   elseif old ~= data then
+      detail = cnf.diff(old or "", data, old and path or "/dev/null", path)
+   end
+   if self.planning then
+      self:_effect{ kind = "file", path = path, mode = octal(opts.mode), summary = summary, detail = detail }
+      self._overlay[path] = data
+      return true
+   end
+   local saved = old and backup(self, path) or nil
+   local fx = { kind = "file", path = path, existed = old ~= nil, backup = saved, mode = octal(opts.mode),
+                summary = summary, detail = detail }
+   self:_effect(fx)
+   local ok, err = guard.allow(sys.write_file, path, data, { mode = opts.mode })
+   if not ok then self:fail("cannot write %s: %s", path, err) end
+   if opts.owner or opts.group then
+      ok, err = guard.allow(sys.chown, path, opts.owner, opts.group)
+      if not ok then self:fail("cannot change the owner of %s: %s", path, err) end
+   end
+   remember(self, fx)
+   return true
+end
+
+--- Remove a file (backed up first; rollback puts it back). A missing file: nothing happens.
+-- @param path file
+-- @return true when removed (or would be), false when it was not there
+function methods:remove_file(path)
+   self:_boundary()
+   if not self:exists(path) then return false end
+   if self.planning then
+      self:_effect{ kind = "remove", path = path, summary = "remove " .. path }
+      self._overlay[path] = false
+      return true
+   end
+   local fx = { kind = "remove", path = path, backup = backup(self, path), existed = true,
+                summary = "remove " .. path }
+   self:_effect(fx)
+   local ok, err = guard.allow(os.remove, path)
+   if not ok then self:fail("cannot remove %s: %s", path, err) end
+   remember(self, fx)
+   return true
+end
+
+--- Create a directory and its missing parents (rollback removes the ones it created, if empty).
+-- @param path directory
+-- @param opts `{ mode = 0750, owner = , group = }`
+-- @return true when something changes, false when it was already so
+function methods:mkdir(path, opts)
+   opts = opts or {}
+   self:_boundary()
+   local st = sys.stat(path)
+   if st and st.type ~= "directory" then self:fail("%s exists and is not a directory", path) end
+   if st and (not opts.mode or st.mode == opts.mode) and not owner_differs(st, opts) then return false end
+   if not st and self._overlay[path] == "dir" then return false end   -- planned by an earlier step
+   local created = {}
+   if not st then
+      local p = path
+      while p and p ~= "" and not sys.stat(p) do
+         table.insert(created, 1, p)
+         p = p:match("^(.+)/[^/]+$")
+      end
+   end
+   local summary = (st and "change the mode or owner of directory " or "create directory ") .. path
+   if opts.mode then summary = summary .. " (" .. octal(opts.mode) .. ")" end
+   local fx = { kind = "mkdir", path = path, created = created, summary = summary, mode = octal(opts.mode) }
+   self:_effect(fx)
+   if self.planning then
+      for _, p in ipairs(created) do self._overlay[p] = "dir" end
+      return true
+   end
+   local ok, err = guard.allow(function()
+      local r, e = sys.mkdir(path, opts.mode)
+      if r and opts.mode then r, e = sys.chmod(path, opts.mode) end
+      if r and (opts.owner or opts.group) then r, e = sys.chown(path, opts.owner, opts.group) end
+      return r, e
+   end)
+   if not ok then self:fail("cannot create directory %s: %s", path, err) end
+   remember(self, fx)
+   return true
+end
+
+--- Edit a MySQL option file through the cnf module: `fn(doc)` changes the document
+-- (`doc:set(section, name, value)`, `doc:unset`, ...); the file is written only when its text
+-- changes, every other byte kept. Without a path: the server's option file ([server] cnf).
+-- @param path option file (or nil)
+-- @param fn function(doc)
+-- @return true when the file changes (or would), false when it already said so
+function methods:edit_cnf(path, fn)
+   if type(path) == "function" then path, fn = nil, path end
+   path = path or self.params.server.cnf
+   if not path then self:fail("no option file to edit: set cnf in [server] of the site profile") end
+   if type(fn) ~= "function" then error("ctx:edit_cnf([path,] fn): fn must be a function", 2) end
+   local text = self:read_file(path) or ""
+   local doc, err = cnf.parse(text, path)
+   if not doc then self:fail("%s", err) end
+   fn(doc)
+   local new = doc:text()
+   if new == text then return false end
+   return self:write_file(path, new)
+end
+
+--- Set (or remove) one attribute of one XML element, keeping every other byte of the file:
+-- `ctx:edit_xml(path, { element = "Resource", where = { name = "jdbc/app" }, attribute = "url",
+-- value = "..." | function(old) return new end })`. A value of nil removes the attribute.
+-- @param path XML file
+-- @param spec selector and new value (see myseal.xmledit)
+-- @return true when the file changes (or would), false when it already had that value
+function methods:edit_xml(path, spec)
+   local text, err = self:read_file(path)
+   if not text then self:fail("%s", err) end
+   local new
+   new, err = xmledit.set(text, spec, path)
+   if not new then self:fail("%s", err) end
+   if new == text then return false end
+   return self:write_file(path, new)
+end
+
+return methods
