@@ -11,7 +11,8 @@
 **   doc:sections(), doc:entries(group), doc:files(), doc:warnings()
 **   doc:set(group, name, value | true [, file]), doc:add(...), doc:unset(group, name),
 **   doc:add_section(group [, file]), doc:target(name [, groups])
-**   doc:text([file]), doc:diff(), doc:changed(), doc:save{ backup = true }
+**   doc:text([file]), doc:diff(), doc:changed(), doc:save{ backup = true },
+**   doc:close() (also __gc and __close; a closed document says so)
 **
 ** A value is a string, or true for a bare flag (skip-name-resolve).
 */
@@ -69,11 +70,13 @@ static void doc_free (cdoc *c) {
   c->n = c->cap = 0;
 }
 
-static int doc_gc (lua_State *L) {
+/* doc:close(), also __gc and __close: frees the files; idempotent. */
+static int doc_close (lua_State *L) {
   doc_free(luaL_checkudata(L, 1, DOC_MT));
   return 0;
 }
 
+/* A new document, closed (no files) until one is added. */
 static cdoc *new_doc (lua_State *L) {
   cdoc *c = lua_newuserdatauv(L, sizeof(cdoc), 0);
   memset(c, 0, sizeof(*c));
@@ -81,8 +84,13 @@ static cdoc *new_doc (lua_State *L) {
   return c;
 }
 
+/* Every method goes through here: a document always has its root file
+** until it is closed. */
 static cdoc *check_doc (lua_State *L, int i) {
-  return luaL_checkudata(L, i, DOC_MT);
+  cdoc *c = luaL_checkudata(L, i, DOC_MT);
+  if (c->n == 0)
+    luaL_error(L, "attempt to use a closed document");
+  return c;
 }
 
 /* Adds a parsed file to c; 0, or -1 with e filled. Takes text (malloc'd). */
@@ -908,9 +916,11 @@ static int doc_target (lua_State *L) {
 }
 
 static int doc_tostring (lua_State *L) {
-  cdoc *c = check_doc(L, 1);
-  lua_pushfstring(L, "option file %s (%d file%s)", c->n ? c->files[0].path : "?", (int)c->n,
-                  c->n == 1 ? "" : "s");
+  cdoc *c = luaL_checkudata(L, 1, DOC_MT);
+  if (c->n == 0)
+    lua_pushliteral(L, "option file (closed)");
+  else
+    lua_pushfstring(L, "option file %s (%d file%s)", c->files[0].path, (int)c->n, c->n == 1 ? "" : "s");
   return 1;
 }
 
@@ -948,20 +958,19 @@ static const luaL_Reg doc_methods[] = {
   {"changed", doc_changed},
   {"diff", doc_diff},
   {"save", doc_save},
+  {"close", doc_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg doc_meta[] = {
+  {"__gc", doc_close},
+  {"__close", doc_close},
+  {"__tostring", doc_tostring},
   {NULL, NULL}
 };
 
 int luaopen_cnf (lua_State *L) {
-  luaL_newmetatable(L, DOC_MT);
-  lua_pushcfunction(L, doc_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, doc_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_setfuncs(L, doc_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_newtable(L);
-  luaL_setfuncs(L, cnf_funcs, 0);
+  myseal_newtype(L, DOC_MT, doc_methods, doc_meta);
+  luaL_newlib(L, cnf_funcs);
   return 1;
 }

@@ -540,11 +540,7 @@ static int pki_load_certs (lua_State *L) {
     return pushed;
   STACK_OF(X509) **guard = lua_newuserdatauv(L, sizeof(*guard), 0);
   *guard = NULL;
-  if (luaL_newmetatable(L, STACK_MT)) {
-    lua_pushcfunction(L, stack_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, STACK_MT);
   pl_err err;
   *guard = pl_load_certs(data, len, &err);
   if (*guard == NULL)
@@ -1240,32 +1236,38 @@ static const luaL_Reg req_methods[] = {
   {NULL, NULL}
 };
 
-static void new_type (lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction gc, lua_CFunction tostring) {
-  if (!luaL_newmetatable(L, name)) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
+static const luaL_Reg key_meta[] = {
+  {"__gc", key_close},
+  {"__close", key_close},
+  {"__tostring", key_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg cert_meta[] = {
+  {"__gc", cert_close},
+  {"__close", cert_close},
+  {"__tostring", cert_tostring},
+  {"__eq", cert_eq},
+  {NULL, NULL}
+};
+
+static const luaL_Reg req_meta[] = {
+  {"__gc", req_close},
+  {"__close", req_close},
+  {"__tostring", req_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg stack_meta[] = {
+  {"__gc", stack_gc},
+  {NULL, NULL}
+};
 
 int luaopen_pki (lua_State *L) {
-  new_type(L, KEY_MT, key_methods, key_close, key_tostring);
-  new_type(L, REQ_MT, req_methods, req_close, req_tostring);
-  new_type(L, CERT_MT, cert_methods, cert_close, cert_tostring);
-  luaL_getmetatable(L, CERT_MT);
-  lua_pushcfunction(L, cert_eq);
-  lua_setfield(L, -2, "__eq");
-  lua_pop(L, 1);
+  myseal_newtype(L, KEY_MT, key_methods, key_meta);
+  myseal_newtype(L, REQ_MT, req_methods, req_meta);
+  myseal_newtype(L, CERT_MT, cert_methods, cert_meta);
+  myseal_newtype(L, STACK_MT, NULL, stack_meta);
   luaL_newlib(L, pki_funcs);
   return 1;
 }

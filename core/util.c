@@ -42,3 +42,18 @@ int myseal_push_file (lua_State *L, const char *path) {
   }
   return 0;
 }
+
+
+void myseal_newtype (lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
+  if (!luaL_newmetatable(L, name)) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_setfuncs(L, meta, 0);
+  if (methods != NULL) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}

@@ -152,6 +152,21 @@ describe("cnf", function()
          assert.equal(dir .. "/none.cnf: No such file or directory", (h.fails(cnf.load(dir .. "/none.cnf"))))
       end)
 
+      it("closes once, by :close() or a <close> variable, and says so", function()
+         local doc = assert(cnf.parse("[mysqld]\nport=1\n", "c.cnf"))
+         assert.equal("option file c.cnf (1 file)", tostring(doc))
+         doc:close()
+         doc:close()
+         assert.equal("option file (closed)", tostring(doc))
+         assert.has_error(function() doc:get("mysqld", "port") end, "attempt to use a closed document")
+         assert.has_error(function() doc:save() end, "attempt to use a closed document")
+         do
+            local scoped <close> = assert(cnf.parse("[x]\n"))
+            doc = scoped
+         end
+         assert.equal("option file (closed)", tostring(doc))
+      end)
+
       it("raises on misuse", function()
          local doc = assert(cnf.parse("[mysqld]\n"))
          assert.has_error(function() doc:set("mysqld", "bad name", "1") end,
