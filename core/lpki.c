@@ -32,6 +32,11 @@
 **              purpose = "server" | "client", at = epoch }) -> true
 ** Other
 **   pki.digest(data [, alg = "sha256"]) -> hex, pki.random(n) -> n bytes
+**   pki.salted_encrypt(data, password) -> bytes, pki.salted_decrypt(bytes, password)
+**       -> data: OpenSSL's "Salted__" format, as `openssl enc -aes-256-cbc -md sha1
+**       -pass file:K` writes and reads it (EVP_BytesToKey, SHA-1, one iteration, a
+**       random 8-byte salt; no -pbkdf2): MariaDB's encrypted key file. The password
+**       is the bytes openssl reads from K: its first line, without the newline.
 ** Every object has :close() (also __gc and __close); a closed one says so.
 **
 ** Subjects are "/C=NL/O=Org/CN=name" or "CN=name,O=Org,C=NL" (see
@@ -68,6 +73,7 @@
 
 #include "myseal.h"
 #include "pkiload.h"
+#include "salted.h"
 #include "sysutil.h"
 
 #define KEY_MT "myseal.pki.Key"
@@ -1183,6 +1189,51 @@ static int pki_random (lua_State *L) {
 }
 
 
+/* --- MariaDB's encrypted key file: OpenSSL's Salted__ format -------------------- */
+
+/* The password argument at i: a string, not empty. */
+static const char *check_secret (lua_State *L, int i, size_t *len) {
+  const char *pass = luaL_checklstring(L, i, len);
+  luaL_argcheck(L, *len > 0, i, "an empty password protects nothing");
+  return pass;
+}
+
+/* Pushes a buffer salted.c made and wipes it. */
+static void push_wiped (lua_State *L, unsigned char *buf, size_t len) {
+  lua_pushlstring(L, (const char *)buf, len);
+  sa_free(buf, len);
+}
+
+/* pki.salted_encrypt(data, password) -> bytes | nil, msg, code */
+static int pki_salted_encrypt (lua_State *L) {
+  size_t len, plen;
+  const char *data = luaL_checklstring(L, 1, &len);
+  const char *pass = check_secret(L, 2, &plen);
+  unsigned char *out;
+  size_t outlen;
+  char msg[128];
+  if (sa_encrypt((const unsigned char *)data, len, pass, plen, NULL, &out, &outlen, msg, sizeof(msg)) != 0)
+    return myseal_fail(L, msg, EINVAL);
+  push_wiped(L, out, outlen);
+  return 1;
+}
+
+/* pki.salted_decrypt(data, password) -> plaintext | nil, msg, code */
+static int pki_salted_decrypt (lua_State *L) {
+  size_t len, plen;
+  const char *data = luaL_checklstring(L, 1, &len);
+  const char *pass = check_secret(L, 2, &plen);
+  unsigned char *out;
+  size_t outlen;
+  int code;
+  char msg[128];
+  if (sa_decrypt((const unsigned char *)data, len, pass, plen, &out, &outlen, &code, msg, sizeof(msg)) != 0)
+    return myseal_fail(L, msg, code);
+  push_wiped(L, out, outlen);
+  return 1;
+}
+
+
 /* --- registration ------------------------------------------------------------ */
 
 static const luaL_Reg pki_funcs[] = {
@@ -1196,6 +1247,8 @@ static const luaL_Reg pki_funcs[] = {
   {"verify", pki_verify},
   {"digest", pki_digest},
   {"random", pki_random},
+  {"salted_encrypt", pki_salted_encrypt},
+  {"salted_decrypt", pki_salted_decrypt},
   {NULL, NULL}
 };
 

@@ -371,6 +371,44 @@ describe("pki", function()
       assert.has_error(function() pki.random(0) end)
    end)
 
+   it("encrypts MariaDB's key file as openssl enc -aes-256-cbc -md sha1 does, and reads what it writes", function()
+      local keyfile = "1;" .. ("ab"):rep(32) .. "\n2;" .. ("cd"):rep(32) .. "\n"
+      local pw = "file:" .. dir .. "/pw"     -- openssl reads its first line: "correct horse"
+      -- ours, read by openssl
+      local ours = assert(pki.salted_encrypt(keyfile, "correct horse"))
+      assert.equal("Salted__", ours:sub(1, 8))
+      assert.equal(16 + 144, #ours)           -- header, then 138 bytes padded to whole blocks
+      assert.are_not.equal(ours, assert(pki.salted_encrypt(keyfile, "correct horse")))  -- a new salt each time
+      local enc = h.write(dir .. "/keys.enc", ours)
+      openssl("enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass", pw, "-in", enc, "-out", dir .. "/keys.dec")
+      assert.equal(keyfile, sys.read_file(dir .. "/keys.dec"))
+      -- openssl's, read by us
+      local plain = h.write(dir .. "/keys.txt", keyfile)
+      local theirs = dir .. "/keys-openssl.enc"
+      openssl("enc", "-aes-256-cbc", "-md", "sha1", "-pass", pw, "-in", plain, "-out", theirs)
+      assert.equal(keyfile, assert(pki.salted_decrypt(assert(sys.read_file(theirs)), "correct horse")))
+      openssl("enc", "-aes-256-cbc", "-md", "sha1", "-pass", pw, "-in", "/dev/null", "-out", theirs)
+      assert.equal("", assert(pki.salted_decrypt(assert(sys.read_file(theirs)), "correct horse")))
+      -- and what openssl refuses, we refuse
+      local ok, out = openssl_ok("enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass", "pass:wrong", "-in", enc)
+      assert.is_false(ok)
+      assert.matches("bad decrypt", out)
+      local msg, code = h.fails(pki.salted_decrypt(ours, "wrong"))
+      if code == 100 then   -- a wrong key gives valid padding once in 256 tries: then the text is garbage
+         assert.equal("wrong password, or the data is damaged (bad decrypt)", msg)
+      end
+      assert.equal("not OpenSSL salted data (it does not start with 'Salted__')",
+         (h.fails(pki.salted_decrypt(keyfile, "correct horse"))))
+      assert.equal("truncated: the 8-byte salt after 'Salted__' is cut short",
+         (h.fails(pki.salted_decrypt(ours:sub(1, 12), "correct horse"))))
+      msg, code = h.fails(pki.salted_decrypt(ours:sub(1, -2), "correct horse"))
+      assert.equal("truncated: 143 bytes after the salt, not a whole number of 16-byte blocks", msg)
+      assert.equal(22, code)
+      assert.has_error(function() pki.salted_encrypt(keyfile, "") end,
+         "bad argument #2 to 'salted_encrypt' (an empty password protects nothing)")
+      assert.has_error(function() pki.salted_decrypt(ours) end)
+   end)
+
    describe("bad input", function()
       it("returns OpenSSL's reason, never crashes", function()
          local msg, code = h.fails(pki.load_cert("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"))
