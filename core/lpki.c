@@ -23,8 +23,12 @@
 **                 usage = "server" | "client" | "ca", san = { name | ip, ... }, path_len }
 **   cert:subject([format]), cert:issuer([format]): "oneline" (default: the
 **       "/C=NL/CN=x" form MySQL's REQUIRE SUBJECT/ISSUER compares) or "rfc2253"
-**   cert:not_before(), cert:not_after() (epoch), cert:days_left([now]),
-**   cert:serial() (hex), cert:san() -> { "db.example.org", "10.0.0.5", "::1" },
+**   cert:not_before(), cert:not_after() (epoch), cert:days_left([now]) (nil, msg
+**       for a date that is not a valid ASN.1 time),
+**   cert:serial() (hex), cert:san() -> { "db.example.org", "10.0.0.5", "::1" } (DNS
+**       names and IP addresses), cert:alt_names() -> every subjectAltName entry,
+**       typed: { { type = "dns" | "ip" | "email" | "uri" | "dirname" | "rid" |
+**       "othername" | "x400" | "ediparty", value = text, oid =, der = }, ... },
 **   cert:fingerprint([digest = "sha256"]) -> "AB:CD:..", cert:is_ca(),
 **   cert:usage() -> { key = {..}, extended = {..} }, cert:pem(), cert:der(),
 **   cert:matches_key(key), cert == other, tostring(cert)
@@ -212,11 +216,39 @@ static int push_bio (lua_State *L, BIO *b, int ok, const char *what) {
   return 1;
 }
 
-static time_t asn1_epoch (const ASN1_TIME *t) {
+/* An ASN.1 time as epoch seconds: 1, or 0 when it is not a valid time
+** (openssl x509 prints "Bad time value" then). */
+static int asn1_epoch (const ASN1_TIME *t, time_t *out) {
   struct tm tm;
-  if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-    return 0;
-  return timegm(&tm);
+  int ok = t != NULL && ASN1_TIME_check(t) == 1 && ASN1_TIME_to_tm(t, &tm) == 1;
+  ERR_clear_error();
+  if (ok)
+    *out = timegm(&tm);
+  return ok;
+}
+
+/* Pushes a certificate's notBefore (which = "notBefore") or notAfter as
+** epoch seconds and returns 1, or the failure shape (3) for a time that is
+** not valid, showing its text. */
+static int push_cert_time (lua_State *L, const ASN1_TIME *t, const char *which) {
+  time_t when;
+  if (asn1_epoch(t, &when)) {
+    lua_pushinteger(L, (lua_Integer)when);
+    return 1;
+  }
+  const char *text = t != NULL ? (const char *)ASN1_STRING_get0_data(t) : NULL;
+  int len = t != NULL ? ASN1_STRING_length(t) : 0;
+  lua_pushfstring(L, "the certificate's %s is not a valid time ('", which);
+  for (int i = 0; i < len && i < 40; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 0x20 && c < 0x7f)
+      lua_pushfstring(L, "%c", c);
+    else
+      lua_pushfstring(L, "\\x%02X", (unsigned int)c);
+  }
+  lua_pushliteral(L, "')");
+  lua_concat(L, len < 40 ? len + 2 : 42);
+  return myseal_fail(L, lua_tostring(L, -1), EINVAL);
 }
 
 /* An optional string field of the table at t (raises on a wrong type). */
@@ -621,21 +653,25 @@ static int cert_issuer (lua_State *L) {
   return 1;
 }
 
+/* cert:not_before() -> epoch seconds | nil, msg (not a valid time) */
 static int cert_not_before (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)asn1_epoch(X509_get0_notBefore(myseal_pki_checkcert(L, 1))));
-  return 1;
+  return push_cert_time(L, X509_get0_notBefore(myseal_pki_checkcert(L, 1)), "notBefore");
 }
 
+/* cert:not_after() -> epoch seconds | nil, msg (not a valid time) */
 static int cert_not_after (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)asn1_epoch(X509_get0_notAfter(myseal_pki_checkcert(L, 1))));
-  return 1;
+  return push_cert_time(L, X509_get0_notAfter(myseal_pki_checkcert(L, 1)), "notAfter");
 }
 
-/* cert:days_left([now]) -> whole days until notAfter (negative: expired) */
+/* cert:days_left([now]) -> whole days until notAfter (negative: expired)
+** | nil, msg (notAfter is not a valid time) */
 static int cert_days_left (lua_State *L) {
   X509 *x = myseal_pki_checkcert(L, 1);
   lua_Integer now = luaL_optinteger(L, 2, (lua_Integer)time(NULL));
-  lua_Integer left = (lua_Integer)asn1_epoch(X509_get0_notAfter(x)) - now;
+  time_t until;
+  if (!asn1_epoch(X509_get0_notAfter(x), &until))
+    return push_cert_time(L, X509_get0_notAfter(x), "notAfter");
+  lua_Integer left = (lua_Integer)until - now;
   lua_pushinteger(L, left >= 0 ? left / 86400 : -((-left + 86399) / 86400));
   return 1;
 }
@@ -650,30 +686,126 @@ static int cert_serial (lua_State *L) {
   return 1;
 }
 
-/* cert:san() -> { "db.example.org", "10.0.0.5", ... } (DNS names and IPs) */
+/* An iPAddress as text: 0 for a length that is not IPv4's or IPv6's. */
+static int ip_text (const ASN1_OCTET_STRING *s, char *text, size_t size) {
+  int len = ASN1_STRING_length(s);
+  return (len == 4 || len == 16) &&
+         inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(s), text, (socklen_t)size) != NULL;
+}
+
+static void push_asn1_string (lua_State *L, const ASN1_STRING *s) {
+  lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+}
+
+/* Pushes the DER of a GENERAL_NAME's value (names OpenSSL does not read). */
+static void push_name_der (lua_State *L, const GENERAL_NAME *g) {
+  unsigned char *der = NULL;
+  int n = i2d_GENERAL_NAME(g, &der);
+  if (n > 0)
+    lua_pushlstring(L, (const char *)der, (size_t)n);
+  else
+    lua_pushliteral(L, "");
+  OPENSSL_free(der);
+  ERR_clear_error();
+}
+
+static void push_oid (lua_State *L, const ASN1_OBJECT *o) {
+  char text[128];
+  int n = OBJ_obj2txt(text, sizeof(text), o, 1);
+  lua_pushstring(L, n > 0 && n < (int)sizeof(text) ? text : "");
+}
+
+/* The certificate's subjectAltName entries, or NULL (none, or OpenSSL cannot
+** read the extension: then openssl x509 shows its bytes only). */
+static GENERAL_NAMES *alt_names (X509 *x) {
+  GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+  ERR_clear_error();
+  return names;
+}
+
+/* cert:san() -> { "db.example.org", "10.0.0.5", ... }: the DNS names and IP
+** addresses only (what a TLS client matches); cert:alt_names() has them all. */
 static int cert_san (lua_State *L) {
   X509 *x = myseal_pki_checkcert(L, 1);
-  GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+  GENERAL_NAMES *names = alt_names(x);
   lua_newtable(L);
   int k = 0;
   for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
     const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-    if (g->type == GEN_DNS) {
-      const ASN1_IA5STRING *s = g->d.dNSName;
-      lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
-    }
-    else if (g->type == GEN_IPADD) {
-      char text[INET6_ADDRSTRLEN];
-      int len = ASN1_STRING_length(g->d.iPAddress);
-      const unsigned char *ip = ASN1_STRING_get0_data(g->d.iPAddress);
-      if ((len != 4 && len != 16) ||
-          inet_ntop(len == 4 ? AF_INET : AF_INET6, ip, text, sizeof(text)) == NULL)
-        continue;
+    char text[INET6_ADDRSTRLEN];
+    if (g->type == GEN_DNS)
+      push_asn1_string(L, g->d.dNSName);
+    else if (g->type == GEN_IPADD && ip_text(g->d.iPAddress, text, sizeof(text)))
       lua_pushstring(L, text);
-    }
     else
       continue;
     lua_rawseti(L, -2, ++k);
+  }
+  GENERAL_NAMES_free(names);
+  return 1;
+}
+
+/* cert:alt_names() -> { { type =, value = [, oid =] [, der =] }, ... }: every
+** subjectAltName entry in order, typed: "dns", "ip" (text; a bad length has
+** value nil and der), "email", "uri", "dirname" (the one-line "/C=../CN=.."
+** form), "rid" (the OID, numeric), "othername" (oid, and value when it is a
+** string, else der), "x400" and "ediparty" (der only). */
+static int cert_alt_names (lua_State *L) {
+  X509 *x = myseal_pki_checkcert(L, 1);
+  GENERAL_NAMES *names = alt_names(x);
+  lua_newtable(L);
+  for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+    const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+    char text[INET6_ADDRSTRLEN];
+    const char *type = "other";
+    lua_createtable(L, 0, 3);
+    switch (g->type) {
+      case GEN_DNS: type = "dns"; push_asn1_string(L, g->d.dNSName); break;
+      case GEN_EMAIL: type = "email"; push_asn1_string(L, g->d.rfc822Name); break;
+      case GEN_URI: type = "uri"; push_asn1_string(L, g->d.uniformResourceIdentifier); break;
+      case GEN_IPADD:
+        type = "ip";
+        if (ip_text(g->d.iPAddress, text, sizeof(text)))
+          lua_pushstring(L, text);
+        else {
+          push_name_der(L, g);
+          lua_setfield(L, -2, "der");
+          lua_pushnil(L);
+        }
+        break;
+      case GEN_DIRNAME: {
+        type = "dirname";
+        char *s = X509_NAME_oneline(g->d.directoryName, NULL, 0);
+        lua_pushstring(L, s ? s : "");
+        OPENSSL_free(s);
+        break;
+      }
+      case GEN_RID: type = "rid"; push_oid(L, g->d.registeredID); break;
+      case GEN_OTHERNAME: {
+        type = "othername";
+        const ASN1_TYPE *v = g->d.otherName->value;
+        push_oid(L, g->d.otherName->type_id);
+        lua_setfield(L, -2, "oid");
+        if (v != NULL && (v->type == V_ASN1_UTF8STRING || v->type == V_ASN1_IA5STRING ||
+                          v->type == V_ASN1_PRINTABLESTRING || v->type == V_ASN1_VISIBLESTRING))
+          push_asn1_string(L, v->value.asn1_string);
+        else {
+          push_name_der(L, g);
+          lua_setfield(L, -2, "der");
+          lua_pushnil(L);
+        }
+        break;
+      }
+      default:
+        type = g->type == GEN_X400 ? "x400" : g->type == GEN_EDIPARTY ? "ediparty" : "other";
+        push_name_der(L, g);
+        lua_setfield(L, -2, "der");
+        lua_pushnil(L);
+    }
+    lua_setfield(L, -2, "value");
+    lua_pushstring(L, type);
+    lua_setfield(L, -2, "type");
+    lua_rawseti(L, -2, i + 1);
   }
   GENERAL_NAMES_free(names);
   return 1;
@@ -777,10 +909,10 @@ static int cert_tostring (lua_State *L) {
     lua_pushliteral(L, "certificate (closed)");
     return 1;
   }
-  time_t t = asn1_epoch(X509_get0_notAfter(p->x));
+  time_t t;
   struct tm tm;
   char date[32] = "?";
-  if (gmtime_r(&t, &tm) != NULL)
+  if (asn1_epoch(X509_get0_notAfter(p->x), &t) && gmtime_r(&t, &tm) != NULL)
     strftime(date, sizeof(date), "%Y-%m-%d", &tm);
   char *s = X509_NAME_oneline(X509_get_subject_name(p->x), NULL, 0);
   lua_pushfstring(L, "certificate %s (until %s)", s ? s : "?", date);
@@ -1271,6 +1403,7 @@ static const luaL_Reg cert_methods[] = {
   {"days_left", cert_days_left},
   {"serial", cert_serial},
   {"san", cert_san},
+  {"alt_names", cert_alt_names},
   {"fingerprint", cert_fingerprint},
   {"is_ca", cert_is_ca},
   {"usage", cert_usage},
