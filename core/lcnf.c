@@ -11,13 +11,15 @@
 **   doc:sections(), doc:entries(group), doc:files(), doc:warnings()
 **   doc:set(group, name, value | true [, file]), doc:add(...), doc:unset(group, name),
 **   doc:add_section(group [, file]), doc:target(name [, groups])
-**   doc:text([file]), doc:diff(), doc:changed(), doc:save{ backup = true }
+**   doc:text([file]), doc:diff(), doc:changed(), doc:save{ backup = true },
+**   doc:close() (also __gc and __close; a closed document says so)
 **
 ** A value is a string, or true for a bare flag (skip-name-resolve).
 */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,21 +34,36 @@
 #include "udiff.h"
 
 #define DOC_MT "myseal.cnf.Document"
+/* The server follows !include and !includedir to this many levels. */
 #define MAX_DEPTH 10
+/* Files being read at once, innermost last (a loop is found sooner). */
+#define MAX_CHAIN 64
+
+/* What the k-th include line of a file named when it was read: the files, in
+** the order the server reads them (none when it could not be read). */
+typedef struct incl {
+  size_t *files;       /* indices into cdoc.files */
+  size_t n;
+} incl;
 
 typedef struct cfile {
   char *path;          /* as named (for messages and saving) */
-  char *real;          /* realpath, for loop detection (NULL for parsed text) */
+  char *real;          /* realpath, to read a file included twice only once (NULL for parsed text) */
   cm_doc d;
   char *orig;          /* the text as read, for diffs */
   size_t origlen;
   int exists;          /* there was a file on disk */
+  int ignored;         /* world-writable: the server skips it */
+  incl *inc;           /* one per include line, in line order */
+  size_t ninc;
 } cfile;
 
 typedef struct cdoc {
   cfile *files;
   size_t n, cap;
   int includes;        /* follow !include and !includedir */
+  char **warn;         /* found while loading: "path:line: what" */
+  size_t nwarn;
 } cdoc;
 
 typedef struct loaderr {
@@ -62,18 +79,27 @@ static void doc_free (cdoc *c) {
     free(c->files[i].path);
     free(c->files[i].real);
     free(c->files[i].orig);
+    for (size_t k = 0; k < c->files[i].ninc; k++)
+      free(c->files[i].inc[k].files);
+    free(c->files[i].inc);
     cm_free(&c->files[i].d);
   }
   free(c->files);
+  for (size_t i = 0; i < c->nwarn; i++)
+    free(c->warn[i]);
+  free(c->warn);
   c->files = NULL;
-  c->n = c->cap = 0;
+  c->warn = NULL;
+  c->n = c->cap = c->nwarn = 0;
 }
 
-static int doc_gc (lua_State *L) {
+/* doc:close(), also __gc and __close: frees the files; idempotent. */
+static int doc_close (lua_State *L) {
   doc_free(luaL_checkudata(L, 1, DOC_MT));
   return 0;
 }
 
+/* A new document, closed (no files) until one is added. */
 static cdoc *new_doc (lua_State *L) {
   cdoc *c = lua_newuserdatauv(L, sizeof(cdoc), 0);
   memset(c, 0, sizeof(*c));
@@ -81,8 +107,13 @@ static cdoc *new_doc (lua_State *L) {
   return c;
 }
 
+/* Every method goes through here: a document always has its root file
+** until it is closed. */
 static cdoc *check_doc (lua_State *L, int i) {
-  return luaL_checkudata(L, i, DOC_MT);
+  cdoc *c = luaL_checkudata(L, i, DOC_MT);
+  if (c->n == 0)
+    luaL_error(L, "attempt to use a closed document");
+  return c;
 }
 
 /* Adds a parsed file to c; 0, or -1 with e filled. Takes text (malloc'd). */
@@ -119,6 +150,25 @@ static int add_file (cdoc *c, const char *path, const char *real, char *text, si
     snprintf(e->msg, sizeof(e->msg), "out of memory");
     return -1;
   }
+  return 0;
+}
+
+/* Records a warning found while loading. 0, or -1 (out of memory, e filled). */
+static int add_warning (cdoc *c, loaderr *e, const char *fmt, ...) {
+  char text[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof(text), fmt, ap);
+  va_end(ap);
+  char **w = realloc(c->warn, (c->nwarn + 1) * sizeof(char *));
+  if (w == NULL || (w[c->nwarn] = strdup(text)) == NULL) {
+    if (w != NULL)
+      c->warn = w;
+    snprintf(e->msg, sizeof(e->msg), "out of memory");
+    return -1;
+  }
+  c->warn = w;
+  c->nwarn++;
   return 0;
 }
 
@@ -178,9 +228,11 @@ static void resolve (const char *from, const char *name, size_t nlen, char *out,
     snprintf(out, outlen, "%.*s/%.*s", (int)(slash - from), from, (int)nlen, name);
 }
 
+/* Does !includedir read this name? The server's test: its last extension is
+** ".cnf", so ".cnf" and ".hidden.cnf" are read too. */
 static int cnf_name (const char *name) {
-  size_t n = strlen(name);
-  return name[0] != '.' && n > 4 && strcmp(name + n - 4, ".cnf") == 0;
+  const char *dot = strrchr(name, '.');
+  return dot != NULL && strcmp(dot, ".cnf") == 0;
 }
 
 static int cmp_names (const void *a, const void *b) {
@@ -229,25 +281,47 @@ static char **dir_files (const char *dir, size_t *count, int *err) {
   return names ? names : calloc(1, sizeof(char *));
 }
 
-static int load_file (cdoc *c, const char *path, const char **stack, int depth, loaderr *e);
+/* The files being read, innermost last: to see an include loop. */
+typedef struct chain {
+  const char *real[MAX_CHAIN];
+  int n;
+} chain;
 
-/* Loads what the include line at index li of file fi names. */
-static int load_include (cdoc *c, size_t fi, size_t li, const char **stack, int depth,
-                         loaderr *e) {
+static int load_file (cdoc *c, const char *path, chain *ch, size_t *index, loaderr *e);
+
+/* Adds file index idx to what include line number k of file fi names. */
+static int incl_add (cfile *f, size_t k, size_t idx, loaderr *e) {
+  size_t *p = realloc(f->inc[k].files, (f->inc[k].n + 1) * sizeof(size_t));
+  if (p == NULL) {
+    snprintf(e->msg, sizeof(e->msg), "out of memory");
+    return -1;
+  }
+  p[f->inc[k].n++] = idx;
+  f->inc[k].files = p;
+  return 0;
+}
+
+/* Loads what the include line at index li (the k-th include line) of file
+** fi names. A file the server cannot read it skips (so do we, with a
+** warning); a directory it cannot list is fatal for it (and for us). */
+static int load_include (cdoc *c, size_t fi, size_t li, size_t k, chain *ch, loaderr *e) {
   const cm_line *l = &c->files[fi].d.lines[li];
   char target[PATH_MAX];
   resolve(c->files[fi].path, l->raw + l->name_off, l->name_len, target, sizeof(target));
-  const char *from = c->files[fi].path;
+  char from[PATH_MAX];
+  snprintf(from, sizeof(from), "%s", c->files[fi].path);
+  const char *directive = l->kind == CM_INCLUDE ? "!include" : "!includedir";
+  if (l->raw[l->name_off] != '/' &&
+      add_warning(c, e, "%s:%zu: %s %.*s is relative: the server resolves it against its working "
+                  "directory, not this file's (myseal reads %s)", from, li + 1, directive,
+                  (int)l->name_len, l->raw + l->name_off, target) != 0)
+    return -1;
+  size_t idx;
   if (l->kind == CM_INCLUDE) {
-    int rc = load_file(c, target, stack, depth + 1, e);
-    if (rc == -2) {  /* could not read it: say where it was named */
-      char inner[sizeof(e->msg)];
-      memcpy(inner, e->msg, sizeof(inner));
-      snprintf(e->msg, sizeof(e->msg), "%s:%zu: !include %.600s", from, li + 1, inner);
-      e->line = li + 1;
-      return -1;
-    }
-    return rc;
+    int rc = load_file(c, target, ch, &idx, e);
+    if (rc == -2)
+      return add_warning(c, e, "%s:%zu: !include %s: the server skips it", from, li + 1, e->msg);
+    return rc == 0 ? incl_add(&c->files[fi], k, idx, e) : rc;
   }
   size_t n = 0;
   int err;
@@ -267,9 +341,12 @@ static int load_include (cdoc *c, size_t fi, size_t li, const char **stack, int 
       rc = -1;
       break;
     }
-    rc = load_file(c, file, stack, depth + 1, e);
+    rc = load_file(c, file, ch, &idx, e);
     if (rc == -2)
-      rc = -1;
+      rc = add_warning(c, e, "%s:%zu: !includedir: %s: the server reads nothing from it", from, li + 1,
+                       e->msg);
+    else if (rc == 0)
+      rc = incl_add(&c->files[fi], k, idx, e);
   }
   for (size_t i = 0; i < n; i++)
     free(names[i]);
@@ -277,30 +354,38 @@ static int load_include (cdoc *c, size_t fi, size_t li, const char **stack, int 
   return rc;
 }
 
-/* 0; -1 on error (e filled); -2 when path itself cannot be read. */
-static int load_file (cdoc *c, const char *path, const char **stack, int depth, loaderr *e) {
-  if (depth > MAX_DEPTH) {
-    snprintf(e->msg, sizeof(e->msg), "%s: includes nested more than %d deep", path, MAX_DEPTH);
-    return -1;
-  }
+/* Loads path, and with c->includes what it includes, once each (a file
+** included again is the same file: the walk reads it again, as the server
+** does); *index is its place in c->files. 0; -1 on error (e filled); -2
+** when path itself cannot be read (e->msg: "path: why"). */
+static int load_file (cdoc *c, const char *path, chain *ch, size_t *index, loaderr *e) {
   char real[PATH_MAX];
   if (realpath(path, real) == NULL) {
     snprintf(e->msg, sizeof(e->msg), "%s: %s", path, strerror(errno));
     return -2;
   }
-  for (int i = 0; i < depth; i++)
-    if (strcmp(stack[i], real) == 0) {
-      snprintf(e->msg, sizeof(e->msg), "%s: an include loop (it includes itself through %s)",
-               path, stack[depth - 1]);
-      return -1;
+  for (int i = 0; i < ch->n; i++)
+    if (strcmp(ch->real[i], real) == 0) {
+      *index = 0;
+      for (size_t k = 0; k < c->n; k++)
+        if (c->files[k].real && strcmp(c->files[k].real, real) == 0)
+          *index = k;
+      return add_warning(c, e, "%s: an include loop (it includes itself through %s): the server reads "
+                         "it again and again, %d levels deep", path, ch->real[ch->n - 1], MAX_DEPTH);
     }
   for (size_t i = 0; i < c->n; i++)
-    if (c->files[i].real && strcmp(c->files[i].real, real) == 0)
-      return 0;  /* read already (included twice): the walk visits it twice */
+    if (c->files[i].real && strcmp(c->files[i].real, real) == 0) {
+      *index = i;   /* read already: included twice */
+      return 0;
+    }
   struct stat st;
-  if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
-    snprintf(e->msg, sizeof(e->msg), "%s: is a directory", path);
+  if (stat(real, &st) != 0 || S_ISDIR(st.st_mode)) {
+    snprintf(e->msg, sizeof(e->msg), "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
     return -2;
+  }
+  if (ch->n == MAX_CHAIN) {
+    snprintf(e->msg, sizeof(e->msg), "%s: includes nested more than %d deep", path, MAX_CHAIN);
+    return -1;
   }
   char *text = NULL;
   size_t len = 0;
@@ -311,14 +396,50 @@ static int load_file (cdoc *c, const char *path, const char **stack, int depth, 
   }
   if (add_file(c, path, real, text, len, 1, e) != 0)
     return -1;
+  size_t fi = c->n - 1;
+  *index = fi;
+  if ((st.st_mode & S_IWOTH) && S_ISREG(st.st_mode)) {
+    c->files[fi].ignored = 1;
+    return add_warning(c, e, "%s: it is world-writable, and the server ignores such a file (chmod o-w)", path);
+  }
   if (!c->includes)
     return 0;
-  size_t fi = c->n - 1;
-  stack[depth] = c->files[fi].real;
+  size_t ninc = 0;
+  for (size_t li = 0; li < c->files[fi].d.n; li++)
+    ninc += c->files[fi].d.lines[li].kind == CM_INCLUDE || c->files[fi].d.lines[li].kind == CM_INCLUDEDIR;
+  if (ninc == 0)
+    return 0;
+  if ((c->files[fi].inc = calloc(ninc, sizeof(incl))) == NULL) {
+    snprintf(e->msg, sizeof(e->msg), "out of memory");
+    return -1;
+  }
+  c->files[fi].ninc = ninc;
+  ch->real[ch->n++] = c->files[fi].real;
+  size_t k = 0;
   for (size_t li = 0; li < c->files[fi].d.n; li++) {
-    enum cm_kind k = c->files[fi].d.lines[li].kind;
-    if ((k == CM_INCLUDE || k == CM_INCLUDEDIR) && load_include(c, fi, li, stack, depth, e) != 0)
+    enum cm_kind kind = c->files[fi].d.lines[li].kind;
+    if ((kind == CM_INCLUDE || kind == CM_INCLUDEDIR) && load_include(c, fi, li, k++, ch, e) != 0)
       return -1;
+  }
+  ch->n--;
+  return 0;
+}
+
+/* Warns, once, about include lines the server skips for being nested too
+** deep (it follows directives to MAX_DEPTH levels). */
+static int check_depth (cdoc *c, size_t fi, int depth, int *warned, loaderr *e) {
+  const cfile *f = &c->files[fi];
+  if (f->ignored || *warned)
+    return 0;
+  for (size_t k = 0; k < f->ninc; k++) {
+    if (depth >= MAX_DEPTH && f->inc[k].n > 0) {
+      *warned = 1;
+      return add_warning(c, e, "%s: its includes are %d levels deep: the server skips the directives "
+                         "there, and so does myseal", f->path, MAX_DEPTH);
+    }
+    for (size_t i = 0; i < f->inc[k].n; i++)
+      if (check_depth(c, f->inc[k].files[i], depth + 1, warned, e) != 0)
+        return -1;
   }
   return 0;
 }
@@ -335,9 +456,11 @@ static int cnf_load (lua_State *L) {
   }
   cdoc *c = new_doc(L);
   c->includes = includes;
-  const char *stack[MAX_DEPTH + 2];
+  chain ch = { {0}, 0 };
   loaderr e = { "", 0 };
-  if (load_file(c, path, stack, 0, &e) != 0) {
+  size_t root;
+  int warned = 0;
+  if (load_file(c, path, &ch, &root, &e) != 0 || check_depth(c, 0, 0, &warned, &e) != 0) {
     doc_free(c);
     return myseal_fail(L, e.msg, (int)e.line);
   }
@@ -372,22 +495,18 @@ typedef void (*visit_fn) (lua_State *L, const cfile *f, const cm_line *l, size_t
 
 static void walk (lua_State *L, const cdoc *c, size_t fi, int depth, visit_fn fn, void *ud) {
   const cfile *f = &c->files[fi];
+  if (f->ignored)
+    return;
+  size_t k = 0;
   for (size_t li = 0; li < f->d.n; li++) {
     const cm_line *l = &f->d.lines[li];
     if (l->kind == CM_OPTION)
       fn(L, f, l, li + 1, ud);
-    else if (c->includes && depth < MAX_DEPTH && (l->kind == CM_INCLUDE || l->kind == CM_INCLUDEDIR)) {
-      char target[PATH_MAX];
-      resolve(f->path, l->raw + l->name_off, l->name_len, target, sizeof(target));
-      size_t tlen = strlen(target);
-      for (size_t k = 0; k < c->n; k++) {
-        const char *p = c->files[k].path;
-        int match = l->kind == CM_INCLUDE
-          ? strcmp(p, target) == 0
-          : strncmp(p, target, tlen) == 0 && p[tlen] == '/' && strchr(p + tlen + 1, '/') == NULL;
-        if (match)
-          walk(L, c, k, depth + 1, fn, ud);
-      }
+    else if (l->kind == CM_INCLUDE || l->kind == CM_INCLUDEDIR) {
+      if (k < f->ninc && depth < MAX_DEPTH)
+        for (size_t i = 0; i < f->inc[k].n; i++)
+          walk(L, c, f->inc[k].files[i], depth + 1, fn, ud);
+      k++;
     }
   }
 }
@@ -566,19 +685,79 @@ static int doc_sections (lua_State *L) {
   return 1;
 }
 
-/* doc:warnings() -> { "path:line: what", ... }: what the server may read
-** differently from us, or refuse. */
+/* Pushes the warning for line l (line number ln) of f about flag w. */
+static void push_line_warning (lua_State *L, const cfile *f, const cm_line *l, size_t ln, unsigned w) {
+  const char *name = l->raw + l->name_off;
+  int nlen = (int)l->name_len;
+  switch (w) {
+    case CM_W_GROUP_BLANK: {
+      int lead = 0;
+      while (lead < nlen && (name[lead] == ' ' || name[lead] == '\t'))
+        lead++;
+      lua_pushfstring(L, "%s:%d: the server names this group '%s' (a blank after '[' is part of the "
+                      "name): its options are not [%s]'s", f->path, (int)ln,
+                      lua_pushlstring(L, name, (size_t)nlen), lua_pushlstring(L, name + lead, (size_t)(nlen - lead)));
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+      return;
+    }
+    case CM_W_GROUP_EMPTY:
+      lua_pushfstring(L, "%s:%d: an empty group name: no program reads the options under it", f->path, (int)ln);
+      return;
+    case CM_W_GROUP_TEXT:
+      lua_pushfstring(L, "%s:%d: text after the group name, which the server ignores", f->path, (int)ln);
+      return;
+    case CM_W_DIRECTIVE:
+      lua_pushfstring(L, "%s:%d: not !include or !includedir: the server skips this directive", f->path, (int)ln);
+      return;
+    case CM_W_OPEN_QUOTE:
+      lua_pushfstring(L, "%s:%d: the value of '%s' starts with a quote that does not close: the server "
+                      "keeps the quote in the value", f->path, (int)ln, lua_pushlstring(L, name, (size_t)nlen));
+      lua_remove(L, -2);
+      return;
+    case CM_W_A0:
+      lua_pushfstring(L, "%s:%d: the value of '%s' starts or ends with a 0xA0 byte (as in a UTF-8 '\xC3\xA0'), "
+                      "which the server trims as a blank: quote the value", f->path, (int)ln,
+                      lua_pushlstring(L, name, (size_t)nlen));
+      lua_remove(L, -2);
+      return;
+    default: {  /* CM_W_LONG */
+      size_t at = CM_SERVER_LINE < l->len ? CM_SERVER_LINE : l->len;
+      size_t more = l->len - at > 20 ? 20 : l->len - at;
+      lua_pushfstring(L, "%s:%d: the line is longer than the server's line buffer (%d bytes): the server "
+                      "reads the rest ('%s...') as another line", f->path, (int)ln, CM_SERVER_LINE,
+                      lua_pushlstring(L, l->raw + at, more));
+      lua_remove(L, -2);
+    }
+  }
+}
+
+/* doc:warnings() -> { "path:line: what", ... }: what the server reads
+** differently from what the text suggests, or skips: per file, then what
+** the include walk found. */
 static int doc_warnings (lua_State *L) {
   cdoc *c = check_doc(L, 1);
   lua_newtable(L);
   lua_Integer n = 0;
-  for (size_t i = 0; i < c->n; i++)
-    if (c->files[i].d.bom) {
+  for (size_t i = 0; i < c->n; i++) {
+    const cfile *f = &c->files[i];
+    if (f->d.bom) {
       lua_pushfstring(L, "%s:1: the file starts with a UTF-8 byte order mark, which MariaDB's "
                       "option reader refuses ('Found option without preceding group'); save it "
-                      "without one", c->files[i].path);
+                      "without one", f->path);
       lua_rawseti(L, -2, ++n);
     }
+    for (size_t li = 0; li < f->d.n; li++)
+      for (unsigned w = 1; w <= CM_W_LONG; w <<= 1)
+        if (f->d.lines[li].warn & w) {
+          push_line_warning(L, f, &f->d.lines[li], li + 1, w);
+          lua_rawseti(L, -2, ++n);
+        }
+  }
+  for (size_t i = 0; i < c->nwarn; i++) {
+    lua_pushstring(L, c->warn[i]);
+    lua_rawseti(L, -2, ++n);
+  }
   return 1;
 }
 
@@ -909,9 +1088,11 @@ static int doc_target (lua_State *L) {
 }
 
 static int doc_tostring (lua_State *L) {
-  cdoc *c = check_doc(L, 1);
-  lua_pushfstring(L, "option file %s (%d file%s)", c->n ? c->files[0].path : "?", (int)c->n,
-                  c->n == 1 ? "" : "s");
+  cdoc *c = luaL_checkudata(L, 1, DOC_MT);
+  if (c->n == 0)
+    lua_pushliteral(L, "option file (closed)");
+  else
+    lua_pushfstring(L, "option file %s (%d file%s)", c->files[0].path, (int)c->n, c->n == 1 ? "" : "s");
   return 1;
 }
 
@@ -949,20 +1130,19 @@ static const luaL_Reg doc_methods[] = {
   {"changed", doc_changed},
   {"diff", doc_diff},
   {"save", doc_save},
+  {"close", doc_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg doc_meta[] = {
+  {"__gc", doc_close},
+  {"__close", doc_close},
+  {"__tostring", doc_tostring},
   {NULL, NULL}
 };
 
 int luaopen_cnf (lua_State *L) {
-  luaL_newmetatable(L, DOC_MT);
-  lua_pushcfunction(L, doc_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, doc_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_setfuncs(L, doc_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_newtable(L);
-  luaL_setfuncs(L, cnf_funcs, 0);
+  myseal_newtype(L, DOC_MT, doc_methods, doc_meta);
+  luaL_newlib(L, cnf_funcs);
   return 1;
 }

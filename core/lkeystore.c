@@ -315,19 +315,15 @@ static const luaL_Reg store_methods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg store_meta[] = {
+  {"__gc", store_close},
+  {"__close", store_close},
+  {"__tostring", store_tostring},
+  {NULL, NULL}
+};
+
 int luaopen_keystore (lua_State *L) {
-  luaL_newmetatable(L, STORE_MT);
-  lua_pushcfunction(L, store_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, store_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, store_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_setfuncs(L, store_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_newtable(L);
-  luaL_setfuncs(L, ks_funcs, 0);
+  myseal_newtype(L, STORE_MT, store_methods, store_meta);
+  luaL_newlib(L, ks_funcs);
   return 1;
 }

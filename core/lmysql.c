@@ -825,7 +825,6 @@ static const luaL_Reg conn_meta[] = {
   {"__gc", conn_close},
   {"__close", conn_close},
   {"__tostring", conn_tostring},
-  {"__index", NULL},
   {NULL, NULL}
 };
 
@@ -833,7 +832,6 @@ static const luaL_Reg cursor_meta[] = {
   {"__gc", cursor_close},
   {"__close", cursor_close},
   {"__tostring", cursor_tostring},
-  {"__index", NULL},
   {NULL, NULL}
 };
 
@@ -842,26 +840,21 @@ static const luaL_Reg cursor_methods[] = {
   {NULL, NULL}
 };
 
+#define NULL_MT "myseal.mysql.Null"
+
+static const luaL_Reg null_meta[] = {
+  {"__tostring", null_tostring},
+  {NULL, NULL}
+};
+
 int luaopen_mysql (lua_State *L) {
-  luaL_newmetatable(L, CONN_MT);
-  luaL_setfuncs(L, conn_meta, 0);
-  luaL_newlib(L, conn_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, CURSOR_MT);
-  luaL_setfuncs(L, cursor_meta, 0);
-  luaL_newlib(L, cursor_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  myseal_newtype(L, CONN_MT, conn_methods, conn_meta);
+  myseal_newtype(L, CURSOR_MT, cursor_methods, cursor_meta);
+  myseal_newtype(L, NULL_MT, NULL, null_meta);
 
   luaL_newlib(L, m_funcs);
   lua_newtable(L);  /* mysql.null: a unique sentinel */
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, null_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, "mysql.null");
-  lua_setfield(L, -2, "__name");
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, NULL_MT);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "myseal.mysql.null");
   lua_setfield(L, -2, "null");

@@ -23,8 +23,12 @@
 **                 usage = "server" | "client" | "ca", san = { name | ip, ... }, path_len }
 **   cert:subject([format]), cert:issuer([format]): "oneline" (default: the
 **       "/C=NL/CN=x" form MySQL's REQUIRE SUBJECT/ISSUER compares) or "rfc2253"
-**   cert:not_before(), cert:not_after() (epoch), cert:days_left([now]),
-**   cert:serial() (hex), cert:san() -> { "db.example.org", "10.0.0.5", "::1" },
+**   cert:not_before(), cert:not_after() (epoch), cert:days_left([now]) (nil, msg
+**       for a date that is not a valid ASN.1 time),
+**   cert:serial() (hex), cert:san() -> { "db.example.org", "10.0.0.5", "::1" } (DNS
+**       names and IP addresses), cert:alt_names() -> every subjectAltName entry,
+**       typed: { { type = "dns" | "ip" | "email" | "uri" | "dirname" | "rid" |
+**       "othername" | "x400" | "ediparty", value = text, oid =, der = }, ... },
 **   cert:fingerprint([digest = "sha256"]) -> "AB:CD:..", cert:is_ca(),
 **   cert:usage() -> { key = {..}, extended = {..} }, cert:pem(), cert:der(),
 **   cert:matches_key(key), cert == other, tostring(cert)
@@ -32,6 +36,11 @@
 **              purpose = "server" | "client", at = epoch }) -> true
 ** Other
 **   pki.digest(data [, alg = "sha256"]) -> hex, pki.random(n) -> n bytes
+**   pki.salted_encrypt(data, password) -> bytes, pki.salted_decrypt(bytes, password)
+**       -> data: OpenSSL's "Salted__" format, as `openssl enc -aes-256-cbc -md sha1
+**       -pass file:K` writes and reads it (EVP_BytesToKey, SHA-1, one iteration, a
+**       random 8-byte salt; no -pbkdf2): MariaDB's encrypted key file. The password
+**       is the bytes openssl reads from K: its first line, without the newline.
 ** Every object has :close() (also __gc and __close); a closed one says so.
 **
 ** Subjects are "/C=NL/O=Org/CN=name" or "CN=name,O=Org,C=NL" (see
@@ -68,6 +77,7 @@
 
 #include "myseal.h"
 #include "pkiload.h"
+#include "salted.h"
 #include "sysutil.h"
 
 #define KEY_MT "myseal.pki.Key"
@@ -206,11 +216,39 @@ static int push_bio (lua_State *L, BIO *b, int ok, const char *what) {
   return 1;
 }
 
-static time_t asn1_epoch (const ASN1_TIME *t) {
+/* An ASN.1 time as epoch seconds: 1, or 0 when it is not a valid time
+** (openssl x509 prints "Bad time value" then). */
+static int asn1_epoch (const ASN1_TIME *t, time_t *out) {
   struct tm tm;
-  if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-    return 0;
-  return timegm(&tm);
+  int ok = t != NULL && ASN1_TIME_check(t) == 1 && ASN1_TIME_to_tm(t, &tm) == 1;
+  ERR_clear_error();
+  if (ok)
+    *out = timegm(&tm);
+  return ok;
+}
+
+/* Pushes a certificate's notBefore (which = "notBefore") or notAfter as
+** epoch seconds and returns 1, or the failure shape (3) for a time that is
+** not valid, showing its text. */
+static int push_cert_time (lua_State *L, const ASN1_TIME *t, const char *which) {
+  time_t when;
+  if (asn1_epoch(t, &when)) {
+    lua_pushinteger(L, (lua_Integer)when);
+    return 1;
+  }
+  const char *text = t != NULL ? (const char *)ASN1_STRING_get0_data(t) : NULL;
+  int len = t != NULL ? ASN1_STRING_length(t) : 0;
+  lua_pushfstring(L, "the certificate's %s is not a valid time ('", which);
+  for (int i = 0; i < len && i < 40; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 0x20 && c < 0x7f)
+      lua_pushfstring(L, "%c", c);
+    else
+      lua_pushfstring(L, "\\x%02X", (unsigned int)c);
+  }
+  lua_pushliteral(L, "')");
+  lua_concat(L, len < 40 ? len + 2 : 42);
+  return myseal_fail(L, lua_tostring(L, -1), EINVAL);
 }
 
 /* An optional string field of the table at t (raises on a wrong type). */
@@ -541,11 +579,7 @@ static int pki_load_certs (lua_State *L) {
     return pushed;
   STACK_OF(X509) **guard = lua_newuserdatauv(L, sizeof(*guard), 0);
   *guard = NULL;
-  if (luaL_newmetatable(L, STACK_MT)) {
-    lua_pushcfunction(L, stack_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, STACK_MT);
   pl_err err;
   *guard = pl_load_certs(data, len, &err);
   if (*guard == NULL)
@@ -620,21 +654,25 @@ static int cert_issuer (lua_State *L) {
   return 1;
 }
 
+/* cert:not_before() -> epoch seconds | nil, msg (not a valid time) */
 static int cert_not_before (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)asn1_epoch(X509_get0_notBefore(myseal_pki_checkcert(L, 1))));
-  return 1;
+  return push_cert_time(L, X509_get0_notBefore(myseal_pki_checkcert(L, 1)), "notBefore");
 }
 
+/* cert:not_after() -> epoch seconds | nil, msg (not a valid time) */
 static int cert_not_after (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)asn1_epoch(X509_get0_notAfter(myseal_pki_checkcert(L, 1))));
-  return 1;
+  return push_cert_time(L, X509_get0_notAfter(myseal_pki_checkcert(L, 1)), "notAfter");
 }
 
-/* cert:days_left([now]) -> whole days until notAfter (negative: expired) */
+/* cert:days_left([now]) -> whole days until notAfter (negative: expired)
+** | nil, msg (notAfter is not a valid time) */
 static int cert_days_left (lua_State *L) {
   X509 *x = myseal_pki_checkcert(L, 1);
   lua_Integer now = luaL_optinteger(L, 2, (lua_Integer)time(NULL));
-  lua_Integer left = (lua_Integer)asn1_epoch(X509_get0_notAfter(x)) - now;
+  time_t until;
+  if (!asn1_epoch(X509_get0_notAfter(x), &until))
+    return push_cert_time(L, X509_get0_notAfter(x), "notAfter");
+  lua_Integer left = (lua_Integer)until - now;
   lua_pushinteger(L, left >= 0 ? left / 86400 : -((-left + 86399) / 86400));
   return 1;
 }
@@ -649,30 +687,126 @@ static int cert_serial (lua_State *L) {
   return 1;
 }
 
-/* cert:san() -> { "db.example.org", "10.0.0.5", ... } (DNS names and IPs) */
+/* An iPAddress as text: 0 for a length that is not IPv4's or IPv6's. */
+static int ip_text (const ASN1_OCTET_STRING *s, char *text, size_t size) {
+  int len = ASN1_STRING_length(s);
+  return (len == 4 || len == 16) &&
+         inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(s), text, (socklen_t)size) != NULL;
+}
+
+static void push_asn1_string (lua_State *L, const ASN1_STRING *s) {
+  lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+}
+
+/* Pushes the DER of a GENERAL_NAME's value (names OpenSSL does not read). */
+static void push_name_der (lua_State *L, const GENERAL_NAME *g) {
+  unsigned char *der = NULL;
+  int n = i2d_GENERAL_NAME(g, &der);
+  if (n > 0)
+    lua_pushlstring(L, (const char *)der, (size_t)n);
+  else
+    lua_pushliteral(L, "");
+  OPENSSL_free(der);
+  ERR_clear_error();
+}
+
+static void push_oid (lua_State *L, const ASN1_OBJECT *o) {
+  char text[128];
+  int n = OBJ_obj2txt(text, sizeof(text), o, 1);
+  lua_pushstring(L, n > 0 && n < (int)sizeof(text) ? text : "");
+}
+
+/* The certificate's subjectAltName entries, or NULL (none, or OpenSSL cannot
+** read the extension: then openssl x509 shows its bytes only). */
+static GENERAL_NAMES *alt_names (X509 *x) {
+  GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+  ERR_clear_error();
+  return names;
+}
+
+/* cert:san() -> { "db.example.org", "10.0.0.5", ... }: the DNS names and IP
+** addresses only (what a TLS client matches); cert:alt_names() has them all. */
 static int cert_san (lua_State *L) {
   X509 *x = myseal_pki_checkcert(L, 1);
-  GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+  GENERAL_NAMES *names = alt_names(x);
   lua_newtable(L);
   int k = 0;
   for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
     const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-    if (g->type == GEN_DNS) {
-      const ASN1_IA5STRING *s = g->d.dNSName;
-      lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
-    }
-    else if (g->type == GEN_IPADD) {
-      char text[INET6_ADDRSTRLEN];
-      int len = ASN1_STRING_length(g->d.iPAddress);
-      const unsigned char *ip = ASN1_STRING_get0_data(g->d.iPAddress);
-      if ((len != 4 && len != 16) ||
-          inet_ntop(len == 4 ? AF_INET : AF_INET6, ip, text, sizeof(text)) == NULL)
-        continue;
+    char text[INET6_ADDRSTRLEN];
+    if (g->type == GEN_DNS)
+      push_asn1_string(L, g->d.dNSName);
+    else if (g->type == GEN_IPADD && ip_text(g->d.iPAddress, text, sizeof(text)))
       lua_pushstring(L, text);
-    }
     else
       continue;
     lua_rawseti(L, -2, ++k);
+  }
+  GENERAL_NAMES_free(names);
+  return 1;
+}
+
+/* cert:alt_names() -> { { type =, value = [, oid =] [, der =] }, ... }: every
+** subjectAltName entry in order, typed: "dns", "ip" (text; a bad length has
+** value nil and der), "email", "uri", "dirname" (the one-line "/C=../CN=.."
+** form), "rid" (the OID, numeric), "othername" (oid, and value when it is a
+** string, else der), "x400" and "ediparty" (der only). */
+static int cert_alt_names (lua_State *L) {
+  X509 *x = myseal_pki_checkcert(L, 1);
+  GENERAL_NAMES *names = alt_names(x);
+  lua_newtable(L);
+  for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+    const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+    char text[INET6_ADDRSTRLEN];
+    const char *type = "other";
+    lua_createtable(L, 0, 3);
+    switch (g->type) {
+      case GEN_DNS: type = "dns"; push_asn1_string(L, g->d.dNSName); break;
+      case GEN_EMAIL: type = "email"; push_asn1_string(L, g->d.rfc822Name); break;
+      case GEN_URI: type = "uri"; push_asn1_string(L, g->d.uniformResourceIdentifier); break;
+      case GEN_IPADD:
+        type = "ip";
+        if (ip_text(g->d.iPAddress, text, sizeof(text)))
+          lua_pushstring(L, text);
+        else {
+          push_name_der(L, g);
+          lua_setfield(L, -2, "der");
+          lua_pushnil(L);
+        }
+        break;
+      case GEN_DIRNAME: {
+        type = "dirname";
+        char *s = X509_NAME_oneline(g->d.directoryName, NULL, 0);
+        lua_pushstring(L, s ? s : "");
+        OPENSSL_free(s);
+        break;
+      }
+      case GEN_RID: type = "rid"; push_oid(L, g->d.registeredID); break;
+      case GEN_OTHERNAME: {
+        type = "othername";
+        const ASN1_TYPE *v = g->d.otherName->value;
+        push_oid(L, g->d.otherName->type_id);
+        lua_setfield(L, -2, "oid");
+        if (v != NULL && (v->type == V_ASN1_UTF8STRING || v->type == V_ASN1_IA5STRING ||
+                          v->type == V_ASN1_PRINTABLESTRING || v->type == V_ASN1_VISIBLESTRING))
+          push_asn1_string(L, v->value.asn1_string);
+        else {
+          push_name_der(L, g);
+          lua_setfield(L, -2, "der");
+          lua_pushnil(L);
+        }
+        break;
+      }
+      default:
+        type = g->type == GEN_X400 ? "x400" : g->type == GEN_EDIPARTY ? "ediparty" : "other";
+        push_name_der(L, g);
+        lua_setfield(L, -2, "der");
+        lua_pushnil(L);
+    }
+    lua_setfield(L, -2, "value");
+    lua_pushstring(L, type);
+    lua_setfield(L, -2, "type");
+    lua_rawseti(L, -2, i + 1);
   }
   GENERAL_NAMES_free(names);
   return 1;
@@ -776,10 +910,10 @@ static int cert_tostring (lua_State *L) {
     lua_pushliteral(L, "certificate (closed)");
     return 1;
   }
-  time_t t = asn1_epoch(X509_get0_notAfter(p->x));
+  time_t t;
   struct tm tm;
   char date[32] = "?";
-  if (gmtime_r(&t, &tm) != NULL)
+  if (asn1_epoch(X509_get0_notAfter(p->x), &t) && gmtime_r(&t, &tm) != NULL)
     strftime(date, sizeof(date), "%Y-%m-%d", &tm);
   char *s = X509_NAME_oneline(X509_get_subject_name(p->x), NULL, 0);
   lua_pushfstring(L, "certificate %s (until %s)", s ? s : "?", date);
@@ -1188,6 +1322,51 @@ static int pki_random (lua_State *L) {
 }
 
 
+/* --- MariaDB's encrypted key file: OpenSSL's Salted__ format -------------------- */
+
+/* The password argument at i: a string, not empty. */
+static const char *check_secret (lua_State *L, int i, size_t *len) {
+  const char *pass = luaL_checklstring(L, i, len);
+  luaL_argcheck(L, *len > 0, i, "an empty password protects nothing");
+  return pass;
+}
+
+/* Pushes a buffer salted.c made and wipes it. */
+static void push_wiped (lua_State *L, unsigned char *buf, size_t len) {
+  lua_pushlstring(L, (const char *)buf, len);
+  sa_free(buf, len);
+}
+
+/* pki.salted_encrypt(data, password) -> bytes | nil, msg, code */
+static int pki_salted_encrypt (lua_State *L) {
+  size_t len, plen;
+  const char *data = luaL_checklstring(L, 1, &len);
+  const char *pass = check_secret(L, 2, &plen);
+  unsigned char *out;
+  size_t outlen;
+  char msg[128];
+  if (sa_encrypt((const unsigned char *)data, len, pass, plen, NULL, &out, &outlen, msg, sizeof(msg)) != 0)
+    return myseal_fail(L, msg, EINVAL);
+  push_wiped(L, out, outlen);
+  return 1;
+}
+
+/* pki.salted_decrypt(data, password) -> plaintext | nil, msg, code */
+static int pki_salted_decrypt (lua_State *L) {
+  size_t len, plen;
+  const char *data = luaL_checklstring(L, 1, &len);
+  const char *pass = check_secret(L, 2, &plen);
+  unsigned char *out;
+  size_t outlen;
+  int code;
+  char msg[128];
+  if (sa_decrypt((const unsigned char *)data, len, pass, plen, &out, &outlen, &code, msg, sizeof(msg)) != 0)
+    return myseal_fail(L, msg, code);
+  push_wiped(L, out, outlen);
+  return 1;
+}
+
+
 /* --- registration ------------------------------------------------------------ */
 
 static const luaL_Reg pki_funcs[] = {
@@ -1201,6 +1380,8 @@ static const luaL_Reg pki_funcs[] = {
   {"verify", pki_verify},
   {"digest", pki_digest},
   {"random", pki_random},
+  {"salted_encrypt", pki_salted_encrypt},
+  {"salted_decrypt", pki_salted_decrypt},
   {NULL, NULL}
 };
 
@@ -1223,6 +1404,7 @@ static const luaL_Reg cert_methods[] = {
   {"days_left", cert_days_left},
   {"serial", cert_serial},
   {"san", cert_san},
+  {"alt_names", cert_alt_names},
   {"fingerprint", cert_fingerprint},
   {"is_ca", cert_is_ca},
   {"usage", cert_usage},
@@ -1241,32 +1423,38 @@ static const luaL_Reg req_methods[] = {
   {NULL, NULL}
 };
 
-static void new_type (lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction gc, lua_CFunction tostring) {
-  if (!luaL_newmetatable(L, name)) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
+static const luaL_Reg key_meta[] = {
+  {"__gc", key_close},
+  {"__close", key_close},
+  {"__tostring", key_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg cert_meta[] = {
+  {"__gc", cert_close},
+  {"__close", cert_close},
+  {"__tostring", cert_tostring},
+  {"__eq", cert_eq},
+  {NULL, NULL}
+};
+
+static const luaL_Reg req_meta[] = {
+  {"__gc", req_close},
+  {"__close", req_close},
+  {"__tostring", req_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg stack_meta[] = {
+  {"__gc", stack_gc},
+  {NULL, NULL}
+};
 
 int luaopen_pki (lua_State *L) {
-  new_type(L, KEY_MT, key_methods, key_close, key_tostring);
-  new_type(L, REQ_MT, req_methods, req_close, req_tostring);
-  new_type(L, CERT_MT, cert_methods, cert_close, cert_tostring);
-  luaL_getmetatable(L, CERT_MT);
-  lua_pushcfunction(L, cert_eq);
-  lua_setfield(L, -2, "__eq");
-  lua_pop(L, 1);
+  myseal_newtype(L, KEY_MT, key_methods, key_meta);
+  myseal_newtype(L, REQ_MT, req_methods, req_meta);
+  myseal_newtype(L, CERT_MT, cert_methods, cert_meta);
+  myseal_newtype(L, STACK_MT, NULL, stack_meta);
   luaL_newlib(L, pki_funcs);
   return 1;
 }

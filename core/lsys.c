@@ -766,12 +766,7 @@ static const luaL_Reg lock_methods[] = {
 
 
 int luaopen_sys (lua_State *L) {
-  luaL_newmetatable(L, LOCK_MT);
-  luaL_setfuncs(L, lock_meta, 0);
-  luaL_newlibtable(L, lock_methods);
-  luaL_setfuncs(L, lock_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  myseal_newtype(L, LOCK_MT, lock_methods, lock_meta);
   luaL_newlib(L, sys_funcs);
   return 1;
 }

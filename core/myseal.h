@@ -41,6 +41,16 @@ int myseal_push_file (lua_State *L, const char *path);
 void myseal_gate (lua_State *L, const char *what, const char *path);
 
 /*
+** Makes the metatable of a userdata type, the one way every module does it:
+** a named metatable (luaL_newmetatable, so type errors name the type), the
+** metamethods of meta (__gc, __close, __tostring, ...: a type with a close
+** shares one idempotent close between :close(), __gc and __close) and, when
+** methods is not NULL, a methods table as __index. Leaves the stack as it
+** was; a second call for the same name changes nothing.
+*/
+void myseal_newtype (lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
+
+/*
 ** Certificates cross module boundaries (keystore takes and returns pki
 ** certificates), so lpki.c exports its userdata to the other bindings.
 */

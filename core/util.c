@@ -56,3 +56,18 @@ void myseal_gate (lua_State *L, const char *what, const char *path) {
     lua_pushnil(L);
   lua_call(L, 2, 0);  /* raises when refused: nothing is held yet */
 }
+
+
+void myseal_newtype (lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
+  if (!luaL_newmetatable(L, name)) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_setfuncs(L, meta, 0);
+  if (methods != NULL) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}

@@ -13,9 +13,6 @@
 
 #define NO_SECTION ((size_t)-1)
 
-static int is_blank (char c) { return c == ' ' || c == '\t'; }
-
-
 /* --- lines -------------------------------------------------------------- */
 
 static int push_line (cm_doc *d, const char *raw, size_t len) {
@@ -46,13 +43,19 @@ void cm_free (cm_doc *d) {
   memset(d, 0, sizeof(*d));
 }
 
-/* The end of the value region: where a '#' outside quotes starts a comment
-** (my_default.c remove_end_comment), blanks before it trimmed. Sets
-** *open_quote when the value starts with a quote that never closes. */
-static size_t value_end (const char *s, size_t from, size_t to, int *open_quote) {
+/* The server's blanks: my_isspace() with latin1's ctype, which has the
+** control blanks and 0xA0 (no-break space in latin1, the last byte of a
+** UTF-8 'à'). */
+static int is_space (char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r') || (unsigned char)c == 0xA0;
+}
+
+/* Where the server's remove_end_comment cuts a line: the first '#' outside
+** quotes, scanning from the start of the option (a quote opens at any
+** place; a backslash inside quotes protects the next quote). */
+static size_t comment_at (const char *s, size_t from, size_t to) {
   char quote = 0;
   int escape = 0;
-  size_t end = to;
   for (size_t i = from; i < to; i++) {
     char c = s[i];
     if ((c == '\'' || c == '"') && !escape) {
@@ -61,22 +64,34 @@ static size_t value_end (const char *s, size_t from, size_t to, int *open_quote)
       else if (quote == c)
         quote = 0;
     }
-    if (!quote && c == '#') {
-      end = i;
-      break;
-    }
+    if (!quote && c == '#')
+      return i;
     escape = quote && c == '\\' && !escape;
   }
-  while (end > from && is_blank(s[end - 1]))
-    end--;
-  *open_quote = quote != 0 && (s[from] == '\'' || s[from] == '"');
-  return end;
+  return to;
 }
 
-/* Classifies line l (content s[0..n), without its line ending). */
+/* The value region [a, b) without the server's blanks at its ends; sets
+** CM_W_A0 when one of the blanks trimmed was a 0xA0 byte. */
+static void trim_value (cm_line *l, const char *s, size_t *a, size_t *b) {
+  while (*a < *b && is_space(s[*a])) {
+    if ((unsigned char)s[*a] == 0xA0)
+      l->warn |= CM_W_A0;
+    (*a)++;
+  }
+  while (*b > *a && is_space(s[*b - 1])) {
+    if ((unsigned char)s[*b - 1] == 0xA0)
+      l->warn |= CM_W_A0;
+    (*b)--;
+  }
+}
+
+/* Classifies line l (content s[0..n), without its line ending) as the
+** server's search_default_file_with_ext reads a line. */
 static int classify (cm_line *l, const char *s, size_t n, char *err, size_t errlen) {
   size_t i = 0;
-  while (i < n && is_blank(s[i]))
+  l->warn = 0;
+  while (i < n && is_space(s[i]))
     i++;
   if (i == n) {
     l->kind = CM_BLANK;
@@ -92,48 +107,49 @@ static int classify (cm_line *l, const char *s, size_t n, char *err, size_t errl
       snprintf(err, errlen, "unterminated group name (no ']')");
       return -1;
     }
+    /* blanks after '[' are part of the name; blanks before ']' are not */
     size_t a = i + 1, b = (size_t)(close - s);
-    while (a < b && is_blank(s[a])) a++;
-    while (b > a && is_blank(s[b - 1])) b--;
-    if (a == b) {
-      snprintf(err, errlen, "empty group name");
-      return -1;
-    }
+    while (b > a && is_space(s[b - 1]))
+      b--;
+    if (a < b && is_space(s[a]))
+      l->warn |= CM_W_GROUP_BLANK;
+    if (a == b)
+      l->warn |= CM_W_GROUP_EMPTY;
     size_t k = (size_t)(close - s) + 1;
-    while (k < n && is_blank(s[k]))
+    while (k < n && is_space(s[k]))
       k++;
-    if (k < n && s[k] != '#' && s[k] != ';') {
-      snprintf(err, errlen, "text after the group name");
-      return -1;
-    }
+    if (k < n && s[k] != '#' && s[k] != ';')
+      l->warn |= CM_W_GROUP_TEXT;
     l->kind = CM_SECTION;
     l->name_off = a;
     l->name_len = b - a;
     return 0;
   }
   if (s[i] == '!') {
-    static const char inc[] = "!include", incdir[] = "!includedir";
-    size_t k;
-    if (n - i >= sizeof(incdir) - 1 && memcmp(s + i, incdir, sizeof(incdir) - 1) == 0) {
+    static const char inc[] = "include", incdir[] = "includedir";
+    size_t k = i + 1;
+    while (k < n && is_space(s[k]))
+      k++;
+    /* the keyword must be followed by a blank (the line's newline counts) */
+    if (n - k >= sizeof(incdir) - 1 && memcmp(s + k, incdir, sizeof(incdir) - 1) == 0 &&
+        (k + sizeof(incdir) - 1 == n || is_space(s[k + sizeof(incdir) - 1]))) {
       l->kind = CM_INCLUDEDIR;
-      k = i + sizeof(incdir) - 1;
+      k += sizeof(incdir) - 1;
     }
-    else if (n - i >= sizeof(inc) - 1 && memcmp(s + i, inc, sizeof(inc) - 1) == 0) {
+    else if (n - k >= sizeof(inc) - 1 && memcmp(s + k, inc, sizeof(inc) - 1) == 0 &&
+             (k + sizeof(inc) - 1 == n || is_space(s[k + sizeof(inc) - 1]))) {
       l->kind = CM_INCLUDE;
-      k = i + sizeof(inc) - 1;
+      k += sizeof(inc) - 1;
     }
     else {
-      snprintf(err, errlen, "unknown directive (only !include and !includedir)");
-      return -1;
+      l->kind = CM_DIRECTIVE;   /* the server skips directives it does not know */
+      l->warn |= CM_W_DIRECTIVE;
+      return 0;
     }
-    if (k < n && !is_blank(s[k])) {
-      snprintf(err, errlen, "unknown directive (only !include and !includedir)");
-      return -1;
-    }
-    while (k < n && is_blank(s[k]))
+    while (k < n && is_space(s[k]))
       k++;
     size_t e = n;
-    while (e > k && is_blank(s[e - 1]))
+    while (e > k && is_space(s[e - 1]))
       e--;
     if (e == k) {
       snprintf(err, errlen, "%s without a path", l->kind == CM_INCLUDE ? "!include" : "!includedir");
@@ -143,38 +159,41 @@ static int classify (cm_line *l, const char *s, size_t n, char *err, size_t errl
     l->name_len = e - k;
     return 0;
   }
-  /* an option: name, or name = value */
+  /* an option: name, or name = value, up to a comment */
   l->kind = CM_OPTION;
-  size_t a = i;
-  while (i < n && s[i] != '=' && s[i] != '#' && !is_blank(s[i]))
-    i++;
+  size_t a = i, end = comment_at(s, i, n);
+  const char *eq = memchr(s + a, '=', end - a);
+  size_t name_end = eq ? (size_t)(eq - s) : end;
+  while (name_end > a && is_space(s[name_end - 1]))
+    name_end--;
   l->name_off = a;
-  l->name_len = i - a;
-  size_t k = i;
-  while (k < n && is_blank(s[k]))
-    k++;
-  if (k < n && s[k] == '=') {
-    k++;
-    while (k < n && is_blank(s[k]))
+  l->name_len = name_end - a;
+  /* the server would take "bind address" as one name and then refuse it */
+  size_t first = a;
+  while (first < name_end && !is_space(s[first]))
+    first++;
+  if (first < name_end) {
+    size_t k = first;
+    while (k < n && is_space(s[k]))
       k++;
-    int open_quote;
-    size_t e = value_end(s, k, n, &open_quote);
-    if (open_quote) {
-      snprintf(err, errlen, "unterminated quote in the value of '%.*s'", (int)l->name_len, s + a);
-      return -1;
-    }
-    l->has_value = 1;
-    l->val_off = k;
-    l->val_len = e - k;
-  }
-  else if (k < n && s[k] != '#') {
     snprintf(err, errlen, "'%.*s' is followed by '%.*s': a space in an option name, or a missing '='",
-             (int)l->name_len, s + a, (int)(n - k > 20 ? 20 : n - k), s + k);
+             (int)(first - a), s + a, (int)(n - k > 20 ? 20 : n - k), s + k);
     return -1;
   }
   if (l->name_len == 0) {
     snprintf(err, errlen, "an option without a name");
     return -1;
+  }
+  if (eq != NULL) {
+    size_t va = (size_t)(eq - s) + 1, vb = end;
+    trim_value(l, s, &va, &vb);
+    l->has_value = 1;
+    l->val_off = va;
+    l->val_len = vb - va;
+    const char *v = s + va;
+    size_t vn = vb - va;
+    if (vn > 0 && (v[0] == '"' || v[0] == '\'') && !(vn > 1 && v[vn - 1] == v[0]))
+      l->warn |= CM_W_OPEN_QUOTE;
   }
   return 0;
 }
@@ -219,7 +238,7 @@ char *cm_value (const cm_line *l, size_t *len) {
 ** else in double quotes with escapes. NULL (errno EINVAL) when it cannot be
 ** written on one line... never: every byte has an escape but NUL. */
 static char *encode_value (const char *v, size_t n, size_t *outlen) {
-  int plain = n > 0 && !is_blank(v[0]) && !is_blank(v[n - 1]);
+  int plain = n > 0 && !is_space(v[0]) && !is_space(v[n - 1]);
   for (size_t i = 0; i < n && plain; i++)
     if (strchr("#'\"\\\n\r\t\b", v[i]) != NULL || v[i] == '\0')
       plain = 0;
@@ -316,8 +335,14 @@ static char *feed_line (char *buf, int size, void *stream) {
   size_t cap = (size_t)size;
   buf[0] = '\0';
   if (l->kind == CM_SECTION) {
-    if (l->name_len + 4 < cap)
-      snprintf(buf, cap, "[%.*s]\n", (int)l->name_len, l->raw + l->name_off);
+    /* inih trims blanks and stops at ';' or '#': such names go by reference */
+    const char *name = l->raw + l->name_off;
+    int plain = l->name_len > 0 && l->name_len + 4 < cap && !is_space(name[0]);
+    for (size_t i = 0; plain && i < l->name_len; i++)
+      if ((unsigned char)name[i] < 0x20 || name[i] == ';' || name[i] == '#' || name[i] == 0x7f)
+        plain = 0;
+    if (plain)
+      snprintf(buf, cap, "[%.*s]\n", (int)l->name_len, name);
     else
       snprintf(buf, cap, "[\1%zu]\n", f->next - 1);
   }
@@ -415,6 +440,16 @@ int cm_parse (cm_doc *d, const char *text, size_t len, char *err, size_t errlen,
       d->crlf = 1;
     if (classify(l, l->raw, content, err, errlen) != 0)
       goto fail;
+    /* the server reads CM_SERVER_LINE bytes at a time: what is past them is a
+    ** line of its own, harmless only when it is blank */
+    for (size_t at = CM_SERVER_LINE; at < l->len && !(l->warn & CM_W_LONG); at += CM_SERVER_LINE) {
+      size_t stop = at + CM_SERVER_LINE < l->len ? at + CM_SERVER_LINE : l->len;
+      for (size_t k = at; k < stop; k++)
+        if (!is_space(l->raw[k])) {
+          l->warn |= CM_W_LONG;
+          break;
+        }
+    }
     if (l->kind == CM_SECTION)
       section = d->n - 1;
     else if (l->kind == CM_OPTION) {

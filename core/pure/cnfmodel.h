@@ -3,11 +3,16 @@
 ** keeps every byte, with no Lua in it (used by lcnf.c, tested by
 ** tests/c/test_cnfmodel.c, fuzzed by tests/fuzz/fuzz_cnf_*.c).
 **
-** Reading follows the server's rules (mysys/my_default.c): [group] lines,
-** `name`, `name = value`, '#' and ';' comment lines, '#' ending a value
-** outside quotes, a value quoted with '..' or ".." at both ends unquoted,
-** backslash escapes (\n \t \r \b \s \\ \' \"), !include and !includedir.
+** Reading follows the server's rules (mysys/my_default.c, MariaDB 10.11):
+** [group] lines (blanks before ']' trimmed, after '[' kept, text after ']'
+** ignored), `name`, `name = value`, '#' and ';' comment lines, '#' ending
+** the line outside quotes, blanks as latin1 has them (space, \t \n \v \f
+** \r and 0xA0), a value with the same quote at both ends unquoted (a lone
+** quote stays), backslash escapes (\n \t \r \b \s \\ \' \"), `!include`
+** and `!includedir` (blanks allowed after '!'; other directives skipped).
 ** CRLF line endings and a UTF-8 byte order mark are kept as they were.
+** What the server reads differently from what the text suggests is flagged
+** per line (cm_line.warn).
 **
 ** Every value read is also read by inih (ini_parse_stream over normalised
 ** lines, see cm_parse): the two readers must agree, or parsing fails.
@@ -17,7 +22,23 @@
 
 #include <stddef.h>
 
-enum cm_kind { CM_BLANK, CM_COMMENT, CM_SECTION, CM_OPTION, CM_INCLUDE, CM_INCLUDEDIR };
+enum cm_kind { CM_BLANK, CM_COMMENT, CM_SECTION, CM_OPTION, CM_INCLUDE, CM_INCLUDEDIR,
+               CM_DIRECTIVE /* a '!' line the server does not know: it skips it */ };
+
+/* What the server reads differently from what a person may expect (cm_line.warn). */
+enum cm_warning {
+  CM_W_GROUP_BLANK = 1,   /* "[ mysqld ]": the blank after '[' is part of the name */
+  CM_W_GROUP_EMPTY = 2,   /* "[]": a group no program reads */
+  CM_W_GROUP_TEXT = 4,    /* text after ']': the server ignores it */
+  CM_W_DIRECTIVE = 8,     /* an unknown '!' directive: skipped */
+  CM_W_OPEN_QUOTE = 16,   /* a value starting with a quote that does not close: the quote is kept */
+  CM_W_A0 = 32,           /* a 0xA0 byte at an end of the value, trimmed as a blank */
+  CM_W_LONG = 64          /* longer than the server's line buffer: read as two lines */
+};
+
+/* The server reads a line in pieces of this many bytes (fgets into a 4096-byte
+** buffer, minus one): a longer line is split, the rest read as a new line. */
+#define CM_SERVER_LINE 4094
 
 typedef struct cm_line {
   enum cm_kind kind;
@@ -29,6 +50,7 @@ typedef struct cm_line {
   size_t name_off, name_len;
   size_t val_off, val_len;   /* CM_OPTION with a value: from after '=' and blanks */
   int has_value;             /* CM_OPTION: 0 for a bare flag (skip-name-resolve) */
+  unsigned warn;             /* enum cm_warning bits */
   size_t section;            /* index of the section line this line is under, or (size_t)-1 */
 } cm_line;
 

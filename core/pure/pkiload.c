@@ -122,7 +122,8 @@ STACK_OF(X509) *pl_load_certs (const unsigned char *data, size_t len, pl_err *e)
   if (looks_pem(data, len)) {
     BIO *b = BIO_new_mem_buf(data, (int)len);
     X509 *x;
-    while (b != NULL && (x = PEM_read_bio_X509(b, NULL, pass_cb, NULL)) != NULL)
+    /* the _AUX reader takes TRUSTED CERTIFICATE blocks too, as openssl x509 does */
+    while (b != NULL && (x = PEM_read_bio_X509_AUX(b, NULL, pass_cb, NULL)) != NULL)
       if (!sk_X509_push(sk, x)) {
         X509_free(x);
         break;
@@ -152,10 +153,13 @@ STACK_OF(X509) *pl_load_certs (const unsigned char *data, size_t len, pl_err *e)
     return NULL;
   }
   else {
+    /* bytes after the certificate are ignored, as openssl x509 -inform DER does */
     const unsigned char *p = data;
     X509 *x = d2i_X509(NULL, &p, (long)len);
-    if (!der_whole(x, p, data + len, what, e)) {
-      X509_free(x);
+    if (x == NULL) {
+      char heading[96];
+      snprintf(heading, sizeof(heading), "%s (DER)", what);
+      pl_error(e, heading);
       sk_X509_free(sk);
       return NULL;
     }

@@ -24,9 +24,11 @@ typedef struct pl_err {
 ** empty), and returns the code. */
 int pl_error (pl_err *e, const char *what);
 
-/* Every certificate in data: PEM (one or more CERTIFICATE blocks, other
-** blocks and text in between ignored) or a single DER certificate. The stack
-** is the caller's; it is never empty. */
+/* Every certificate in data, read as openssl x509 reads them: PEM (one or
+** more CERTIFICATE or TRUSTED CERTIFICATE blocks, other blocks and text in
+** between ignored; a TRUSTED CERTIFICATE keeps its trust settings, which
+** verification then honours) or a single DER certificate (bytes after it
+** ignored). The stack is the caller's; it is never empty. */
 STACK_OF(X509) *pl_load_certs (const unsigned char *data, size_t len, pl_err *e);
 
 /* A private key, PEM (PKCS#8, PKCS#1, SEC1; encrypted when pass is given) or

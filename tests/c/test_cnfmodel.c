@@ -74,19 +74,72 @@ static void test_reading (void) {
   cm_free(&d);
 }
 
+/* What my_print_defaults (MariaDB 10.11) prints for the same lines; the
+** server reads them so, a person may not expect it: flagged. */
+static void test_server_rules (void) {
+  cm_doc d;
+  CHECK(parse(&d, "[mysqld]\n"
+                  "fields-optionally-enclosed-by=\"\n"           /* mysql-test's bug15328.cnf */
+                  "plugin_dir = \"C:\\Program Files\\plugin\\\" \n"
+                  "q1 = \"abc\n"
+                  "q4 = a \"b # c\" d # e\n"
+                  "q8 = \"\n"
+                  "v1 = a\v\n"
+                  "v2 = b\f\n"
+                  "v3 = voil\xC3\xA0\n"
+                  "\vv4 = d\n"
+                  "! include /etc/x.cnf\n"
+                  "!bogus directive\n"
+                  "[ mysqld ]\n"
+                  "a=1\n"
+                  "[mysqld ] trailing\n"
+                  "[]\n") == 0);
+  CHECK_STR(value_of(&d, "mysqld", "fields_optionally_enclosed_by"), "\"");
+  CHECK(d.lines[1].warn == CM_W_OPEN_QUOTE);
+  CHECK_STR(value_of(&d, "mysqld", "plugin_dir"), "C:\\Program Files\\plugin\\");
+  CHECK(d.lines[2].warn == 0);
+  CHECK_STR(value_of(&d, "mysqld", "q1"), "\"abc");
+  CHECK_STR(value_of(&d, "mysqld", "q4"), "a \"b # c\" d");
+  CHECK_STR(value_of(&d, "mysqld", "q8"), "\"");
+  CHECK_STR(value_of(&d, "mysqld", "v1"), "a");
+  CHECK_STR(value_of(&d, "mysqld", "v2"), "b");
+  CHECK_STR(value_of(&d, "mysqld", "v3"), "voil\xC3");   /* 0xA0 is a latin1 blank */
+  CHECK(d.lines[8].warn == CM_W_A0);
+  CHECK_STR(value_of(&d, "mysqld", "v4"), "d");
+  CHECK(d.lines[10].kind == CM_INCLUDE && d.lines[10].name_len == 10);
+  CHECK(d.lines[11].kind == CM_DIRECTIVE && d.lines[11].warn == CM_W_DIRECTIVE);
+  CHECK(d.lines[12].kind == CM_SECTION && d.lines[12].warn == CM_W_GROUP_BLANK);
+  CHECK(!cm_same_section(&d.lines[12], "mysqld") && cm_same_section(&d.lines[12], " mysqld"));
+  CHECK(cm_find(&d, "mysqld", "a") == -1 && cm_find(&d, " mysqld", "a") == 13);
+  CHECK(cm_same_section(&d.lines[14], "mysqld") && d.lines[14].warn == CM_W_GROUP_TEXT);
+  CHECK(d.lines[15].name_len == 0 && d.lines[15].warn == CM_W_GROUP_EMPTY);
+  cm_free(&d);
+
+  /* a line longer than the server's buffer: split, the rest a second (bogus) option */
+  char *text = malloc(CM_SERVER_LINE * 3);
+  int n = snprintf(text, CM_SERVER_LINE * 3, "[mysqld]\nlong=");
+  memset(text + n, 'x', 5000);
+  strcpy(text + n + 5000, "\nexact=");
+  n += 5000 + 7;
+  memset(text + n, 'y', CM_SERVER_LINE - 6);   /* the newline is the 4095th byte: harmless */
+  strcpy(text + n + CM_SERVER_LINE - 6, "\n");
+  CHECK(parse(&d, text) == 0);
+  CHECK(d.lines[1].warn == CM_W_LONG && d.lines[2].warn == 0);
+  cm_free(&d);
+  free(text);
+}
+
 static void test_errors (void) {
   cm_doc d;
   CHECK(parse(&d, "port=1\n") == -1);
   CHECK_STR(err, "option 'port' comes before any [group]");
   CHECK(errline == 1);
-  CHECK(parse(&d, "[mysqld]\n\nssl_key=\"/etc/key.pem\n") == -1);
-  CHECK_STR(err, "unterminated quote in the value of 'ssl_key'");
-  CHECK(errline == 3);
   CHECK(parse(&d, "[mysqld\n") == -1);
   CHECK_STR(err, "unterminated group name (no ']')");
   CHECK(parse(&d, "[mysqld]\nbind address = 1\n") == -1);
   CHECK_STR(err, "'bind' is followed by 'address = 1': a space in an option name, or a missing '='");
-  CHECK(parse(&d, "[mysqld]\n!inclde x\n") == -1);
+  CHECK(parse(&d, "[mysqld]\n!include \t\n") == -1);
+  CHECK_STR(err, "!include without a path");
   CHECK(errline == 2);
   CHECK(cm_parse(&d, "[a]\nx=1\n\0\1\2", 11, err, sizeof(err), &errline) == -1);
   CHECK_STR(err, "a binary file, not an option file (a NUL byte)");
@@ -126,6 +179,7 @@ static void test_editing (void) {
 int main (void) {
   test_round_trip();
   test_reading();
+  test_server_rules();
   test_errors();
   test_editing();
   return check_done();

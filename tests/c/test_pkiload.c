@@ -91,7 +91,30 @@ static void test_certs (const char *pem) {
   sk_X509_pop_free(sk, X509_free);
   CHECK(pl_load_certs(der, (size_t)n - 1, &e) == NULL);
   CHECK(strncmp(e.msg, "not a certificate (DER): ", 25) == 0);
+  unsigned char *longer = malloc((size_t)n + 5);
+  memcpy(longer, der, (size_t)n);
+  memcpy(longer + n, "junk!", 5);
+  sk = pl_load_certs(longer, (size_t)n + 5, &e);  /* trailing bytes: ignored, as openssl x509 does */
+  CHECK(sk != NULL && sk_X509_num(sk) == 1);
+  sk_X509_pop_free(sk, X509_free);
+  free(longer);
   OPENSSL_free(der);
+
+  /* a TRUSTED CERTIFICATE block (openssl x509 -trustout) reads as its certificate */
+  X509 *x = NULL;
+  sk = pl_load_certs(u(pem), strlen(pem), &e);
+  x = sk_X509_value(sk, 0);
+  X509_add1_trust_object(x, OBJ_nid2obj(NID_server_auth));
+  BIO *b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509_AUX(b, x);
+  char *aux;
+  long auxlen = BIO_get_mem_data(b, &aux);
+  CHECK(strncmp(aux, "-----BEGIN TRUSTED CERTIFICATE-----", 35) == 0);
+  STACK_OF(X509) *t = pl_load_certs(u(aux), (size_t)auxlen, &e);
+  CHECK(t != NULL && sk_X509_num(t) == 1 && X509_cmp(sk_X509_value(t, 0), x) == 0);
+  sk_X509_pop_free(t, X509_free);
+  BIO_free(b);
+  sk_X509_pop_free(sk, X509_free);
 
   size_t len = strlen(pem);
   char *two = malloc(2 * len + 20);

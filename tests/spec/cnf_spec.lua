@@ -107,6 +107,66 @@ describe("cnf", function()
          assert.equal("1", (assert(cnf.load(dir .. "/my.cnf")):effective(g, "port")))
       end)
 
+      it("reads what the server reads as it reads it, and warns where that is not what the text suggests", function()
+         local conf = dir .. "/conf.d"
+         local path = h.write(dir .. "/my.cnf", table.concat({
+            "[mysqldump]",
+            "fields-optionally-enclosed-by=\"",                     -- mysql-test's bug15328.cnf
+            "[mysqld]",
+            "plugin_dir = \"C:\\Program Files\\MariaDB\\lib\\plugin\\\" ",  -- a my.ini line
+            "tmpdir = /tmp\v",
+            "character_set_server = utf8mb4\f",
+            "init_connect = SET NAMES utf8 -- voil\195\160",
+            "! include " .. dir .. "/a.cnf",
+            "!include " .. dir .. "/./a.cnf",                      -- the same file again: read again
+            "!includedir " .. conf,
+            "!bogus",
+            "[ mysqld ]",
+            "port = 1",
+            "[mysqld] # the last group",
+            "max_allowed_packet = " .. ("9"):rep(5000),
+            "" }, "\n"))
+         h.write(dir .. "/a.cnf", "[mysqld]\nport=2\n")
+         h.write(conf .. "/.hidden.cnf", "[mysqld]\nport=3\n")
+         h.write(conf .. "/writable.cnf", "[mysqld]\nport=4\n", tonumber("666", 8))
+         assert(sys.chmod(conf .. "/writable.cnf", tonumber("666", 8)))
+         local doc = assert(cnf.load(path, { includes = true }))
+         local function mine(group)
+            local out = {}
+            for _, e in ipairs(doc:entries(group)) do
+               out[#out + 1] = "--" .. e.name .. (e.value == true and "" or "=" .. e.value)
+            end
+            return out
+         end
+         assert.same(server_view(path, "mysqldump"), mine("mysqldump"))
+         assert.same({ "--fields-optionally-enclosed-by=\"" }, mine("mysqldump"))
+         -- the long line is the one difference: the server reads its rest as a bogus option
+         local theirs, ours = server_view(path), mine("mysqld")
+         local first = 4094 - #"max_allowed_packet = "
+         assert.same({ "--max_allowed_packet=" .. ("9"):rep(first), "--" .. ("9"):rep(5000 - first) },
+            { theirs[#theirs - 1], theirs[#theirs] })
+         table.remove(theirs)
+         theirs[#theirs] = "--max_allowed_packet=" .. ("9"):rep(5000)
+         assert.same(theirs, ours)
+         assert.same({ "--plugin_dir=C:\\Program Files\\MariaDB\\lib\\plugin\\", "--tmpdir=/tmp",
+            "--character_set_server=utf8mb4", "--init_connect=SET NAMES utf8 -- voil\195", "--port=2", "--port=2",
+            "--port=3", "--max_allowed_packet=" .. ("9"):rep(5000) }, ours)
+         assert.equal("3", (doc:effective({ "mysqld" }, "port")))
+         assert.same({ "--port=1" }, mine(" mysqld"))
+         assert.same({
+            path .. ":2: the value of 'fields-optionally-enclosed-by' starts with a quote that does not close: the "
+               .. "server keeps the quote in the value",
+            path .. ":7: the value of 'init_connect' starts or ends with a 0xA0 byte (as in a UTF-8 '\195\160'), which "
+               .. "the server trims as a blank: quote the value",
+            path .. ":11: not !include or !includedir: the server skips this directive",
+            path .. ":12: the server names this group ' mysqld' (a blank after '[' is part of the name): its options "
+               .. "are not [mysqld]'s",
+            path .. ":15: the line is longer than the server's line buffer (4094 bytes): the server reads the rest ('"
+               .. ("9"):rep(20) .. "...') as another line",
+            conf .. "/writable.cnf: it is world-writable, and the server ignores such a file (chmod o-w)",
+         }, doc:warnings())
+      end)
+
       it("reads a Windows my.ini (CRLF, BOM) and warns about the BOM", function()
          local path = FIXTURES .. "windows-my.ini"
          local doc = assert(cnf.load(path))
@@ -131,24 +191,36 @@ describe("cnf", function()
          assert.equal(line, l)
       end
       it("names the file and the line", function()
-         fails_at("[mysqld]\nssl_key = \"/etc/key.pem\n", "bad.cnf:2: unterminated quote in the value of 'ssl_key'", 2)
+         fails_at("[mysqld]\n!include  \n", "bad.cnf:2: !include without a path", 2)
+         fails_at("[mysqld]\nbind address = 1\n", "bad.cnf:2: 'bind' is followed by 'address = 1': a space in an "
+            .. "option name, or a missing '='", 2)
          fails_at("# x\nport=3306\n[mysqld]\n", "bad.cnf:2: option 'port' comes before any [group]", 2)
          fails_at("[mysqld]\nport=1\n\0\0\0binary", "bad.cnf:3: a binary file, not an option file (a NUL byte)", 3)
          fails_at("[mysqld\nport=1\n", "bad.cnf:1: unterminated group name (no ']')", 1)
       end)
 
-      it("refuses unreadable includes and include loops", function()
-         h.write(dir .. "/a.cnf", "[mysqld]\n!include " .. dir .. "/b.cnf\n")
-         h.write(dir .. "/b.cnf", "[mysqld]\nport=1\n!include " .. dir .. "/a.cnf\n")
-         local msg = h.fails(cnf.load(dir .. "/a.cnf", { includes = true }))
-         assert.equal(dir .. "/a.cnf: an include loop (it includes itself through " .. dir .. "/b.cnf)", msg)
-         h.write(dir .. "/c.cnf", "[mysqld]\n\n!include " .. dir .. "/missing.cnf\n")
-         local m, line = h.fails(cnf.load(dir .. "/c.cnf", { includes = true }))
-         assert.equal(dir .. "/c.cnf:3: !include " .. dir .. "/missing.cnf: No such file or directory", m)
-         assert.equal(3, line)
+      it("skips what the server skips in the include walk, with a warning; a missing !includedir is an error",
+         function()
+         h.write(dir .. "/a.cnf", "[mysqld]\nport=1\n!include " .. dir .. "/b.cnf\n")
+         h.write(dir .. "/b.cnf", "[mysqld]\nport=2\n!include " .. dir .. "/a.cnf\n")
+         local doc = assert(cnf.load(dir .. "/a.cnf", { includes = true }))
+         assert.same({ dir .. "/a.cnf: an include loop (it includes itself through " .. dir .. "/b.cnf): the server "
+            .. "reads it again and again, 10 levels deep", dir .. "/a.cnf: its includes are 10 levels deep: the server "
+            .. "skips the directives there, and so does myseal" }, doc:warnings())
+         local mine = {}
+         for _, e in ipairs(doc:entries("mysqld")) do mine[#mine + 1] = "--" .. e.name .. "=" .. e.value end
+         assert.same(server_view(dir .. "/a.cnf"), mine)   -- 11 times port=1 and 2, in turn
+         assert.equal(11, #mine)
+         h.write(dir .. "/c.cnf", "[mysqld]\nport=3\n!include " .. dir .. "/missing.cnf\n")
+         doc = assert(cnf.load(dir .. "/c.cnf", { includes = true }))
+         assert.same({ dir .. "/c.cnf:3: !include " .. dir .. "/missing.cnf: No such file or directory: the server "
+            .. "skips it" }, doc:warnings())
+         assert.same({ "--port=3" }, server_view(dir .. "/c.cnf"))
          h.write(dir .. "/d.cnf", "[mysqld]\n!includedir " .. dir .. "/nodir\n")
-         assert.equal(dir .. "/d.cnf:2: !includedir " .. dir .. "/nodir: No such file or directory",
-            (h.fails(cnf.load(dir .. "/d.cnf", { includes = true }))))
+         local msg, line = h.fails(cnf.load(dir .. "/d.cnf", { includes = true }))
+         assert.equal(dir .. "/d.cnf:2: !includedir " .. dir .. "/nodir: No such file or directory", msg)
+         assert.equal(2, line)
+         assert.is_false(sys.run{ "my_print_defaults", "--defaults-file=" .. dir .. "/d.cnf", "mysqld" }.ok)
          assert.equal(dir .. "/none.cnf: No such file or directory", (h.fails(cnf.load(dir .. "/none.cnf"))))
       end)
 

@@ -276,6 +276,63 @@ describe("pki", function()
          assert.matches("^certificate /C=NL/O=Biobank/CN=db.example.org %(until %d+%-%d+%-%d+%)$", tostring(server))
       end)
 
+      it("reads every kind of subject alternative name, typed, as openssl x509 shows them", function()
+         local path = dir .. "/names-all.pem"
+         openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            dir .. "/names-all.key", "-out", path, "-days", "3", "-subj", "/CN=all names", "-addext",
+            "subjectAltName=DNS:db.example,IP:10.0.0.5,IP:fe80::1,email:dba@example.org,URI:https://example.org/x,"
+            .. "dirName:dir_sect,RID:1.2.3.4,otherName:1.3.6.1.4.1.311.20.2.3;UTF8:dba@EXAMPLE.ORG",
+            "-config", h.write(dir .. "/names.cnf", "[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nC=NL\nCN=dir\n"))
+         assert.matches("DNS:db.example, IP Address:10.0.0.5, IP Address:FE80:0:0:0:0:0:0:1, email:dba@example.org, "
+            .. "URI:https://example.org/x, DirName:/C=NL/CN=dir, Registered ID:1.2.3.4, othername: UPN::dba@EXAMPLE.ORG",
+            openssl("x509", "-in", path, "-noout", "-ext", "subjectAltName"))
+         local c = assert(pki.load_cert(path))
+         assert.same({
+            { type = "dns", value = "db.example" }, { type = "ip", value = "10.0.0.5" }, { type = "ip", value = "fe80::1" },
+            { type = "email", value = "dba@example.org" }, { type = "uri", value = "https://example.org/x" },
+            { type = "dirname", value = "/C=NL/CN=dir" }, { type = "rid", value = "1.2.3.4" },
+            { type = "othername", oid = "1.3.6.1.4.1.311.20.2.3", value = "dba@EXAMPLE.ORG" },
+         }, c:alt_names())
+         -- san() stays what a TLS client matches: DNS names and IP addresses
+         assert.same({ "db.example", "10.0.0.5", "fe80::1" }, c:san())
+         assert.same({}, client:alt_names())
+      end)
+
+      it("says a date that is not a valid ASN.1 time is not one, where openssl says 'Bad time value'", function()
+         local path = "tests/corpus/x509/badasn1time.pem"   -- notAfter: a UTCTime with 15 digits
+         assert.equal("notAfter=Bad time value\n", openssl("x509", "-in", path, "-noout", "-enddate"))
+         local c = assert(pki.load_cert(path))
+         local msg, code = h.fails(c:not_after())
+         assert.equal("the certificate's notAfter is not a valid time ('19020701025736Z')", msg)
+         assert.equal(22, code)
+         assert.equal(msg, (h.fails(c:days_left())))
+         assert.equal(1300699552, c:not_before())   -- Mar 21 09:25:52 2011 GMT
+         assert.matches("%(until %?%)$", tostring(c))
+         -- not self-issued: verification stops at the missing issuer, for openssl verify too
+         assert.matches("error 20 at 0 depth lookup: unable to get local issuer certificate",
+            select(2, openssl_ok("verify", "-CAfile", path, path)))
+         assert.equal("certificate verify failed: unable to get local issuer certificate",
+            (h.fails(pki.verify(c, { trusted = { c } }))))
+      end)
+
+      it("reads TRUSTED CERTIFICATE blocks and honours their trust settings, as openssl verify does", function()
+         local trusted = dir .. "/trusted-ca.pem"
+         openssl("x509", "-in", dir .. "/ca.pem", "-trustout", "-addtrust", "clientAuth", "-out", trusted)
+         assert.matches("^%-%-%-%-%-BEGIN TRUSTED CERTIFICATE%-%-%-%-%-\n", sys.read_file(trusted))
+         local t = assert(pki.load_cert(trusted))
+         assert.equal(ca, t)
+         assert.equal(ca:pem(), t:pem())   -- written back as a plain CERTIFICATE
+         -- trusted for client authentication only: openssl refuses it for a server, and so do we
+         local ok, out = openssl_ok("verify", "-CAfile", trusted, "-purpose", "sslserver", dir .. "/server.pem")
+         assert.is_false(ok)
+         assert.matches("certificate rejected", out)
+         assert.equal("certificate verify failed: certificate rejected",
+            (h.fails(pki.verify(server, { trusted = { t }, purpose = "server" }))))
+         assert.equal(dir .. "/client.pem: OK\n", openssl("verify", "-CAfile", trusted, "-purpose", "sslclient",
+            dir .. "/client.pem"))
+         assert.is_true(pki.verify(client, { trusted = { t }, purpose = "client" }))
+      end)
+
       it("writes subjects given either way, escapes and non-ASCII included, as MySQL will compare them", function()
          local k = pki.genkey{ type = "ec" }
          local c = assert(pki.self_signed{ key = k, ca = false,
@@ -371,6 +428,44 @@ describe("pki", function()
       assert.has_error(function() pki.random(0) end)
    end)
 
+   it("encrypts MariaDB's key file as openssl enc -aes-256-cbc -md sha1 does, and reads what it writes", function()
+      local keyfile = "1;" .. ("ab"):rep(32) .. "\n2;" .. ("cd"):rep(32) .. "\n"
+      local pw = "file:" .. dir .. "/pw"     -- openssl reads its first line: "correct horse"
+      -- ours, read by openssl
+      local ours = assert(pki.salted_encrypt(keyfile, "correct horse"))
+      assert.equal("Salted__", ours:sub(1, 8))
+      assert.equal(16 + 144, #ours)           -- header, then 138 bytes padded to whole blocks
+      assert.are_not.equal(ours, assert(pki.salted_encrypt(keyfile, "correct horse")))  -- a new salt each time
+      local enc = h.write(dir .. "/keys.enc", ours)
+      openssl("enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass", pw, "-in", enc, "-out", dir .. "/keys.dec")
+      assert.equal(keyfile, sys.read_file(dir .. "/keys.dec"))
+      -- openssl's, read by us
+      local plain = h.write(dir .. "/keys.txt", keyfile)
+      local theirs = dir .. "/keys-openssl.enc"
+      openssl("enc", "-aes-256-cbc", "-md", "sha1", "-pass", pw, "-in", plain, "-out", theirs)
+      assert.equal(keyfile, assert(pki.salted_decrypt(assert(sys.read_file(theirs)), "correct horse")))
+      openssl("enc", "-aes-256-cbc", "-md", "sha1", "-pass", pw, "-in", "/dev/null", "-out", theirs)
+      assert.equal("", assert(pki.salted_decrypt(assert(sys.read_file(theirs)), "correct horse")))
+      -- and what openssl refuses, we refuse
+      local ok, out = openssl_ok("enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass", "pass:wrong", "-in", enc)
+      assert.is_false(ok)
+      assert.matches("bad decrypt", out)
+      local msg, code = h.fails(pki.salted_decrypt(ours, "wrong"))
+      if code == 100 then   -- a wrong key gives valid padding once in 256 tries: then the text is garbage
+         assert.equal("wrong password, or the data is damaged (bad decrypt)", msg)
+      end
+      assert.equal("not OpenSSL salted data (it does not start with 'Salted__')",
+         (h.fails(pki.salted_decrypt(keyfile, "correct horse"))))
+      assert.equal("truncated: the 8-byte salt after 'Salted__' is cut short",
+         (h.fails(pki.salted_decrypt(ours:sub(1, 12), "correct horse"))))
+      msg, code = h.fails(pki.salted_decrypt(ours:sub(1, -2), "correct horse"))
+      assert.equal("truncated: 143 bytes after the salt, not a whole number of 16-byte blocks", msg)
+      assert.equal(22, code)
+      assert.has_error(function() pki.salted_encrypt(keyfile, "") end,
+         "bad argument #2 to 'salted_encrypt' (an empty password protects nothing)")
+      assert.has_error(function() pki.salted_decrypt(ours) end)
+   end)
+
    describe("bad input", function()
       it("returns OpenSSL's reason, never crashes", function()
          local msg, code = h.fails(pki.load_cert("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"))
@@ -381,8 +476,8 @@ describe("pki", function()
          assert.equal("not a certificate: empty input", (h.fails(pki.load_cert(""))))
          assert.equal("not a certificate (DER): too long; bad object header; nested asn1 error",
             (h.fails(pki.load_cert("\48\130\1\2\0"))))
-         assert.equal("not a certificate: trailing data after the DER encoding",
-            (h.fails(pki.load_cert(ca:der() .. "\0"))))
+         -- bytes after a DER certificate are ignored, as openssl x509 -inform DER does
+         assert.equal(ca, assert(pki.load_cert(ca:der() .. "\0trailing")))
          local pem = ca:pem()
          assert.equal("not a certificate (number 2 in the PEM text): bad base64 decode",
             (h.fails(pki.load_cert(pem .. pem:gsub("MII", "M!I")))))
