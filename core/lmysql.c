@@ -244,46 +244,43 @@ static int is_integer_type (enum enum_field_types t) {
 }
 
 /* Pushes one column value: integers as integers (unsigned above 2^63-1 as a
-** string), NULL as mysql.null, everything else as the bytes sent. */
-static void push_value (lua_State *L, MYSQL_FIELD *f, const char *v, unsigned long len) {
-  if (v == NULL) {
-    push_null(L);
-    return;
-  }
-  if (is_integer_type(f->type) && len > 0 && len < 24) {
-    char num[24];
-    memcpy(num, v, len);
-    num[len] = '\0';
-    char *end;
-    errno = 0;
-    if (num[0] != '-') {
-      unsigned long long u = strtoull(num, &end, 10);
-      if (errno == 0 && *end == '\0' && u <= (unsigned long long)LUA_MAXINTEGER) {
-        lua_pushinteger(L, (lua_Integer)u);
-        return;
-      }
-    }
-    else {
-      long long s = strtoll(num, &end, 10);
-      if (errno == 0 && *end == '\0') {
-        lua_pushinteger(L, (lua_Integer)s);
-        return;
-      }
-    }
-  }
-  lua_pushlstring(L, v, len);
+** string), NULL as mysql.null (the value at index null), everything else as
+** the bytes sent. */
+static void push_value (lua_State *L, MYSQL_FIELD *f, const char *v, unsigned long len, int null) {
+  long long n;
+  if (v == NULL)
+    lua_pushvalue(L, null);
+  else if (is_integer_type(f->type) && st_integer(v, len, &n))
+    lua_pushinteger(L, (lua_Integer)n);
+  else
+    lua_pushlstring(L, v, len);
 }
 
-/* Pushes a row table keyed by position and by column name. */
-static void push_row (lua_State *L, MYSQL_RES *res, MYSQL_ROW row, int nfields) {
+/* Pushes a table of the column names of res, the keys of every row: made
+** once per result, so a row does not intern the names again. */
+static void push_names (lua_State *L, MYSQL_RES *res) {
+  int nfields = (int)mysql_num_fields(res);
+  MYSQL_FIELD *fields = mysql_fetch_fields(res);
+  lua_createtable(L, nfields, 0);
+  for (int i = 0; i < nfields; i++) {
+    lua_pushstring(L, fields[i].name);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* Pushes a row table keyed by position and by column name; names and null
+** are the stack indices of push_names' table and of mysql.null. */
+static void push_row (lua_State *L, MYSQL_RES *res, MYSQL_ROW row, int nfields, int names,
+                      int null) {
   MYSQL_FIELD *fields = mysql_fetch_fields(res);
   unsigned long *lengths = mysql_fetch_lengths(res);
   lua_createtable(L, nfields, nfields);
   for (int i = 0; i < nfields; i++) {
-    push_value(L, &fields[i], row[i], lengths[i]);
+    lua_rawgeti(L, names, i + 1);
+    push_value(L, &fields[i], row[i], lengths[i], null);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, i + 1);
-    lua_setfield(L, -2, fields[i].name);
+    lua_rawseti(L, -4, i + 1);
+    lua_rawset(L, -3);
   }
 }
 
@@ -546,11 +543,17 @@ static int conn_query (lua_State *L) {
     return conn_fail(L, c->m, NULL);
   int nfields = k->res ? (int)mysql_num_fields(k->res) : 0;
   lua_Integer nrows = k->res ? (lua_Integer)mysql_num_rows(k->res) : 0;
+  if (k->res)
+    push_names(L, k->res);
+  else
+    lua_pushnil(L);
+  push_null(L);
+  int names = lua_gettop(L) - 1;
   lua_createtable(L, nrows > 1000000 ? 1000000 : (int)nrows, 0);
   MYSQL_ROW row;
   lua_Integer i = 0;
   while (k->res && (row = mysql_fetch_row(k->res)) != NULL) {
-    push_row(L, k->res, row, nfields);
+    push_row(L, k->res, row, nfields, names, names + 1);
     lua_rawseti(L, -2, ++i);
   }
   push_meta(L, c->m, k->res);
@@ -589,9 +592,11 @@ static int rows_error (lua_State *L, conn *c, const char *what) {
   return lua_error(L);
 }
 
-/* The iterator of conn:rows: the next row, or nil at the end. */
+/* The iterator of conn:rows: the next row, or nil at the end. Upvalues: the
+** cursor, the column names (push_names) and mysql.null, so a row costs no
+** lookup of any of them. */
 static int rows_next (lua_State *L) {
-  cursor *k = luaL_checkudata(L, 1, CURSOR_MT);
+  cursor *k = lua_touserdata(L, lua_upvalueindex(1));
   if (k->res == NULL)
     return 0;
   MYSQL_ROW row = mysql_fetch_row(k->res);
@@ -606,7 +611,7 @@ static int rows_next (lua_State *L) {
     cursor_free(k);
     return 0;
   }
-  push_row(L, k->res, row, k->nfields);
+  push_row(L, k->res, row, k->nfields, lua_upvalueindex(2), lua_upvalueindex(3));
   return 1;
 }
 
@@ -630,7 +635,10 @@ static int conn_rows (lua_State *L) {
   k->nfields = (int)mysql_num_fields(k->res);
   c->streaming = 1;
   c->active = k;
-  lua_pushcfunction(L, rows_next);
+  lua_pushvalue(L, top + 1);
+  push_names(L, k->res);
+  push_null(L);
+  lua_pushcclosure(L, rows_next, 3);
   lua_pushvalue(L, top + 1);
   lua_pushnil(L);
   lua_pushvalue(L, top + 1);

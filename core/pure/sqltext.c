@@ -1,6 +1,8 @@
 /*
 ** sqltext.c: see sqltext.h.
 */
+#include <limits.h>
+
 #include "sqltext.h"
 
 /* Skips a quoted run starting at sql[i] (the opening quote) and returns the
@@ -81,3 +83,31 @@ int st_utf8_valid (const char *str, size_t len) {
   }
   return 1;
 }
+
+
+int st_integer (const char *s, size_t len, long long *out) {
+  size_t i = 0;
+  int neg = len > 0 && s[0] == '-';
+  if (neg)
+    i++;
+  if (i == len)
+    return 0;
+  /* accumulate as a negative number: its range holds LLONG_MIN */
+  long long v = 0;
+  for (; i < len; i++) {
+    unsigned d = (unsigned)(unsigned char)s[i] - '0';
+    if (d > 9)
+      return 0;
+    if (v < (LLONG_MIN + (long long)d) / 10)
+      return 0;
+    v = v * 10 - (long long)d;
+  }
+  if (!neg) {
+    if (v == LLONG_MIN)
+      return 0;
+    v = -v;
+  }
+  *out = v;
+  return 1;
+}
+

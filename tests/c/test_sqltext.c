@@ -1,6 +1,9 @@
 /*
-** test_sqltext.c: placeholder scanning and UTF-8 validation.
+** test_sqltext.c: placeholder scanning, UTF-8 validation and integer
+** columns.
 */
+#include <limits.h>
+
 #include "check.h"
 #include "sqltext.h"
 
@@ -36,8 +39,34 @@ static void test_utf8 (void) {
   CHECK(st_utf8_valid("a\0b", 3));             /* NUL is valid UTF-8 */
 }
 
+static int integer (const char *s, long long *out) {
+  return st_integer(s, strlen(s), out);
+}
+
+static void test_integer (void) {
+  long long v = 7;
+  CHECK(integer("0", &v) && v == 0);
+  CHECK(integer("42", &v) && v == 42);
+  CHECK(integer("-42", &v) && v == -42);
+  CHECK(integer("00042", &v) && v == 42);   /* ZEROFILL columns */
+  CHECK(integer("9223372036854775807", &v) && v == LLONG_MAX);
+  CHECK(integer("-9223372036854775808", &v) && v == LLONG_MIN);
+  v = 7;
+  CHECK(!integer("9223372036854775808", &v) && v == 7);  /* BIGINT UNSIGNED above: a string */
+  CHECK(!integer("18446744073709551615", &v));
+  CHECK(!integer("-9223372036854775809", &v));
+  CHECK(!integer("99999999999999999999999", &v));
+  CHECK(!integer("", &v));
+  CHECK(!integer("-", &v));
+  CHECK(!integer("+1", &v));
+  CHECK(!integer(" 1", &v));
+  CHECK(!integer("1.5", &v));
+  CHECK(st_integer("12", 1, &v) && v == 1);
+}
+
 int main (void) {
   test_placeholders();
   test_utf8();
+  test_integer();
   return check_done();
 }

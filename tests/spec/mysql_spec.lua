@@ -242,6 +242,26 @@ describe("mysql", function()
          assert.equal("tcp_user@%", d:query("SELECT CURRENT_USER()")[1][1])
       end)
 
+      it("gives conn:rows rows the shape conn:query gives them", function()
+         local sql = "SELECT 1 AS a, NULL AS b, -9223372036854775808 AS c, "
+            .. "CAST(18446744073709551615 AS UNSIGNED) AS d, 'x' AS a, 2.5 AS `1`, 007 AS e "
+            .. "UNION ALL SELECT 2, 'y', 0, CAST(0 AS UNSIGNED), 'z', NULL, -1"
+         local streamed = {}
+         for row in c:rows(sql) do streamed[#streamed + 1] = row end
+         local stored = assert(c:query(sql))
+         assert.same(stored, streamed)
+         local r = streamed[1]
+         assert.same({ 1, mysql.null, math.mininteger, "18446744073709551615", "x", "2.5", 7 },
+            { table.unpack(r, 1, 7) })
+         assert.equal(7, #r)
+         -- a name given twice is the last column of that name; a column named 1 is the key "1"
+         assert.equal("x", r.a)
+         assert.equal(mysql.null, r.b)
+         assert.equal("2.5", r["1"])
+         assert.equal(1, r[1])
+         assert.same({ 2, "y", 0, 0, "z", mysql.null, -1 }, { table.unpack(streamed[2], 1, 7) })
+      end)
+
       it("streams a million rows through conn:rows with flat memory", function()
          collectgarbage()
          local base, peak, n, sum = collectgarbage("count"), 0, 0, 0
