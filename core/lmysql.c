@@ -10,7 +10,7 @@
 **   conn:exec(sql, ...)   -> affected rows, insert id
 **   conn:rows(sql, ...)   -> iterator (streams: mysql_use_result; raises on failure)
 **   conn:quote(v), conn:server(), conn:tls(), conn:ping(), conn:close()
-**   mysql.ident(name), mysql.null
+**   mysql.ident(name), mysql.format(sql, ...) (for display), mysql.null
 **
 ** TLS modes follow MySQL's client: disabled, preferred (the default over
 ** TCP), required, verify_ca, verify_identity. Given a CA, Connector/C checks
@@ -113,9 +113,12 @@ static int is_null (lua_State *L, int i) {
   return eq;
 }
 
-/* Appends the SQL literal for the value at index i to b. */
+/* Appends the SQL literal for the value at index i to b. With a connection
+** m, the literal the server gets: mysql_real_escape_string escapes for the
+** connection's charset and follows the server's NO_BACKSLASH_ESCAPES. With
+** m NULL, the literal shown to people (mysql.format): quotes doubled, no
+** backslash escapes. Strings that are not UTF-8 are hex literals in both. */
 static void add_literal (lua_State *L, MYSQL *m, luaL_Buffer *b, int i) {
-  static const char hex[] = "0123456789ABCDEF";
   if (is_null(L, i)) {
     luaL_addstring(b, "NULL");
     return;
@@ -140,23 +143,16 @@ static void add_literal (lua_State *L, MYSQL *m, luaL_Buffer *b, int i) {
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, i, &len);
-      if (st_utf8_valid(s, len)) {
-        char *out = luaL_prepbuffsize(b, 2 * len + 3);
+      char *out = luaL_prepbuffsize(b, 2 * len + 3);
+      if (!st_utf8_valid(s, len))
+        luaL_addsize(b, st_hex_literal(s, len, out));
+      else if (m == NULL)
+        luaL_addsize(b, st_quote_doubled(s, len, out));
+      else {
         out[0] = '\'';
         unsigned long n = mysql_real_escape_string(m, out + 1, s, (unsigned long)len);
         out[n + 1] = '\'';
         luaL_addsize(b, n + 2);
-      }
-      else {
-        char *out = luaL_prepbuffsize(b, 2 * len + 3);
-        out[0] = 'X';
-        out[1] = '\'';
-        for (size_t k = 0; k < len; k++) {
-          out[2 + 2 * k] = hex[(unsigned char)s[k] >> 4];
-          out[3 + 2 * k] = hex[(unsigned char)s[k] & 15];
-        }
-        out[2 + 2 * len] = '\'';
-        luaL_addsize(b, 2 * len + 3);
       }
       return;
     }
@@ -168,7 +164,8 @@ static void add_literal (lua_State *L, MYSQL *m, luaL_Buffer *b, int i) {
 
 /*
 ** The statement at index `arg` with the values from index arg + 1 on put into
-** its '?' placeholders. Pushes the text and returns it.
+** its '?' placeholders, as add_literal writes them for m (NULL: for display).
+** Pushes the text and returns it. A count mismatch is the caller's mistake.
 */
 static const char *bind_sql (lua_State *L, MYSQL *m, int arg) {
   size_t len;
@@ -177,9 +174,12 @@ static const char *bind_sql (lua_State *L, MYSQL *m, int arg) {
   size_t stackpos[32];
   size_t *pos = stackpos;
   size_t n = st_placeholders(sql, len, pos, 32);
-  if (n != (size_t)nvalues)
+  if (n != (size_t)nvalues && m != NULL)
     luaL_error(L, "the statement has %d placeholder%s and %d value%s were given",
                (int)n, n == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s");
+  if (n != (size_t)nvalues)
+    luaL_error(L, "SQL has %d placeholder(s) but %d value(s) were given: %s",
+               (int)n, nvalues, sql);
   if (n == 0) {
     lua_pushvalue(L, arg);
     return sql;
@@ -806,6 +806,25 @@ static int m_ident (lua_State *L) {
   return 1;
 }
 
+/***
+The statement with its `?` placeholders replaced by literals, for people to
+read (plan output, journals, messages); never sent to a server. The
+placeholders are found by the scanner that binding uses (none inside quotes,
+quoted identifiers or comments). Strings are quoted with quotes doubled and
+no backslash escapes (not UTF-8: `X'hex'`); numbers as numbers; booleans
+TRUE / FALSE; nil and mysql.null NULL.
+@function format
+@tparam string sql the statement
+@param ... one value per placeholder
+@treturn string the text
+@raise "SQL has N placeholder(s) but M value(s) were given: SQL", or a value
+that has no literal (a table, a function, NaN)
+*/
+static int m_format (lua_State *L) {
+  bind_sql(L, NULL, 1);
+  return 1;
+}
+
 static int null_tostring (lua_State *L) {
   lua_pushliteral(L, "mysql.null");
   return 1;
@@ -814,6 +833,7 @@ static int null_tostring (lua_State *L) {
 static const luaL_Reg m_funcs[] = {
   {"connect", m_connect},
   {"ident", m_ident},
+  {"format", m_format},
   {NULL, NULL}
 };
 

@@ -111,3 +111,29 @@ int st_integer (const char *s, size_t len, long long *out) {
   return 1;
 }
 
+
+size_t st_quote_doubled (const char *s, size_t len, char *out) {
+  size_t n = 0;
+  out[n++] = '\'';
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\'')
+      out[n++] = '\'';
+    out[n++] = s[i];
+  }
+  out[n++] = '\'';
+  return n;
+}
+
+
+size_t st_hex_literal (const char *s, size_t len, char *out) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = 0;
+  out[n++] = 'X';
+  out[n++] = '\'';
+  for (size_t i = 0; i < len; i++) {
+    out[n++] = hex[(unsigned char)s[i] >> 4];
+    out[n++] = hex[(unsigned char)s[i] & 15];
+  }
+  out[n++] = '\'';
+  return n;
+}

@@ -1,6 +1,6 @@
 /*
-** test_sqltext.c: placeholder scanning, UTF-8 validation and integer
-** columns.
+** test_sqltext.c: placeholder scanning, UTF-8 validation, integer columns
+** and the display literals.
 */
 #include <limits.h>
 
@@ -64,9 +64,25 @@ static void test_integer (void) {
   CHECK(st_integer("12", 1, &v) && v == 1);
 }
 
+/* The literal a writer makes of s[0..len), as a C string. */
+static const char *literal (size_t (*writer) (const char *, size_t, char *), const char *s, size_t len) {
+  static char out[64];
+  out[writer(s, len, out)] = '\0';
+  return out;
+}
+
+static void test_literals (void) {
+  CHECK_STR(literal(st_quote_doubled, "it's a\\b", 8), "'it''s a\\b'");
+  CHECK_STR(literal(st_quote_doubled, "", 0), "''");
+  CHECK_STR(literal(st_quote_doubled, "''", 2), "''''''");   /* the bound of 2 * len + 2 */
+  CHECK_STR(literal(st_hex_literal, "\0\xff\x10", 3), "X'00FF10'");
+  CHECK_STR(literal(st_hex_literal, "", 0), "X''");
+}
+
 int main (void) {
   test_placeholders();
   test_utf8();
   test_integer();
+  test_literals();
   return check_done();
 }

@@ -1,7 +1,8 @@
 /*
 ** fuzz_sqltext.c: the SQL text helpers on any bytes. Placeholders are '?'
 ** bytes at increasing offsets, the same with any bound; an integer column
-** reads as strtoll reads it.
+** reads as strtoll reads it; a doubled-quote literal and a hex literal
+** decode back to the input and stay within the room they promise.
 */
 #include <errno.h>
 #include <stdint.h>
@@ -53,10 +54,39 @@ static void integer (const char *s, size_t size) {
     abort();
 }
 
+static void literals (const char *s, size_t size) {
+  char *out = malloc(2 * size + 3);
+  if (out == NULL)
+    abort();
+  size_t n = st_quote_doubled(s, size, out);
+  if (n > 2 * size + 2 || n < 2 || out[0] != '\'' || out[n - 1] != '\'')
+    abort();
+  size_t k = 0;
+  for (size_t i = 1; i + 1 < n; i++) {
+    if (out[i] == '\'' && out[++i] != '\'')
+      abort();
+    if (k >= size || out[i] != s[k++])
+      abort();
+  }
+  if (k != size)
+    abort();
+  n = st_hex_literal(s, size, out);
+  if (n != 2 * size + 3 || out[0] != 'X' || out[1] != '\'' || out[n - 1] != '\'')
+    abort();
+  for (size_t i = 0; i < size; i++) {
+    char byte[3] = { out[2 + 2 * i], out[3 + 2 * i], '\0' };
+    if (strtoul(byte, NULL, 16) != (unsigned char)s[i] || strchr("0123456789ABCDEF", byte[0]) == NULL ||
+        strchr("0123456789ABCDEF", byte[1]) == NULL)
+      abort();
+  }
+  free(out);
+}
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
   const char *s = (const char *)data;
   placeholders(s, size);
   integer(s, size);
+  literals(s, size);
   st_utf8_valid(s, size);
   return 0;
 }
