@@ -10,7 +10,7 @@
 **   conn:exec(sql, ...)   -> affected rows, insert id
 **   conn:rows(sql, ...)   -> iterator (streams: mysql_use_result; raises on failure)
 **   conn:quote(v), conn:server(), conn:tls(), conn:ping(), conn:close()
-**   mysql.ident(name), mysql.null
+**   mysql.ident(name), mysql.format(sql, ...) (for display), mysql.null
 **
 ** TLS modes follow MySQL's client: disabled, preferred (the default over
 ** TCP), required, verify_ca, verify_identity. Given a CA, Connector/C checks
@@ -113,9 +113,12 @@ static int is_null (lua_State *L, int i) {
   return eq;
 }
 
-/* Appends the SQL literal for the value at index i to b. */
+/* Appends the SQL literal for the value at index i to b. With a connection
+** m, the literal the server gets: mysql_real_escape_string escapes for the
+** connection's charset and follows the server's NO_BACKSLASH_ESCAPES. With
+** m NULL, the literal shown to people (mysql.format): quotes doubled, no
+** backslash escapes. Strings that are not UTF-8 are hex literals in both. */
 static void add_literal (lua_State *L, MYSQL *m, luaL_Buffer *b, int i) {
-  static const char hex[] = "0123456789ABCDEF";
   if (is_null(L, i)) {
     luaL_addstring(b, "NULL");
     return;
@@ -140,23 +143,16 @@ static void add_literal (lua_State *L, MYSQL *m, luaL_Buffer *b, int i) {
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, i, &len);
-      if (st_utf8_valid(s, len)) {
-        char *out = luaL_prepbuffsize(b, 2 * len + 3);
+      char *out = luaL_prepbuffsize(b, 2 * len + 3);
+      if (!st_utf8_valid(s, len))
+        luaL_addsize(b, st_hex_literal(s, len, out));
+      else if (m == NULL)
+        luaL_addsize(b, st_quote_doubled(s, len, out));
+      else {
         out[0] = '\'';
         unsigned long n = mysql_real_escape_string(m, out + 1, s, (unsigned long)len);
         out[n + 1] = '\'';
         luaL_addsize(b, n + 2);
-      }
-      else {
-        char *out = luaL_prepbuffsize(b, 2 * len + 3);
-        out[0] = 'X';
-        out[1] = '\'';
-        for (size_t k = 0; k < len; k++) {
-          out[2 + 2 * k] = hex[(unsigned char)s[k] >> 4];
-          out[3 + 2 * k] = hex[(unsigned char)s[k] & 15];
-        }
-        out[2 + 2 * len] = '\'';
-        luaL_addsize(b, 2 * len + 3);
       }
       return;
     }
@@ -168,7 +164,8 @@ static void add_literal (lua_State *L, MYSQL *m, luaL_Buffer *b, int i) {
 
 /*
 ** The statement at index `arg` with the values from index arg + 1 on put into
-** its '?' placeholders. Pushes the text and returns it.
+** its '?' placeholders, as add_literal writes them for m (NULL: for display).
+** Pushes the text and returns it. A count mismatch is the caller's mistake.
 */
 static const char *bind_sql (lua_State *L, MYSQL *m, int arg) {
   size_t len;
@@ -177,9 +174,12 @@ static const char *bind_sql (lua_State *L, MYSQL *m, int arg) {
   size_t stackpos[32];
   size_t *pos = stackpos;
   size_t n = st_placeholders(sql, len, pos, 32);
-  if (n != (size_t)nvalues)
+  if (n != (size_t)nvalues && m != NULL)
     luaL_error(L, "the statement has %d placeholder%s and %d value%s were given",
                (int)n, n == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s");
+  if (n != (size_t)nvalues)
+    luaL_error(L, "SQL has %d placeholder(s) but %d value(s) were given: %s",
+               (int)n, nvalues, sql);
   if (n == 0) {
     lua_pushvalue(L, arg);
     return sql;
@@ -244,46 +244,43 @@ static int is_integer_type (enum enum_field_types t) {
 }
 
 /* Pushes one column value: integers as integers (unsigned above 2^63-1 as a
-** string), NULL as mysql.null, everything else as the bytes sent. */
-static void push_value (lua_State *L, MYSQL_FIELD *f, const char *v, unsigned long len) {
-  if (v == NULL) {
-    push_null(L);
-    return;
-  }
-  if (is_integer_type(f->type) && len > 0 && len < 24) {
-    char num[24];
-    memcpy(num, v, len);
-    num[len] = '\0';
-    char *end;
-    errno = 0;
-    if (num[0] != '-') {
-      unsigned long long u = strtoull(num, &end, 10);
-      if (errno == 0 && *end == '\0' && u <= (unsigned long long)LUA_MAXINTEGER) {
-        lua_pushinteger(L, (lua_Integer)u);
-        return;
-      }
-    }
-    else {
-      long long s = strtoll(num, &end, 10);
-      if (errno == 0 && *end == '\0') {
-        lua_pushinteger(L, (lua_Integer)s);
-        return;
-      }
-    }
-  }
-  lua_pushlstring(L, v, len);
+** string), NULL as mysql.null (the value at index null), everything else as
+** the bytes sent. */
+static void push_value (lua_State *L, MYSQL_FIELD *f, const char *v, unsigned long len, int null) {
+  long long n;
+  if (v == NULL)
+    lua_pushvalue(L, null);
+  else if (is_integer_type(f->type) && st_integer(v, len, &n))
+    lua_pushinteger(L, (lua_Integer)n);
+  else
+    lua_pushlstring(L, v, len);
 }
 
-/* Pushes a row table keyed by position and by column name. */
-static void push_row (lua_State *L, MYSQL_RES *res, MYSQL_ROW row, int nfields) {
+/* Pushes a table of the column names of res, the keys of every row: made
+** once per result, so a row does not intern the names again. */
+static void push_names (lua_State *L, MYSQL_RES *res) {
+  int nfields = (int)mysql_num_fields(res);
+  MYSQL_FIELD *fields = mysql_fetch_fields(res);
+  lua_createtable(L, nfields, 0);
+  for (int i = 0; i < nfields; i++) {
+    lua_pushstring(L, fields[i].name);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* Pushes a row table keyed by position and by column name; names and null
+** are the stack indices of push_names' table and of mysql.null. */
+static void push_row (lua_State *L, MYSQL_RES *res, MYSQL_ROW row, int nfields, int names,
+                      int null) {
   MYSQL_FIELD *fields = mysql_fetch_fields(res);
   unsigned long *lengths = mysql_fetch_lengths(res);
   lua_createtable(L, nfields, nfields);
   for (int i = 0; i < nfields; i++) {
-    push_value(L, &fields[i], row[i], lengths[i]);
+    lua_rawgeti(L, names, i + 1);
+    push_value(L, &fields[i], row[i], lengths[i], null);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, i + 1);
-    lua_setfield(L, -2, fields[i].name);
+    lua_rawseti(L, -4, i + 1);
+    lua_rawset(L, -3);
   }
 }
 
@@ -546,11 +543,17 @@ static int conn_query (lua_State *L) {
     return conn_fail(L, c->m, NULL);
   int nfields = k->res ? (int)mysql_num_fields(k->res) : 0;
   lua_Integer nrows = k->res ? (lua_Integer)mysql_num_rows(k->res) : 0;
+  if (k->res)
+    push_names(L, k->res);
+  else
+    lua_pushnil(L);
+  push_null(L);
+  int names = lua_gettop(L) - 1;
   lua_createtable(L, nrows > 1000000 ? 1000000 : (int)nrows, 0);
   MYSQL_ROW row;
   lua_Integer i = 0;
   while (k->res && (row = mysql_fetch_row(k->res)) != NULL) {
-    push_row(L, k->res, row, nfields);
+    push_row(L, k->res, row, nfields, names, names + 1);
     lua_rawseti(L, -2, ++i);
   }
   push_meta(L, c->m, k->res);
@@ -589,9 +592,11 @@ static int rows_error (lua_State *L, conn *c, const char *what) {
   return lua_error(L);
 }
 
-/* The iterator of conn:rows: the next row, or nil at the end. */
+/* The iterator of conn:rows: the next row, or nil at the end. Upvalues: the
+** cursor, the column names (push_names) and mysql.null, so a row costs no
+** lookup of any of them. */
 static int rows_next (lua_State *L) {
-  cursor *k = luaL_checkudata(L, 1, CURSOR_MT);
+  cursor *k = lua_touserdata(L, lua_upvalueindex(1));
   if (k->res == NULL)
     return 0;
   MYSQL_ROW row = mysql_fetch_row(k->res);
@@ -606,7 +611,7 @@ static int rows_next (lua_State *L) {
     cursor_free(k);
     return 0;
   }
-  push_row(L, k->res, row, k->nfields);
+  push_row(L, k->res, row, k->nfields, lua_upvalueindex(2), lua_upvalueindex(3));
   return 1;
 }
 
@@ -630,7 +635,10 @@ static int conn_rows (lua_State *L) {
   k->nfields = (int)mysql_num_fields(k->res);
   c->streaming = 1;
   c->active = k;
-  lua_pushcfunction(L, rows_next);
+  lua_pushvalue(L, top + 1);
+  push_names(L, k->res);
+  push_null(L);
+  lua_pushcclosure(L, rows_next, 3);
   lua_pushvalue(L, top + 1);
   lua_pushnil(L);
   lua_pushvalue(L, top + 1);
@@ -798,6 +806,25 @@ static int m_ident (lua_State *L) {
   return 1;
 }
 
+/***
+The statement with its `?` placeholders replaced by literals, for people to
+read (plan output, journals, messages); never sent to a server. The
+placeholders are found by the scanner that binding uses (none inside quotes,
+quoted identifiers or comments). Strings are quoted with quotes doubled and
+no backslash escapes (not UTF-8: `X'hex'`); numbers as numbers; booleans
+TRUE / FALSE; nil and mysql.null NULL.
+@function format
+@tparam string sql the statement
+@param ... one value per placeholder
+@treturn string the text
+@raise "SQL has N placeholder(s) but M value(s) were given: SQL", or a value
+that has no literal (a table, a function, NaN)
+*/
+static int m_format (lua_State *L) {
+  bind_sql(L, NULL, 1);
+  return 1;
+}
+
 static int null_tostring (lua_State *L) {
   lua_pushliteral(L, "mysql.null");
   return 1;
@@ -806,6 +833,7 @@ static int null_tostring (lua_State *L) {
 static const luaL_Reg m_funcs[] = {
   {"connect", m_connect},
   {"ident", m_ident},
+  {"format", m_format},
   {NULL, NULL}
 };
 

@@ -1,6 +1,8 @@
 /*
 ** sqltext.c: see sqltext.h.
 */
+#include <limits.h>
+
 #include "sqltext.h"
 
 /* Skips a quoted run starting at sql[i] (the opening quote) and returns the
@@ -80,4 +82,58 @@ int st_utf8_valid (const char *str, size_t len) {
     i += need + 1;
   }
   return 1;
+}
+
+
+int st_integer (const char *s, size_t len, long long *out) {
+  size_t i = 0;
+  int neg = len > 0 && s[0] == '-';
+  if (neg)
+    i++;
+  if (i == len)
+    return 0;
+  /* accumulate as a negative number: its range holds LLONG_MIN */
+  long long v = 0;
+  for (; i < len; i++) {
+    unsigned d = (unsigned)(unsigned char)s[i] - '0';
+    if (d > 9)
+      return 0;
+    if (v < (LLONG_MIN + (long long)d) / 10)
+      return 0;
+    v = v * 10 - (long long)d;
+  }
+  if (!neg) {
+    if (v == LLONG_MIN)
+      return 0;
+    v = -v;
+  }
+  *out = v;
+  return 1;
+}
+
+
+size_t st_quote_doubled (const char *s, size_t len, char *out) {
+  size_t n = 0;
+  out[n++] = '\'';
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\'')
+      out[n++] = '\'';
+    out[n++] = s[i];
+  }
+  out[n++] = '\'';
+  return n;
+}
+
+
+size_t st_hex_literal (const char *s, size_t len, char *out) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = 0;
+  out[n++] = 'X';
+  out[n++] = '\'';
+  for (size_t i = 0; i < len; i++) {
+    out[n++] = hex[(unsigned char)s[i] >> 4];
+    out[n++] = hex[(unsigned char)s[i] & 15];
+  }
+  out[n++] = '\'';
+  return n;
 }

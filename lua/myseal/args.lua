@@ -4,19 +4,41 @@ local errors = require "myseal.errors"
 
 local M = {}
 
+local Help = {}
+
+--- Ask for the help of `command` ("sandbox start"): raises what `M.help_request` recognises,
+-- carrying the options the command declares (`spec`, as `parse` takes it); `myseal.cli`
+-- prints the help and exits 0.
+-- @param command command words, space-separated
+-- @param spec the command's option declarations
+function M.help(command, spec)
+   error(setmetatable({ command = command, spec = spec }, Help), 0)
+end
+
+--- The help request `e` is, or nil.
+-- @param e an error value
+-- @return `{ command = , spec = }` or nil
+function M.help_request(e)
+   if getmetatable(e) == Help then return e end
+   return nil
+end
+
 --- Parse `argv` against `spec`.
 -- spec.flags: names of boolean options (`--yes`);
 -- spec.options: names of options taking a value (`--site F` or `--site=F`);
 -- spec.multi: names of options that may repeat (values collected in a list);
 -- spec.short: map of one-letter aliases (`e = "exec"`).
--- Stops at `--`; unknown options raise a usage error naming `command`.
+-- `_` and `-` are the same in a name (`--fail_on` is `--fail-on`). Stops at `--`; `--help` or
+-- `-h` asks for the command's help (`M.help`); unknown options raise a usage error naming
+-- `command`.
 -- @return opts table, positionals list
 function M.parse(command, argv, spec)
    local opts, pos = {}, {}
    local flags, options, multi = {}, {}, {}
-   for _, n in ipairs(spec.flags or {}) do flags[n] = true end
-   for _, n in ipairs(spec.options or {}) do options[n] = true end
-   for _, n in ipairs(spec.multi or {}) do options[n] = true; multi[n] = true end
+   local function dashed(n) return (n:gsub("_", "-")) end
+   for _, n in ipairs(spec.flags or {}) do flags[dashed(n)] = true end
+   for _, n in ipairs(spec.options or {}) do options[dashed(n)] = true end
+   for _, n in ipairs(spec.multi or {}) do options[dashed(n)] = true; multi[dashed(n)] = true end
    local i = 1
    while i <= #argv do
       local a = argv[i]
@@ -24,8 +46,10 @@ function M.parse(command, argv, spec)
          table.move(argv, i + 1, #argv, #pos + 1, pos)
          break
       end
+      if a == "--help" or a == "-h" then M.help(command, spec) end
       local name, value = a:match("^%-%-([%w%-_]+)=(.*)$")
       if not name then name = a:match("^%-%-([%w%-_]+)$") end
+      if name then name = dashed(name) end
       if not name and spec.short then
          local s = a:match("^%-(%a)$")
          if s then name = spec.short[s] or ("-" .. s) end

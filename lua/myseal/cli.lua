@@ -1,17 +1,29 @@
 --- The command line: dispatches `myseal COMMAND ...` to lua/myseal/cmd/COMMAND.lua.
 -- A command module returns { summary = "one line", usage = "myseal x ...",
--- help = "longer text", run = function(argv) return exit_status end }.
+-- help = "longer text", run = function(argv) return exit_status end }, and may have
+-- subcommands = { { name = , summary = , usage = , help = }, ... } (`myseal sandbox start`).
+-- `myseal help COMMAND [SUBCOMMAND]`, and --help or -h anywhere among a command's options
+-- (args.parse sees them), print that command's help and exit 0.
 -- @module myseal.cli
+local args = require "myseal.args"
 local errors = require "myseal.errors"
 local host = require "myseal.host"
 
 local M = {}
 
--- Every command name DESIGN.md reserves, in the order --help lists them.
--- Only those with a module in lua/myseal/cmd are offered.
+-- The commands, in the order the help lists them; each has a module in lua/myseal/cmd.
 M.commands = { "list", "show", "plan", "run", "rollback", "check", "sandbox", "demo", "lua" }
 
+-- `help` itself, listed after the commands.
+local HELP = {
+   summary = "this list of commands, or the help of one command",
+   usage = "myseal help [COMMAND [SUBCOMMAND]]",
+   help = [[
+The same text as 'myseal COMMAND [SUBCOMMAND] --help' (or -h) prints.]],
+}
+
 local function load_command(name)
+   if name == "help" then return HELP end
    for _, n in ipairs(M.commands) do
       if n == name and package.searchpath("myseal.cmd." .. name, package.path) then
          return require("myseal.cmd." .. name)
@@ -26,7 +38,7 @@ function M.version()
       host.version, host.lua, host.client, host.openssl)
 end
 
---- The text printed by `myseal --help`.
+--- The text printed by `myseal help` (and `myseal --help`, `myseal -h`).
 function M.help()
    local out = {
       "usage: myseal COMMAND [OPTIONS] [ARGS]",
@@ -40,23 +52,105 @@ function M.help()
       local cmd = load_command(name)
       if cmd then out[#out + 1] = string.format("  %-10s %s", name, cmd.summary) end
    end
+   out[#out + 1] = string.format("  %-10s %s", "help", HELP.summary)
    out[#out + 1] = ""
    out[#out + 1] = "options:"
-   out[#out + 1] = "  --help     this text; 'myseal help COMMAND' for one command"
-   out[#out + 1] = "  --version  versions of myseal, Lua, the client library and OpenSSL"
+   out[#out + 1] = "  --help, -h  this text; after a command, that command's help (as 'myseal help COMMAND')"
+   out[#out + 1] = "  --version   versions of myseal, Lua, the client library and OpenSSL"
    out[#out + 1] = ""
    out[#out + 1] = "Exit status: 0 done, 1 a step failed, 2 bad usage or bad input."
    return table.concat(out, "\n") .. "\n"
 end
 
-local function command_help(name)
-   local cmd = load_command(name)
-   if not cmd then
+--- The help text of a command or subcommand.
+-- @param words `{ "sandbox", "start" }`, `{ "run" }`, or `{}` for the list of commands
+-- @return text (raises a usage error for an unknown command or subcommand)
+function M.command_help(words)
+   local name, sub = words[1], words[2]
+   if name == nil then return M.help() end
+   local entry = load_command(name)
+   if not entry then
       errors.usage("unknown command '%s' (try 'myseal --help')", tostring(name))
    end
-   io.stdout:write("usage: ", cmd.usage, "\n\n", cmd.summary, "\n")
-   if cmd.help then io.stdout:write("\n", cmd.help, "\n") end
-   return 0
+   if sub ~= nil then
+      local cmd, names = entry, {}
+      entry = nil
+      for _, s in ipairs(cmd.subcommands or {}) do
+         names[#names + 1] = s.name
+         if s.name == sub then entry = s end
+      end
+      if not entry then
+         errors.usage("help: '%s' has no subcommand '%s'%s", name, sub,
+            #names > 0 and (" (" .. table.concat(names, ", ") .. ")") or "")
+      end
+   end
+   if words[3] ~= nil then
+      errors.usage("help: one command and one subcommand at most (try 'myseal help %s')", name)
+   end
+   local text = "usage: " .. entry.usage .. "\n\n" .. entry.summary .. "\n"
+   if entry.help then text = text .. "\n" .. entry.help .. "\n" end
+   return text
+end
+
+--- Every command and subcommand, as the words that name them, in the order the help lists
+-- them: `{ { "list" }, ..., { "sandbox" }, { "sandbox", "start" }, ..., { "help" } }`.
+-- @return list of word lists
+function M.topics()
+   local out = {}
+   for _, name in ipairs(M.commands) do
+      local cmd = load_command(name)
+      if cmd then
+         out[#out + 1] = { name }
+         for _, sub in ipairs(cmd.subcommands or {}) do out[#out + 1] = { name, sub.name } end
+      end
+   end
+   out[#out + 1] = { "help" }
+   return out
+end
+
+--- The options a command or subcommand declares to its argument parser, found by asking its
+-- run for --help: the request carries the declarations (a command with subcommands has theirs
+-- together). `--help` and `-h`, which every command takes, are not among them.
+-- @param words `{ "sandbox", "start" }`
+-- @return `{ ["--site"] = "value", ["--json"] = "flag", ["-e"] = "value", ... }`
+function M.options(words)
+   local cmd = words[1] ~= "help" and load_command(words[1])
+   if not cmd then return {} end
+   if cmd.subcommands and not words[2] then
+      local all = {}
+      for _, sub in ipairs(cmd.subcommands) do
+         for name, kind in pairs(M.options{ words[1], sub.name }) do all[name] = kind end
+      end
+      return all
+   end
+   local argv = table.move(words, 2, #words, 1, {})
+   argv[#argv + 1] = "--help"
+   local ok, e = pcall(cmd.run, argv)
+   local request = not ok and args.help_request(e)
+   if not request or request.command ~= table.concat(words, " ") then
+      error(("%s: its run did not ask for help: %s"):format(table.concat(words, " "), tostring(e)), 2)
+   end
+   local spec, out = request.spec, {}
+   for list, kind in pairs{ flags = "flag", options = "value", multi = "value" } do
+      for _, n in ipairs(spec[list] or {}) do out["--" .. n:gsub("_", "-")] = kind end
+   end
+   -- a short option is the option it stands for, or one with a value of its own (lua's -e)
+   for s, long in pairs(spec.short or {}) do out["-" .. s] = out["--" .. long] or "value" end
+   return out
+end
+
+local function words(s)
+   local out = {}
+   for w in s:gmatch("%S+") do out[#out + 1] = w end
+   return out
+end
+
+-- The message handler of a command's run: a help request and expected failures (tables)
+-- go through as they are; anything else is a bug and gets its traceback here, where it
+-- happened, as the host would give it.
+local function handler(e)
+   if type(e) == "table" then return e end
+   return { message = debug.traceback(tostring(e), 2), exit = 1 }
 end
 
 --- Entry point called by the host with the command-line arguments.
@@ -73,11 +167,10 @@ function M.main(argv)
       io.stdout:write(M.version())
       return 0
    elseif name == "help" then
-      if argv[2] == nil then
-         io.stdout:write(M.help())
-         return 0
-      end
-      return command_help(argv[2])
+      local topic = table.move(argv, 2, #argv, 1, {})
+      if topic[1] == "--help" or topic[1] == "-h" then topic = { "help" } end
+      io.stdout:write(M.command_help(topic))
+      return 0
    end
    if name:sub(1, 1) == "-" then
       errors.usage("unknown option '%s' (try 'myseal --help')", name)
@@ -87,8 +180,17 @@ function M.main(argv)
       errors.usage("unknown command '%s' (try 'myseal --help')", name)
    end
    local rest = table.move(argv, 2, #argv, 1, {})
-   if rest[1] == "--help" or rest[1] == "-h" then return command_help(name) end
-   local status = cmd.run(rest)
+   if rest[1] == "--help" or rest[1] == "-h" then
+      io.stdout:write(M.command_help{ name })
+      return 0
+   end
+   local ok, status = xpcall(cmd.run, handler, rest)
+   if not ok then
+      local request = args.help_request(status)
+      if not request then error(status, 0) end
+      io.stdout:write(M.command_help(words(request.command)))
+      return 0
+   end
    io.stdout:flush()
    return math.tointeger(status) or 0
 end

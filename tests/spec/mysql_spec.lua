@@ -169,6 +169,111 @@ describe("mysql", function()
       end)
    end)
 
+   describe("format (SQL text for display)", function()
+      it("puts literals into the placeholders that binding finds", function()
+         assert.equal("SELECT 'it''s a\\b', 42, -7, 0.5, TRUE, FALSE, NULL, NULL, X'00FF' FROM t "
+            .. "WHERE a = '?' AND `b?` = 1 -- ?\n",
+            mysql.format("SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM t WHERE a = '?' AND `b?` = 1 -- ?\n",
+               "it's a\\b", 42, -7, 0.5, true, false, nil, mysql.null, "\0\255"))
+         assert.equal("ALTER USER 'app'@'%' REQUIRE SSL", mysql.format("ALTER USER ?@? REQUIRE SSL", "app", "%"))
+         assert.equal("SELECT 1", mysql.format("SELECT 1"))
+         assert.equal("SELECT NULL", mysql.format("SELECT ?", nil))
+         assert.equal("SELECT 'héllo ✓'", mysql.format("SELECT ?", "héllo ✓"))
+      end)
+
+      it("raises on a count mismatch and on a value with no literal", function()
+         assert.has_error(function() mysql.format("SELECT ?, ?", 1) end,
+            "SQL has 2 placeholder(s) but 1 value(s) were given: SELECT ?, ?")
+         assert.has_error(function() mysql.format("SELECT '?'", 1) end,
+            "SQL has 0 placeholder(s) but 1 value(s) were given: SELECT '?'")
+         assert.has_error(function() mysql.format("SELECT ?", {}) end,
+            "cannot bind a table value (strings, numbers, booleans, nil or mysql.null)")
+         assert.has_error(function() mysql.format("SELECT ?", 0 / 0) end)
+         assert.has_error(function() mysql.format() end)
+      end)
+
+      it("is what sqltext.format shows, raising at the line of its caller's caller", function()
+         local sqltext = require "myseal.sqltext"
+         assert.equal("SELECT 'a''b', NULL", sqltext.format("SELECT ?, ?", { n = 2, "a'b" }))
+         local function shown(sql, ...) return sqltext.format(sql, table.pack(...)) end
+         local line = debug.getinfo(1, "l").currentline + 1
+         local ok, err = pcall(function() return shown("SELECT ?, ?", 1) end)
+         assert.is_false(ok)
+         assert.equal(("tests/spec/mysql_spec.lua:%d: SQL has 2 placeholder(s) but 1 value(s) were given: "
+            .. "SELECT ?, ?"):format(line), err:gsub("^.-tests/spec/", "tests/spec/"))
+      end)
+
+      it("masks a secret bound to a placeholder, quotes and backslashes included", function()
+         local secrets = require("myseal.engine.secrets").new()
+         secrets:add("pa'ss\\W0rd")
+         secrets:add("\255bin")
+         assert.equal("ALTER USER 'a'@'%' IDENTIFIED BY '***'",
+            secrets:redact(mysql.format("ALTER USER ?@? IDENTIFIED BY ?", "a", "%", "pa'ss\\W0rd")))
+         assert.equal("SELECT ***", secrets:redact(mysql.format("SELECT ?", "\255bin")))
+      end)
+   end)
+
+   describe("binding under sql_mode=NO_BACKSLASH_ESCAPES", function()
+      -- an account name and a password with a backslash and a quote, as values
+      local NAME, PASSWORD = "bs\\sl'q", "p\\w'd"
+      local nbe
+      setup(function()
+         nbe = assert(sandbox.start{ name = "spec-mysql-nbe", options = {
+            sql_mode = "NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION" } })
+      end)
+      teardown(function()
+         nbe:stop()
+      end)
+
+      -- The account NAME@% is created, altered and logged in to through bound values.
+      local function accounts(server)
+         local root <close> = assert(server:connect())
+         assert.equal(NAME, root:query("SELECT ?", NAME)[1][1])
+         assert(root:exec("CREATE USER ?@? IDENTIFIED BY ?", NAME, "%", PASSWORD))
+         assert(root:exec("ALTER USER ?@? REQUIRE SSL", NAME, "%"))
+         local rows = assert(root:query("SELECT User, ssl_type FROM mysql.user WHERE User LIKE 'bs%'"))
+         assert.same({ { NAME, "ANY", User = NAME, ssl_type = "ANY" } }, rows)
+         assert.equal(1, #root:query("SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?", NAME, "%"))
+         local opts = server:tcp_options()
+         opts.user, opts.password = NAME, PASSWORD
+         opts.tls = { mode = "disabled" }
+         assert.equal(1045, select(3, server:connect(opts)))   -- REQUIRE SSL: refused without TLS
+         assert(root:exec("ALTER USER ?@? REQUIRE NONE", NAME, "%"))
+         local app <close> = assert(server:connect(opts))
+         assert.equal(NAME .. "@%", app:query("SELECT CURRENT_USER()")[1][1])
+         assert(root:exec("DROP USER ?@?", NAME, "%"))
+      end
+
+      it("follows the server's mode: the account named is the account changed", function()
+         local c <close> = assert(nbe:connect())
+         assert.matches("NO_BACKSLASH_ESCAPES", c:query("SELECT @@SESSION.sql_mode")[1][1])
+         assert.equal("'it''s \\'", c:quote("it's \\"))
+         accounts(nbe)
+      end)
+
+      it("and the default mode, and a mode changed in the session", function()
+         local c <close> = assert(s:connect())
+         assert.equal("'it\\'s \\\\'", c:quote("it's \\"))
+         accounts(s)
+         assert(c:exec("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')"))
+         assert.equal("'it''s \\'", c:quote("it's \\"))
+         assert.equal(NAME, c:query("SELECT ?", NAME)[1][1])
+         assert(c:exec("SET SESSION sql_mode = DEFAULT"))
+         assert.equal(NAME, c:query("SELECT ?", NAME)[1][1])
+      end)
+
+      it("the display text of mysql.format means the same values to such a server", function()
+         local c <close> = assert(nbe:connect())
+         local values = { NAME, "line\nbreak", "tab\t\\0", "", "héllo ✓", "\0\255", 42, 0.5, true }
+         local sql = "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
+         local shown = assert(c:query(mysql.format(sql, table.unpack(values))))[1]
+         local bound = assert(c:query(sql, table.unpack(values)))[1]
+         assert.same(bound, shown)
+         assert.same({ NAME, "line\nbreak", "tab\t\\0", "", "héllo ✓", "\0\255", 42, "0.5", 1 },
+            { table.unpack(shown, 1, 9) })
+      end)
+   end)
+
    describe("values", function()
       local c
       setup(function()
@@ -240,6 +345,26 @@ describe("mysql", function()
             "[client]\nhost=127.0.0.1\nport=%d\n[myseal]\nuser=%s\npassword=%s\n", s.port, s.tcp_user, s.tcp_password), 384)
          local d <close> = assert(mysql.connect{ defaults_file = cnf, defaults_group = "myseal" })
          assert.equal("tcp_user@%", d:query("SELECT CURRENT_USER()")[1][1])
+      end)
+
+      it("gives conn:rows rows the shape conn:query gives them", function()
+         local sql = "SELECT 1 AS a, NULL AS b, -9223372036854775808 AS c, "
+            .. "CAST(18446744073709551615 AS UNSIGNED) AS d, 'x' AS a, 2.5 AS `1`, 007 AS e "
+            .. "UNION ALL SELECT 2, 'y', 0, CAST(0 AS UNSIGNED), 'z', NULL, -1"
+         local streamed = {}
+         for row in c:rows(sql) do streamed[#streamed + 1] = row end
+         local stored = assert(c:query(sql))
+         assert.same(stored, streamed)
+         local r = streamed[1]
+         assert.same({ 1, mysql.null, math.mininteger, "18446744073709551615", "x", "2.5", 7 },
+            { table.unpack(r, 1, 7) })
+         assert.equal(7, #r)
+         -- a name given twice is the last column of that name; a column named 1 is the key "1"
+         assert.equal("x", r.a)
+         assert.equal(mysql.null, r.b)
+         assert.equal("2.5", r["1"])
+         assert.equal(1, r[1])
+         assert.same({ 2, "y", 0, 0, "z", mysql.null, -1 }, { table.unpack(streamed[2], 1, 7) })
       end)
 
       it("streams a million rows through conn:rows with flat memory", function()

@@ -30,7 +30,7 @@ targets (one is needed):
 }
 
 function M.run(argv)
-   local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail_on", "fail-on" },
+   local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail-on" },
                                             multi = { "set" } })
    local format = opts.format or "text"
    if format ~= "text" and format ~= "json" and format ~= "html" then

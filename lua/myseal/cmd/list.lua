@@ -1,19 +1,23 @@
 --- `myseal list`: the runbooks found, site ones first in the search order.
+local args = require "myseal.args"
 local cli = require "myseal.engine.cli"
 local json = require "myseal.json"
 local runbook = require "myseal.runbook"
 
 local M = {
    summary = "list the runbooks (site directories, then stock), one line each",
-   usage = "myseal list [--runbooks DIR] [--site F] [--json]",
+   usage = "myseal list [--runbooks DIR]... [--site F] [--json]",
    help = [[
 Site runbooks (--runbooks DIR, or [site] runbooks in the profile) come before the
 stock ones; a site runbook with a stock runbook's name replaces it (and usually
-extends it: see docs/runbooks.md).]],
+extends it: see docs/runbooks.md).
+  --runbooks DIR     a directory of site runbooks, searched before the stock ones (repeatable)
+  --site FILE        a site profile whose [site] runbooks directory is searched too
+  --json             one JSON object per runbook: name, file, stock, summary (or error)]],
 }
 
 function M.run(argv)
-   local opts = cli.parse("list", argv)
+   local opts = args.parse("list", argv, { flags = { "json" }, options = { "site" }, multi = { "runbooks" } })
    local target = opts.site and cli.target("list", opts) or nil
    cli.search_path(opts, target)
    local rows = {}

@@ -21,6 +21,9 @@ function M.run(argv)
          if argv[i + 1] == nil then errors.usage("lua: -e needs a piece of code") end
          chunks[#chunks + 1] = argv[i + 1]
          i = i + 2
+      elseif a == "--help" or a == "-h" then
+         -- the one option this loop reads: -e CODE, repeatable (a short option of its own)
+         require("myseal.args").help("lua", { short = { e = "-e" } })
       elseif a == "--" then
          i = i + 1
          break

@@ -4,12 +4,56 @@ local errors = require "myseal.errors"
 local json = require "myseal.json"
 local sandbox = require "myseal.sandbox"
 
+local SUBCOMMANDS = {
+   {
+      name = "start",
+      summary = "start a disposable server and print how to reach it",
+      usage = "myseal sandbox start [--flavor mariadb|mysql|auto] [--name N] [--tls] [--option K=V]... "
+         .. "[--driver local|container] [--json]",
+      help = [[
+  --flavor F     mariadb, mysql or auto (default: what is installed)
+  --name N       its name (default sb1, sb2, ...): letters, digits, '-' and '_'
+  --tls          a CA, a server certificate for localhost/127.0.0.1/::1 and a
+                 client certificate, with the server's TLS options set
+  --option K=V   an extra [mysqld] option (K alone for a bare flag); repeat it
+  --driver D     local (default: mariadbd or mysqld from this machine) or
+                 container (needs docker)
+  --json         print name, port, socket, cnf, datadir, pid, ... as JSON]],
+   },
+   {
+      name = "status",
+      summary = "list every sandbox, running or dead",
+      usage = "myseal sandbox status [--json]",
+      help = [[
+  --json         one JSON array of the sandboxes (with each TCP password)]],
+   },
+   {
+      name = "restart",
+      summary = "stop a sandbox and start it again with its current option file",
+      usage = "myseal sandbox restart NAME",
+   },
+   {
+      name = "stop",
+      summary = "stop sandboxes and remove everything they had",
+      usage = "myseal sandbox stop NAME... | --all",
+      help = [[
+  --all          stop every sandbox of this state directory]],
+   },
+}
+
+local usages = {}
+for i, sub in ipairs(SUBCOMMANDS) do
+   usages[i] = (i == 1 and "" or "       ") .. sub.usage
+end
+local list = {}
+for i, sub in ipairs(SUBCOMMANDS) do
+   list[i] = ("  %-8s %s"):format(sub.name, sub.summary)
+end
+
 local M = {
    summary = "start, list, restart and stop disposable MySQL/MariaDB servers",
-   usage = "myseal sandbox start [--flavor F] [--name N] [--tls] [--option K=V]... [--json]\n"
-      .. "       myseal sandbox status [--json]\n"
-      .. "       myseal sandbox restart NAME\n"
-      .. "       myseal sandbox stop NAME... | --all",
+   usage = table.concat(usages, "\n"),
+   subcommands = SUBCOMMANDS,
    help = [[
 A sandbox is a throwaway server started from the binaries on this machine
 (mariadbd, or Oracle's mysqld), with a fresh datadir, its own option file,
@@ -17,15 +61,11 @@ a free loopback port and a short socket path. Root connects over the socket
 without a password; a TCP account (tcp_user, random password) exists too.
 Edit the option file and restart to rehearse a configuration change.
 
-  start    --flavor mariadb|mysql|auto (default auto: what is installed)
-           --name N (default sb1, sb2, ...), --tls (a CA, a server certificate
-           for localhost/127.0.0.1/::1 and a client certificate),
-           --option K=V (an extra [mysqld] option; repeat it),
-           --driver local|container (default local; container needs docker)
-           --json prints name, port, socket, cnf, datadir, pid, ... as JSON
-  status   every sandbox, running or dead
-  restart  stop and start again with the current option file
-  stop     stop and remove everything the sandbox had; --all stops them all
+]] .. table.concat(list, "\n") .. [[
+
+
+'myseal help sandbox SUBCOMMAND' (or 'myseal sandbox SUBCOMMAND --help')
+has its options.
 
 State lives in $MYSEAL_STATE_DIR (default ~/.local/state/myseal/sandboxes);
 template datadirs in ~/.cache/myseal/templates. Only the pid a sandbox

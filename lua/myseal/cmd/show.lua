@@ -7,13 +7,17 @@ local target_mod = require "myseal.engine.target"
 
 local M = {
    summary = "show a runbook's steps and parameters (type, default, documentation)",
-   usage = "myseal show RUNBOOK [--site F | --sandbox N] [--set S.K=V]... [--all] [--json]",
+   usage = "myseal show RUNBOOK [--site F | --sandbox N | --describe SERVER] [--set S.K=V]... "
+      .. "[--runbooks DIR]... [--all] [--json]",
    help = [[
 Lists the steps in order and every parameter the runbook declares, with its
-type, default and one line of documentation. With a target (--site, --sandbox)
-and --set, also the value each parameter would have and where it comes from.
+type, default and one line of documentation. With a target (--site, --sandbox,
+--describe) and --set, also the value each parameter would have and where it
+comes from.
   --all              also the parameters myseal itself reads ([server],
-                     [connection], [site]; documented in runbooks/site.example.ini)]],
+                     [connection], [site]; documented in runbooks/site.example.ini)
+  --runbooks DIR     a directory of site runbooks, searched before the stock ones (repeatable)
+  --json             the steps and parameters as one JSON object]],
 }
 
 local function show_value(v)

@@ -28,7 +28,8 @@ end
 function Secrets:add(value)
    if type(value) ~= "string" or value == "" then return end
    local sql = require("myseal.sqltext").literal(value):sub(2, -2)
-   for _, form in ipairs{ value, sql, xml_escape(value) } do
+   local shown = require("mysql").format("?", value)   -- a bound value as plan text shows it
+   for _, form in ipairs{ value, sql, shown:match("^'(.*)'$") or shown, xml_escape(value) } do
       if not self.forms[form] then
          self.forms[form] = true
          self.sorted = nil
