@@ -1,6 +1,6 @@
---- SQL text helpers for the engine and the dialects: literals for statements that take no
--- placeholders (ALTER USER), and statements with their `?` values filled in for plan output
--- and the journal (never sent to a server: values are bound by the mysql module).
+--- SQL text for people: statements with their `?` values shown in place, for plan output and
+-- the journal (never sent to a server: values are bound by the mysql module, whose scanner
+-- finds the placeholders here too), identifiers quoted, NULL read as nil.
 -- @module myseal.sqltext
 local M = {}
 
@@ -21,29 +21,6 @@ end
 -- @return quoted identifier
 function M.ident(name)
    return require("mysql").ident(name)
-end
-
-local ESCAPES = {
-   ["\0"] = "\\0", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\", ["'"] = "\\'",
-   ['"'] = '\\"', ["\26"] = "\\Z",
-}
-
---- An SQL literal: a quoted string (escaped as mysql_real_escape_string does), a number,
--- TRUE/FALSE, or NULL for mysql.null.
--- @param v string, number, boolean or mysql.null
--- @return literal text
-function M.literal(v)
-   local t = type(v)
-   if t == "string" then
-      return "'" .. v:gsub("[%z\n\r\\'\"\26]", ESCAPES) .. "'"
-   elseif t == "number" then
-      return tostring(v)
-   elseif t == "boolean" then
-      return v and "TRUE" or "FALSE"
-   elseif v == null() then
-      return "NULL"
-   end
-   error(("cannot write a %s as an SQL literal"):format(t), 2)
 end
 
 --- The statement with its placeholders replaced by literals, for people to read.

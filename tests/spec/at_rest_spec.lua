@@ -184,6 +184,32 @@ describe("at-rest runbook", function()
       assert.equal("2", c:query("SELECT @@innodb_encryption_threads")[1][1] .. "")
    end)
 
+   it("encrypts the key file with a filekey, which the server reads and openssl decrypts", function()
+      local s <close> = assert(sandbox.start{ name = "spec-at-rest-filekey" })
+      local tables = fixture(s)
+      local before = checksums(s, tables)
+      local filekey = s.dir .. "/keyring/filekey"
+      local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
+         "--set", "keyring.filekey=" .. filekey }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.same({}, unencrypted(s))
+      assert.same(before, checksums(s, tables))
+      local enc = s.dir .. "/keyring/keyfile.enc"
+      assert.equal("Salted__", assert(sys.read_file(enc)):sub(1, 8))
+      assert.equal(384, sys.stat(enc).mode)
+      assert.equal(384, sys.stat(filekey).mode)
+      local plain = assert(sys.run{ "openssl", "enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass", "file:" .. filekey,
+         "-in", enc })
+      assert.is_true(plain.ok, plain.stderr)
+      assert.matches("^1;%x+\n$", plain.stdout)
+      -- both files are backed up, and a second run has nothing to do
+      assert.equal(2, #sys.dir(backup))
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
+         "--set", "keyring.filekey=" .. filekey }
+      assert.equal(0, r.status, r.stderr)
+      assert.matches("run: nothing to do", r.stdout)
+   end)
+
    it("puts the option file back and starts the server again when it does not come back", function()
       local s <close> = assert(sandbox.start{ name = "spec-at-rest-broken" })
       fixture(s)

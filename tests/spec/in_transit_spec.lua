@@ -120,6 +120,25 @@ describe("in-transit runbook", function()
       assert.matches("step verify.-127%.0%.0%.1: cannot connect to 127%.0%.0%.1:%d+: TLS/SSL error", r.stderr)
    end)
 
+   it("requires the account the profile names, even with backslashes under NO_BACKSLASH_ESCAPES", function()
+      local s <close> = server("spec-tls-nbe", { sql_mode = "NO_BACKSLASH_ESCAPES" })
+      do
+         local c <close> = assert(s:connect())
+         -- two accounts a backslash-escaping literal would confuse
+         assert(c:exec([[CREATE USER 'bs\sl'@'%' IDENTIFIED BY 'x']]))
+         assert(c:exec([[CREATE USER 'bs\\sl'@'%' IDENTIFIED BY 'x']]))
+      end
+      local site = profile(dir, "[accounts]\nbs\\sl@% = ssl\n")
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      local c <close> = assert(s:connect())
+      local rows = {}
+      for _, r in ipairs(assert(c:query("SELECT User, ssl_type FROM mysql.user WHERE User LIKE 'bs%' ORDER BY User"))) do
+         rows[#rows + 1] = r[1] .. "=" .. r[2]
+      end
+      assert.same({ "bs\\\\sl=", "bs\\sl=ANY" }, rows)
+   end)
+
    it("rotates certificates and the CA while a client keeps querying", function()
       local s <close> = server("spec-tls-rotate")
       local site = profile(dir, "[accounts]\nlab@% = subject\n")

@@ -23,13 +23,12 @@ local function xml_escape(s)
                                   ["'"] = "&apos;" }))
 end
 
---- Remember a value so that it is masked from now on (with its SQL and XML escaped forms).
+--- Remember a value so that it is masked from now on (with the forms plan text and XML give it).
 -- @param value string
 function Secrets:add(value)
    if type(value) ~= "string" or value == "" then return end
-   local sql = require("myseal.sqltext").literal(value):sub(2, -2)
    local shown = require("mysql").format("?", value)   -- a bound value as plan text shows it
-   for _, form in ipairs{ value, sql, shown:match("^'(.*)'$") or shown, xml_escape(value) } do
+   for _, form in ipairs{ value, shown:match("^'(.*)'$") or shown, xml_escape(value) } do
       if not self.forms[form] then
          self.forms[form] = true
          self.sorted = nil
