@@ -89,8 +89,13 @@ static void check_argvec (lua_State *L, int t, argvec *av) {
 
 /* --- run, spawn, processes ---------------------------------------------- */
 
+/* Set by SIGINT / SIGTERM while sys.trap_interrupt is on; a running sys.run stops on it. */
+static volatile sig_atomic_t interrupted = 0;
+
 /* sys.run{ "prog", "arg", ..., env = {}, cwd = , stdin = , timeout = }
-** -> { status, signal, stdout, stderr, ok } | nil, message, errno */
+** -> { status, signal, stdout, stderr, ok } | nil, message, errno
+** Ctrl-C or SIGTERM while trapped (sys.trap_interrupt) stops the program:
+** nil, "... interrupted", EINTR (sys.interrupted() then says so too). */
 static int sys_run (lua_State *L) {
   myseal_gate(L, "sys.run", NULL);
   argvec av;
@@ -103,6 +108,7 @@ static int sys_run (lua_State *L) {
   opts.input = luaL_optlstring(L, -1, NULL, &opts.input_len);
   lua_getfield(L, 1, "timeout");
   opts.timeout = luaL_optnumber(L, -1, 0);
+  opts.cancel = &interrupted;
   su_run_result res;
   int err = su_run(&opts, &res);
   if (err != 0) {
@@ -110,11 +116,14 @@ static int sys_run (lua_State *L) {
     lua_pushfstring(L, "cannot run '%s'", av.argv[0]);
     return myseal_fail_errno(L, lua_tostring(L, -1), err);
   }
-  if (res.timed_out) {
+  if (res.timed_out || res.cancelled) {
     char msg[256];
-    snprintf(msg, sizeof(msg), "'%s' timed out after %g s", av.argv[0], opts.timeout);
+    if (res.timed_out)
+      snprintf(msg, sizeof(msg), "'%s' timed out after %g s", av.argv[0], opts.timeout);
+    else
+      snprintf(msg, sizeof(msg), "'%s' was stopped: interrupted", av.argv[0]);
     su_run_result_free(&res);
-    return myseal_fail(L, msg, ETIMEDOUT);
+    return myseal_fail(L, msg, res.timed_out ? ETIMEDOUT : EINTR);
   }
   lua_createtable(L, 0, 5);
   if (res.exited) {
@@ -136,8 +145,10 @@ static int sys_run (lua_State *L) {
 }
 
 
-/* sys.spawn{ "prog", ..., env = , cwd = , log = path } -> pid | nil, msg, errno
-** The program runs in its own session; its output is appended to log. */
+/* sys.spawn{ "prog", ..., env = , cwd = , log = path, stdin = data } -> pid | nil, msg, errno
+** The program runs in its own session; its output is appended to log; stdin (at
+** most 64 KiB) is what it reads, then end of file (secrets go there, never in
+** argv or the environment). */
 static int sys_spawn (lua_State *L) {
   myseal_gate(L, "sys.spawn", NULL);
   argvec av;
@@ -146,8 +157,11 @@ static int sys_spawn (lua_State *L) {
   const char *cwd = luaL_optstring(L, -1, NULL);
   lua_getfield(L, 1, "log");
   const char *log = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 1, "stdin");
+  size_t input_len = 0;
+  const char *input = luaL_optlstring(L, -1, NULL, &input_len);
   pid_t pid;
-  int err = su_spawn((char *const *)av.argv, (char *const *)av.env, cwd, log, &pid);
+  int err = su_spawn_input((char *const *)av.argv, (char *const *)av.env, cwd, log, input, input_len, &pid);
   if (err != 0) {
     lua_pushfstring(L, "cannot run '%s'", av.argv[0]);
     return myseal_fail_errno(L, lua_tostring(L, -1), err);
@@ -288,6 +302,36 @@ static int sys_write_file (lua_State *L) {
   lua_pushboolean(L, 1);
   lua_insert(L, -2);
   return 2;
+}
+
+
+/* sys.append(path, data) -> true | nil, msg, errno: data added at the end of an
+** existing file in one write (O_APPEND), so a line is never interleaved with
+** another writer's. */
+static int sys_append (lua_State *L) {
+  myseal_gate(L, "sys.append", lua_tostring(L, 1));
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0)
+    return myseal_fail_errno(L, path, errno);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = write(fd, data + done, len - done);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      int err = errno;
+      close(fd);
+      return myseal_fail_errno(L, path, err);
+    }
+    done += (size_t)w;
+  }
+  if (close(fd) != 0)
+    return myseal_fail_errno(L, path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 
@@ -442,10 +486,10 @@ static int sys_mkdir (lua_State *L) {
 }
 
 
-/* sys.tmpdir([prefix]) -> path of a new 0700 directory under $TMPDIR or /tmp */
+/* sys.tmpdir([prefix [, dir]]) -> path of a new 0700 directory under dir, else $TMPDIR or /tmp */
 static int sys_tmpdir (lua_State *L) {
   const char *prefix = luaL_optstring(L, 1, "myseal");
-  const char *base = getenv("TMPDIR");
+  const char *base = luaL_optstring(L, 2, getenv("TMPDIR"));
   char path[PATH_MAX];
   if (base == NULL || *base == '\0')
     base = "/tmp";
@@ -647,6 +691,40 @@ static int sys_user (lua_State *L) {
 }
 
 
+/* sys.access_as(user, path [, "r"|"w"|"x"]) -> true | nil, msg, errno
+** Can `user` reach path and read (write, enter) it? The kernel answers, in a
+** child that becomes the user. The message names the first path in the way. */
+static int sys_access_as (lua_State *L) {
+  const char *user = luaL_checkstring(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  static const char *const names[] = {"r", "w", "x", NULL};
+  static const int modes[] = {R_OK, W_OK, X_OK};
+  int mode = modes[luaL_checkoption(L, 3, "r", names)];
+  luaL_argcheck(L, path[0] == '/', 2, "an absolute path");
+  struct passwd *pw = getpwnam(user);
+  if (pw == NULL) {
+    lua_pushfstring(L, "no user %s on this machine", user);
+    return myseal_fail(L, lua_tostring(L, -1), ENOENT);
+  }
+  char at[PATH_MAX];
+  int err = su_access_as(pw->pw_uid, pw->pw_gid, user, path, mode, at, sizeof(at));
+  if (err == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (err == EPERM && geteuid() != 0) {
+    lua_pushfstring(L, "cannot check as %s what it may read (only root can)", user);
+    return myseal_fail(L, lua_tostring(L, -1), err);
+  }
+  if (strcmp(at, path) == 0 || at[0] == '\0')
+    lua_pushfstring(L, "%s cannot %s %s: %s", user, mode == R_OK ? "read" : mode == W_OK ? "write" : "enter",
+                    path, strerror(err));
+  else
+    lua_pushfstring(L, "%s cannot reach %s: it may not enter %s (%s)", user, path, at, strerror(err));
+  return myseal_fail(L, lua_tostring(L, -1), err);
+}
+
+
 /* sys.isatty("stdin"|"stdout"|"stderr") */
 static int sys_isatty (lua_State *L) {
   static const char *const names[] = {"stdin", "stdout", "stderr", NULL};
@@ -690,8 +768,6 @@ static int sys_getpass (lua_State *L) {
 }
 
 
-static volatile sig_atomic_t interrupted = 0;
-
 static void on_sigint (int sig) {
   (void)sig;
   interrupted = 1;
@@ -729,6 +805,7 @@ static const luaL_Reg sys_funcs[] = {
   {"write_file", sys_write_file},
   {"copy_file", sys_copy_file},
   {"backup", sys_backup},
+  {"append", sys_append},
   {"stat", sys_stat},
   {"chmod", sys_chmod},
   {"chown", sys_chown},
@@ -745,6 +822,7 @@ static const luaL_Reg sys_funcs[] = {
   {"platform", sys_platform},
   {"hostname", sys_hostname},
   {"user", sys_user},
+  {"access_as", sys_access_as},
   {"isatty", sys_isatty},
   {"getpass", sys_getpass},
   {"trap_interrupt", sys_trap_interrupt},
@@ -768,5 +846,16 @@ static const luaL_Reg lock_methods[] = {
 int luaopen_sys (lua_State *L) {
   myseal_newtype(L, LOCK_MT, lock_methods, lock_meta);
   luaL_newlib(L, sys_funcs);
+  /* sys.errno: the codes callers compare a failure's third value with */
+  static const struct { const char *name; int value; } codes[] = {
+    {"EINTR", EINTR}, {"ETIMEDOUT", ETIMEDOUT}, {"ENOENT", ENOENT}, {"EACCES", EACCES},
+    {"EPERM", EPERM}, {"EEXIST", EEXIST},
+  };
+  lua_createtable(L, 0, (int)(sizeof(codes) / sizeof(codes[0])));
+  for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+    lua_pushinteger(L, codes[i].value);
+    lua_setfield(L, -2, codes[i].name);
+  }
+  lua_setfield(L, -2, "errno");
   return 1;
 }

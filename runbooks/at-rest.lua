@@ -7,17 +7,18 @@ local steps = runbook.outline {
    { name = "preflight", severity = "warn",
      doc = "server, storage engines, free disk, replicas, an existing keyring: refuse what would lose data" },
    { name = "key-material",
-     doc = "the keyring directory (0750) and, on MariaDB, a key file of random keys (0600)",
-     undo = "the key material stays: data may already be encrypted with it (remove it by hand only after "
-        .. "decrypting every table and log)" },
+     doc = "the keyring directory (0750) and, on MariaDB, a key file of random keys (0600, the server's own)" },
+   { name = "key-backup",
+     doc = "MariaDB: a verified copy of the key material in keyring.backup_dir, before the server can use it" },
    { name = "option-file",
      doc = "the keyring and the encryption options in the server's option file (and MySQL 8.4's manifest)",
      undo = "the keyring configuration stays: data and logs may be encrypted with it" },
    { name = "restart",
      doc = "the server runs with the keyring active and the options set (a restart, or SET GLOBAL when "
         .. "only dynamic options differ)" },
-   { name = "master-key", doc = "MySQL: the keyring holds an InnoDB master key (made now, so the backup has it)" },
-   { name = "key-backup", doc = "a verified copy of the key material in keyring.backup_dir, before anything is encrypted" },
+   { name = "master-key",
+     doc = "MySQL: the keyring holds an InnoDB master key (made now), and a verified copy of it, before anything "
+        .. "is encrypted" },
    { name = "encrypt-tables", doc = "every InnoDB table encrypted, largest first, resumable (progress by bytes)",
      undo = "the tables are encrypted: decrypt them first (ALTER TABLE ... ENCRYPTED=NO / ENCRYPTION='N') "
         .. "if the keyring is ever to go" },
@@ -83,6 +84,18 @@ function steps.preflight.check(ctx)
    return true
 end
 
+-- Is the key material the server's own: mode 0600, owned by the server's user? (A run killed
+-- between writing a key file and giving it away leaves it root's, which the server cannot read.)
+local function owned(path, user)
+   local st = sys.stat(path)
+   if not st then return true end   -- planned by this plan
+   if st.mode ~= OCTAL_600 then return false, ("%s has mode %04o, not 0600"):format(path, st.mode) end
+   if st.user ~= user and tostring(st.uid) ~= tostring(user) then
+      return false, ("%s belongs to %s, not %s (the server's user)"):format(path, tostring(st.user or st.uid), user)
+   end
+   return true
+end
+
 steps["key-material"].check = function(ctx)
    local s, d = settings(ctx), ctx.dialect
    if not d.myseal_makes_keys then
@@ -95,8 +108,12 @@ steps["key-material"].check = function(ctx)
    end
    local ok, err = keyring.parse_key_file(atrest.key_text(ctx, s), s.key_file)
    if not ok then
-      ctx:fail("%s; myseal never rewrites an existing key file (data may be encrypted with it): "
+      ctx:reject("%s; myseal never rewrites an existing key file (data may be encrypted with it): "
          .. "fix it or restore it from its backup", err)
+   end
+   for _, f in ipairs{ s.key_file, s.filekey } do
+      local mine, why = owned(f, s.user)
+      if not mine then return false, why end
    end
    return true
 end
@@ -105,12 +122,39 @@ steps["key-material"].apply = function(ctx)
    local s, d = settings(ctx), ctx.dialect
    ctx:mkdir(s.dir, { mode = OCTAL_750, owner = s.user })
    if not d.myseal_makes_keys then return end
-   if s.filekey and not ctx:exists(s.filekey) then
-      ctx:write_file(s.filekey, pki.digest(pki.random(32)), { mode = OCTAL_600, owner = s.user, secret = true })
-   end
-   local data = atrest.key_data(ctx, s, keyring.new_key_file(ctx.params.keyring.key_count))
-   ctx:write_file(s.key_file, data, { mode = OCTAL_600, owner = s.user, secret = true })
+   local key = { mode = OCTAL_600, owner = s.user, secret = true, key_material = true }
+   -- existing key material is never rewritten, only given back to the server's user
+   if s.filekey then ctx:write_file(s.filekey, ctx:read_file(s.filekey) or pki.digest(pki.random(32)), key) end
+   local data = ctx:read_file(s.key_file) or atrest.key_data(ctx, s, keyring.new_key_file(ctx.params.keyring.key_count))
+   ctx:write_file(s.key_file, data, key)
 end
+
+-- Is there a verified backup of every key file? (true when no backup_dir: the preflight said so)
+local function backed_up(ctx)
+   local backup = ctx.params.keyring.backup_dir
+   if not backup then return true end
+   local files = ctx.dialect:key_files(settings(ctx))
+   for _, f in ipairs(files) do
+      if not ctx:exists(f) then return false, ("the keyring file %s is not there yet"):format(f) end
+   end
+   local missing = keyring.missing_backups(ctx, files, backup)
+   return done(#missing == 0, "no backup of " .. table.concat(missing, ", "))
+end
+
+local function back_up(ctx)
+   local s = settings(ctx)
+   local files = ctx.dialect:key_files(s)
+   for _, f in ipairs(files) do
+      if not ctx.planning and not ctx:exists(f) then ctx:fail("the keyring file %s is not there: nothing to back up", f) end
+   end
+   keyring.backup(ctx, files, ctx.params.keyring.backup_dir, s.user)
+end
+
+steps["key-backup"].when = function(ctx)
+   return ctx.params.keyring.backup_dir ~= nil and ctx.dialect.myseal_makes_keys
+end
+steps["key-backup"].check = backed_up
+steps["key-backup"].apply = back_up
 
 steps["option-file"].check = function(ctx)
    local s = settings(ctx)
@@ -139,7 +183,13 @@ steps["option-file"].apply = function(ctx)
          edits[#edits + 1] = o
       end
    end
-   options.write(ctx, edits, d.flavor_group)
+   -- the keyring's options are written first, and a failed restart keeps them: once InnoDB has
+   -- started with the key it may have written its redo log with it (docs/servers.md)
+   local keyring_names, first, second = {}, {}, {}
+   for _, o in ipairs(d:keyring_options(s)) do keyring_names[o.name] = true end
+   for _, o in ipairs(edits) do table.insert(keyring_names[o.name] and first or second, o) end
+   options.write(ctx, first, d.flavor_group, { keep = "the keyring's options: the server may already have used its key" })
+   options.write(ctx, second, d.flavor_group)
    for _, f in ipairs(d:component_files(s, ctx.params, atrest.plugin_dir(ctx))) do
       local old = ctx:read_file(f.path)
       if old and old ~= f.data and not old:find("component_keyring_file", 1, true) then
@@ -164,7 +214,10 @@ function steps.restart.apply(ctx)
    for _, o in ipairs(stale) do
       if not o.dynamic then needs_restart = true end
    end
-   if needs_restart then return ctx:restart_server() end
+   if needs_restart then
+      ctx:restart_server()
+      return
+   end
    for _, o in ipairs(stale) do
       ctx:sql(("SET GLOBAL %s = ?"):format(o.var), o.value:match("^%d+$") and math.tointeger(tonumber(o.value))
          or o.value)
@@ -177,28 +230,12 @@ end
 
 steps["master-key"].when = function(ctx) return ctx.dialect.master_key_sql and true or false end
 steps["master-key"].check = function(ctx)
-   return done(ctx:fact("keyring_has_key", settings(ctx).key_file), "the keyring has no master key yet")
+   if not ctx:fact("keyring_has_key", settings(ctx).key_file) then return false, "the keyring has no master key yet" end
+   return backed_up(ctx)
 end
-steps["master-key"].apply = function(ctx) ctx:sql(ctx.dialect.master_key_sql) end
-
-steps["key-backup"].when = function(ctx) return ctx.params.keyring.backup_dir ~= nil end
-steps["key-backup"].check = function(ctx)
-   local files = ctx.dialect:key_files(settings(ctx))
-   for _, f in ipairs(files) do
-      if not ctx:exists(f) then
-         return false, ("the keyring file %s is not there yet: it is backed up once it is"):format(f)
-      end
-   end
-   local missing = keyring.missing_backups(ctx, files, ctx.params.keyring.backup_dir)
-   return done(#missing == 0, "no backup of " .. table.concat(missing, ", "))
-end
-steps["key-backup"].apply = function(ctx)
-   local s = settings(ctx)
-   local files = ctx.dialect:key_files(s)
-   for _, f in ipairs(files) do
-      if not ctx.planning and not ctx:exists(f) then ctx:fail("the keyring file %s is not there: nothing to back up", f) end
-   end
-   keyring.backup(ctx, files, ctx.params.keyring.backup_dir, s.user)
+steps["master-key"].apply = function(ctx)
+   if not ctx:fact("keyring_has_key", settings(ctx).key_file) then ctx:sql(ctx.dialect.master_key_sql) end
+   if ctx.params.keyring.backup_dir then back_up(ctx) end
 end
 
 steps["encrypt-tables"].check = function(ctx)

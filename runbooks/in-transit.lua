@@ -173,7 +173,10 @@ steps["tls-load"].apply = function(ctx)
    for _, o in ipairs(stale) do
       if not o.dynamic then can_reload = false end
    end
-   if not can_reload then return ctx:restart_server() end
+   if not can_reload then
+      ctx:restart_server()
+      return
+   end
    for _, o in ipairs(stale) do ctx:sql(("SET GLOBAL %s = ?"):format(o.var), o.value) end
    ctx:sql(d:tls_reload_sql())
 end

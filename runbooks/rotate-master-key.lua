@@ -87,7 +87,7 @@ steps["new-key"].apply = function(ctx)
    if not plain:match("\n$") and #plain > 0 then plain = plain .. "\n" end
    plain = plain .. keyring.key_line(id)
    ctx:write_file(s.key_file, atrest.key_data(ctx, s, plain), { mode = tonumber("600", 8), owner = s.user,
-                                                               secret = true })
+                                                               secret = true, key_material = true })
    ctx:record("rotate_key_id", id)
 end
 

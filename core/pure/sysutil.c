@@ -4,6 +4,7 @@
 #include "sysutil.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -110,6 +111,23 @@ void su_run_result_free (su_run_result *res) {
 }
 
 
+/* SIGTERM to a process group, SIGKILL when it is still there 2 s later.
+** Reaps the group's leader on the way (*reaped, *status). */
+static void stop_group (pid_t pid, int *status, int *reaped) {
+  kill(-pid, SIGTERM);
+  double until = now_mono() + 2;
+  while (now_mono() < until) {
+    if (!*reaped && waitpid(pid, status, WNOHANG) == pid)
+      *reaped = 1;
+    if (kill(-pid, 0) != 0)
+      return;
+    struct timespec ts = { 0, 20000000 };
+    nanosleep(&ts, NULL);
+  }
+  kill(-pid, SIGKILL);
+}
+
+
 int su_run (const su_run_opts *opts, su_run_result *res) {
   int inp[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
   int rc = 0;
@@ -148,24 +166,37 @@ int su_run (const su_run_opts *opts, su_run_result *res) {
 
   size_t written = 0;
   double deadline = opts->timeout > 0 ? now_mono() + opts->timeout : 0;
+  double linger = 0;   /* once the child has exited: read until then, no longer */
+  int status = 0, reaped = 0;
   char chunk[65536];
   if (inp[1] >= 0 && opts->input_len == 0)
     close_fd(&inp[1]);
   while (outp[0] >= 0 || errp[0] >= 0) {
     struct pollfd fds[3];
-    int nfds = 0, wait_ms = -1;
+    int nfds = 0, wait_ms = 100;   /* wake up to look at the child and *cancel */
     fds[nfds++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
     fds[nfds++] = (struct pollfd){ .fd = errp[0], .events = POLLIN };
     fds[nfds++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
-    if (deadline > 0) {
-      double left = deadline - now_mono();
-      if (left <= 0) {
-        kill(-pid, SIGKILL);
-        res->timed_out = 1;
-        break;
-      }
-      wait_ms = (int)(left * 1000) + 1;
+    double now = now_mono();
+    if (opts->cancel != NULL && *opts->cancel) {
+      res->cancelled = 1;
+      stop_group(pid, &status, &reaped);
+      break;
     }
+    if (deadline > 0 && now >= deadline) {
+      kill(-pid, SIGKILL);
+      res->timed_out = 1;
+      break;
+    }
+    if (!reaped) {
+      pid_t w = waitpid(pid, &status, WNOHANG);
+      if (w == pid) {
+        reaped = 1;
+        linger = now + 0.2;
+      }
+    }
+    if (reaped && now >= linger)
+      break;   /* what still holds the pipes is not the child */
     int n = poll(fds, (nfds_t)nfds, wait_ms);
     if (n < 0) {
       if (errno == EINTR)
@@ -180,6 +211,8 @@ int su_run (const su_run_opts *opts, su_run_result *res) {
         continue;
       ssize_t r = read(*fd, chunk, sizeof(chunk));
       if (r > 0) {
+        if (reaped)
+          linger = now_mono() + 0.2;
         if (buf_append(i == 0 ? &res->out : &res->err, chunk, (size_t)r) != 0) {
           rc = ENOMEM;
           kill(-pid, SIGKILL);
@@ -198,8 +231,7 @@ int su_run (const su_run_opts *opts, su_run_result *res) {
     }
   }
 reap:;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
+  while (!reaped && waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) {
       rc = rc ? rc : errno;
       break;
@@ -222,28 +254,34 @@ cleanup:
 }
 
 
-int su_spawn (char *const *argv, char *const *env, const char *cwd,
-              const char *log, pid_t *pid_out) {
-  int execp[2];
+int su_spawn_input (char *const *argv, char *const *env, const char *cwd,
+                    const char *log, const char *input, size_t input_len, pid_t *pid_out) {
+  int execp[2], inp[2] = {-1, -1};
+  if (input != NULL && input_len > 65536)
+    return E2BIG;
   if (pipe2(execp, O_CLOEXEC) != 0)
     return errno;
+  if (input != NULL && pipe2(inp, O_CLOEXEC) != 0) {
+    int err = errno;
+    close(execp[0]); close(execp[1]);
+    return err;
+  }
   int logfd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (logfd < 0) {
     int err = errno;
-    close(execp[0]);
-    close(execp[1]);
+    close(execp[0]); close(execp[1]); close_fd(&inp[0]); close_fd(&inp[1]);
     return err;
   }
   pid_t pid = fork();
   if (pid < 0) {
     int err = errno;
-    close(execp[0]); close(execp[1]); close(logfd);
+    close(execp[0]); close(execp[1]); close(logfd); close_fd(&inp[0]); close_fd(&inp[1]);
     return err;
   }
   if (pid == 0) {
     setsid();
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
+    int in = input != NULL ? inp[0] : open("/dev/null", O_RDONLY);
+    dup2(in, 0);
     dup2(logfd, 1);
     dup2(logfd, 2);
     signal(SIGPIPE, SIG_DFL);
@@ -251,14 +289,89 @@ int su_spawn (char *const *argv, char *const *env, const char *cwd,
   }
   close(execp[1]);
   close(logfd);
+  close_fd(&inp[0]);
   int rc = exec_status(execp[0]);
   close(execp[0]);
+  if (rc == 0 && inp[1] >= 0) {
+    /* fits in the pipe's buffer: no wait on the child */
+    rc = write_all(inp[1], input, input_len);
+  }
+  close_fd(&inp[1]);
   if (rc != 0) {
+    if (rc != EPIPE)
+      kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     return rc;
   }
   *pid_out = pid;
   return 0;
+}
+
+
+int su_spawn (char *const *argv, char *const *env, const char *cwd,
+              const char *log, pid_t *pid_out) {
+  return su_spawn_input(argv, env, cwd, log, NULL, 0, pid_out);
+}
+
+
+int su_access_as (uid_t uid, gid_t gid, const char *user, const char *path, int mode,
+                  char *at, size_t atlen) {
+  int rp[2];
+  if (at != NULL && atlen > 0)
+    at[0] = '\0';
+  if (pipe2(rp, O_CLOEXEC) != 0)
+    return errno;
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(rp[0]); close(rp[1]);
+    return err;
+  }
+  if (pid == 0) {
+    /* the child becomes the user, then asks the kernel about each directory on the way */
+    int err = 0;
+    size_t stop = 0;
+    if (setgid(gid) != 0 || initgroups(user, gid) != 0 || setuid(uid) != 0)
+      err = EPERM;
+    else {
+      size_t len = strlen(path);
+      char buf[PATH_MAX];
+      if (len >= sizeof(buf))
+        err = ENAMETOOLONG;
+      for (size_t i = 1; err == 0 && i < len; i++) {
+        if (path[i] != '/')
+          continue;
+        memcpy(buf, path, i);
+        buf[i] = '\0';
+        if (access(buf, X_OK) != 0) {
+          err = errno;
+          stop = i;
+        }
+      }
+      if (err == 0 && access(path, mode) != 0) {
+        err = errno;
+        stop = len;
+      }
+    }
+    int msg[2] = { err, (int)stop };
+    if (write(rp[1], msg, sizeof(msg)) < 0)
+      _exit(1);
+    _exit(0);
+  }
+  close(rp[1]);
+  int msg[2] = { EIO, 0 };
+  ssize_t n;
+  while ((n = read(rp[0], msg, sizeof(msg))) < 0 && errno == EINTR) {}
+  close(rp[0]);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+  if (n != (ssize_t)sizeof(msg))
+    return EIO;
+  if (msg[0] != 0 && at != NULL && atlen > 0 && msg[1] > 0) {
+    size_t k = (size_t)msg[1] < atlen - 1 ? (size_t)msg[1] : atlen - 1;
+    memcpy(at, path, k);
+    at[k] = '\0';
+  }
+  return msg[0];
 }
 
 

@@ -6,6 +6,7 @@
 #define MYSEAL_SYSUTIL_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
 
 typedef struct su_buf {
@@ -22,6 +23,7 @@ typedef struct su_run_opts {
   const char *input;        /* written to the child's stdin, or NULL for /dev/null */
   size_t input_len;
   double timeout;           /* seconds; <= 0 means none */
+  const volatile sig_atomic_t *cancel; /* when it points at a nonzero value: stop (Ctrl-C), or NULL */
 } su_run_opts;
 
 typedef struct su_run_result {
@@ -29,12 +31,17 @@ typedef struct su_run_result {
   int exit_status;
   int term_signal;
   int timed_out;            /* the process group was killed after the timeout */
+  int cancelled;            /* *cancel was set: the process group was stopped */
   su_buf out, err;
 } su_run_result;
 
 /* Runs a program with no shell and waits for it. Returns 0 (see *res) or an
 ** errno: the program could not be started (ENOENT, EACCES, ...). On timeout
-** the child's process group gets SIGKILL and res->timed_out is set. */
+** the child's process group gets SIGKILL and res->timed_out is set; when
+** *cancel becomes nonzero it gets SIGTERM (SIGKILL 2 s later) and
+** res->cancelled is set. Output is read until the child has exited and its
+** pipes have been quiet for a moment: a daemon the child started that keeps
+** them open does not hold the caller. */
 int su_run (const su_run_opts *opts, su_run_result *res);
 void su_run_result_free (su_run_result *res);
 
@@ -43,6 +50,22 @@ void su_run_result_free (su_run_result *res);
 ** Returns 0 and *pid, or an errno (the exec failure is reported, not lost). */
 int su_spawn (char *const *argv, char *const *env, const char *cwd,
               const char *log, pid_t *pid);
+
+/* The same, with `input` (input_len bytes, at most a pipe's capacity, 64 KiB)
+** on the child's stdin, then end of file: a secret for a worker, off its argv
+** and environment. */
+int su_spawn_input (char *const *argv, char *const *env, const char *cwd,
+                    const char *log, const char *input, size_t input_len, pid_t *pid);
+
+/* May user uid (with group gid and its supplementary groups) reach path and
+** open it with access `mode` (R_OK, W_OK; X_OK for a directory to enter)?
+** Asked of the kernel in a child process that becomes that user, so modes,
+** owners and ACLs count as they will for the server. Returns 0 when it may;
+** else an errno, and `at` (atlen bytes) holds the first path that stops it
+** (a directory it cannot enter, or the file itself). EPERM: we cannot become
+** that user (not root). */
+int su_access_as (uid_t uid, gid_t gid, const char *user, const char *path, int mode,
+                  char *at, size_t atlen);
 
 /* Replaces path atomically: a temporary file in the same directory, created
 ** 0600, given `mode` before any byte is written, fsynced, renamed over path;

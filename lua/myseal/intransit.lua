@@ -291,7 +291,8 @@ end
 -- A check: returns true, or false and what failed.
 function M.verify(ctx)
    local paths = M.paths(ctx)
-   local port = ctx.target.port or ctx.params.connection.port or 3306
+   local port = ctx.target.port or ctx.params.connection.port
+      or math.tointeger(tonumber(ctx:fact("variable", "port") or "")) or 3306
    local names, seen = {}, {}
    for _, n in ipairs(M.server_names(ctx)) do names[#names + 1] = n; seen[n] = true end
    if ctx.target.host and not seen[ctx.target.host] then names[#names + 1] = ctx.target.host end
@@ -303,7 +304,7 @@ function M.verify(ctx)
          ctx:log("%s: %s, %s, certificate verified", name, t.version, t.cipher)
          checked = checked + 1
          c:close()
-      elseif errno == 1045 then
+      elseif errno == 1045 or errno == 1698 then
          ctx:log("%s: certificate verified (this account may not log in from there)", name)
          checked = checked + 1
       elseif errno == 2005 then

@@ -112,7 +112,7 @@ function M.backup(ctx, files, dir, owner)
       local data = ctx:read_file(path)
       if data then
          local dest = M.backup_path(dir, path, data)
-         ctx:write_file(dest, data, { mode = tonumber("600", 8), owner = owner, secret = true })
+         ctx:write_file(dest, data, { mode = tonumber("600", 8), owner = owner, secret = true, key_material = true })
          if not ctx.planning then
             local copy = require("sys").read_file(dest)
             if copy ~= data then ctx:fail("the backup %s of %s does not read back the same", dest, path) end

@@ -3,7 +3,8 @@
 local M = {}
 
 --- The server's option files (`server.cnf` with its includes), or nil when there is none
--- configured. A missing file is an empty one (a new file to write).
+-- configured. A missing file is an empty one (a new file to write). A file the server could not
+-- read is bad input (exit status 2), named with its line.
 -- @param ctx the step's context
 -- @return cnf document | nil
 function M.tree(ctx)
@@ -12,7 +13,7 @@ function M.tree(ctx)
    local cnf = require "cnf"
    if not ctx:exists(path) then return assert(cnf.parse("", path)) end
    local doc, err = cnf.load(path, { includes = true })
-   if not doc then ctx:fail("%s", err) end
+   if not doc then ctx:reject("%s", err) end
    return doc
 end
 
@@ -28,12 +29,14 @@ function M.write_groups(ctx, first)
 end
 
 --- Sets server options where the server reads them: each in the file and group that set it
--- today, or else in a drop-in file or the main file (`doc:target`), one `ctx:edit_cnf`
--- per file. An edit `{ name, value, add = true }` adds a line (options that accumulate).
+-- today, or else in a drop-in file or the main file (`doc:target`), one `ctx:edit_cnf` per file.
+-- An edit `{ name, value, add = true }` adds a line (options that accumulate).
 -- @param ctx the step's context
 -- @param edits list of `{ name =, value =, add = }`
 -- @param first optional group for new options
-function M.write(ctx, edits, first)
+-- @param opts optional ctx:write_file options for the edits (`keep`)
+function M.write(ctx, edits, first, opts)
+   if #edits == 0 then return end
    local doc = M.tree(ctx)
    if not doc then ctx:fail("server.cnf is not set: name the server's option file in [server] cnf") end
    local groups = M.write_groups(ctx, first)
@@ -49,8 +52,38 @@ function M.write(ctx, edits, first)
          for _, x in ipairs(by_file[file]) do
             if x.e.add then f:add(x.group, x.e.name, x.e.value) else f:set(x.group, x.e.name, x.e.value) end
          end
-      end)
+      end, opts)
    end
+end
+
+--- The files the server's option files name that the server's user (`[server] user`) could
+-- not read (or, for a file the server makes, write into its directory), as it will at its next
+-- start: every directory on the way needs the search bit for it. Checked by the kernel as that
+-- user (sys.access_as); nothing is checked when myseal is not root.
+-- @param ctx the step's context
+-- @return list of messages (empty when the server can read them all)
+function M.unreadable(ctx)
+   local doc = M.tree(ctx)
+   if not doc then return {} end
+   local sys = require "sys"
+   local user = ctx.params.server.user
+   local groups = ctx.dialect:server_groups()
+   local out = {}
+   for _, o in ipairs(ctx.dialect:path_options()) do
+      local v = doc:effective(groups, o.name)
+      if type(v) == "string" and v ~= "" then
+         local path = v:gsub("^FILE:", "")
+         local ok, err, code
+         if o.made_by_server and not sys.stat(path) then
+            ok, err, code = sys.access_as(user, path:match("^(.*)/[^/]+$") or "/", "w")
+         else
+            ok, err, code = sys.access_as(user, path, o.dir and "x" or "r")
+         end
+         if not ok and code == sys.errno.EPERM then return {} end   -- not root: cannot tell
+         if not ok then out[#out + 1] = ("%s = %s: %s"):format(o.name, v, err) end
+      end
+   end
+   return out
 end
 
 return M

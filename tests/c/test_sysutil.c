@@ -49,6 +49,22 @@ static void test_run (void) {
   CHECK(su_run(&s, &r) == 0);
   CHECK(r.timed_out && !r.exited);
   su_run_result_free(&r);
+
+  /* a daemon that keeps the output pipes open does not hold the caller (a restart command
+  ** that starts a server in the background) */
+  char *daemon[] = {"sh", "-c", "sleep 3 & echo started", NULL};
+  su_run_opts d = {.argv = daemon, .timeout = 20};
+  CHECK(su_run(&d, &r) == 0);
+  CHECK(r.exited && r.exit_status == 0 && !r.timed_out);
+  CHECK(r.out.len == 8 && memcmp(r.out.data, "started\n", 8) == 0);
+  su_run_result_free(&r);
+
+  /* a cancel flag set (Ctrl-C) stops the program */
+  static volatile sig_atomic_t flag = 1;
+  su_run_opts c = {.argv = slow, .cancel = &flag};
+  CHECK(su_run(&c, &r) == 0);
+  CHECK(r.cancelled && !r.exited && !r.timed_out);
+  su_run_result_free(&r);
 }
 
 static void test_atomic_write (void) {

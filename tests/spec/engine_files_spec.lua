@@ -97,8 +97,8 @@ describe("engine on files", function()
       assert.is_false(r.ok)
       assert.equal(1, r.status)
       assert.equal(("myseal: the last run of engine-files on site files did not finish (interrupted in step "
-         .. "slow; journal %s): continue it with 'myseal run engine-files --resume', or undo it with "
-         .. "'myseal rollback engine-files'\n"):format(journal), r.stderr)
+         .. "slow; journal %s): continue it with 'myseal run engine-files --site %s --resume', or undo it with "
+         .. "'myseal rollback engine-files --site %s'\n"):format(journal, site, site), r.stderr)
 
       r = myseal("run", RUNBOOK, "--site", site, "--yes", "--resume", "--set", "test.count=40")
       assert.equal("", r.stderr)
@@ -121,7 +121,8 @@ describe("engine on files", function()
       assert(sys.kill(pid, "INT"))
       assert.is_true(support.wait_for(function() return not sys.alive(pid) end))
       local log = sys.read_file(dir .. "/log")
-      assert.matches("myseal: interrupted in step slow; continue with 'myseal run engine%-files %-%-resume'\n$", log)
+      assert.matches("myseal: interrupted in step slow, between two changes; continue with 'myseal run engine%-files "
+         .. "%-%-site " .. site:gsub("%p", "%%%0") .. " %-%-resume'\n$", log)
       local journal = support.journals(state, "site-files", "engine-files")[1]
       local ends = support.select(support.events(journal), "end")
       assert.equal("interrupted", ends[1].status)

@@ -29,6 +29,13 @@ function base.server_groups(_)
    return { "mysqld", "server" }
 end
 
+--- The server options that name files the server reads at start: `{ name, dir = true (a
+-- directory it enters), made_by_server = true (it may create the file) }`.
+function base.path_options()
+   return { { name = "ssl_ca" }, { name = "ssl_cert" }, { name = "ssl_key" }, { name = "ssl_crl" },
+            { name = "ssl_capath", dir = true } }
+end
+
 --- Quote an identifier with backticks (a backtick inside is doubled). Values are never
 -- quoted in Lua: they are bound (`?`).
 -- @param name identifier
@@ -218,8 +225,21 @@ function base.require_sql(_, user, host, level, subject, issuer)
    return "ALTER USER ?@? REQUIRE " .. clause, { user, host }
 end
 
+-- The certificate a TLS handshake to addr:port gets (the MySQL protocol's STARTTLS, no login),
+-- or nil: through openssl s_client, a program that only looks.
+local function handshake(ctx, addr, port)
+   local target = addr:find(":", 1, true) and ("[%s]:%d"):format(addr, port) or ("%s:%d"):format(addr, port)
+   local r = ctx:command{ "openssl", "s_client", "-starttls", "mysql", "-connect", target, stdin = "", timeout = 15,
+                          ok = function() return true end }
+   local pem = r and r.stdout:match("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-%-%-%-%-%-END CERTIFICATE%-%-%-%-%-")
+   local certs = pem and require("pki").load_certs(pem)
+   return certs and certs[1]
+end
+
 --- fact served_certificate: the certificate the server presents, `{ subject, not_after }`, or
--- nil when it offers no TLS.
+-- nil when it offers no TLS. Asked of the server as a client sees it: a TLS connection to the
+-- address the target knows, else (reached over its socket) a TLS handshake to its own TCP port;
+-- a session's status says nothing of other sessions (Ssl_server_not_after is empty on a plain one).
 function facts.served_certificate(_, ctx)
    local host, port = ctx.target.host, ctx.target.port
    if host then
@@ -229,6 +249,16 @@ function facts.served_certificate(_, ctx)
          c:close()
          if t and t.peer then return { subject = t.peer.subject, not_after = t.peer.not_after } end
       end
+   end
+   local p = math.tointeger(tonumber(ctx:fact("variable", "port") or ""))
+   local skip = tostring(ctx:fact("variable", "skip_networking") or "OFF"):upper()
+   if not host and p and p > 0 and skip ~= "ON" and skip ~= "1" then
+      local bind = ctx:fact("variable", "bind_address") or ""
+      local addr = bind:match("^[^,%s]+") or ""
+      if addr == "" or addr == "*" or addr == "0.0.0.0" or addr == "::" then addr = "127.0.0.1" end
+      local cert = handshake(ctx, addr, p)
+      if cert then return { subject = cert:subject(), not_after = cert:not_after() } end
+      return nil
    end
    local na = ctx:fact("status", "Ssl_server_not_after")
    if na and na ~= "" then return { not_after_text = na } end

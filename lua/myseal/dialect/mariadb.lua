@@ -13,6 +13,14 @@ mariadb.facts, mariadb.described = facts, described
 
 -- The server -----------------------------------------------------------------------------------
 
+--- The options naming files the server reads: the TLS files and the key file and its filekey.
+function mariadb.path_options(d)
+   local out = require("myseal.dialect.base")[1][3].path_options(d)
+   out[#out + 1] = { name = "file_key_management_filename" }
+   out[#out + 1] = { name = "file_key_management_filekey" }   -- FILE:/path
+   return out
+end
+
 --- Option groups the server reads, in its order.
 function mariadb.server_groups(d)
    local v = ("%d.%d"):format(d.major, d.minor)

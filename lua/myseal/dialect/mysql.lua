@@ -11,6 +11,13 @@ mysql.facts, mysql.described = facts, described
 
 -- The server -----------------------------------------------------------------------------------
 
+--- The options naming files the server reads: the TLS files, and the keyring file it writes.
+function mysql.path_options(d)
+   local out = require("myseal.dialect.base")[1][3].path_options(d)
+   out[#out + 1] = { name = "keyring_file_data", made_by_server = true }
+   return out
+end
+
 --- Option groups the server reads: [mysqld], [server], [mysqld-X.Y].
 function mysql.server_groups(d)
    return { "mysqld", "server", ("mysqld-%d.%d"):format(d.major, d.minor) }

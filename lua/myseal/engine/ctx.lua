@@ -66,11 +66,19 @@ function M.extend(list)
    end
 end
 
---- Fail the step with a message (string.format style).
+--- Fail the step with a message (string.format style): exit status 1.
 -- @param fmt format
 function methods:fail(fmt, ...)
    local msg = select("#", ...) > 0 and fmt:format(...) or fmt
    error(setmetatable({ message = self._run.secrets:redact(msg) }, M.Failure), 0)
+end
+
+--- Fail the step because of bad input (a file that cannot be read as what it should be: an
+-- option file, a PEM file, a keystore), naming the file and line: exit status 2.
+-- @param fmt format
+function methods:reject(fmt, ...)
+   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+   error(setmetatable({ message = self._run.secrets:redact(msg), bad_input = true }, M.Failure), 0)
 end
 
 --- A parameter by its full name ("section.key"); raises for an undeclared name.

@@ -7,6 +7,12 @@ local sys = require "sys"
 local cnf = require "cnf"
 local xmledit = require "myseal.xmledit"
 local guard = require "myseal.engine.guard"
+local fault = require "myseal.engine.fault"
+
+local OCTAL_600 = tonumber("600", 8)
+
+--- How many backups of one file are kept; older ones are removed, with a message.
+local KEEP_BACKUPS = 10
 
 local methods = {}
 
@@ -28,11 +34,45 @@ local function remember(self, fx)
    run.since_restart[#run.since_restart + 1] = fx
 end
 
--- Copy the file aside before it changes; returns the backup path.
+-- The backups of `path`, oldest first.
+local function backups_of(path)
+   local dir, base = path:match("^(.*)/([^/]+)$")
+   if not dir then return {} end
+   local out = {}
+   for _, n in ipairs(sys.dir(dir) or {}) do
+      if n:sub(1, #base + 1) == base .. "." and n:match("^%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d[%-%d]*%.bak$", #base + 2) then
+         out[#out + 1] = dir .. "/" .. n
+      end
+   end
+   table.sort(out)
+   return out
+end
+
+-- Copy the file aside before it changes: the copy is 0600 (a backup of context.xml holds a
+-- password), older copies beyond KEEP_BACKUPS go. Returns the backup path.
 local function backup(self, path)
-   local name, err = guard.allow(sys.backup, path)
+   local name, err = guard.allow(function()
+      local b, e = sys.backup(path)
+      if b then sys.chmod(b, OCTAL_600) end
+      return b, e
+   end)
    if not name then self:fail("%s", err) end
+   local all = backups_of(path)
+   local gone = {}
+   for i = 1, #all - KEEP_BACKUPS do
+      if guard.allow(os.remove, all[i]) then gone[#gone + 1] = all[i] end
+   end
+   if #gone > 0 then
+      self:log("removed %s of %s, keeping the %d newest: %s", require("myseal.text").count(#gone, "old backup"),
+         path, KEEP_BACKUPS, table.concat(gone, ", "))
+   end
    return name
+end
+
+-- What restoring needs to know of a file before it changes: its mode and owner.
+local function old_attrs(fx, st)
+   if st then fx.old_mode, fx.old_uid, fx.old_gid = octal(st.mode), st.uid, st.gid end
+   return fx
 end
 
 --- The content of a file as this run sees it (in plan mode: as earlier planned effects left it),
@@ -59,7 +99,10 @@ end
 -- Unchanged content, mode and owner: nothing happens.
 -- @param path file
 -- @param data content
--- @param opts `{ mode = 0600, owner = "mysql", group = "mysql", secret = true (never show content) }`;
+-- @param opts `{ mode = 0600, owner = "mysql", group = "mysql", secret = true (never show content),
+--   key_material = true (keys the server may encrypt with: no revert, rollback or undo ever removes
+--   or overwrites it; rollback moves it aside), keep = "why" (the automatic revert of a failed restart
+--   leaves this change in place, e.g. the keyring's options: the server may have used them) }`;
 --   a file whose mode gives no access to group and others is never shown either
 -- @return true when the file changes (or would, in plan mode), false when it was already so
 function methods:write_file(path, data, opts)
@@ -92,12 +135,28 @@ function methods:write_file(path, data, opts)
       self._overlay[path] = data
       return true
    end
+   if old == data then   -- only the mode or owner: no copy of the content anywhere
+      local fx = old_attrs({ kind = "file", path = path, existed = true, attrs_only = true, mode = octal(opts.mode),
+                             summary = summary, key_material = opts.key_material or nil, keep = opts.keep }, st)
+      self:_effect(fx)
+      local ok, err = guard.allow(function()
+         local r, e = true, nil
+         if opts.mode then r, e = sys.chmod(path, opts.mode) end
+         if r and (opts.owner or opts.group) then r, e = sys.chown(path, opts.owner, opts.group) end
+         return r, e
+      end)
+      if not ok then self:fail("cannot change the mode or owner of %s: %s", path, err) end
+      remember(self, fx)
+      return true
+   end
    local saved = old and backup(self, path) or nil
-   local fx = { kind = "file", path = path, existed = old ~= nil, backup = saved, mode = octal(opts.mode),
-                summary = summary, detail = detail }
+   local fx = old_attrs({ kind = "file", path = path, existed = old ~= nil, backup = saved, mode = octal(opts.mode),
+                          summary = summary, detail = detail, key_material = opts.key_material or nil,
+                          keep = opts.keep }, st)
    self:_effect(fx)
    local ok, err = guard.allow(sys.write_file, path, data, { mode = opts.mode })
    if not ok then self:fail("cannot write %s: %s", path, err) end
+   fault.point("file/chown")
    if opts.owner or opts.group then
       ok, err = guard.allow(sys.chown, path, opts.owner, opts.group)
       if not ok then self:fail("cannot change the owner of %s: %s", path, err) end
@@ -117,8 +176,8 @@ function methods:remove_file(path)
       self._overlay[path] = false
       return true
    end
-   local fx = { kind = "remove", path = path, backup = backup(self, path), existed = true,
-                summary = "remove " .. path }
+   local fx = old_attrs({ kind = "remove", path = path, backup = backup(self, path), existed = true,
+                          summary = "remove " .. path }, sys.stat(path))
    self:_effect(fx)
    local ok, err = guard.allow(os.remove, path)
    if not ok then self:fail("cannot remove %s: %s", path, err) end
@@ -167,21 +226,23 @@ end
 --- Edit a MySQL option file through the cnf module: `fn(doc)` changes the document
 -- (`doc:set(section, name, value)`, `doc:unset`, ...); the file is written only when its text
 -- changes, every other byte kept. Without a path: the server's option file ([server] cnf).
+-- A file the server could not read (a syntax error) is bad input: exit status 2, with its line.
 -- @param path option file (or nil)
 -- @param fn function(doc)
+-- @param opts optional ctx:write_file options (`keep`)
 -- @return true when the file changes (or would), false when it already said so
-function methods:edit_cnf(path, fn)
+function methods:edit_cnf(path, fn, opts)
    if type(path) == "function" then path, fn = nil, path end
    path = path or self.params.server.cnf
    if not path then self:fail("no option file to edit: set cnf in [server] of the site profile") end
    if type(fn) ~= "function" then error("ctx:edit_cnf([path,] fn): fn must be a function", 2) end
    local text = self:read_file(path) or ""
    local doc, err = cnf.parse(text, path)
-   if not doc then self:fail("%s", err) end
+   if not doc then self:reject("%s", err) end
    fn(doc)
    local new = doc:text()
    if new == text then return false end
-   return self:write_file(path, new)
+   return self:write_file(path, new, opts)
 end
 
 --- Set (or remove) one attribute of one XML element, keeping every other byte of the file:

@@ -67,9 +67,9 @@ end
 -- An error from a step function, with the line in the runbook that raised it.
 local function handler(e)
    if e == ctx_mod.Interrupted then return e end
-   local msg
+   local msg, bad
    if getmetatable(e) == ctx_mod.Failure or errors.is(e) then
-      msg = e.message
+      msg, bad = e.message, e.bad_input or e.exit == 2
    else
       msg = tostring(e)
    end
@@ -88,7 +88,7 @@ local function handler(e)
       if where or not os.getenv("MYSEAL_DEBUG") then msg = stripped end
       if os.getenv("MYSEAL_DEBUG") then msg = debug.traceback(msg, 2) end
    end
-   return { message = msg, where = where }
+   return { message = msg, where = where, bad_input = bad }
 end
 
 --- Call a step function as runbook code (effects outside ctx refused): true, results | false, error.
@@ -221,7 +221,7 @@ local function execute(run, ctx, list, counts, skip_done)
                run.emit{ event = "step", step = name, state = "reverted", journal_only = true }
             end
          end
-         return "failed", msg
+         return "failed", msg, err.bad_input
       end
       counts[state] = (counts[state] or 0) + 1
       run.emit{ event = "step", step = step.name, state = state, index = i, total = #list,
@@ -249,7 +249,7 @@ end
 
 --- The result event of a plan, run or rollback.
 function M.finish(run, status, msg, counts, t0)
-   run.emit{ event = "result", status = status, error = msg, changed = counts.changed or 0,
+   run.emit{ event = "result", status = status, error = msg, changed = counts.changed or 0, resumed = counts.resumed,
              todo = counts.todo or 0, done = (counts.done or 0) + (counts.ok or 0) + (counts.unchanged or 0),
              skipped = counts.skipped or 0, seconds = M.seconds(t0),
              journal = run.journal and run.journal.path, report_only = true }
@@ -267,20 +267,22 @@ finish, close_conn = M.finish, M.close_conn
 
 --- Plan: run every check, and show what apply would do for each step not done. Changes nothing.
 -- @param rb runbook
--- @param opts `{ target, set, reporter, only, from, secrets }`
+-- @param opts `{ target, set, reporter, only, from, secrets, continues = summary of the journal a
+--   resumed run continues (its finished steps and records count) }`
 -- @return 0 (raises a failure when a step fails)
 function M.plan(rb, opts)
    local run = new_run(rb, opts, "plan")
+   local skip_done = opts.continues and M.resume_state(run, opts.continues)
    local ctx = ctx_mod.new(run)
    local list = select_steps(rb, opts)
    local t0 = sys.clock()
    run.emit{ event = "run", mode = "plan", runbook = rb.name, target = run.target.label,
              server = server_label(run, ctx), report_only = true }
    local counts = {}
-   local status, msg = execute(run, ctx, list, counts)
+   local status, msg, bad = execute(run, ctx, list, counts, skip_done)
    close_conn(run)
    finish(run, status, msg, counts, t0)
-   if status ~= "ok" then errors.fail("%s", run.secrets:redact(msg)) end
+   if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
    return 0, counts
 end
 
@@ -300,7 +302,8 @@ end
 
 local ENDED = { ok = true, ["rolled back"] = true }
 
--- The newest unfinished run of this runbook on this target, or nil.
+-- The newest unfinished run of this runbook on this target that changed something, or nil: a
+-- run that stopped before changing anything (a preflight refused) leaves nothing to continue.
 local function unfinished(dir, name)
    local path = journal_mod.list(dir, name)[1]
    if not path then return nil end
@@ -308,22 +311,86 @@ local function unfinished(dir, name)
    if not events then errors.fail("%s", err) end
    local s = journal_mod.summary(events)
    if ENDED[s.status] then return nil end
+   if not s.pending_restart and not require("myseal.engine.rollback").has_changes(s) then return nil end
    return path, s
 end
 
---- Lock the target for this run: its state directory and the lock.
+--- The command line that names this target again, for messages: "--site F", "--sandbox N".
+function M.target_args(run)
+   return run.target.args or ""
+end
+
+-- A lock file per server, whatever profile names it: two profiles for one server never run at once.
+local function server_lock(run)
+   local key = run.target:server_key(run.values)
+   if not key then return nil end
+   local h = 2166136261
+   for i = 1, #key do h = ((h ~ key:byte(i)) * 16777619) & 0xffffffff end
+   local dir, err = require("myseal.state").dir("servers")
+   if not dir then errors.fail("%s", err) end
+   local lock
+   lock, err = sys.lock(("%s/%08x.lock"):format(dir, h))
+   if not lock then errors.fail("the server %s is busy: another myseal run works on it (%s)", key, err) end
+   return lock
+end
+
+--- Lock the target (and its server) for this run: its state directory and the locks.
 function M.lock_target(run)
    local dir, err = run.target:state_dir(true)
    if not dir then errors.fail("%s", err) end
    local lock
    lock, err = sys.lock(dir .. "/lock")
    if not lock then errors.fail("%s is busy: %s", run.target.label, err) end
-   return dir, lock
+   local slock = server_lock(run)
+   return dir, setmetatable({}, { __close = function()
+      if slock then slock:release() end
+      lock:release()
+   end })
 end
 
 local lock_target = M.lock_target
 
-local function resume_state(run, s)
+--- After a kill: the journal of the newest run of `rb` says a restart was under way and the
+-- server does not answer: bring it up (engine/rollback.lua recover).
+function M.recover(run, dir, rb)
+   local path = journal_mod.list(dir, rb.name)[1]
+   if not path then return end
+   local events, err = journal_mod.read(path)
+   if not events then errors.fail("%s", err) end
+   require("myseal.engine.rollback").recover(run, journal_mod.summary(events))
+end
+
+-- Files a killed run may have left: atomic writes' temporary files beside the files it edited,
+-- and the target's scratch directory. Removed, and said.
+local function remove_leftovers(run, dir, summary)
+   local gone = {}
+   local seen = {}
+   for _, list in pairs(summary and summary.effects or {}) do
+      for _, fx in ipairs(list) do
+         local d, base = (fx.path or ""):match("^(.*)/([^/]+)$")
+         if d and not seen[fx.path] then
+            seen[fx.path] = true
+            for _, n in ipairs(sys.dir(d) or {}) do
+               if n:sub(1, #base + 8) == base .. ".myseal-" and #n == #base + 14 then
+                  if os.remove(d .. "/" .. n) then gone[#gone + 1] = d .. "/" .. n end
+               end
+            end
+         end
+      end
+   end
+   local scratch = dir .. "/tmp"
+   for _, n in ipairs(sys.dir(scratch) or {}) do
+      if sys.rmtree(scratch .. "/" .. n) then gone[#gone + 1] = scratch .. "/" .. n end
+   end
+   if #gone > 0 then
+      run.emit{ event = "log", level = "warn", message = ("removed what an interrupted run left: %s")
+         :format(table.concat(gone, ", ")) }
+   end
+end
+
+--- What a resumed run takes from the journal it continues: its finished steps (returned) and
+-- its records and changes since the last restart (into `run`).
+function M.resume_state(run, s)
    local done = {}
    for name, state in pairs(s.steps) do
       if state == "done" or state == "changed" or state == "unchanged" or state == "ok" or state == "skipped" then
@@ -333,6 +400,30 @@ local function resume_state(run, s)
    for k, v in pairs(s.records or {}) do run.records[k] = v end
    for _, fx in ipairs(s.since_restart) do run.since_restart[#run.since_restart + 1] = fx end
    return done
+end
+
+-- The parameters shown in a journal: scalars, redacted.
+local function shown_params(run)
+   local shown = {}
+   for k, v in pairs(run.values) do
+      if type(v) ~= "table" then shown[k] = v end
+   end
+   return run.secrets:redact_deep(shown)
+end
+
+-- What differs between the parameters of the run being continued and these: list of lines.
+local function changed_params(run, summary)
+   local before, now, out = summary.params or {}, shown_params(run), {}
+   local names = {}
+   for k in pairs(before) do names[k] = true end
+   for k in pairs(now) do names[k] = true end
+   for k in pairs(names) do
+      if before[k] ~= now[k] then
+         out[#out + 1] = ("%s (was %s, now %s)"):format(k, tostring(before[k]), tostring(now[k]))
+      end
+   end
+   table.sort(out)
+   return out
 end
 
 --- Run: confirm (unless opts.yes), lock the target, journal every effect, run the steps.
@@ -347,21 +438,41 @@ function M.run(rb, opts)
       errors.usage("--resume continues where the last run stopped: no --only or --from with it")
    end
    local run = new_run(rb, opts, "run")
+   local again = ("%s %s"):format(rb.name, M.target_args(run))
    local dir, lock <close> = lock_target(run)
    local last, summary = unfinished(dir, rb.name)
    if last and not opts.resume then
       errors.fail("the last run of %s on %s did not finish (%s%s; journal %s): continue it with "
          .. "'myseal run %s --resume', or undo it with 'myseal rollback %s'", rb.name, run.target.label,
-         summary.status, summary.stopped_at and (" in step " .. summary.stopped_at) or "", last, rb.name, rb.name)
+         summary.status, summary.stopped_at and (" in step " .. summary.stopped_at) or "", last, again, again)
+   end
+   if last then
+      local changed = changed_params(run, summary)
+      if #changed > 0 then
+         local what = ("the parameters differ from the run this one continues: %s"):format(table.concat(changed, "; "))
+         if not opts.yes and not opts.interactive then
+            errors.usage("--resume: %s; run with the same parameters, or confirm with --yes", what)
+         elseif not opts.yes and not opts.reporter:confirm(what .. ". Continue with the new ones?") then
+            errors.fail("run: not confirmed; nothing was changed")
+         end
+         opts.reporter:event{ event = "log", level = "warn", message = what }
+      end
    end
    if not opts.yes then
-      if not opts.interactive then
+      -- what would it do? (the plan agrees with the run: a resumed run's finished steps count as done)
+      local quiet = not opts.interactive
+      local _, counts = M.plan(rb, { target = opts.target, set = opts.set,
+         reporter = quiet and report_mod.collect() or opts.reporter, only = opts.only, from = opts.from,
+         secrets = run.secrets, continues = last and summary or nil })
+      if (counts.todo or 0) == 0 and not (last and summary.pending_restart) then
+         if quiet then
+            opts.reporter:event{ event = "result", status = "ok", changed = 0, todo = 0, done = counts.done or 0,
+                                 skipped = counts.skipped or 0, seconds = 0 }
+         end
+         if not last then return 0 end
+      elseif quiet then
          errors.usage("run changes %s: confirm with --yes (there is no terminal to ask on)", run.target.label)
-      end
-      local _, counts = M.plan(rb, { target = opts.target, set = opts.set, reporter = opts.reporter,
-         only = opts.only, from = opts.from, secrets = run.secrets })
-      if (counts.todo or 0) == 0 and not last then return 0 end
-      if not opts.reporter:confirm(("Apply these changes to %s?"):format(run.target.label)) then
+      elseif not opts.reporter:confirm(("Apply these changes to %s?"):format(run.target.label)) then
          errors.fail("run: not confirmed; nothing was changed")
       end
    end
@@ -372,28 +483,31 @@ function M.run(rb, opts)
    if last then
       run.journal, err = journal_mod.open(last)
       if not run.journal then errors.fail("%s", err) end
-      skip_done = resume_state(run, summary)
-      run.journal:write{ event = "resume", pid = sys.getpid() }
+      if run.journal.repaired then run.emit{ event = "log", level = "warn", message = run.journal.repaired } end
+      skip_done = M.resume_state(run, summary)
+      run.journal:write{ event = "resume", pid = sys.getpid(), user = sys.user().name, params = shown_params(run) }
+      remove_leftovers(run, dir, summary)
+      M.recover(run, dir, rb)
    else
+      local previous = journal_mod.list(dir, rb.name)[1]
+      local events = previous and journal_mod.read(previous)
+      remove_leftovers(run, dir, events and journal_mod.summary(events))
       run.journal, err = journal_mod.create(dir, rb.name)
       if not run.journal then errors.fail("%s", err) end
-      local shown = {}
-      for k, v in pairs(run.values) do
-         if type(v) ~= "table" then shown[k] = v end
-      end
       run.journal:write(run.secrets:redact_deep{ event = "run", runbook = rb.name, file = rb.file,
          target = run.target.label, pid = sys.getpid(), user = sys.user().name, host = sys.hostname(),
-         steps = rb:step_names(), params = shown })
+         steps = rb:step_names(), params = shown_params(run) })
    end
    if opts.resume and not last then
       opts.reporter:event{ event = "log", level = "info", message = "no unfinished run to resume: starting afresh" }
    end
+   run.scratch = dir .. "/tmp"
    local t0 = sys.clock()
    sys.trap_interrupt(true)
    run.emit{ event = "run", mode = "run", runbook = rb.name, target = run.target.label,
              server = server_label(run, ctx), report_only = true }
    local counts = {}
-   local ok, status, msg = pcall(execute, run, ctx, list, counts, skip_done)
+   local ok, status, msg, bad = pcall(execute, run, ctx, list, counts, skip_done)
    sys.trap_interrupt(false)
    close_conn(run)
    if not ok then
@@ -402,12 +516,17 @@ function M.run(rb, opts)
       error(status, 0)
    end
    if status == "interrupted" then
-      msg = ("interrupted in step %s; continue with 'myseal run %s --resume'"):format(run.step, rb.name)
+      msg = ("interrupted in step %s, between two changes; continue with 'myseal run %s --resume'")
+         :format(run.step, again)
    end
    run.journal:write{ event = "end", status = status, error = msg and run.secrets:redact(msg) }
+   if last and status == "ok" then counts.resumed = true end
    finish(run, status, msg, counts, t0)
    run.journal:close()
-   if status ~= "ok" then errors.fail("%s", run.secrets:redact(msg)) end
+   if status ~= "ok" then
+      if bad then errors.usage("%s", run.secrets:redact(msg)) end
+      errors.fail("%s", run.secrets:redact(msg))
+   end
    return 0
 end
 

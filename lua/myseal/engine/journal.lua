@@ -4,6 +4,7 @@
 -- @module myseal.engine.journal
 local json = require "myseal.json"
 local sys = require "sys"
+local fault = require "myseal.engine.fault"
 
 local M = {}
 
@@ -37,34 +38,55 @@ function M.create(target_dir, runbook)
    return M.open(path)
 end
 
---- Open an existing journal to append to it.
+--- A last line cut short (a process killed while writing it) is set aside into PATH.torn and
+-- cut from the journal, so that what is appended next starts on a line of its own.
+-- @param path journal file
+-- @return the message saying so, nil when the journal was whole | nil, message on failure
+function M.repair(path)
+   local data, err = sys.read_file(path)
+   if not data then return nil, err end
+   if data == "" or data:sub(-1) == "\n" then return nil end
+   local keep = data:match("^(.*\n)") or ""
+   local torn = data:sub(#keep + 1)
+   local f = io.open(path .. ".torn", "ab")
+   if f then
+      f:write(torn, "\n")
+      f:close()
+   end
+   local ok, werr = sys.write_file(path, keep, { mode = tonumber("600", 8) })
+   if not ok then return nil, werr end
+   return ("%s: the last line was cut short (%d bytes at byte %d, a killed run): set aside in %s.torn")
+      :format(path, #torn, #keep, path)
+end
+
+--- Open an existing journal to append to it (a torn last line is set aside first: `repaired`
+-- says so).
 -- @param path journal file
 -- @return journal | nil, message
 function M.open(path)
-   local f, err = io.open(path, "ab")
-   if not f then return nil, err end
-   return setmetatable({ path = path, file = f }, Journal)
+   local note, err = M.repair(path)
+   if not note and err then return nil, err end
+   if not sys.stat(path) then return nil, path .. ": No such file or directory" end
+   return setmetatable({ path = path, repaired = note }, Journal)
 end
 
---- Append one event (already redacted by the caller); flushed at once.
+--- Append one event (already redacted by the caller): one line, in one write.
 -- @param event table
 function Journal:write(event)
    event.at = event.at or os.date("!%Y-%m-%dT%H:%M:%SZ")
-   self.file:write(json.encode(event), "\n")
-   self.file:flush()
+   fault.event(event, "before")
+   assert(sys.append(self.path, json.encode(event) .. "\n"))
+   fault.event(event, "after")
 end
 
---- Close the journal file.
+--- Close the journal (nothing is held open: every line is written when it happens).
 function Journal:close()
-   if self.file then
-      self.file:close()
-      self.file = nil
-   end
+   self.closed = true
 end
 Journal.__close = Journal.close
-Journal.__gc = Journal.close
 
---- Read a journal's events. A last line cut short (a killed process) is ignored.
+--- Read a journal's events. A last line cut short (a killed process) is ignored; a bad line
+-- before the last one is an error naming the line.
 -- @param path journal file
 -- @return list of events | nil, message
 function M.read(path)
@@ -102,7 +124,8 @@ end
 -- @return `{ status = "ok"|"failed"|"interrupted"|"rolled back", steps = { name -> state },
 --   order = { step names in order first seen }, effects = { step -> list of file/restart effects
 --   not restored }, since_restart = { file effects after the last successful restart },
---   error = message, stopped_at = step }`
+--   pending_restart = a restart was journaled and not seen to finish (a kill during it),
+--   params = the parameters of the run (or of its last resume), error = message, stopped_at = step }`
 function M.summary(events)
    local s = { status = "interrupted", steps = {}, order = {}, effects = {}, since_restart = {} }
    local phase = "run"
@@ -112,6 +135,7 @@ function M.summary(events)
       if e == "run" or e == "resume" then
          phase = "run"
          s.status = "interrupted"
+         if ev.params then s.params = ev.params end
       elseif e == "rollback" then
          phase = "rollback"
          s.status = "interrupted"
@@ -123,7 +147,10 @@ function M.summary(events)
          s.steps[ev.step] = ev.state
          current = ev.step
          if ev.state ~= "start" then current = nil else s.stopped_at = ev.step end
+      elseif e == "effect" and ev.kind == "restart" and phase == "rollback" then
+         s.pending_restart = true
       elseif e == "effect" and phase == "run" then
+         if ev.kind == "restart" then s.pending_restart = true end
          if ev.kind == "file" or ev.kind == "remove" or ev.kind == "mkdir" or ev.kind == "restart" then
             s.effects[ev.step] = s.effects[ev.step] or {}
             table.insert(s.effects[ev.step], ev)
@@ -134,6 +161,7 @@ function M.summary(events)
          end
       elseif e == "restarted" then
          s.since_restart = {}
+         s.pending_restart = false
       elseif e == "restore" then
          -- a file put back (restart failed, or rollback): its effect is undone
          for _, list in pairs(s.effects) do
@@ -144,6 +172,13 @@ function M.summary(events)
          for i = #s.since_restart, 1, -1 do
             local fx = s.since_restart[i]
             if fx.path == ev.path and fx.backup == ev.backup then table.remove(s.since_restart, i) end
+         end
+      elseif e == "reapplied" then
+         -- a change a failed restart had put back was brought back (the server needed it)
+         for _, list in pairs(s.effects) do
+            for _, fx in ipairs(list) do
+               if fx.path == ev.path and fx.keep then fx.restored = nil end
+            end
          end
       elseif e == "record" then
          s.records = s.records or {}

@@ -41,11 +41,13 @@ function methods:sql_parallel(list, opts)
       local spec, password = run.target:connect_spec(run.values, run.secrets)
       if not spec then self:fail("cannot connect to the server: %s", password) end
       local json = require "myseal.json"
-      local dir, err = sys.tmpdir("myseal-sql")
+      -- the jobs live in the target's scratch directory, which the next run clears if this one is killed
+      local scratch = run.scratch
+      if scratch then assert(sys.mkdir(scratch, tonumber("700", 8))) end
+      local dir, err = sys.tmpdir("myseal-sql", scratch)
       if not dir then self:fail("%s", err) end
       local running, count, nexti, done = {}, 0, 1, 0
       local failure, stopping = nil, false
-      local env = { MYSEAL_WORKER_PASSWORD = password }
       local exe = require("myseal.host").exe
       self:progress(0, total, opts.label, opts)
       while (not stopping and nexti <= #items) or count > 0 do
@@ -59,8 +61,8 @@ function methods:sql_parallel(list, opts)
             local job = ("%s/%d.json"):format(dir, nexti)
             assert(sys.write_file(job, json.encode{ spec = spec, sql = it.sql, args = it.args },
                { mode = tonumber("600", 8) }))
-            env.MYSEAL_WORKER_JOB = job
-            local pid, serr = sys.spawn{ exe, "lua", "-e", "require('myseal.engine.worker').main()", env = env,
+            local pid, serr = sys.spawn{ exe, "lua", "-e", "require('myseal.engine.worker').main()",
+                                         env = { MYSEAL_WORKER_JOB = job }, stdin = password or "",
                                          log = job .. ".log" }
             if not pid then
                failure, stopping = serr, "failed"

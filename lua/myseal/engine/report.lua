@@ -160,6 +160,10 @@ function Text:result_text(ev)
    elseif m == "rollback" then
       return ("rollback: done, %d step(s) rolled back (%s)"):format(ev.changed, duration(ev.seconds or 0))
    end
+   if ev.resumed then
+      return ("run: resumed and finished: %d step(s) completed now, %d done before (%s); journal: %s"):format(
+         ev.changed, ev.done, duration(ev.seconds or 0), tostring(ev.journal))
+   end
    if ev.changed == 0 then
       return ("run: nothing to do; every step was already done (%s)"):format(duration(ev.seconds or 0))
    end

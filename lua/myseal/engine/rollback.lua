@@ -8,67 +8,214 @@ local journal_mod = require "myseal.engine.journal"
 
 local M = {}
 
---- Put one file effect back from its journal record: the backup's content (mode and owner
--- kept), or no file when there was none; directories it created go if empty.
+local OCTAL_600 = tonumber("600", 8)
+
+-- Where key material goes when a rollback takes it out of the way: beside it, never deleted.
+local function aside_name(path)
+   local stamp = os.date("%Y%m%d-%H%M%S")
+   local name = ("%s.set-aside-%s"):format(path, stamp)
+   local n = 1
+   while sys.stat(name) do
+      n = n + 1
+      name = ("%s.set-aside-%s-%d"):format(path, stamp, n)
+   end
+   return name
+end
+
+--- Put one file effect back from its journal record: the backup's content with the file's old
+-- mode and owner, or no file when there was none; directories it created go if empty. Key
+-- material is never removed or overwritten: a revert leaves it where it is, a rollback moves a
+-- key file the run made aside (0600) and says where.
 -- @param run the engine's run state
 -- @param fx a file, remove or mkdir effect
--- @return true | nil, message
-function M.restore_file(run, fx)
+-- @param how "revert" (a failed restart) or "rollback"
+-- @return note (what happened, for messages) | nil, message
+function M.restore_file(run, fx, how)
+   if fx.key_material and not fx.attrs_only then
+      if how ~= "rollback" or fx.existed or not sys.stat(fx.path) then
+         return ("%s kept (key material: the server may have used it)"):format(fx.path)
+      end
+      local aside = aside_name(fx.path)
+      local ok, err = os.rename(fx.path, aside)
+      if not ok then return nil, ("cannot move the key material %s aside: %s"):format(fx.path, err) end
+      sys.chmod(aside, OCTAL_600)
+      run.emit{ event = "restore", kind = fx.kind, path = fx.path, aside = aside, journal_only = true }
+      return ("%s moved aside to %s (key material is never deleted)"):format(fx.path, aside)
+   end
    if fx.kind == "mkdir" then
-      for i = #fx.created, 1, -1 do os.remove(fx.created[i]) end   -- only empty ones go
+      local gone = {}
+      for i = #fx.created, 1, -1 do   -- only empty ones go
+         if os.remove(fx.created[i]) then gone[#gone + 1] = fx.created[i] end
+      end
       run.emit{ event = "restore", kind = fx.kind, path = fx.path, journal_only = true }
-      return true
+      if #gone == 0 then return fx.path .. " kept (not empty)" end
+      return "removed " .. table.concat(gone, ", ")
+   end
+   if fx.attrs_only then
+      local ok, err = true, nil
+      if fx.old_mode then ok, err = sys.chmod(fx.path, tonumber(fx.old_mode, 8)) end
+      if ok and fx.old_uid then ok, err = sys.chown(fx.path, fx.old_uid, fx.old_gid) end
+      if not ok then return nil, ("cannot restore the mode and owner of %s: %s"):format(fx.path, err) end
+      run.emit{ event = "restore", kind = fx.kind, path = fx.path, journal_only = true }
+      return ("restored the mode and owner of %s"):format(fx.path)
    end
    if fx.backup then
       local data, err = sys.read_file(fx.backup)
       if not data then return nil, ("cannot restore %s: %s"):format(fx.path, err) end
       local st = sys.stat(fx.backup)
+      local mode = fx.old_mode and tonumber(fx.old_mode, 8) or (st and st.mode)
       local ok
-      ok, err = sys.write_file(fx.path, data, { mode = st and st.mode })
-      if ok and st then sys.chown(fx.path, st.uid, st.gid) end
+      ok, err = sys.write_file(fx.path, data, { mode = mode })
       if not ok then return nil, ("cannot restore %s: %s"):format(fx.path, err) end
+      local uid, gid = fx.old_uid or (st and st.uid), fx.old_gid or (st and st.gid)
+      if uid then sys.chown(fx.path, uid, gid) end
    elseif not fx.existed then
       local ok, err = os.remove(fx.path)
       if not ok and sys.stat(fx.path) then return nil, ("cannot remove %s: %s"):format(fx.path, err) end
    end
    run.emit{ event = "restore", kind = fx.kind, path = fx.path, backup = fx.backup, journal_only = true }
-   return true
+   return "restored " .. fx.path
 end
 
---- The server did not come back after a restart: put back every file changed since the last
--- good restart, start it again, and say what happened (the step then fails with it).
--- @param ctx the step's context
+-- Put back the effects of `list` (newest first) that `pick(fx)` chooses; returns notes, problems.
+local function put_back(run, list, pick, how)
+   local notes, problems = {}, {}
+   for i = #list, 1, -1 do
+      local fx = list[i]
+      if not fx.restored and pick(fx) then
+         local note, err = M.restore_file(run, fx, how)
+         if note then
+            notes[#notes + 1] = note
+            if not fx.key_material then fx.restored = true end
+         else
+            problems[#problems + 1] = err
+         end
+         if fx.step then run.reverted[fx.step] = true end
+      end
+   end
+   return notes, problems
+end
+
+local function is_up(run)
+   local conn = run.target:connect(run.values, run.secrets)
+   if conn then conn:close() return true end
+   return false
+end
+
+-- The content each kept change (`keep`) left its file with: the backup of the next change to
+-- the same file, or the file as it was before the revert began (`now`). path -> content.
+local function kept_contents(list, now)
+   local out = {}
+   for i, fx in ipairs(list) do
+      if fx.keep and fx.kind == "file" and not fx.restored then
+         local content = now[fx.path]
+         for j = i + 1, #list do
+            local later = list[j]
+            if later.path == fx.path and not later.keep and later.backup then
+               content = sys.read_file(later.backup)
+               break
+            end
+         end
+         out[fx.path] = { content = content, fx = fx }
+      end
+   end
+   return out
+end
+
+--- The server did not come back after a restart: bring it up again, and say exactly what was
+-- tried and what the server logged.
+--   0. the restart command failed before stopping the server: the files are put back, no restart;
+--   1. every file changed since the last good restart is put back (key material stays where it
+--      is: it is never removed) and the server is started;
+--   2. when that does not start and some changes were `keep` (the keyring's options: once InnoDB
+--      has started with a key it may have written its redo log with it, and the old configuration
+--      then cannot start), those are brought back and the server is started again;
+-- then the step fails with the whole story.
+-- @param run the engine's run state
 -- @param why why the restart failed
 -- @param log_hint the server's log_error, read before the restart
--- @return the message
-function M.revert_restart(ctx, why, log_hint)
-   local run = ctx._run
-   local restored, problems = {}, {}
-   for i = #run.since_restart, 1, -1 do
-      local fx = run.since_restart[i]
-      local ok, err = M.restore_file(run, fx)
-      if ok then restored[#restored + 1] = fx.path else problems[#problems + 1] = err end
-      if fx.step then run.reverted[fx.step] = true end
+-- @param list the effects since the last good restart (default run.since_restart)
+-- @return message, up (boolean)
+function M.revert_restart(run, why, log_hint, list)
+   list = list or run.since_restart
+   local lines = { ("the server did not restart: %s"):format(why) }
+   local function add(notes, problems)
+      for _, n in ipairs(notes) do lines[#lines + 1] = n end
+      for _, p in ipairs(problems) do lines[#lines + 1] = p end
    end
-   run.since_restart = {}
-   local again, aerr = run.target:restart(run.values, run.secrets, log_hint)
-   local msg = ("the server did not restart: %s"):format(why)
-   if #restored > 0 then
-      msg = msg .. ("\nrestored %s"):format(table.concat(restored, ", "))
+   local now = {}
+   for _, fx in ipairs(list) do
+      if fx.kind == "file" and fx.keep and now[fx.path] == nil then now[fx.path] = sys.read_file(fx.path) or false end
    end
-   if #problems > 0 then msg = msg .. "\n" .. table.concat(problems, "\n") end
-   if again then
-      run.emit{ event = "restarted", journal_only = true }
-      msg = msg .. "\nthe server is running again with its previous configuration"
+   local kept = kept_contents(list, now)
+   local up = false
+   if is_up(run) then
+      add(put_back(run, list, function() return true end, "revert"))
+      lines[#lines + 1] = "the server was not stopped and runs as before; its files are back as they were"
+      up = true
    else
-      msg = msg .. ("\nand it did not start with the previous configuration either: %s"):format(aerr)
+      add(put_back(run, list, function() return true end, "revert"))
+      local ok, err = run.target:restart(run.values, run.secrets, log_hint)
+      if ok then
+         lines[#lines + 1] = "the server is running again with its previous configuration"
+         up = true
+      elseif next(kept) then
+         lines[#lines + 1] = "with its previous configuration it did not start either: " .. err
+         lines[#lines + 1] = "so the changes it may already have used are back:"
+         for path, k in pairs(kept) do
+            local wok, werr = sys.write_file(path, k.content or "", { mode = k.fx.mode and tonumber(k.fx.mode, 8) })
+            if wok then
+               k.fx.restored = nil
+               run.emit{ event = "reapplied", path = path, journal_only = true }
+               lines[#lines + 1] = ("%s: %s"):format(path, k.fx.keep)
+            else
+               lines[#lines + 1] = ("cannot write %s back: %s"):format(path, werr)
+            end
+         end
+         ok, err = run.target:restart(run.values, run.secrets, log_hint)
+         if ok then
+            lines[#lines + 1] = "the server is running again with its previous configuration and the keyring"
+            up = true
+         end
+      end
+      if not up then
+         lines[#lines + 1] = "and it did not start: " .. err
+         lines[#lines + 1] = "the server is down: the key material and every backup are in place (see above); "
+            .. "start it by hand with the configuration that fits its data"
+      end
    end
-   return msg
+   if up then
+      run.emit{ event = "restarted", journal_only = true }
+      run.since_restart = {}
+   end
+   return table.concat(lines, "\n"), up
 end
 
--- Did the run leave a change in place: an effect not put back already (a restart or a wait
+--- Before a resumed run or a rollback goes on: when the journal says the last run was killed
+-- during a restart and the server does not answer, start it with the new configuration, else
+-- revert as revert_restart does. Raises (myseal.errors) when it stays down.
+-- @param run the engine's run state
+-- @param summary the journal's summary (journal.summary)
+function M.recover(run, summary)
+   if not summary.pending_restart or is_up(run) then return end
+   run.emit{ event = "log", level = "warn", message = "the last run stopped during a restart and the server does "
+      .. "not answer: starting it with the new configuration" }
+   local ok, err = run.target:restart(run.values, run.secrets)
+   if ok then
+      run.emit{ event = "restarted", journal_only = true }
+      run.emit{ event = "log", level = "info", message = "the server is up with the new configuration" }
+      return
+   end
+   local msg, up = M.revert_restart(run, err, nil, summary.since_restart)
+   run.emit{ event = "log", level = up and "warn" or "error", message = msg }
+   if not up then errors.fail("%s", run.secrets:redact(msg)) end
+end
+
+--- Did the run leave a change in place: an effect not put back already (a restart or a wait
 -- alone changes nothing)?
-local function has_changes(sum)
+-- @param sum a journal's summary
+-- @return boolean
+function M.has_changes(sum)
    for _, list in pairs(sum.effects) do
       for _, fx in ipairs(list) do
          if not fx.restored and fx.kind ~= "restart" and fx.kind ~= "wait" then return true end
@@ -85,7 +232,7 @@ local function last_changes(dir, rb)
       local sum = journal_mod.summary(events)
       -- newest first: runs already rolled back and runs that changed nothing are passed over,
       -- so rolling back again goes one run further back
-      if sum.status ~= "rolled back" and has_changes(sum) then return p, sum end
+      if sum.status ~= "rolled back" and M.has_changes(sum) then return p, sum end
    end
    return nil
 end
@@ -102,6 +249,7 @@ function M.rollback(engine, rb, opts)
    if why then errors.usage("rollback needs a live server: %s", why) end
    local run = engine.new_run(rb, opts, "rollback")
    local dir, lock <close> = engine.lock_target(run)
+   engine.recover(run, dir, rb)
    local path, s = last_changes(dir, rb)
    if not path then
       run.reporter:event{ event = "log", level = "info",
@@ -113,9 +261,14 @@ function M.rollback(engine, rb, opts)
    for i = #s.order, 1, -1 do
       local name = s.order[i]
       local fx = s.effects[name]
-      if fx and #fx > 0 then
+      local left, restarts = 0, 0
+      for _, e in ipairs(fx or {}) do
+         if e.kind == "restart" then restarts = restarts + 1
+         elseif not e.restored and e.kind ~= "wait" then left = left + 1 end
+      end
+      if left + restarts > 0 then
          local step = rb:step(name)
-         if step and type(step.undo) == "string" then
+         if left > 0 and step and type(step.undo) == "string" then
             errors.fail("cannot roll back %s: step %s cannot be undone: %s", rb.name, name, step.undo)
          end
          todo[#todo + 1] = { name = name, step = step, effects = fx }
@@ -157,9 +310,9 @@ function M.rollback(engine, rb, opts)
          if fx.kind == "restart" then
             restart = true
          elseif (fx.kind == "file" or fx.kind == "remove" or fx.kind == "mkdir") and not fx.restored then
-            local ok, rerr = M.restore_file(run, fx)
-            if not ok then failure = ("runbook %s, step %s: %s"):format(rb.name, t.name, rerr) break end
-            run.emit{ event = "effect", kind = "restore", path = fx.path, summary = "restore " .. fx.path }
+            local note, rerr = M.restore_file(run, fx, "rollback")
+            if not note then failure = ("runbook %s, step %s: %s"):format(rb.name, t.name, rerr) break end
+            run.emit{ event = "effect", kind = "restore", path = fx.path, summary = note }
          end
       end
       if not failure and t.step and type(t.step.undo) == "function" then

@@ -92,34 +92,45 @@ function methods:command(argv)
 end
 
 --- Restart the server (the site's command, systemd unit or Windows service, or the sandbox's
--- restart) and reconnect. When the server does not come back, the files changed since the last
--- good restart are put back (key material excepted: engine/rollback.lua), the server is started
--- again, and the step fails with what the server logged.
+-- restart) and reconnect. Before anything stops, every file the new configuration names must be
+-- readable by the server's user (else the step fails and nothing is restarted). When the server
+-- does not come back, it is brought up again with its previous configuration (key material and
+-- the keyring kept: engine/rollback.lua), and the step fails saying what was tried and what the
+-- server logged. Ctrl-C stops the restart command: the run is resumable, and --resume first
+-- brings the server up.
 -- @return true
 function methods:restart_server()
    local run = self._run
    self:_boundary()
    local how, err = run.target:restart_how(run.values)
    if not how then self:fail("%s", err) end
+   if not self.planning then
+      local problems = require("myseal.options").unreadable(self)
+      if #problems > 0 then
+         self:fail("the server (running as %s) would not start: %s; nothing was restarted", self.params.server.user,
+            table.concat(problems, "; "))
+      end
+   end
    self:_effect{ kind = "restart", how = how, summary = "restart the server: " .. how }
    if self.planning then return true end
    local log_hint
    if run.conn then
       log_hint = self:fact("variable", "log_error")
       local datadir = self:fact("variable", "datadir")
-      if log_hint and not log_hint:match("^/") and not log_hint:match("^%a:") and datadir then
+      if log_hint and log_hint ~= "" and not log_hint:match("^/") and not log_hint:match("^%a:") and datadir then
          log_hint = datadir:gsub("/?$", "/") .. log_hint:gsub("^%./", "")
       end
       run.conn:close()
       run.conn = nil
    end
-   local ok, rerr = guard.allow(run.target.restart, run.target, run.values, run.secrets, log_hint)
+   local ok, rerr, code = guard.allow(run.target.restart, run.target, run.values, run.secrets, log_hint)
    if ok then
       run.emit{ event = "restarted", journal_only = true }
       run.since_restart = {}
       return true
    end
-   local msg = guard.allow(require("myseal.engine.rollback").revert_restart, self, rerr, log_hint)
+   if code == "interrupted" then self:_interrupt() end
+   local msg = guard.allow(require("myseal.engine.rollback").revert_restart, run, rerr, log_hint)
    self:fail("%s", msg)
 end
 

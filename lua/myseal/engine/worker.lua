@@ -1,7 +1,8 @@
 --- A worker process for ctx:sql_parallel: runs one statement on its own connection.
 -- Started as `myseal lua -e "require('myseal.engine.worker').main()"` with the job file in
--- $MYSEAL_WORKER_JOB (JSON: { spec, sql, args }) and the password, if any, in
--- $MYSEAL_WORKER_PASSWORD; writes { ok, affected } or { ok = false, message, errno } to JOB.out.
+-- $MYSEAL_WORKER_JOB (JSON: { spec, sql, args }) and the password, if any, on its standard input
+-- (never in its environment, which other processes of the same user can read); writes
+-- { ok, affected } or { ok = false, message, errno } to JOB.out.
 -- @module myseal.engine.worker
 local json = require "myseal.json"
 local sys = require "sys"
@@ -14,7 +15,8 @@ function M.main()
    local job_path = assert(os.getenv("MYSEAL_WORKER_JOB"), "MYSEAL_WORKER_JOB is not set")
    local job = assert(json.decode(assert(sys.read_file(job_path))))
    local result
-   local conn, err, errno = target.connect_spec(job.spec, os.getenv("MYSEAL_WORKER_PASSWORD"))
+   local password = io.read("a")
+   local conn, err, errno = target.connect_spec(job.spec, password ~= "" and password or nil)
    if not conn then
       result = { ok = false, message = "cannot connect to the server: " .. tostring(err), errno = errno }
    else

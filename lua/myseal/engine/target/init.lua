@@ -160,6 +160,17 @@ function Target.default_dir()
    return nil
 end
 
+--- What names the server itself, whatever profile or name reaches it (one run per server at a
+-- time): its datadir, else its socket, else host:port; nil when unknown.
+-- @param values resolved parameters
+function Target.server_key(_, values)
+   local where = values["server.datadir"] or values["connection.socket"]
+   if not where and values["connection.host"] then
+      where = ("%s:%s"):format(values["connection.host"]:lower(), tostring(values["connection.port"] or 3306))
+   end
+   return where and (require("sys").realpath(where) or where)
+end
+
 --- The server's flavour and version: `{ flavor, version, major, minor, patch, comment }`, or nil
 -- when it is known only by asking the server and no `connection` is given.
 -- @param connection a function returning the run's connection
@@ -218,21 +229,51 @@ function M.connect_spec(spec, password)
    return require("mysql").connect(opts)
 end
 
---- The last lines of the server's error log, or nil.
+-- The server's own lines of a log that many programs write to (syslog): mariadbd's and mysqld's.
+local function server_lines(text)
+   local out = {}
+   for line in text:gmatch("[^\n]+") do
+      if line:find("mariadbd", 1, true) or line:find("mysqld", 1, true) then out[#out + 1] = line end
+   end
+   return table.concat(out, "\n")
+end
+
+-- Where Debian and RHEL send a server's log when log_error is empty: syslog.
+local SYSLOGS = { "/var/log/syslog", "/var/log/daemon.log", "/var/log/messages" }
+
+--- The last lines of the server's own log, wherever it writes it: [server] error_log, the
+-- server's log_error, else the system log (Debian's default), the server's lines only. Its
+-- [ERROR] lines first; never other programs' output.
 -- @param values resolved parameters
 -- @param hint the server's log_error, read before the restart
 -- @return text | nil
 function Target.error_log(_, values, hint)
-   local path = values["server.error_log"] or hint
-   if not path then return nil end
-   local text = sys.read_file(path)
-   return text and require("myseal.sandbox").tail_lines(text, 20)
+   local tail = require("myseal.sandbox").tail_lines
+   local path = values["server.error_log"] or (hint ~= "" and hint or nil)
+   local text = path and sys.read_file(path)
+   if not text then
+      for _, p in ipairs(SYSLOGS) do
+         local all = sys.read_file(p)
+         if all then
+            text = server_lines(all:sub(-262144))
+            if text ~= "" then break end
+         end
+      end
+   end
+   if not text or text == "" then return nil end
+   local errors_only = {}
+   for line in text:gmatch("[^\n]+") do
+      if line:find("[ERROR]", 1, true) then errors_only[#errors_only + 1] = line end
+   end
+   if #errors_only > 0 then return tail(table.concat(errors_only, "\n"), 10) end
+   return tail(text, 10)
 end
 
 --- Wait until the server accepts connections again (after a restart command).
+-- @param deadline sys.clock() value to give up at (default: start_timeout from now)
 -- @return true | nil, message
-function Target:wait_up(values, secrets)
-   local deadline = sys.clock() + values["server.start_timeout"]
+function Target:wait_up(values, secrets, deadline)
+   deadline = deadline or sys.clock() + values["server.start_timeout"]
    local last
    repeat
       local conn, err = self:connect(values, secrets)
@@ -281,6 +322,12 @@ function M.open(opts)
    for _, l in ipairs(layers) do t.layers[#t.layers + 1] = l end
    t.profile = opts.site
    t.profile_base = profile and profile.base
+   -- how a message names this target again on a command line
+   local args = {}
+   if opts.site then args[#args + 1] = "--site " .. opts.site end
+   if opts.sandbox then args[#args + 1] = "--sandbox " .. opts.sandbox end
+   if opts.describe then args[#args + 1] = "--describe " .. opts.describe end
+   t.args = table.concat(args, " ")
    if t.id then t.id = t.id:gsub("[^%w%._%-]", "_") end
    return t
 end

@@ -39,6 +39,10 @@ function Sandbox:default_dir(what)
    return dir .. "/" .. what
 end
 
+function Sandbox:server_key()
+   return self.sandbox.dir
+end
+
 function Sandbox:restart_how()
    return "restart sandbox " .. self.sandbox.name
 end

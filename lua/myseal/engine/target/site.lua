@@ -91,25 +91,42 @@ end
 -- @param secrets the run's secrets
 -- @param log_hint the server's log_error, for the message when it does not come back
 -- @return true | nil, message
+-- The last lines of a command's output, for a message (an init script may print pages).
+local function last_lines(text, n)
+   local lines = {}
+   for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
+end
+
+--- Restart the server and wait until it accepts connections: the whole within
+-- [server] start_timeout. Ctrl-C stops the command: nil, message, "interrupted".
+-- @param values resolved parameters
+-- @param secrets the run's secrets
+-- @param log_hint the server's log_error, for the message when it does not come back
+-- @return true | nil, message[, "interrupted"]
 function Site:restart(values, secrets, log_hint)
    local commands, err = restart_commands(values)
    if not commands then return nil, err end
    local function with_log(msg)
       local log = self:error_log(values, log_hint)
-      if log then msg = msg .. "\n" .. log end
+      if log then msg = msg .. "\nthe server's log ends:\n" .. log end
       return nil, msg
    end
+   local timeout = values["server.start_timeout"]
+   local deadline = sys.clock() + timeout
    for _, argv in ipairs(commands) do
-      local r, rerr = sys.run(argv)
+      local spec = table.move(argv, 1, #argv, 1, { timeout = math.max(1, deadline - sys.clock()) })
+      local r, rerr, code = sys.run(spec)
+      if not r and code == sys.errno.EINTR then return nil, rerr, "interrupted" end
       if not r then return with_log(rerr) end
       if not r.ok then
-         local out = (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")
+         local out = last_lines((r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", ""), 5)
          return with_log(("'%s' failed (%s)%s"):format(table.concat(argv, " "),
             r.status and ("exit status " .. r.status) or ("signal " .. tostring(r.signal)),
             out ~= "" and (": " .. out) or ""))
       end
    end
-   local ok, werr = self:wait_up(values, secrets)
+   local ok, werr = self:wait_up(values, secrets, deadline)
    if not ok then return with_log(werr) end
    return true
 end
