@@ -42,6 +42,25 @@ describe("engine safety", function()
       return path
    end
 
+   -- at-rest through a site whose restart command, the first time, stops the server and hangs; myseal
+   -- and the command are killed then, with the server down. Afterwards the command restarts the
+   -- sandbox as usual. Returns the profile.
+   local function killed_during_restart(s)
+      local script = dir .. "/restart.sh"
+      assert(sys.write_file(script, ("#!/bin/sh\nif [ -e %s/first ]; then rm %s/first; kill %d; sleep 600; fi\n"
+         .. "exec '%s' sandbox restart %s\n"):format(dir, dir, s.pid, E.MYSEAL, s.name), { mode = tonumber("755", 8) }))
+      assert(sys.write_file(dir .. "/first", ""))
+      local site = site_profile(s, script)
+      local pid = assert(sys.spawn{ E.MYSEAL, "run", "at-rest", "--site", site, "--yes", log = dir .. "/run.log" })
+      assert.is_true(E.wait_for(function() return not sys.stat(dir .. "/first") end, 60), sys.read_file(dir .. "/run.log"))
+      assert.is_true(E.wait_for(function() return not s:running() end, 30))
+      assert(sys.kill(pid, "KILL"))
+      assert(sys.run{ "pkill", "-KILL", "-f", script })
+      assert(sys.run{ "pkill", "-KILL", "-f", "sleep 600" })
+      assert.is_nil(s:connect())
+      return site
+   end
+
    it("keeps the key when a restart fails after InnoDB used it, and the server comes back", function()
       local s <close> = server("safety-key")
       local r = E.myseal({ "run", "at-rest", "--runbooks", E.FIXTURES .. "/runbooks/bogus-option", "--sandbox", s.name,
@@ -73,21 +92,7 @@ describe("engine safety", function()
 
    it("brings the server up on --resume after a kill during the restart, with the new configuration", function()
       local s <close> = server("safety-kill")
-      -- the restart command: the first time it stops the server and hangs (myseal is killed then);
-      -- afterwards it restarts the sandbox as usual
-      local script = dir .. "/restart.sh"
-      assert(sys.write_file(script, ("#!/bin/sh\nif [ -e %s/first ]; then rm %s/first; kill %d; sleep 600; fi\n"
-         .. "exec '%s' sandbox restart %s\n"):format(dir, dir, s.pid, E.MYSEAL, s.name), { mode = tonumber("755", 8) }))
-      assert(sys.write_file(dir .. "/first", ""))
-      local site = site_profile(s, script)
-      local pid = assert(sys.spawn{ E.MYSEAL, "run", "at-rest", "--site", site, "--yes", log = dir .. "/run.log" })
-      assert.is_true(E.wait_for(function() return not sys.stat(dir .. "/first") end, 60), sys.read_file(dir .. "/run.log"))
-      assert.is_true(E.wait_for(function() return not s:running() end, 30))
-      -- myseal and its restart command die while the server is down
-      assert(sys.kill(pid, "KILL"))
-      assert(sys.run{ "pkill", "-KILL", "-f", script })
-      assert(sys.run{ "pkill", "-KILL", "-f", "sleep 600" })
-      assert.is_nil(s:connect())
+      local site = killed_during_restart(s)
       local r = E.myseal({ "run", "at-rest", "--site", site, "--yes" }, {})
       assert.equal(1, r.status)
       assert.matches("did not finish .- continue it with 'myseal run at%-rest %-%-site .-%-%-resume'", r.stderr)
@@ -103,17 +108,7 @@ describe("engine safety", function()
 
    it("brings the server up on rollback after a kill during the restart", function()
       local s <close> = server("safety-kill-rb")
-      local script = dir .. "/restart.sh"
-      assert(sys.write_file(script, ("#!/bin/sh\nif [ -e %s/first ]; then rm %s/first; kill %d; sleep 600; fi\n"
-         .. "exec '%s' sandbox restart %s\n"):format(dir, dir, s.pid, E.MYSEAL, s.name), { mode = tonumber("755", 8) }))
-      assert(sys.write_file(dir .. "/first", ""))
-      local site = site_profile(s, script)
-      local pid = assert(sys.spawn{ E.MYSEAL, "run", "at-rest", "--site", site, "--yes", log = dir .. "/run.log" })
-      assert.is_true(E.wait_for(function() return not sys.stat(dir .. "/first") end, 60))
-      assert.is_true(E.wait_for(function() return not s:running() end, 30))
-      assert(sys.kill(pid, "KILL"))
-      assert(sys.run{ "pkill", "-KILL", "-f", script })
-      assert(sys.run{ "pkill", "-KILL", "-f", "sleep 600" })
+      local site = killed_during_restart(s)
       local r = E.myseal({ "rollback", "at-rest", "--site", site, "--yes" }, {})
       -- up first; then the keyring's options stay (the server may have used its key)
       assert.matches("starting it with the new configuration", r.stdout)
