@@ -19,7 +19,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 
 #include "myseal.h"
 #include "cnfmodel.h"
+#include "notes.h"
 #include "sysutil.h"
 #include "udiff.h"
 
@@ -62,8 +62,7 @@ typedef struct cdoc {
   cfile *files;
   size_t n, cap;
   int includes;        /* follow !include and !includedir */
-  char **warn;         /* found while loading: "path:line: what" */
-  size_t nwarn;
+  nt_list warn;        /* found while loading: "path:line: what" */
 } cdoc;
 
 typedef struct loaderr {
@@ -85,12 +84,9 @@ static void doc_free (cdoc *c) {
     cm_free(&c->files[i].d);
   }
   free(c->files);
-  for (size_t i = 0; i < c->nwarn; i++)
-    free(c->warn[i]);
-  free(c->warn);
+  nt_free(&c->warn);
   c->files = NULL;
-  c->warn = NULL;
-  c->n = c->cap = c->nwarn = 0;
+  c->n = c->cap = 0;
 }
 
 /* doc:close(), also __gc and __close: frees the files; idempotent. */
@@ -154,23 +150,8 @@ static int add_file (cdoc *c, const char *path, const char *real, char *text, si
 }
 
 /* Records a warning found while loading. 0, or -1 (out of memory, e filled). */
-static int add_warning (cdoc *c, loaderr *e, const char *fmt, ...) {
-  char text[1200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof(text), fmt, ap);
-  va_end(ap);
-  char **w = realloc(c->warn, (c->nwarn + 1) * sizeof(char *));
-  if (w == NULL || (w[c->nwarn] = strdup(text)) == NULL) {
-    if (w != NULL)
-      c->warn = w;
-    snprintf(e->msg, sizeof(e->msg), "out of memory");
-    return -1;
-  }
-  c->warn = w;
-  c->nwarn++;
-  return 0;
-}
+#define add_warning(c, e, ...) \
+  (nt_addf(&(c)->warn, __VA_ARGS__) == 0 ? 0 : (snprintf((e)->msg, sizeof((e)->msg), "out of memory"), -1))
 
 /* Reads a whole file. 0, or an errno. */
 static int slurp (const char *path, char **text, size_t *len) {
@@ -754,8 +735,8 @@ static int doc_warnings (lua_State *L) {
           lua_rawseti(L, -2, ++n);
         }
   }
-  for (size_t i = 0; i < c->nwarn; i++) {
-    lua_pushstring(L, c->warn[i]);
+  for (size_t i = 0; i < c->warn.n; i++) {
+    lua_pushstring(L, c->warn.text[i]);
     lua_rawseti(L, -2, ++n);
   }
   return 1;
