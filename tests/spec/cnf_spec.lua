@@ -83,7 +83,7 @@ describe("cnf", function()
          assert.is_nil(doc:effective(groups, "ssl_key"))
          assert.equal("/etc/a.pem", (doc:get("mysqld", "ssl_ca")))
          assert.same({ "mysqld", "server", "client" }, doc:sections())
-         assert.same({ name = "skip-name-resolve", value = true, file = "my.cnf", line = 2 }, doc:entries("mysqld")[1])
+         assert.same({ name = "skip-name-resolve", value = true, group = "mysqld", file = "my.cnf", line = 2 }, doc:entries("mysqld")[1])
       end)
 
       it("follows !include and !includedir in the server's order", function()
@@ -165,6 +165,22 @@ describe("cnf", function()
                .. ("9"):rep(20) .. "...') as another line",
             conf .. "/writable.cnf: it is world-writable, and the server ignores such a file (chmod o-w)",
          }, doc:warnings())
+      end)
+
+      it("resolves relative includes against the server's working directory when told it", function()
+         h.write(dir .. "/etc/my.cnf", "[mysqld]\nport=1\n!include sub/a.cnf\n")
+         h.write(dir .. "/etc/sub/a.cnf", "[mysqld]\nport=2\n")
+         h.write(dir .. "/run/sub/a.cnf", "[mysqld]\nport=3\n")
+         local beside = assert(cnf.load(dir .. "/etc/my.cnf", { includes = true }))
+         assert.equal("2", (beside:effective({ "mysqld" }, "port")))
+         assert.same({ dir .. "/etc/my.cnf:3: !include sub/a.cnf is relative: the server resolves it against its "
+            .. "working directory, not this file's (myseal reads " .. dir .. "/etc/sub/a.cnf)" }, beside:warnings())
+         local served = assert(cnf.load(dir .. "/etc/my.cnf", { includes = true, cwd = dir .. "/run" }))
+         assert.equal("3", (served:effective({ "mysqld" }, "port")))
+         assert.same({}, served:warnings())
+         local r = assert(sys.run{ "my_print_defaults", "--defaults-file=" .. dir .. "/etc/my.cnf", "mysqld",
+            cwd = dir .. "/run" })
+         assert.equal("--port=1\n--port=3\n", r.stdout)
       end)
 
       it("reads a Windows my.ini (CRLF, BOM) and warns about the BOM", function()

@@ -299,7 +299,7 @@ describe("pki", function()
       end)
 
       it("says a date that is not a valid ASN.1 time is not one, where openssl says 'Bad time value'", function()
-         local path = "tests/corpus/x509/badasn1time.pem"   -- notAfter: a UTCTime with 15 digits
+         local path = "tests/corpus/x509/cryptography/badasn1time.pem"   -- notAfter: a UTCTime with 15 digits
          assert.equal("notAfter=Bad time value\n", openssl("x509", "-in", path, "-noout", "-enddate"))
          local c = assert(pki.load_cert(path))
          local msg, code = h.fails(c:not_after())
