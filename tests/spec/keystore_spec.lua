@@ -156,6 +156,10 @@ describe("keystore", function()
          assert.same({ ["master-aes"] = "secret", tomcat = "key", ["site root"] = "trusted" }, kinds)
          assert(store:add_trusted("added", other_ca))
          local out = dir .. "/saved-" .. (legacy and "legacy" or "secret") .. ".p12"
+         -- its keys stay protected by the password it was opened with: another one would lock them
+         assert.equal("the store holds private or secret keys protected by the password it was opened with: save it "
+            .. "with that password (keytool -storepasswd changes it)", (h.fails(store:save(out, { password = "other" }))))
+         assert.is_nil(sys.stat(out))
          assert(store:save(out, { password = PASS }))
          local before, after = keytool_list(path), keytool_list(out)
          after.added = nil
