@@ -247,14 +247,18 @@ describe("the conformance corpus", function()
       for _, case in ipairs{
          { { trusted = { ca }, untrusted = { inter } }, {} },
          { { trusted = { ca } }, {} },
-         { { trusted = { ca }, untrusted = { inter }, hostname = "db.corpus.example" }, { "-verify_hostname", "db.corpus.example" } },
-         { { trusted = { ca }, untrusted = { inter }, hostname = "other.example" }, { "-verify_hostname", "other.example" } },
+         { { trusted = { ca }, untrusted = { inter }, hostname = "db.corpus.example" },
+           { "-verify_hostname", "db.corpus.example" } },
+         { { trusted = { ca }, untrusted = { inter }, hostname = "other.example" },
+           { "-verify_hostname", "other.example" } },
          { { trusted = { ca }, untrusted = { inter }, hostname = "127.0.0.1" }, { "-verify_ip", "127.0.0.1" } },
          { { trusted = { ca }, untrusted = { inter }, hostname = "10.9.9.9" }, { "-verify_ip", "10.9.9.9" } },
          { { trusted = { ca }, untrusted = { inter }, purpose = "server" }, { "-purpose", "sslserver" } },
          { { trusted = { ca }, untrusted = { inter }, purpose = "client" }, { "-purpose", "sslclient" } },
-         { { trusted = { tca }, untrusted = { inter }, purpose = "server" }, { "-purpose", "sslserver" }, "trusted-ca.pem" },
-         { { trusted = { tca }, untrusted = { inter }, purpose = "client" }, { "-purpose", "sslclient" }, "trusted-ca.pem" },
+         { { trusted = { tca }, untrusted = { inter }, purpose = "server" }, { "-purpose", "sslserver" },
+           "trusted-ca.pem" },
+         { { trusted = { tca }, untrusted = { inter }, purpose = "client" }, { "-purpose", "sslclient" },
+           "trusted-ca.pem" },
       } do
          local argv = { "openssl", "verify", "-CAfile", made .. (case[3] or "ca.pem") }
          if case[1].untrusted then argv[#argv + 1] = "-untrusted"; argv[#argv + 1] = made .. "inter.pem" end
@@ -369,7 +373,8 @@ describe("the conformance corpus", function()
                local after = listed[out]
                local same = after ~= nil
                for alias, t in pairs(theirs) do
-                  same = same and after[alias] ~= nil and after[alias].type == t.type and after[alias].sha256 == t.sha256
+                  local a = after[alias]
+                  same = same and a ~= nil and a.type == t.type and a.sha256 == t.sha256
                end
                for alias in pairs(after or {}) do same = same and theirs[alias] ~= nil end
                if not same then d.add(path, nil, "keytool lists what myseal saved differently") end

@@ -14,8 +14,8 @@ local ENV = { STOREPASS = PASS }
 -- keytool -list -v of a store, the password from the environment
 -- openssl's view of a PKCS#12 file's structure (legacy algorithms included)
 local function openssl_info(path)
-   local r = assert(sys.run{ "openssl", "pkcs12", "-info", "-noout", "-legacy", "-in", path, "-passin", "env:STOREPASS",
-      env = ENV })
+   local r = assert(sys.run{ "openssl", "pkcs12", "-info", "-noout", "-legacy", "-in", path,
+      "-passin", "env:STOREPASS", env = ENV })
    return r.ok, r.stdout .. r.stderr
 end
 
@@ -158,7 +158,8 @@ describe("keystore", function()
          local out = dir .. "/saved-" .. (legacy and "legacy" or "secret") .. ".p12"
          -- its keys stay protected by the password it was opened with: another one would lock them
          assert.equal("the store holds private or secret keys protected by the password it was opened with: save it "
-            .. "with that password (keytool -storepasswd changes it)", (h.fails(store:save(out, { password = "other" }))))
+            .. "with that password (keytool -storepasswd changes it)",
+            (h.fails(store:save(out, { password = "other" }))))
          assert.is_nil(sys.stat(out))
          assert(store:save(out, { password = PASS }))
          local before, after = keytool_list(path), keytool_list(out)
