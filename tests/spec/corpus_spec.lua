@@ -44,11 +44,12 @@ local function differences()
 end
 
 -- the JDK's answers (tests/corpus/Reference.java), compiled once into the state directory
-local reference
+local reference, scratch
 local function java(args, env)
    if not reference then
       local src = assert(sys.read_file(CORPUS .. "/Reference.java"))
-      local state = os.getenv("MYSEAL_STATE_DIR") or assert(sys.tmpdir("corpus"))
+      if not os.getenv("MYSEAL_STATE_DIR") then scratch = assert(sys.tmpdir("corpus-java")) end
+      local state = os.getenv("MYSEAL_STATE_DIR") or scratch
       reference = ("%s/cache/corpus-reference-%s"):format(state, pki.digest(src):sub(1, 12))
       if not sys.stat(reference .. "/Reference.class") then
          assert(sys.mkdir(reference, tonumber("700", 8)))
@@ -67,7 +68,10 @@ end
 describe("the conformance corpus", function()
    local dir
    setup(function() dir = assert(sys.tmpdir("corpus-spec")) end)
-   teardown(function() sys.rmtree(dir) end)
+   teardown(function()
+      sys.rmtree(dir)
+      if scratch then sys.rmtree(scratch) end
+   end)
 
    it("has its origins recorded, and seeds the fuzzers", function()
       local sources = assert(sys.read_file(CORPUS .. "/SOURCES"))
