@@ -4,11 +4,11 @@
 ** line model is core/pure/cnfmodel.c; this file loads include trees and
 ** converts.
 **
-**   cnf.load(path [, { includes = true }]) -> doc | nil, msg, line
+**   cnf.load(path [, { includes = true, cwd = dir }]) -> doc | nil, msg, line
 **   cnf.parse(text [, name]) -> doc | nil, msg, line
 **   cnf.diff(old, new [, from [, to]]) -> unified diff text
 **   doc:get(group, name), doc:effective(groups, name) -> value, { file, line }
-**   doc:sections(), doc:entries(group), doc:files(), doc:warnings()
+**   doc:sections(), doc:entries([group]), doc:files(), doc:warnings()
 **   doc:set(group, name, value | true [, file]), doc:add(...), doc:unset(group, name),
 **   doc:add_section(group [, file]), doc:target(name [, groups])
 **   doc:text([file]), doc:diff(), doc:changed(), doc:save{ backup = true },
@@ -19,7 +19,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 
 #include "myseal.h"
 #include "cnfmodel.h"
+#include "notes.h"
 #include "sysutil.h"
 #include "udiff.h"
 
@@ -62,8 +62,8 @@ typedef struct cdoc {
   cfile *files;
   size_t n, cap;
   int includes;        /* follow !include and !includedir */
-  char **warn;         /* found while loading: "path:line: what" */
-  size_t nwarn;
+  char *base;          /* the server's working directory, for relative includes (NULL: beside the including file) */
+  nt_list warn;        /* found while loading: "path:line: what" */
 } cdoc;
 
 typedef struct loaderr {
@@ -85,12 +85,11 @@ static void doc_free (cdoc *c) {
     cm_free(&c->files[i].d);
   }
   free(c->files);
-  for (size_t i = 0; i < c->nwarn; i++)
-    free(c->warn[i]);
-  free(c->warn);
+  nt_free(&c->warn);
+  free(c->base);
+  c->base = NULL;
   c->files = NULL;
-  c->warn = NULL;
-  c->n = c->cap = c->nwarn = 0;
+  c->n = c->cap = 0;
 }
 
 /* doc:close(), also __gc and __close: frees the files; idempotent. */
@@ -154,23 +153,8 @@ static int add_file (cdoc *c, const char *path, const char *real, char *text, si
 }
 
 /* Records a warning found while loading. 0, or -1 (out of memory, e filled). */
-static int add_warning (cdoc *c, loaderr *e, const char *fmt, ...) {
-  char text[1200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof(text), fmt, ap);
-  va_end(ap);
-  char **w = realloc(c->warn, (c->nwarn + 1) * sizeof(char *));
-  if (w == NULL || (w[c->nwarn] = strdup(text)) == NULL) {
-    if (w != NULL)
-      c->warn = w;
-    snprintf(e->msg, sizeof(e->msg), "out of memory");
-    return -1;
-  }
-  c->warn = w;
-  c->nwarn++;
-  return 0;
-}
+#define add_warning(c, e, ...) \
+  (nt_addf(&(c)->warn, __VA_ARGS__) == 0 ? 0 : (snprintf((e)->msg, sizeof((e)->msg), "out of memory"), -1))
 
 /* Reads a whole file. 0, or an errno. */
 static int slurp (const char *path, char **text, size_t *len) {
@@ -212,9 +196,10 @@ static int slurp (const char *path, char **text, size_t *len) {
   return 0;
 }
 
-/* The path an include line names, relative to the including file's
-** directory, without trailing slashes. */
-static void resolve (const char *from, const char *name, size_t nlen, char *out, size_t outlen) {
+/* The path an include line of file from names, without trailing slashes:
+** a relative one against base (the server's working directory) when there is
+** one, else beside the including file. */
+static void resolve (const cdoc *c, const char *from, const char *name, size_t nlen, char *out, size_t outlen) {
   while (nlen > 1 && name[nlen - 1] == '/')
     nlen--;
   if (nlen > 0 && name[0] == '/') {
@@ -222,7 +207,9 @@ static void resolve (const char *from, const char *name, size_t nlen, char *out,
     return;
   }
   const char *slash = strrchr(from, '/');
-  if (slash == NULL)
+  if (c->base != NULL)
+    snprintf(out, outlen, "%s/%.*s", c->base, (int)nlen, name);
+  else if (slash == NULL)
     snprintf(out, outlen, "%.*s", (int)nlen, name);
   else
     snprintf(out, outlen, "%.*s/%.*s", (int)(slash - from), from, (int)nlen, name);
@@ -307,11 +294,11 @@ static int incl_add (cfile *f, size_t k, size_t idx, loaderr *e) {
 static int load_include (cdoc *c, size_t fi, size_t li, size_t k, chain *ch, loaderr *e) {
   const cm_line *l = &c->files[fi].d.lines[li];
   char target[PATH_MAX];
-  resolve(c->files[fi].path, l->raw + l->name_off, l->name_len, target, sizeof(target));
+  resolve(c, c->files[fi].path, l->raw + l->name_off, l->name_len, target, sizeof(target));
   char from[PATH_MAX];
   snprintf(from, sizeof(from), "%s", c->files[fi].path);
   const char *directive = l->kind == CM_INCLUDE ? "!include" : "!includedir";
-  if (l->raw[l->name_off] != '/' &&
+  if (l->raw[l->name_off] != '/' && c->base == NULL &&
       add_warning(c, e, "%s:%zu: %s %.*s is relative: the server resolves it against its working "
                   "directory, not this file's (myseal reads %s)", from, li + 1, directive,
                   (int)l->name_len, l->raw + l->name_off, target) != 0)
@@ -444,18 +431,26 @@ static int check_depth (cdoc *c, size_t fi, int depth, int *warned, loaderr *e) 
   return 0;
 }
 
-/* cnf.load(path [, { includes = true }]) -> doc | nil, msg, line */
+/* cnf.load(path [, { includes = true, cwd = dir }]) -> doc | nil, msg, line
+** cwd: the server's working directory, against which it resolves relative
+** includes; without it they are read beside the including file (with a
+** warning that the server does otherwise). */
 static int cnf_load (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int includes = 0;
+  const char *base = NULL;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "includes");
     includes = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, 2, "cwd");
+    base = luaL_optstring(L, -1, NULL);
+    lua_pop(L, 2);   /* the table keeps base */
   }
   cdoc *c = new_doc(L);
   c->includes = includes;
+  if (base != NULL && (c->base = strdup(base)) == NULL)
+    return luaL_error(L, "not enough memory");
   chain ch = { {0}, 0 };
   loaderr e = { "", 0 };
   size_t root;
@@ -626,9 +621,12 @@ typedef struct collect {
 
 static void visit_entries (lua_State *L, const cfile *f, const cm_line *l, size_t line, void *ud) {
   collect *k = ud;
-  if (!cm_same_section(&f->d.lines[l->section], k->group))
+  const cm_line *section = &f->d.lines[l->section];
+  if (k->group != NULL && !cm_same_section(section, k->group))
     return;
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
+  lua_pushlstring(L, section->raw + section->name_off, section->name_len);
+  lua_setfield(L, -2, "group");
   lua_pushlstring(L, l->raw + l->name_off, l->name_len);
   lua_setfield(L, -2, "name");
   push_value(L, l);
@@ -640,10 +638,11 @@ static void visit_entries (lua_State *L, const cfile *f, const cm_line *l, size_
   lua_rawseti(L, k->t, ++k->n);
 }
 
-/* doc:entries(group) -> { { name, value, file, line }, ... } in read order */
+/* doc:entries([group]) -> { { name, value, group, file, line }, ... }: the
+** options of group (of every group without one) in the order the server reads them */
 static int doc_entries (lua_State *L) {
   cdoc *c = check_doc(L, 1);
-  collect k = { luaL_checkstring(L, 2), 0, 0 };
+  collect k = { luaL_optstring(L, 2, NULL), 0, 0 };
   lua_newtable(L);
   k.t = lua_gettop(L);
   walk(L, c, 0, 0, visit_entries, &k);
@@ -754,8 +753,8 @@ static int doc_warnings (lua_State *L) {
           lua_rawseti(L, -2, ++n);
         }
   }
-  for (size_t i = 0; i < c->nwarn; i++) {
-    lua_pushstring(L, c->warn[i]);
+  for (size_t i = 0; i < c->warn.n; i++) {
+    lua_pushstring(L, c->warn.text[i]);
     lua_rawseti(L, -2, ++n);
   }
   return 1;
@@ -1062,7 +1061,7 @@ static int doc_target (lua_State *L) {
       const cm_line *l = &c->files[fi].d.lines[li];
       if (l->kind != CM_INCLUDEDIR)
         continue;
-      resolve(c->files[fi].path, l->raw + l->name_off, l->name_len, dirs[ndirs], PATH_MAX);
+      resolve(c, c->files[fi].path, l->raw + l->name_off, l->name_len, dirs[ndirs], PATH_MAX);
       int rank = 100 + ndirs;
       for (int r = 0; dropin_dirs[r]; r++)
         if (strcmp(dirs[ndirs], dropin_dirs[r]) == 0)

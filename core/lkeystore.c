@@ -8,7 +8,7 @@
 **       -> store | nil, msg
 **   store:add_trusted(alias, cert [, { replace = true }]) -> true [, warning]
 **       | nil, msg (the alias is taken)
-**   store:remove(alias), store:aliases(), store:entries(), store:get(alias),
+**   store:remove(alias), store:aliases(), store:entries(), store:warnings(), store:get(alias),
 **   store:type(), store:encode{ password = } -> bytes,
 **   store:save(path, { password =, mode = 0644 }) -> true | nil, msg, errno
 */
@@ -172,13 +172,16 @@ static int store_remove (lua_State *L) {
   return 1;
 }
 
+/* store:aliases() -> the aliases keytool lists (lower-cased, as the JDK keys them) */
 static int store_aliases (lua_State *L) {
   store *st = check_store(L, 1);
   lua_createtable(L, (int)st->s.n, 0);
-  for (size_t i = 0; i < st->s.n; i++) {
-    lua_pushstring(L, st->s.e[i].alias);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
+  lua_Integer n = 0;
+  for (size_t i = 0; i < st->s.n; i++)
+    if (st->s.e[i].listed && !st->s.e[i].shadowed) {
+      lua_pushstring(L, st->s.e[i].alias);
+      lua_rawseti(L, -2, ++n);
+    }
   return 1;
 }
 
@@ -189,19 +192,32 @@ static X509 *entry_cert (const ks_entry *e) {
   return d2i_X509(NULL, &p, (long)e->der_len);
 }
 
-/* store:entries() -> { { alias, kind = "trusted" | "key" | "certificate",
-**                        date (ms, JKS), fingerprint (SHA-256, certificates) }, ... } */
+/* store:entries() -> { { alias, kind = "trusted" | "key" | "secret" | "certificate" |
+**                        "other", listed, name, date (ms, JKS),
+**                        fingerprint (SHA-256 of the certificate) }, ... }
+** Every entry kept, in file order, but those a later one with the same alias
+** hides from the JDK (store:warnings() names them). listed: keytool lists it;
+** name: the alias as written, when it is not the lower-cased one. */
 static int store_entries (lua_State *L) {
-  static const char *const kinds[] = {"", "key", "trusted", "certificate"};
+  static const char *const kinds[] = {"", "key", "trusted", "certificate", "secret", "other"};
   store *st = check_store(L, 1);
   lua_createtable(L, (int)st->s.n, 0);
+  lua_Integer n = 0;
   for (size_t i = 0; i < st->s.n; i++) {
     const ks_entry *e = &st->s.e[i];
-    lua_createtable(L, 0, 4);
+    if (e->shadowed)
+      continue;
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, e->alias);
     lua_setfield(L, -2, "alias");
     lua_pushstring(L, kinds[e->kind]);
     lua_setfield(L, -2, "kind");
+    lua_pushboolean(L, e->listed);
+    lua_setfield(L, -2, "listed");
+    if (e->name != NULL && strcmp(e->name, e->alias) != 0) {
+      lua_pushstring(L, e->name);
+      lua_setfield(L, -2, "name");
+    }
     if (e->date_ms) {
       lua_pushinteger(L, (lua_Integer)e->date_ms);
       lua_setfield(L, -2, "date");
@@ -217,6 +233,19 @@ static int store_entries (lua_State *L) {
         lua_setfield(L, -2, "fingerprint");
       }
     }
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* store:warnings() -> { "what", ... }: how the JDK reads this store
+** differently from what it holds (an alias twice, bytes after a JKS, bags
+** it skips); nothing of it is lost when the store is saved */
+static int store_warnings (lua_State *L) {
+  store *st = check_store(L, 1);
+  lua_createtable(L, (int)st->s.warn.n, 0);
+  for (size_t i = 0; i < st->s.warn.n; i++) {
+    lua_pushstring(L, st->s.warn.text[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   return 1;
@@ -226,7 +255,7 @@ static int store_entries (lua_State *L) {
 static int store_get (lua_State *L) {
   store *st = check_store(L, 1);
   long at = ks_find(&st->s, luaL_checkstring(L, 2));
-  if (at < 0 || st->s.e[at].der == NULL)
+  if (at < 0 || (st->s.e[at].kind != KS_TRUSTED && st->s.e[at].kind != KS_CERT))
     return 0;
   X509 *x = entry_cert(&st->s.e[at]);
   if (x == NULL)
@@ -290,9 +319,13 @@ static int store_tostring (lua_State *L) {
   store *st = luaL_checkudata(L, 1, STORE_MT);
   if (!st->open)
     lua_pushliteral(L, "keystore (closed)");
-  else
-    lua_pushfstring(L, "%s keystore (%d entr%s)", st->s.type == KS_JKS ? "JKS" : "PKCS#12",
-                    (int)st->s.n, st->s.n == 1 ? "y" : "ies");
+  else {
+    int n = 0;
+    for (size_t i = 0; i < st->s.n; i++)
+      n += !st->s.e[i].shadowed;
+    lua_pushfstring(L, "%s keystore (%d entr%s)", st->s.type == KS_JKS ? "JKS" : "PKCS#12", n,
+                    n == 1 ? "y" : "ies");
+  }
   return 1;
 }
 
@@ -307,6 +340,7 @@ static const luaL_Reg store_methods[] = {
   {"remove", store_remove},
   {"aliases", store_aliases},
   {"entries", store_entries},
+  {"warnings", store_warnings},
   {"get", store_get},
   {"type", store_type},
   {"encode", store_encode},

@@ -681,7 +681,7 @@ static int cert_serial (lua_State *L) {
   X509 *x = myseal_pki_checkcert(L, 1);
   BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
   char *hex = bn ? BN_bn2hex(bn) : NULL;
-  lua_pushstring(L, hex ? hex : "");
+  lua_pushstring(L, hex == NULL ? "" : strcmp(hex, "0") == 0 ? "00" : hex);  /* as openssl x509 -serial */
   OPENSSL_free(hex);
   BN_free(bn);
   return 1;

@@ -338,8 +338,10 @@ static uint32_t lower1 (uint32_t c) {
       hi = mid;
     else if (c > lower_ranges[mid].last)
       lo = mid + 1;
+    else if ((c - lower_ranges[mid].first) % lower_ranges[mid].step == 0)
+      return (uint32_t)((int32_t)c + lower_ranges[mid].delta);
     else
-      return (c - lower_ranges[mid].first) % lower_ranges[mid].step == 0 ? (uint32_t)((int32_t)c + lower_ranges[mid].delta) : c;
+      return c;
   }
   return c;
 }

@@ -8,42 +8,61 @@
 ** (ms), UTF "X.509", u4 length, DER; a private-key entry is u4 1, UTF alias,
 ** u8 date, u4 length, protected key, u4 chain length, then per certificate
 ** UTF type, u4 length, DER. UTF is Java's writeUTF: u2 length + modified
-** UTF-8.
+** UTF-8. The JDK reads the digest right after the last entry and ignores
+** what follows it; of two entries with one alias it keeps the later.
 **
-** PKCS#12 goes through OpenSSL's PKCS12 API. A trusted certificate is a
-** certificate bag with a friendlyName and Java's trusted-key-usage attribute
-** (2.16.840.1.113894.746875.1.1 = anyExtendedKeyUsage), which is what
-** makes JDK 9+ list it as a trustedCertEntry. Written with PBES2 (PBKDF2,
-** AES-256-CBC) and an HMAC-SHA-256 MAC, 10000 iterations, as JDK 17 does.
+** PKCS#12 goes through OpenSSL's PKCS12 API, read as the JDK's
+** PKCS12KeyStore reads it: bag by bag in file order, a certificate bag with
+** Java's trusted-key-usage attribute (2.16.840.1.113894.746875.1.1) is a
+** trusted entry, a shrouded key bag a key entry, a secret bag a secret key
+** entry; entries without a friendlyName are named "1", "2", ... in that
+** order; a second key without a localKeyId is skipped; of two entries with
+** one alias the later wins. Every bag read is written back byte for byte, in
+** its place and in the same kind of safe (an encrypted one re-encrypted with
+** PBES2, PBKDF2, AES-256-CBC); new trusted certificates go into the last
+** encrypted safe, each with its friendlyName (a BMPString, surrogate pairs
+** for characters beyond U+FFFF, as keytool writes them) and the trust
+** attribute (anyExtendedKeyUsage). The MAC is HMAC-SHA-256, 10000
+** iterations, as JDK 17 writes it.
 */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/objects.h>
 #include <openssl/pkcs12.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "jdkcase.h"
 #include "keystore.h"
+#include "notes.h"
 
 #define JKS_MAGIC 0xFEEDFEEDu
+#define JCEKS_MAGIC 0xCECECECEu
 #define TRUST_OID "2.16.840.1.113894.746875.1.1"
 #define ANY_EKU_OID "2.5.29.37.0"
 #define ITERATIONS 10000
 #define MAX_ENTRIES 100000
+#define NONE ((size_t)-1)
 
 
 /* --- entries ------------------------------------------------------------- */
 
 static void entry_free (ks_entry *e) {
   free(e->alias);
+  free(e->name);
   free(e->der);
   free(e->raw);
+  for (size_t i = 0; i < e->nbags; i++)
+    free(e->bags[i].der);
+  free(e->bags);
   memset(e, 0, sizeof(*e));
 }
 
@@ -51,29 +70,42 @@ void ks_free (ks_store *s) {
   for (size_t i = 0; i < s->n; i++)
     entry_free(&s->e[i]);
   free(s->e);
-  s->e = NULL;
-  s->n = s->cap = 0;
+  nt_free(&s->warn);
+  free(s->safes);
+  OPENSSL_cleanse(s->pass_tag, sizeof(s->pass_tag));
+  memset(s, 0, sizeof(*s));
 }
 
-/* A lower-cased (ASCII) copy of an alias, as the JDK keys its entries. */
-static char *lower_dup (const char *s, size_t n) {
-  char *out = malloc(n + 1);
-  if (out == NULL)
-    return NULL;
-  for (size_t i = 0; i < n; i++)
-    out[i] = (char)tolower((unsigned char)s[i]);
-  out[n] = '\0';
-  return out;
+/* Sets e->name (a copy of name, or NULL) and e->alias (its lower-cased key,
+** or "" without a name). 0, EINVAL (not UTF-8) or ENOMEM. */
+static int set_name (ks_entry *e, const char *name) {
+  e->name = name ? strdup(name) : NULL;
+  e->alias = name ? jc_lower(name) : strdup("");
+  if (e->alias == NULL || (name && e->name == NULL)) {
+    int bad = name && e->name != NULL;
+    free(e->name);
+    free(e->alias);
+    e->name = e->alias = NULL;
+    return bad ? EINVAL : ENOMEM;
+  }
+  return 0;
 }
 
 long ks_find (const ks_store *s, const char *alias) {
-  for (size_t i = 0; i < s->n; i++)
-    if (strcasecmp(s->e[i].alias, alias) == 0)
-      return (long)i;
-  return -1;
+  char *key = jc_lower(alias);
+  long found = -1;
+  if (key == NULL)
+    return -1;
+  /* what the JDK lists first; then an entry it does not list, by its name */
+  for (int pass = 0; pass < 2 && found < 0; pass++)
+    for (size_t i = 0; i < s->n; i++)
+      if (!s->e[i].shadowed && s->e[i].listed == !pass && strcmp(s->e[i].alias, key) == 0)
+        found = (long)i;
+  free(key);
+  return found;
 }
 
-/* Appends an entry (taking ownership of alias, der, raw); 0 or ENOMEM. */
+/* Appends an entry (taking ownership of what it points to); 0 or ENOMEM. */
 static int push_entry (ks_store *s, ks_entry *e) {
   if (s->n == s->cap) {
     size_t cap = s->cap ? 2 * s->cap : 8;
@@ -89,35 +121,113 @@ static int push_entry (ks_store *s, ks_entry *e) {
   return 0;
 }
 
+static void drop_entry (ks_store *s, size_t at) {
+  entry_free(&s->e[at]);
+  memmove(&s->e[at], &s->e[at + 1], (s->n - at - 1) * sizeof(ks_entry));
+  s->n--;
+}
+
+/* Removes every listed entry keyed alias (the one the JDK sees and those it
+** shadows); returns the index the first was at, or -1. */
+static long drop_alias (ks_store *s, const char *key) {
+  long first = -1;
+  for (size_t i = s->n; i-- > 0;)
+    if (s->e[i].listed && strcmp(s->e[i].alias, key) == 0) {
+      drop_entry(s, i);
+      first = (long)i;
+    }
+  return first;
+}
+
 int ks_add_trusted (ks_store *s, const char *alias, const unsigned char *der, size_t len,
                     int64_t date_ms, int replace) {
   if (alias == NULL || *alias == '\0' || len == 0)
     return EINVAL;
-  long at = ks_find(s, alias);
-  if (at >= 0 && !replace)
+  ks_entry e = {0};
+  e.kind = KS_TRUSTED;
+  e.listed = 1;
+  e.date_ms = date_ms;
+  int err = set_name(&e, alias);
+  if (err)
+    return err;
+  int taken = 0;
+  for (size_t i = 0; i < s->n; i++)
+    taken |= s->e[i].listed && strcmp(s->e[i].alias, e.alias) == 0;
+  if (taken && !replace) {
+    entry_free(&e);
     return EEXIST;
-  ks_entry e = { KS_TRUSTED, lower_dup(alias, strlen(alias)), date_ms, malloc(len), len, NULL, 0 };
-  if (e.alias == NULL || e.der == NULL) {
+  }
+  long at;
+  if ((e.der = malloc(len)) == NULL) {
     entry_free(&e);
     return ENOMEM;
   }
   memcpy(e.der, der, len);
-  if (at >= 0) {
-    entry_free(&s->e[at]);
-    s->e[at] = e;
-    return 0;
+  e.der_len = len;
+  at = drop_alias(s, e.alias);
+  if ((err = push_entry(s, &e)) != 0)
+    return err;
+  if (at >= 0 && (size_t)at < s->n - 1) {  /* where the old one was */
+    ks_entry added = s->e[s->n - 1];
+    memmove(&s->e[at + 1], &s->e[at], (s->n - 1 - (size_t)at) * sizeof(ks_entry));
+    s->e[at] = added;
   }
-  return push_entry(s, &e);
+  return 0;
 }
 
 int ks_remove (ks_store *s, const char *alias) {
   long at = ks_find(s, alias);
   if (at < 0)
     return ENOENT;
-  entry_free(&s->e[at]);
-  memmove(&s->e[at], &s->e[at + 1], (s->n - (size_t)at - 1) * sizeof(ks_entry));
-  s->n--;
+  if (s->e[at].listed) {
+    char *key = strdup(s->e[at].alias);
+    if (key == NULL)
+      return ENOMEM;
+    drop_alias(s, key);
+    free(key);
+  }
+  else
+    drop_entry(s, (size_t)at);
   return 0;
+}
+
+/* Marks listed entries that a later one with the same alias hides from the
+** JDK, and says so. */
+static int mark_shadowed (ks_store *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (!s->e[i].listed)
+      continue;
+    for (size_t k = i + 1; k < s->n; k++)
+      if (s->e[k].listed && strcmp(s->e[k].alias, s->e[i].alias) == 0) {
+        s->e[i].shadowed = 1;
+        if (nt_addf(&s->warn, "entries %zu and %zu are both '%.200s': the JDK reads only the later one "
+                        "(both are kept)", i + 1, k + 1, s->e[i].alias) != 0)
+          return -1;
+        break;
+      }
+  }
+  return 0;
+}
+
+/* Remembers which password the store was read with, as an HMAC under a
+** random salt (not the password). */
+static void tag_password (ks_store *s, const char *password) {
+  unsigned int n = 0;
+  s->has_tag = RAND_bytes(s->pass_salt, sizeof(s->pass_salt)) == 1 &&
+               HMAC(EVP_sha256(), s->pass_salt, sizeof(s->pass_salt), (const unsigned char *)password,
+                    strlen(password), s->pass_tag, &n) != NULL;
+  ERR_clear_error();
+}
+
+static int same_password (const ks_store *s, const char *password) {
+  unsigned char tag[32];
+  unsigned int n = 0;
+  if (!s->has_tag)
+    return 1;
+  int ok = HMAC(EVP_sha256(), s->pass_salt, sizeof(s->pass_salt), (const unsigned char *)password,
+                strlen(password), tag, &n) != NULL && CRYPTO_memcmp(tag, s->pass_tag, sizeof(tag)) == 0;
+  ERR_clear_error();
+  return ok;
 }
 
 
@@ -142,6 +252,7 @@ static char *put_utf8 (char *o, uint32_t c) {
   }
   return o;
 }
+
 
 
 /* --- JKS ---------------------------------------------------------------------- */
@@ -289,7 +400,13 @@ static int jks_digest (const char *password, const unsigned char *data, size_t l
 static int jks_load (ks_store *s, const unsigned char *data, size_t len, const char *password,
                      char *err, size_t errlen) {
   rd r = { data, len, 0, 0 };
-  if (len < 12 + 20 || rd_u4(&r) != JKS_MAGIC) {
+  uint32_t magic = len >= 4 ? rd_u4(&r) : 0;
+  if (magic == JCEKS_MAGIC) {
+    snprintf(err, errlen, "a JCEKS keystore: myseal reads JKS and PKCS#12 (keytool -importkeystore "
+             "-deststoretype pkcs12 converts it)");
+    return -1;
+  }
+  if (len < 12 + 20 || magic != JKS_MAGIC) {
     snprintf(err, errlen, "not a JKS keystore (no FEEDFEED magic, or too short)");
     return -1;
   }
@@ -298,26 +415,19 @@ static int jks_load (ks_store *s, const unsigned char *data, size_t len, const c
     snprintf(err, errlen, "unsupported JKS version %u", version);
     return -1;
   }
-  /* the digest first: a wrong password must never read as garbage */
-  unsigned char md[20];
-  if (jks_digest(password, data, len - 20, md) != 0) {
-    snprintf(err, errlen, "the password is not valid UTF-8");
-    return -1;
-  }
-  if (memcmp(md, data + len - 20, 20) != 0) {
-    snprintf(err, errlen, "wrong password, or the keystore was tampered with (integrity check failed)");
-    return -1;
-  }
-  r.len = len - 20;
   s->version = (int)version;
   uint32_t count = rd_u4(&r);
   if (count > MAX_ENTRIES) {
     snprintf(err, errlen, "corrupt keystore: %u entries", count);
     return -1;
   }
+  /* the entries, then the digest right after them (as the JDK reads it); none is
+  ** shown before the digest says the password is right */
   for (uint32_t i = 0; i < count && !r.bad; i++) {
     ks_entry e = {0};
     uint32_t tag = rd_u4(&r);
+    if (r.bad)
+      break;
     if (tag != 1 && tag != 2) {
       snprintf(err, errlen, "corrupt keystore: entry %u has tag %u (1 and 2 are known)", i + 1, tag);
       return -1;
@@ -325,8 +435,13 @@ static int jks_load (ks_store *s, const unsigned char *data, size_t len, const c
     char *alias = rd_utf(&r);
     if (alias == NULL)
       break;
-    e.alias = lower_dup(alias, strlen(alias));
+    int bad = set_name(&e, alias);
     free(alias);
+    if (bad) {
+      snprintf(err, errlen, "out of memory");
+      return -1;
+    }
+    e.listed = 1;
     e.date_ms = (int64_t)rd_u8(&r);
     if (tag == 2) {
       e.kind = KS_TRUSTED;
@@ -359,7 +474,11 @@ static int jks_load (ks_store *s, const unsigned char *data, size_t len, const c
         if (version == 2)
           free(rd_utf(&r));
         uint32_t cl = rd_u4(&r);
-        rd_bytes(&r, cl);
+        const unsigned char *der = rd_bytes(&r, cl);
+        if (k == 0 && der != NULL && (e.der = malloc(cl ? cl : 1)) != NULL) {
+          memcpy(e.der, der, cl);
+          e.der_len = cl;
+        }
       }
       if (!r.bad && (e.raw = malloc(r.pos - start)) != NULL) {
         memcpy(e.raw, data + start, r.pos - start);
@@ -370,15 +489,30 @@ static int jks_load (ks_store *s, const unsigned char *data, size_t len, const c
       entry_free(&e);
       break;
     }
-    if (e.alias == NULL || (e.kind == KS_TRUSTED ? e.der == NULL : e.raw == NULL) || push_entry(s, &e)) {
+    if ((e.kind == KS_TRUSTED ? e.der == NULL : e.raw == NULL) || push_entry(s, &e)) {
       entry_free(&e);
       snprintf(err, errlen, "out of memory");
       return -1;
     }
   }
-  if (r.bad || r.pos != r.len) {
+  if (r.bad || len - r.pos < 20) {
     snprintf(err, errlen, "corrupt keystore: %s", r.bad ? "truncated or malformed entry"
-                                                        : "bytes after the last entry");
+                                                        : "no integrity check after the last entry");
+    return -1;
+  }
+  unsigned char md[20];
+  if (jks_digest(password, data, r.pos, md) != 0) {
+    snprintf(err, errlen, "the password is not valid UTF-8");
+    return -1;
+  }
+  if (memcmp(md, data + r.pos, 20) != 0) {
+    snprintf(err, errlen, "wrong password, or the keystore was tampered with (integrity check failed)");
+    return -1;
+  }
+  size_t extra = len - r.pos - 20;
+  if (extra > 0 && nt_addf(&s->warn, "%zu bytes after the keystore's integrity check, which the JDK ignores "
+                               "(saving leaves them out)", extra) != 0) {
+    snprintf(err, errlen, "out of memory");
     return -1;
   }
   return 0;
@@ -447,16 +581,11 @@ static int jks_save (const ks_store *s, const char *password, unsigned char **ou
   uint32_t version = s->version == 1 ? 1 : 2;
   wb_u4(&w, JKS_MAGIC);
   wb_u4(&w, version);
-  uint32_t count = 0;
-  for (size_t i = 0; i < s->n; i++)
-    if (s->e[i].kind != KS_CERT)
-      count++;
-  wb_u4(&w, count);
+  wb_u4(&w, (uint32_t)s->n);
   for (size_t i = 0; i < s->n; i++) {
     const ks_entry *e = &s->e[i];
-    if (e->kind == KS_CERT)
-      continue;
     wb_u4(&w, e->kind == KS_KEY ? 1 : 2);
+    /* the JDK's JKS writes the alias lower-cased and finds entries only so */
     if (wb_utf(&w, e->alias) != 0) {
       snprintf(err, errlen, "alias '%.100s' cannot be written", e->alias);
       free(w.p);
@@ -528,24 +657,6 @@ static int bag_der (const PKCS12_SAFEBAG *bag, unsigned char **out, size_t *len)
   return 0;
 }
 
-/* Appends the DER of bag to an entry's raw bytes. */
-static int raw_append (ks_entry *e, const PKCS12_SAFEBAG *bag) {
-  unsigned char *der;
-  size_t n;
-  if (bag_der(bag, &der, &n) != 0)
-    return -1;
-  unsigned char *p = realloc(e->raw, e->raw_len + n);
-  if (p == NULL) {
-    free(der);
-    return -1;
-  }
-  memcpy(p + e->raw_len, der, n);
-  free(der);
-  e->raw = p;
-  e->raw_len += n;
-  return 0;
-}
-
 /* The localKeyId of a bag, as an octet string (owned by the bag), or NULL. */
 static const ASN1_OCTET_STRING *local_key_id (const PKCS12_SAFEBAG *bag) {
   const ASN1_TYPE *t = PKCS12_SAFEBAG_get0_attr(bag, NID_localKeyID);
@@ -602,63 +713,175 @@ static char *friendly_name (const PKCS12_SAFEBAG *bag) {
   return NULL;
 }
 
-static int p12_bag (ks_store *s, PKCS12_SAFEBAG *bag, const ASN1_OBJECT *trust,
-                    STACK_OF(PKCS12_SAFEBAG) *keycerts) {
-  int nid = PKCS12_SAFEBAG_get_nid(bag);
-  char *name = friendly_name(bag);
-  ks_entry e = {0};
-  int rc = 0;
-  if (nid == NID_keyBag || nid == NID_pkcs8ShroudedKeyBag) {
-    e.kind = KS_KEY;
-    e.alias = lower_dup(name ? name : "", name ? strlen(name) : 0);
-    if (e.alias == NULL || raw_append(&e, bag) != 0)
-      rc = -1;
+/* OpenSSL 3's legacy provider, for stores from older JDKs and OpenSSL (RC2-40,
+** 3DES); loaded once, beside the default provider. Writing uses AES only. */
+static OSSL_PROVIDER *legacy;
+
+static void unload_legacy (void) {
+  OSSL_PROVIDER_unload(legacy);
+  legacy = NULL;
+}
+
+static int legacy_provider (void) {
+  static int tried;
+  if (!tried) {
+    tried = 1;
+    legacy = OSSL_PROVIDER_try_load(NULL, "legacy", 1);
+    ERR_clear_error();
+    if (legacy != NULL)
+      atexit(unload_legacy);   /* before OpenSSL's own cleanup, which was registered first */
   }
-  else if (nid == NID_certBag) {
-    if (keycerts != NULL && local_key_id(bag) != NULL && !java_trusted(bag, trust)) {
-      /* a key's certificate: it goes with its key, later */
-      OPENSSL_free(name);
-      return sk_PKCS12_SAFEBAG_push(keycerts, bag) ? 1 : -1;
-    }
-    X509 *x = PKCS12_SAFEBAG_get1_cert(bag);
-    unsigned char *der = NULL;
-    int n = x ? i2d_X509(x, &der) : -1;
-    X509_free(x);
-    if (n <= 0) {
-      OPENSSL_free(name);
+  return legacy != NULL;
+}
+
+/* Reading state: what the JDK counts as it goes through the bags. */
+typedef struct p12read {
+  ks_store *s;
+  const ASN1_OBJECT *trust;
+  size_t order;          /* bags read so far */
+  int keys;              /* shrouded key bags so far (the JDK's privateKeyCount) */
+  unsigned counter;      /* the JDK's names for entries without one: "1", "2", ... */
+  STACK_OF(PKCS12_SAFEBAG) *certs;  /* certificate bags to match with their keys */
+  size_t *cert_order, *cert_safe;
+} p12read;
+
+/* Gives e one bag: bag's DER, from safe, at the next place in file order. */
+static int entry_bag (ks_entry *e, const PKCS12_SAFEBAG *bag, size_t safe, size_t order) {
+  ks_bag *p = realloc(e->bags, (e->nbags + 1) * sizeof(ks_bag));
+  if (p == NULL)
+    return -1;
+  e->bags = p;
+  ks_bag *b = &p[e->nbags];
+  if (bag_der(bag, &b->der, &b->len) != 0)
+    return -1;
+  b->safe = safe;
+  b->order = order;
+  e->nbags++;
+  return 0;
+}
+
+/* The certificate of a certificate bag as DER into e (0), or -1. */
+static int bag_cert (ks_entry *e, const PKCS12_SAFEBAG *bag) {
+  X509 *x = PKCS12_SAFEBAG_get1_cert(bag);
+  unsigned char *der = NULL;
+  int n = x ? i2d_X509(x, &der) : -1;
+  X509_free(x);
+  if (n <= 0) {
+    ERR_clear_error();
+    return -1;
+  }
+  free(e->der);
+  e->der = malloc((size_t)n);
+  if (e->der != NULL) {
+    memcpy(e->der, der, (size_t)n);
+    e->der_len = (size_t)n;
+  }
+  OPENSSL_free(der);
+  return e->der ? 0 : -1;
+}
+
+/* One bag, in file order. 0, or -1 (out of memory, or a bag OpenSSL cannot encode). */
+static int p12_bag (p12read *pr, PKCS12_SAFEBAG *bag, size_t safe) {
+  ks_store *s = pr->s;
+  int nid = PKCS12_SAFEBAG_get_nid(bag);
+  size_t order = pr->order++;
+  char *name = friendly_name(bag);
+  const ASN1_OCTET_STRING *keyid = local_key_id(bag);
+  ks_entry e = {0};
+  const char *note = NULL;
+  if (nid == NID_pkcs8ShroudedKeyBag) {
+    e.kind = KS_KEY;
+    pr->keys++;
+    e.listed = keyid != NULL || pr->keys == 1;
+    if (!e.listed)
+      note = "a second private key without a localKeyId, which the JDK skips";
+  }
+  else if (nid == NID_secretBag) {
+    e.kind = KS_SECRET;
+    e.listed = 1;
+  }
+  else if (nid == NID_certBag && java_trusted(bag, pr->trust)) {
+    e.kind = KS_TRUSTED;
+    e.listed = 1;
+  }
+  else if (nid == NID_certBag && PKCS12_SAFEBAG_get_bag_nid(bag) == NID_x509Certificate) {
+    /* a key's certificate, or one Java does not trust: sorted out after the last bag */
+    OPENSSL_free(name);
+    size_t k = (size_t)sk_PKCS12_SAFEBAG_num(pr->certs);
+    size_t *o = realloc(pr->cert_order, (k + 1) * sizeof(size_t));
+    if (o != NULL)
+      pr->cert_order = o;
+    size_t *sf = o ? realloc(pr->cert_safe, (k + 1) * sizeof(size_t)) : NULL;
+    if (sf != NULL)
+      pr->cert_safe = sf;
+    if (o == NULL || sf == NULL || !sk_PKCS12_SAFEBAG_push(pr->certs, bag))
       return -1;
-    }
-    e.kind = java_trusted(bag, trust) ? KS_TRUSTED : KS_CERT;
-    e.alias = lower_dup(name ? name : "", name ? strlen(name) : 0);
-    e.der = malloc((size_t)n);
-    if (e.der != NULL) {
-      memcpy(e.der, der, (size_t)n);
-      e.der_len = (size_t)n;
-    }
-    OPENSSL_free(der);
-    if (e.alias == NULL || e.der == NULL || (e.kind == KS_CERT && raw_append(&e, bag) != 0))
-      rc = -1;
+    pr->cert_order[k] = order;
+    pr->cert_safe[k] = safe;
+    return 1;   /* the stack has it now */
   }
   else {
-    OPENSSL_free(name);
-    return 0;  /* secret bags and the like: Java truststores have none */
+    e.kind = nid == NID_keyBag ? KS_KEY : KS_OTHER;
+    note = nid == NID_keyBag ? "an unencrypted key bag, which the JDK does not read"
+                             : "a bag of a kind the JDK does not read";
+  }
+  char number[16] = "";
+  if (name == NULL && e.listed)
+    snprintf(number, sizeof(number), "%u", ++pr->counter);
+  int rc = set_name(&e, name ? name : e.listed ? number : NULL);
+  if (rc == 0 && name == NULL && e.listed) {
+    free(e.name);   /* the number is the JDK's name for it, not written in the file */
+    e.name = NULL;
   }
   OPENSSL_free(name);
-  if (rc != 0) {
+  if (rc != 0 || entry_bag(&e, bag, safe, order) != 0 ||
+      (e.kind == KS_TRUSTED && bag_cert(&e, bag) != 0)) {
     entry_free(&e);
     return -1;
   }
-  if (e.alias[0] == '\0') {  /* no friendlyName: name it as keytool would show */
-    free(e.alias);
-    char gen[32];
-    snprintf(gen, sizeof(gen), "%s-%zu", e.kind == KS_KEY ? "key" : "cert", s->n + 1);
-    e.alias = lower_dup(gen, strlen(gen));
-    if (e.alias == NULL) {
+  if (note != NULL && nt_addf(&s->warn, "bag %zu: %s (kept as it is)", order + 1, note) != 0) {
+    entry_free(&e);
+    return -1;
+  }
+  return push_entry(s, &e) == 0 ? 0 : -1;
+}
+
+/* The certificate bags that were not trusted entries: each goes with the key
+** of its localKeyId, or is an entry of its own that keytool does not list. */
+static int p12_certs (p12read *pr) {
+  ks_store *s = pr->s;
+  for (int i = 0; i < sk_PKCS12_SAFEBAG_num(pr->certs); i++) {
+    PKCS12_SAFEBAG *cb = sk_PKCS12_SAFEBAG_value(pr->certs, i);
+    const ASN1_OCTET_STRING *id = local_key_id(cb);
+    ks_entry *owner = NULL;
+    for (size_t k = 0; id != NULL && k < s->n && owner == NULL; k++) {
+      if (s->e[k].kind != KS_KEY || s->e[k].nbags == 0)
+        continue;
+      const unsigned char *q = s->e[k].bags[0].der;
+      PKCS12_SAFEBAG *kb = d2i_PKCS12_SAFEBAG(NULL, &q, (long)s->e[k].bags[0].len);
+      const ASN1_OCTET_STRING *kid = kb ? local_key_id(kb) : NULL;
+      if (kid != NULL && ASN1_OCTET_STRING_cmp(kid, id) == 0)
+        owner = &s->e[k];
+      PKCS12_SAFEBAG_free(kb);
+    }
+    if (owner != NULL) {
+      if (entry_bag(owner, cb, pr->cert_safe[i], pr->cert_order[i]) != 0 ||
+          (owner->der == NULL && bag_cert(owner, cb) != 0))
+        return -1;
+      continue;
+    }
+    ks_entry e = {0};
+    e.kind = KS_CERT;
+    char *name = friendly_name(cb);
+    int rc = set_name(&e, name);
+    OPENSSL_free(name);
+    if (rc != 0 || entry_bag(&e, cb, pr->cert_safe[i], pr->cert_order[i]) != 0 || bag_cert(&e, cb) != 0 ||
+        push_entry(s, &e) != 0) {
       entry_free(&e);
       return -1;
     }
   }
-  return push_entry(s, &e) == 0 ? 0 : -1;
+  return 0;
 }
 
 static int p12_load (ks_store *s, const unsigned char *data, size_t len, const char *password,
@@ -666,14 +889,14 @@ static int p12_load (ks_store *s, const unsigned char *data, size_t len, const c
   const unsigned char *p = data;
   PKCS12 *p12 = d2i_PKCS12(NULL, &p, (long)len);
   STACK_OF(PKCS7) *safes = NULL;
-  STACK_OF(PKCS12_SAFEBAG) *keycerts = sk_PKCS12_SAFEBAG_new_null();
   ASN1_OBJECT *trust = OBJ_txt2obj(TRUST_OID, 1);
+  p12read pr = { s, trust, 0, 0, 0, sk_PKCS12_SAFEBAG_new_null(), NULL, NULL };
   int rc = -1;
   if (p12 == NULL) {
     ossl_error(err, errlen, "not a keystore (neither JKS nor PKCS#12)");
     goto done;
   }
-  if (keycerts == NULL || trust == NULL) {
+  if (pr.certs == NULL || trust == NULL) {
     ossl_error(err, errlen, "out of memory");
     goto done;
   }
@@ -681,6 +904,7 @@ static int p12_load (ks_store *s, const unsigned char *data, size_t len, const c
     snprintf(err, errlen, "the PKCS#12 file has no integrity MAC: refusing to trust it");
     goto done;
   }
+  legacy_provider();
   if (!PKCS12_verify_mac(p12, password, -1)) {
     ERR_clear_error();
     snprintf(err, errlen, "wrong password, or the keystore was tampered with (integrity check failed)");
@@ -691,7 +915,12 @@ static int p12_load (ks_store *s, const unsigned char *data, size_t len, const c
     ossl_error(err, errlen, "corrupt PKCS#12 keystore");
     goto done;
   }
-  for (int i = 0; i < sk_PKCS7_num(safes); i++) {
+  int nsafes = sk_PKCS7_num(safes);
+  if ((s->safes = calloc((size_t)nsafes + 1, sizeof(int))) == NULL) {
+    snprintf(err, errlen, "out of memory");
+    goto done;
+  }
+  for (int i = 0; i < nsafes; i++) {
     PKCS7 *p7 = sk_PKCS7_value(safes, i);
     int nid = OBJ_obj2nid(p7->type);
     STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
@@ -700,120 +929,155 @@ static int p12_load (ks_store *s, const unsigned char *data, size_t len, const c
     else if (nid == NID_pkcs7_encrypted)
       bags = PKCS12_unpack_p7encdata(p7, password, -1);
     if (bags == NULL) {
-      ossl_error(err, errlen, "cannot read a part of the PKCS#12 keystore");
+      unsigned long e = ERR_peek_last_error();
+      if (nid == NID_pkcs7_encrypted && ERR_GET_REASON(e) == ERR_R_UNSUPPORTED && !legacy_provider())
+        ossl_error(err, errlen, "a part of the keystore is encrypted with a legacy algorithm (RC2, 3DES), and "
+                   "OpenSSL's legacy provider could not be loaded");
+      else
+        ossl_error(err, errlen, nid == NID_pkcs7_data || nid == NID_pkcs7_encrypted
+                   ? "cannot read a part of the PKCS#12 keystore"
+                   : "a part of the PKCS#12 keystore is not data or password-encrypted data");
       goto done;
     }
+    s->safes[i] = nid == NID_pkcs7_encrypted;
+    s->nsafes = (size_t)i + 1;
     for (int k = 0; k < sk_PKCS12_SAFEBAG_num(bags); k++) {
-      PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, k);
-      int r = p12_bag(s, bag, trust, keycerts);
+      int r = p12_bag(&pr, sk_PKCS12_SAFEBAG_value(bags, k), (size_t)i);
       if (r < 0) {
         sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
-        ossl_error(err, errlen, "corrupt PKCS#12 keystore (a certificate or key bag)");
+        ossl_error(err, errlen, "corrupt PKCS#12 keystore (a bag that cannot be read)");
         goto done;
       }
       if (r == 1)
-        sk_PKCS12_SAFEBAG_set(bags, k, NULL);  /* kept in keycerts */
+        sk_PKCS12_SAFEBAG_set(bags, k, NULL);  /* kept in pr.certs */
     }
     sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
   }
-  /* a key's certificates join the key entry with the same localKeyId */
-  for (int i = 0; i < sk_PKCS12_SAFEBAG_num(keycerts); i++) {
-    PKCS12_SAFEBAG *cb = sk_PKCS12_SAFEBAG_value(keycerts, i);
-    const ASN1_OCTET_STRING *id = local_key_id(cb);
-    ks_entry *owner = NULL;
-    for (size_t k = 0; k < s->n && owner == NULL; k++) {
-      if (s->e[k].kind != KS_KEY)
-        continue;
-      const unsigned char *q = s->e[k].raw;
-      PKCS12_SAFEBAG *kb = d2i_PKCS12_SAFEBAG(NULL, &q, (long)s->e[k].raw_len);
-      const ASN1_OCTET_STRING *kid = kb ? local_key_id(kb) : NULL;
-      if (kid != NULL && ASN1_OCTET_STRING_cmp(kid, id) == 0)
-        owner = &s->e[k];
-      PKCS12_SAFEBAG_free(kb);
-    }
-    if (owner != NULL ? raw_append(owner, cb) != 0 : p12_bag(s, cb, trust, NULL) < 0) {
-      ossl_error(err, errlen, "out of memory");
-      goto done;
-    }
+  if (p12_certs(&pr) != 0 || mark_shadowed(s) != 0) {
+    ossl_error(err, errlen, "out of memory");
+    goto done;
   }
   rc = 0;
 done:
   ERR_clear_error();
-  sk_PKCS12_SAFEBAG_pop_free(keycerts, PKCS12_SAFEBAG_free);
+  sk_PKCS12_SAFEBAG_pop_free(pr.certs, PKCS12_SAFEBAG_free);
+  free(pr.cert_order);
+  free(pr.cert_safe);
   sk_PKCS7_pop_free(safes, PKCS7_free);
   PKCS12_free(p12);
   ASN1_OBJECT_free(trust);
   return rc;
 }
 
-/* The bags in raw (DER SAFEBAGs one after another) pushed onto bags. */
-static int push_raw_bags (STACK_OF(PKCS12_SAFEBAG) *bags, const unsigned char *raw, size_t len) {
-  const unsigned char *p = raw, *end = raw + len;
-  while (p < end) {
-    PKCS12_SAFEBAG *b = d2i_PKCS12_SAFEBAG(NULL, &p, (long)(end - p));
-    if (b == NULL || !sk_PKCS12_SAFEBAG_push(bags, b)) {
-      PKCS12_SAFEBAG_free(b);
-      return -1;
-    }
+/* A new trusted certificate's bag: friendlyName as keytool writes it (a
+** BMPString, surrogate pairs beyond U+FFFF) and the trust attribute. */
+static PKCS12_SAFEBAG *trusted_bag (const ks_entry *e, const ASN1_OBJECT *any, char *err, size_t errlen) {
+  uint16_t units[4096];
+  long n = utf16(e->name ? e->name : e->alias, units, 4096);
+  unsigned char be[2 * 4096];
+  if (n < 0) {
+    snprintf(err, errlen, "alias '%.100s' is too long for a PKCS#12 friendlyName", e->alias);
+    return NULL;
   }
-  return 0;
+  for (long i = 0; i < n; i++) {
+    be[2 * i] = (unsigned char)(units[i] >> 8);
+    be[2 * i + 1] = (unsigned char)units[i];
+  }
+  const unsigned char *p = e->der;
+  X509 *x = d2i_X509(NULL, &p, (long)e->der_len);
+  PKCS12_SAFEBAG *bag = x ? PKCS12_SAFEBAG_create_cert(x) : NULL;
+  X509_free(x);
+  if (bag == NULL || !PKCS12_add_friendlyname_uni(bag, be, (int)(2 * n)) ||
+      !PKCS12_add1_attr_by_txt(bag, TRUST_OID, V_ASN1_OBJECT, (const unsigned char *)any, -1)) {
+    PKCS12_SAFEBAG_free(bag);
+    ossl_error(err, errlen, "cannot write a trusted certificate");
+    return NULL;
+  }
+  return bag;
+}
+
+typedef struct outbag { const ks_bag *b; size_t safe, order; PKCS12_SAFEBAG *made; } outbag;
+
+static int by_order (const void *a, const void *b) {
+  size_t x = ((const outbag *)a)->order, y = ((const outbag *)b)->order;
+  return x < y ? -1 : x > y;
 }
 
 static int p12_save (const ks_store *s, const char *password, unsigned char **out, size_t *len,
                      char *err, size_t errlen) {
-  STACK_OF(PKCS12_SAFEBAG) *certs = sk_PKCS12_SAFEBAG_new_null();
-  STACK_OF(PKCS12_SAFEBAG) *keys = sk_PKCS12_SAFEBAG_new_null();
+  size_t total = 0;
+  int keys = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    total += s->e[i].nbags ? s->e[i].nbags : 1;
+    keys |= (s->e[i].kind == KS_KEY || s->e[i].kind == KS_SECRET) && s->e[i].nbags > 0;
+  }
+  if (keys && !same_password(s, password)) {
+    snprintf(err, errlen, "the store holds private or secret keys protected by the password it was opened "
+             "with: save it with that password (keytool -storepasswd changes it)");
+    return -1;
+  }
+  /* every bag in its place: those read where they were, new ones at the end of
+  ** the last encrypted safe (or of a new one) */
+  size_t new_safe = s->nsafes;
+  for (size_t i = s->nsafes; i-- > 0;)
+    if (s->safes[i]) {
+      new_safe = i;
+      break;
+    }
+  outbag *ob = calloc(total ? total : 1, sizeof(outbag));
   STACK_OF(PKCS7) *safes = sk_PKCS7_new_null();
   ASN1_OBJECT *any = OBJ_txt2obj(ANY_EKU_OID, 1);
   PKCS12 *p12 = NULL;
   unsigned char *der = NULL;
   int rc = -1;
+  size_t k = 0, next = (size_t)-1 / 2;
   ERR_clear_error();
-  if (certs == NULL || keys == NULL || safes == NULL || any == NULL) {
+  if (ob == NULL || safes == NULL || any == NULL) {
     ossl_error(err, errlen, "out of memory");
     goto done;
   }
   for (size_t i = 0; i < s->n; i++) {
     const ks_entry *e = &s->e[i];
-    if (e->kind == KS_TRUSTED) {
-      const unsigned char *p = e->der;
-      X509 *x = d2i_X509(NULL, &p, (long)e->der_len);
-      PKCS12_SAFEBAG *bag = x ? PKCS12_SAFEBAG_create_cert(x) : NULL;
-      X509_free(x);
-      if (bag != NULL && !PKCS12_add_friendlyname_utf8(bag, e->alias, -1)) {
-        PKCS12_SAFEBAG_free(bag);
-        ERR_clear_error();
-        snprintf(err, errlen, "alias '%.100s' cannot be a PKCS#12 friendlyName (a BMPString: "
-                 "no characters beyond U+FFFF)", e->alias);
+    for (size_t b = 0; b < e->nbags; b++, k++)
+      ob[k] = (outbag){ &e->bags[b], e->bags[b].safe, e->bags[b].order, NULL };
+    if (e->nbags == 0) {
+      if ((ob[k].made = trusted_bag(e, any, err, errlen)) == NULL)
         goto done;
-      }
-      if (bag == NULL ||
-          !PKCS12_add1_attr_by_txt(bag, TRUST_OID, V_ASN1_OBJECT, (const unsigned char *)any, -1) ||
-          !sk_PKCS12_SAFEBAG_push(certs, bag)) {
-        PKCS12_SAFEBAG_free(bag);
-        ossl_error(err, errlen, "cannot write a trusted certificate");
-        goto done;
-      }
-    }
-    else if (push_raw_bags(e->kind == KS_KEY ? keys : certs, e->raw, e->raw_len) != 0) {
-      ossl_error(err, errlen, "cannot write back an entry kept as it was read");
-      goto done;
+      ob[k].safe = new_safe;
+      ob[k].order = next++;
+      k++;
     }
   }
-  if (sk_PKCS12_SAFEBAG_num(certs) > 0) {
-    PKCS7 *p7 = PKCS12_pack_p7encdata_ex(NID_aes_256_cbc, password, -1, NULL, 0, ITERATIONS,
-                                         certs, NULL, NULL);
-    if (p7 == NULL || !sk_PKCS7_push(safes, p7)) {
-      PKCS7_free(p7);
-      ossl_error(err, errlen, "cannot encrypt the certificates");
-      goto done;
+  qsort(ob, k, sizeof(outbag), by_order);
+  for (size_t safe = 0; safe <= s->nsafes; safe++) {
+    STACK_OF(PKCS12_SAFEBAG) *bags = sk_PKCS12_SAFEBAG_new_null();
+    int ok = bags != NULL;
+    for (size_t i = 0; ok && i < k; i++) {
+      if (ob[i].safe != safe)
+        continue;
+      PKCS12_SAFEBAG *bag = ob[i].made;
+      if (bag == NULL) {
+        const unsigned char *q = ob[i].b->der;
+        bag = d2i_PKCS12_SAFEBAG(NULL, &q, (long)ob[i].b->len);
+      }
+      ok = bag != NULL && sk_PKCS12_SAFEBAG_push(bags, bag);
+      if (!ok && bag != ob[i].made)
+        PKCS12_SAFEBAG_free(bag);
+      if (ok)
+        ob[i].made = NULL;   /* the stack owns it now */
     }
-  }
-  if (sk_PKCS12_SAFEBAG_num(keys) > 0) {  /* key bags are encrypted on their own already */
-    PKCS7 *p7 = PKCS12_pack_p7data(keys);
-    if (p7 == NULL || !sk_PKCS7_push(safes, p7)) {
-      PKCS7_free(p7);
-      ossl_error(err, errlen, "cannot write the private keys");
+    if (ok && sk_PKCS12_SAFEBAG_num(bags) > 0) {
+      int encrypted = safe == s->nsafes || s->safes[safe];
+      PKCS7 *p7 = encrypted ? PKCS12_pack_p7encdata_ex(NID_aes_256_cbc, password, -1, NULL, 0, ITERATIONS,
+                                                        bags, NULL, NULL)
+                            : PKCS12_pack_p7data(bags);
+      ok = p7 != NULL && sk_PKCS7_push(safes, p7);
+      if (!ok)
+        PKCS7_free(p7);
+    }
+    sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+    if (!ok) {
+      ossl_error(err, errlen, "cannot write the entries back");
       goto done;
     }
   }
@@ -831,11 +1095,12 @@ static int p12_save (const ks_store *s, const char *password, unsigned char **ou
   *len = (size_t)n;
   rc = 0;
 done:
+  for (size_t i = 0; ob != NULL && i < k; i++)
+    PKCS12_SAFEBAG_free(ob[i].made);
+  free(ob);
   OPENSSL_free(der);
   PKCS12_free(p12);
   sk_PKCS7_pop_free(safes, PKCS7_free);
-  sk_PKCS12_SAFEBAG_pop_free(certs, PKCS12_SAFEBAG_free);
-  sk_PKCS12_SAFEBAG_pop_free(keys, PKCS12_SAFEBAG_free);
   ASN1_OBJECT_free(any);
   return rc;
 }
@@ -851,14 +1116,21 @@ int ks_load (ks_store *s, const unsigned char *data, size_t len, const char *pas
     snprintf(err, errlen, "too large for a keystore");
     return -1;
   }
-  int is_jks = len >= 4 && data[0] == 0xFE && data[1] == 0xED && data[2] == 0xFE && data[3] == 0xED;
+  int is_jks = len >= 4 && ((data[0] == 0xFE && data[1] == 0xED && data[2] == 0xFE && data[3] == 0xED) ||
+                            (data[0] == 0xCE && data[1] == 0xCE && data[2] == 0xCE && data[3] == 0xCE));
   if (type == KS_AUTO)
     type = is_jks ? KS_JKS : KS_PKCS12;
   s->type = type;
   int rc = type == KS_JKS ? jks_load(s, data, len, password, err, errlen)
                           : p12_load(s, data, len, password, err, errlen);
+  if (rc == 0 && type == KS_JKS && mark_shadowed(s) != 0) {
+    snprintf(err, errlen, "out of memory");
+    rc = -1;
+  }
   if (rc != 0)
     ks_free(s);
+  else
+    tag_password(s, password);
   return rc;
 }
 

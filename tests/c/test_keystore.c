@@ -76,25 +76,66 @@ static void round_trip (enum ks_type type) {
   free(b);
 }
 
-/* PKCS#12 names are BMPStrings: a key emoji does not fit, JKS takes it. */
+/* An alias beyond U+FFFF: a PKCS#12 friendlyName (a BMPString) holds it as a
+** surrogate pair, as keytool writes it; JKS as modified UTF-8. Aliases are
+** compared lower-cased with Unicode's rules, as the JDK does. */
 static void supplementary_alias (void) {
   size_t alen;
   unsigned char *a = make_cert("a", &alen), *out = NULL;
   size_t len;
-  ks_store s = { .type = KS_PKCS12 };
-  CHECK(ks_add_trusted(&s, "key \xF0\x9F\x94\x91", a, alen, 0, 0) == 0);
-  CHECK(ks_save(&s, "pass", &out, &len, err, sizeof(err)) == -1);
-  CHECK_STR(err, "alias 'key \xF0\x9F\x94\x91' cannot be a PKCS#12 friendlyName (a BMPString: "
-                 "no characters beyond U+FFFF)");
-  s.type = KS_JKS;
-  CHECK(ks_save(&s, "pass", &out, &len, err, sizeof(err)) == 0);
-  ks_store r;
-  CHECK(ks_load(&r, out, len, "pass", KS_JKS, err, sizeof(err)) == 0);
-  CHECK(r.n == 1 && strcmp(r.e[0].alias, "key \xF0\x9F\x94\x91") == 0);
-  ks_free(&r);
-  ks_free(&s);
-  free(out);
+  for (int type = KS_JKS; type <= KS_PKCS12; type++) {
+    ks_store s = { .type = (enum ks_type)type };
+    CHECK(ks_add_trusted(&s, "Key \xF0\x9F\x94\x91 \xC3\x84rger", a, alen, 0, 0) == 0);
+    CHECK(ks_add_trusted(&s, "key \xF0\x9F\x94\x91 \xC3\xA4RGER", a, alen, 0, 0) == EEXIST);
+    CHECK(ks_find(&s, "KEY \xF0\x9F\x94\x91 \xC3\x84RGER") == 0);
+    CHECK(ks_save(&s, "pass", &out, &len, err, sizeof(err)) == 0);
+    ks_store r;
+    CHECK(ks_load(&r, out, len, "pass", KS_AUTO, err, sizeof(err)) == 0);
+    CHECK(r.n == 1 && strcmp(r.e[0].alias, "key \xF0\x9F\x94\x91 \xC3\xA4rger") == 0);
+    /* PKCS#12 keeps the name as it was given (keytool does too); JKS writes the lower-cased alias */
+    CHECK_STR(r.e[0].name, type == KS_PKCS12 ? "Key \xF0\x9F\x94\x91 \xC3\x84rger" : "key \xF0\x9F\x94\x91 \xC3\xA4rger");
+    ks_free(&r);
+    ks_free(&s);
+    free(out);
+  }
   free(a);
+}
+
+/* The JDK reads a JKS's digest right after its last entry and ignores what
+** follows; of two entries with one alias it keeps the later. */
+static void jks_as_the_jdk_reads_it (void) {
+  size_t alen, blen;
+  unsigned char *a = make_cert("a", &alen), *b = make_cert("b", &blen), *out;
+  size_t len;
+  ks_store s = { .type = KS_JKS };
+  CHECK(ks_add_trusted(&s, "one", a, alen, 1, 0) == 0);
+  CHECK(ks_add_trusted(&s, "two", b, blen, 2, 0) == 0);
+  CHECK(ks_save(&s, "pw", &out, &len, err, sizeof(err)) == 0);
+  unsigned char *longer = malloc(len + 7);
+  memcpy(longer, out, len);
+  memcpy(longer + len, "garbage", 7);
+  ks_store r;
+  CHECK(ks_load(&r, longer, len + 7, "pw", KS_JKS, err, sizeof(err)) == 0);
+  CHECK(r.n == 2 && r.warn.n == 1);
+  CHECK_STR(r.warn.text[0], "7 bytes after the keystore's integrity check, which the JDK ignores (saving leaves them out)");
+  ks_free(&r);
+  CHECK(ks_load(&r, longer, len + 7, "wrong", KS_JKS, err, sizeof(err)) == -1);
+  CHECK_STR(err, "wrong password, or the keystore was tampered with (integrity check failed)");
+  free(longer);
+  free(out);
+  /* rename "two" to "one" in the bytes (same length): two entries, one alias */
+  s.e[1].alias[0] = 'o', s.e[1].alias[1] = 'n', s.e[1].alias[2] = 'e';
+  CHECK(ks_save(&s, "pw", &out, &len, err, sizeof(err)) == 0);
+  CHECK(ks_load(&r, out, len, "pw", KS_JKS, err, sizeof(err)) == 0);
+  CHECK(r.n == 2 && r.e[0].shadowed && !r.e[1].shadowed);
+  CHECK(ks_find(&r, "ONE") == 1 && r.e[1].der_len == blen && memcmp(r.e[1].der, b, blen) == 0);
+  CHECK_STR(r.warn.text[0], "entries 1 and 2 are both 'one': the JDK reads only the later one (both are kept)");
+  CHECK(ks_remove(&r, "one") == 0 && r.n == 0);  /* both: the alias is gone */
+  ks_free(&r);
+  free(out);
+  ks_free(&s);
+  free(a);
+  free(b);
 }
 
 /* A version 1 JKS with a private-key entry is written back as version 1: its
@@ -134,6 +175,7 @@ int main (void) {
   round_trip(KS_JKS);
   round_trip(KS_PKCS12);
   supplementary_alias();
+  jks_as_the_jdk_reads_it();
   ks_store r;
   CHECK(ks_load(&r, (const unsigned char *)"\xFE\xED\xFE\xED\0\0\0\3", 8, "x", KS_AUTO, err, sizeof(err)) == -1);
   CHECK_STR(err, "not a JKS keystore (no FEEDFEED magic, or too short)");

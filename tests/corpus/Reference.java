@@ -1,9 +1,9 @@
 // Reference.java: the JDK's own answers for tests/spec/corpus_spec.lua, many in one JVM (a JVM
 // start costs more than the work). Nothing here decides anything: it prints what OpenJDK says.
 //
-//   java Reference keytool ENV STORE...   keytool -list -v of each store, run in this JVM
-//                                          ("== STORE" before each; the password in $ENV)
-//   java Reference load ENV STORE...      each store as the KeyStore API loads it: one line per
+//   java Reference keytool ENV:STORE...   keytool -list -v of each store, run in this JVM
+//                                          ("== STORE" before each; its password in $ENV)
+//   java Reference load ENV:STORE...      each store as the KeyStore API loads it: one line per
 //                                          entry, "alias<TAB>kind<TAB>certificate SHA-256<TAB>chain
 //                                          length<TAB>SHA-256 of the key's encoding" (keys and
 //                                          secret keys decrypted with the store password)
@@ -53,15 +53,17 @@ public class Reference {
       Method run = main.getDeclaredMethod("run", String[].class, PrintStream.class);
       run.setAccessible(true);
       PrintStream stdout = System.out, stderr = System.err;
-      for (int i = 2; i < args.length; i++) {
+      for (int i = 1; i < args.length; i++) {
+         String env = args[i].substring(0, args[i].indexOf(':')), file = args[i].substring(env.length() + 1);
          ByteArrayOutputStream buf = new ByteArrayOutputStream();
          PrintStream p = new PrintStream(buf, true, "UTF-8");
          System.setOut(p);
          System.setErr(p);
          Object rc;
          try {
-            rc = run.invoke(ctor.newInstance(), new String[] { "-list", "-v", "-keystore", args[i],
-               "-storepass:env", args[1] }, p);
+            rc = run.invoke(ctor.newInstance(), new String[] { "-list", "-v", "-keystore", file,
+               "-storepass:env", env }, p);
+            if (rc == null) rc = 0;   // JDK 17's run returns nothing, and throws on an error
          } catch (java.lang.reflect.InvocationTargetException e) {
             p.println("keytool error: " + e.getCause());
             rc = 1;
@@ -69,7 +71,7 @@ public class Reference {
             System.setOut(stdout);
             System.setErr(stderr);
          }
-         out.println("== " + args[i] + " (exit " + rc + ")");
+         out.println("== " + file + " (exit " + rc + ")");
          out.print(buf.toString("UTF-8"));
       }
    }
@@ -81,12 +83,13 @@ public class Reference {
    }
 
    static void load(PrintStream out, String[] args) throws Exception {
-      char[] pass = System.getenv(args[1]).toCharArray();
-      for (int i = 2; i < args.length; i++) {
-         out.println("== " + args[i]);
+      for (int i = 1; i < args.length; i++) {
+         String env = args[i].substring(0, args[i].indexOf(':')), file = args[i].substring(env.length() + 1);
+         char[] pass = System.getenv(env).toCharArray();
+         out.println("== " + file);
          KeyStore ks;
          try {
-            ks = KeyStore.getInstance(new File(args[i]), pass);
+            ks = KeyStore.getInstance(new File(file), pass);
          } catch (Exception e) {
             out.println("ERROR\t" + e);
             continue;

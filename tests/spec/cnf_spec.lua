@@ -83,7 +83,8 @@ describe("cnf", function()
          assert.is_nil(doc:effective(groups, "ssl_key"))
          assert.equal("/etc/a.pem", (doc:get("mysqld", "ssl_ca")))
          assert.same({ "mysqld", "server", "client" }, doc:sections())
-         assert.same({ name = "skip-name-resolve", value = true, file = "my.cnf", line = 2 }, doc:entries("mysqld")[1])
+         assert.same({ name = "skip-name-resolve", value = true, group = "mysqld", file = "my.cnf", line = 2 },
+            doc:entries("mysqld")[1])
       end)
 
       it("follows !include and !includedir in the server's order", function()
@@ -156,8 +157,8 @@ describe("cnf", function()
          assert.same({
             path .. ":2: the value of 'fields-optionally-enclosed-by' starts with a quote that does not close: the "
                .. "server keeps the quote in the value",
-            path .. ":7: the value of 'init_connect' starts or ends with a 0xA0 byte (as in a UTF-8 '\195\160'), which "
-               .. "the server trims as a blank: quote the value",
+            path .. ":7: the value of 'init_connect' starts or ends with a 0xA0 byte (as in a UTF-8 "
+               .. "'\195\160'), which the server trims as a blank: quote the value",
             path .. ":11: not !include or !includedir: the server skips this directive",
             path .. ":12: the server names this group ' mysqld' (a blank after '[' is part of the name): its options "
                .. "are not [mysqld]'s",
@@ -165,6 +166,22 @@ describe("cnf", function()
                .. ("9"):rep(20) .. "...') as another line",
             conf .. "/writable.cnf: it is world-writable, and the server ignores such a file (chmod o-w)",
          }, doc:warnings())
+      end)
+
+      it("resolves relative includes against the server's working directory when told it", function()
+         h.write(dir .. "/etc/my.cnf", "[mysqld]\nport=1\n!include sub/a.cnf\n")
+         h.write(dir .. "/etc/sub/a.cnf", "[mysqld]\nport=2\n")
+         h.write(dir .. "/run/sub/a.cnf", "[mysqld]\nport=3\n")
+         local beside = assert(cnf.load(dir .. "/etc/my.cnf", { includes = true }))
+         assert.equal("2", (beside:effective({ "mysqld" }, "port")))
+         assert.same({ dir .. "/etc/my.cnf:3: !include sub/a.cnf is relative: the server resolves it against its "
+            .. "working directory, not this file's (myseal reads " .. dir .. "/etc/sub/a.cnf)" }, beside:warnings())
+         local served = assert(cnf.load(dir .. "/etc/my.cnf", { includes = true, cwd = dir .. "/run" }))
+         assert.equal("3", (served:effective({ "mysqld" }, "port")))
+         assert.same({}, served:warnings())
+         local r = assert(sys.run{ "my_print_defaults", "--defaults-file=" .. dir .. "/etc/my.cnf", "mysqld",
+            cwd = dir .. "/run" })
+         assert.equal("--port=1\n--port=3\n", r.stdout)
       end)
 
       it("reads a Windows my.ini (CRLF, BOM) and warns about the BOM", function()
@@ -205,8 +222,9 @@ describe("cnf", function()
          h.write(dir .. "/b.cnf", "[mysqld]\nport=2\n!include " .. dir .. "/a.cnf\n")
          local doc = assert(cnf.load(dir .. "/a.cnf", { includes = true }))
          assert.same({ dir .. "/a.cnf: an include loop (it includes itself through " .. dir .. "/b.cnf): the server "
-            .. "reads it again and again, 10 levels deep", dir .. "/a.cnf: its includes are 10 levels deep: the server "
-            .. "skips the directives there, and so does myseal" }, doc:warnings())
+            .. "reads it again and again, 10 levels deep",
+            dir .. "/a.cnf: its includes are 10 levels deep: the server skips the directives there, and so does myseal",
+         }, doc:warnings())
          local mine = {}
          for _, e in ipairs(doc:entries("mysqld")) do mine[#mine + 1] = "--" .. e.name .. "=" .. e.value end
          assert.same(server_view(dir .. "/a.cnf"), mine)   -- 11 times port=1 and 2, in turn

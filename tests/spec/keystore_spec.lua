@@ -12,8 +12,16 @@ local PASS = "changeit"
 local ENV = { STOREPASS = PASS }
 
 -- keytool -list -v of a store, the password from the environment
+-- openssl's view of a PKCS#12 file's structure (legacy algorithms included)
+local function openssl_info(path)
+   local r = assert(sys.run{ "openssl", "pkcs12", "-info", "-noout", "-legacy", "-in", path,
+      "-passin", "env:STOREPASS", env = ENV })
+   return r.ok, r.stdout .. r.stderr
+end
+
 local function keytool_list(path)
-   local r = assert(sys.run{ "keytool", "-list", "-v", "-keystore", path, "-storepass:env", "STOREPASS", env = ENV })
+   local r = assert(sys.run{ "keytool", "-list", "-v", "-keystore", path, "-storepass:env", "STOREPASS",
+      env = { STOREPASS = PASS, LANG = "C.UTF-8" } })
    assert(r.ok, r.stdout .. r.stderr)
    local entries = {}
    for block in (r.stdout .. "\n"):gmatch("Alias name: (.-)\n%*%*%*%*%*") do
@@ -105,7 +113,7 @@ describe("keystore", function()
          "-out", path, "-passout", "env:STOREPASS", env = ENV }
       assert(r.ok, r.stderr)
       local store = assert(keystore.open(path, { password = PASS, type = "pkcs12" }))
-      assert.same({ { alias = "web", kind = "key" } }, store:entries())
+      assert.same({ { alias = "web", kind = "key", listed = true, fingerprint = ca:fingerprint() } }, store:entries())
       path = dir .. "/o-nokeys.p12"
       r = sys.run{ "openssl", "pkcs12", "-export", "-nokeys", "-in", cert, "-out", path, "-passout", "env:STOREPASS", env = ENV }
       assert(r.ok, r.stderr)
@@ -113,8 +121,102 @@ describe("keystore", function()
       local e = store:entries()[1]
       -- a certificate bag without Java's trust attribute: not trusted (keytool lists nothing)
       assert.equal("certificate", e.kind)
+      assert.is_false(e.listed)
       assert.equal(ca:fingerprint(), e.fingerprint)
       assert.matches("contains 0 entries", select(2, keytool_list(path)))
+   end)
+
+   -- keytool with the password from the environment, for stores the tests make
+   local function keytool(...)
+      local argv = { "keytool", ... }
+      argv[#argv + 1] = "-storepass:env"
+      argv[#argv + 1] = "STOREPASS"
+      argv.env = { STOREPASS = PASS, LANG = "C.UTF-8" }
+      local r = assert(sys.run(argv))
+      assert(r.ok, r.stdout .. r.stderr)
+      return r.stdout
+   end
+
+   it("keeps every entry it does not interpret: secret keys, keys with chains, legacy stores", function()
+      local pem = h.write(dir .. "/ca-k.pem", ca:pem())
+      for _, legacy in ipairs{ false, true } do
+         local path = dir .. (legacy and "/legacy.p12" or "/secret.p12")
+         local j = legacy and "-J-Dkeystore.pkcs12.legacy" or "-J-Dx=1"
+         keytool(j, "-genseckey", "-alias", "Master-AES", "-keyalg", "AES", "-keysize", "256", "-keystore", path,
+            "-storetype", "pkcs12", "-keypass:env", "STOREPASS")
+         keytool(j, "-genkeypair", "-alias", "tomcat", "-keyalg", "EC", "-dname", "CN=app", "-keystore", path,
+            "-keypass:env", "STOREPASS")
+         keytool(j, "-importcert", "-noprompt", "-alias", "Site Root", "-file", pem, "-keystore", path)
+         if legacy then
+            assert.matches("pbeWithSHA1And40BitRC2%-CBC", select(2, openssl_info(path)))
+         end
+         local store = assert(keystore.open(path, { password = PASS }))
+         local kinds = {}
+         for _, e in ipairs(store:entries()) do kinds[e.alias] = e.kind end
+         assert.same({ ["master-aes"] = "secret", tomcat = "key", ["site root"] = "trusted" }, kinds)
+         assert(store:add_trusted("added", other_ca))
+         local out = dir .. "/saved-" .. (legacy and "legacy" or "secret") .. ".p12"
+         -- its keys stay protected by the password it was opened with: another one would lock them
+         assert.equal("the store holds private or secret keys protected by the password it was opened with: save it "
+            .. "with that password (keytool -storepasswd changes it)",
+            (h.fails(store:save(out, { password = "other" }))))
+         assert.is_nil(sys.stat(out))
+         assert(store:save(out, { password = PASS }))
+         local before, after = keytool_list(path), keytool_list(out)
+         after.added = nil
+         assert.same(before, after)
+         assert.equal("SecretKeyEntry", before["master-aes"].type)
+         -- the secret key is still the same key: keytool exports nothing for it, but decrypts it to list it
+         keytool("-list", "-alias", "master-aes", "-keystore", out)
+         -- written the modern way, as keytool 17 writes
+         local info = select(2, openssl_info(out))
+         assert.matches("PBES2, PBKDF2, AES%-256%-CBC", info)
+         assert.not_matches("RC2", info)
+         store:close()
+      end
+   end)
+
+   it("names, folds and keeps aliases as the JDK does", function()
+      local pem = h.write(dir .. "/ca-a.pem", ca:pem())
+      for _, type in ipairs{ "pkcs12", "jks" } do
+         local path = dir .. "/unicode." .. type
+         keytool("-importcert", "-noprompt", "-alias", "Ärger-CA", "-file", pem, "-keystore", path, "-storetype", type)
+         keytool("-importcert", "-noprompt", "-alias", "key🔑Ω", "-file", pem, "-keystore", path)
+         local store = assert(keystore.open(path, { password = PASS }))
+         assert.same({ "ärger-ca", "key🔑ω" }, store:aliases())
+         assert.equal(ca, store:get("ÄRGER-ca"))
+         assert.equal("alias 'ÄRGER-CA' is already in the keystore (add it with replace = true to replace it)",
+            (h.fails(store:add_trusted("ÄRGER-CA", other_ca))))
+         assert.is_true(store:add_trusted("ÄÖÜ-UPPER", other_ca))
+         local out = dir .. "/unicode-out." .. type
+         assert(store:save(out, { password = PASS }))
+         -- keytool finds each entry by the alias as the user typed it
+         for _, alias in ipairs{ "Ärger-CA", "key🔑Ω", "äöü-upper" } do
+            assert.matches("trustedCertEntry", keytool("-list", "-alias", alias, "-keystore", out))
+         end
+         store:close()
+      end
+      -- a key without a friendlyName: keytool calls it 1
+      local key = h.write(dir .. "/u-key.pem", ca_key:pem(), 384)
+      local path = dir .. "/noname.p12"
+      local r = sys.run{ "openssl", "pkcs12", "-export", "-in", pem, "-inkey", key, "-out", path,
+         "-passout", "env:STOREPASS", env = ENV }
+      assert(r.ok, r.stderr)
+      assert.matches("\n1, [^\n]*PrivateKeyEntry", keytool("-list", "-keystore", path))
+      assert.same({ "1" }, assert(keystore.open(path, { password = PASS })):aliases())
+   end)
+
+   it("reads a JKS with bytes after it as keytool does, and says so", function()
+      local store = keystore.new{ type = "jks" }
+      assert(store:add_trusted("ca", ca))
+      local path = h.write(dir .. "/appended.jks", assert(store:encode{ password = PASS }) .. "appended!\n")
+      assert.matches("Your keystore contains 1 entry", keytool("-list", "-keystore", path))
+      local again = assert(keystore.open(path, { password = PASS }))
+      assert.same({ "ca" }, again:aliases())
+      assert.same({ "10 bytes after the keystore's integrity check, which the JDK ignores (saving leaves them out)" },
+         again:warnings())
+      assert.equal(path .. ": wrong password, or the keystore was tampered with (integrity check failed)",
+         (h.fails(keystore.open(path, { password = "wrong!" }))))
    end)
 
    it("refuses bad input clearly and leaves the file as it was", function()

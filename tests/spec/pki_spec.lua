@@ -284,11 +284,13 @@ describe("pki", function()
             .. "dirName:dir_sect,RID:1.2.3.4,otherName:1.3.6.1.4.1.311.20.2.3;UTF8:dba@EXAMPLE.ORG",
             "-config", h.write(dir .. "/names.cnf", "[req]\ndistinguished_name=dn\n[dn]\n[dir_sect]\nC=NL\nCN=dir\n"))
          assert.matches("DNS:db.example, IP Address:10.0.0.5, IP Address:FE80:0:0:0:0:0:0:1, email:dba@example.org, "
-            .. "URI:https://example.org/x, DirName:/C=NL/CN=dir, Registered ID:1.2.3.4, othername: UPN::dba@EXAMPLE.ORG",
+            .. "URI:https://example.org/x, DirName:/C=NL/CN=dir, Registered ID:1.2.3.4, "
+            .. "othername: UPN::dba@EXAMPLE.ORG",
             openssl("x509", "-in", path, "-noout", "-ext", "subjectAltName"))
          local c = assert(pki.load_cert(path))
          assert.same({
-            { type = "dns", value = "db.example" }, { type = "ip", value = "10.0.0.5" }, { type = "ip", value = "fe80::1" },
+            { type = "dns", value = "db.example" }, { type = "ip", value = "10.0.0.5" },
+            { type = "ip", value = "fe80::1" },
             { type = "email", value = "dba@example.org" }, { type = "uri", value = "https://example.org/x" },
             { type = "dirname", value = "/C=NL/CN=dir" }, { type = "rid", value = "1.2.3.4" },
             { type = "othername", oid = "1.3.6.1.4.1.311.20.2.3", value = "dba@EXAMPLE.ORG" },
@@ -299,7 +301,7 @@ describe("pki", function()
       end)
 
       it("says a date that is not a valid ASN.1 time is not one, where openssl says 'Bad time value'", function()
-         local path = "tests/corpus/x509/badasn1time.pem"   -- notAfter: a UTCTime with 15 digits
+         local path = "tests/corpus/x509/cryptography/badasn1time.pem"   -- notAfter: a UTCTime with 15 digits
          assert.equal("notAfter=Bad time value\n", openssl("x509", "-in", path, "-noout", "-enddate"))
          local c = assert(pki.load_cert(path))
          local msg, code = h.fails(c:not_after())
