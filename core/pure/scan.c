@@ -13,6 +13,12 @@
 ** With probes of 8 bytes or more that reads a fifth of the offsets; with
 ** patterns under 5 bytes it checks every offset, which is still correct.
 **
+** The m bytes need not be a pattern's first ones: any m consecutive bytes of
+** it serve, and each pattern gets those whose q-grams are rarest among all
+** the patterns. Values often share a prefix ("specimen ", "https://"); where
+** the data is full of it, grams of that prefix would make every sample a
+** candidate for every pattern that starts so.
+**
 ** Streams keep the last (longest pattern - 1) bytes of a buffer in front of
 ** the next one, so a match across two pieces is seen whole; a start is counted
 ** in the buffer where the whole longest pattern after it is present.
@@ -28,6 +34,8 @@
 #include <sys/stat.h>
 
 #define WINDOW_MAX 40
+#define WINDOW_SHIFT 64            /* furthest a pattern's window may start */
+#define WINDOW_CHOICE (1u << 22)   /* grams counted at most to choose windows */
 #define RANGE_BYTES ((uint64_t)32 << 20)  /* larger files are split into ranges this long */
 
 typedef struct gram_slot {
@@ -44,8 +52,10 @@ struct scan_set {
   unsigned char *blob;      /* every pattern, one after another */
   size_t blob_len;
   size_t *start, *len;      /* pattern i is blob[start[i] .. start[i]+len[i]) */
+  uint64_t *tail;           /* its last 8 bytes (8 or more): compared before the whole */
   size_t minlen, maxlen;
   unsigned q, window, stride;
+  size_t span;              /* a sample lies at most this far after a start */
   uint64_t mask;            /* the first q bytes of a little or big endian load */
   unsigned bits;            /* the bitmap has 1 << bits bits */
   uint64_t *bitmap;
@@ -123,6 +133,8 @@ void scan_free (scan_set *s) {
   if (s == NULL)
     return;
   wipe(s->blob, s->blob_len);
+  wipe(s->tail, s->n * sizeof(uint64_t));
+  free(s->tail);
   wipe(s->slots, ((size_t)1 << s->tbits) * sizeof(gram_slot));
   wipe(s->bitmap, ((size_t)1 << s->bits) / 8);
   free(s->blob);
@@ -188,6 +200,74 @@ static int build_tables (scan_set *s, gram_tmp *tmp) {
 }
 
 
+/* The q-gram of pattern i at offset off. */
+static uint64_t pattern_gram (const scan_set *s, size_t i, size_t off) {
+  const unsigned char *p = s->blob + s->start[i] + off;
+  size_t rest = s->len[i] - off;
+  return (rest >= 8 ? load8(p) : load_short(p, rest)) & s->mask;
+}
+
+
+typedef struct gram_count {
+  uint64_t gram;
+  uint32_t count;           /* 0: empty slot */
+} gram_count;
+
+
+static uint32_t *count_slot (gram_count *t, unsigned bits, uint64_t g, int add) {
+  size_t mask = ((size_t)1 << bits) - 1, k = hash_slot(g, bits);
+  while (t[k].count != 0 && t[k].gram != g)
+    k = (k + 1) & mask;
+  if (t[k].count == 0 && add)
+    t[k].gram = g;
+  return &t[k].count;
+}
+
+
+/* The start of each pattern's window: where the sum, over its grams, of how
+** often each gram occurs in all the patterns is least (first such place). */
+static void choose_windows (const scan_set *s, size_t *wstart) {
+  size_t total = 0;
+  memset(wstart, 0, s->n * sizeof(size_t));
+  for (size_t i = 0; i < s->n; i++) {
+    size_t shift = s->len[i] - s->window;
+    total += (shift < WINDOW_SHIFT ? shift : WINDOW_SHIFT) + s->stride;
+  }
+  if (total > WINDOW_CHOICE)
+    return;  /* a very large set keeps its first bytes: choosing would cost more than it saves */
+  unsigned bits = ceil_log2(total * 2);
+  gram_count *t = calloc((size_t)1 << bits, sizeof(gram_count));
+  if (t == NULL)
+    return;
+  for (size_t i = 0; i < s->n; i++) {
+    size_t shift = s->len[i] - s->window, end = (shift < WINDOW_SHIFT ? shift : WINDOW_SHIFT) + s->stride;
+    for (size_t off = 0; off < end; off++)
+      (*count_slot(t, bits, pattern_gram(s, i, off), 1))++;
+  }
+  for (size_t i = 0; i < s->n; i++) {
+    size_t shift = s->len[i] - s->window;
+    if (shift > WINDOW_SHIFT)
+      shift = WINDOW_SHIFT;
+    uint64_t c[WINDOW_SHIFT + WINDOW_MAX], sum = 0, best = UINT64_MAX;
+    for (size_t off = 0; off < shift + s->stride; off++)
+      c[off] = *count_slot(t, bits, pattern_gram(s, i, off), 0);
+    for (size_t w = 0; w <= shift; w++) {
+      if (w == 0)
+        for (size_t k = 0; k < s->stride; k++)
+          sum += c[k];
+      else
+        sum += c[w + s->stride - 1] - c[w - 1];
+      if (sum < best) {
+        best = sum;
+        wstart[i] = w;
+      }
+    }
+  }
+  wipe(t, ((size_t)1 << bits) * sizeof(gram_count));
+  free(t);
+}
+
+
 scan_set *scan_compile (const unsigned char *const *pats, const size_t *lens, size_t n,
                         int *err, size_t *bad) {
   *err = EINVAL;
@@ -211,7 +291,8 @@ scan_set *scan_compile (const unsigned char *const *pats, const size_t *lens, si
   s->blob = malloc(total);
   s->start = malloc(n * sizeof(size_t));
   s->len = malloc(n * sizeof(size_t));
-  if (s->blob == NULL || s->start == NULL || s->len == NULL) {
+  s->tail = malloc(n * sizeof(uint64_t));
+  if (s->blob == NULL || s->start == NULL || s->len == NULL || s->tail == NULL) {
     scan_free(s);
     return NULL;
   }
@@ -222,6 +303,7 @@ scan_set *scan_compile (const unsigned char *const *pats, const size_t *lens, si
     s->start[i] = at;
     s->len[i] = lens[i];
     at += lens[i];
+    s->tail[i] = lens[i] >= 8 ? load8(s->blob + at - 8) : 0;
     if (lens[i] < s->minlen)
       s->minlen = lens[i];
     if (lens[i] > s->maxlen)
@@ -235,20 +317,27 @@ scan_set *scan_compile (const unsigned char *const *pats, const size_t *lens, si
   s->mask = load8(m);
   s->nentries = n * s->stride;
   gram_tmp *tmp = malloc(s->nentries * sizeof(gram_tmp));
-  if (tmp == NULL) {
+  size_t *wstart = malloc(n * sizeof(size_t));
+  if (tmp == NULL || wstart == NULL) {
+    free(tmp);
+    free(wstart);
     scan_free(s);
     return NULL;
   }
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    for (unsigned off = 0; off < s->stride; off++) {
-      const unsigned char *p = s->blob + s->start[i] + off;
-      size_t rest = s->len[i] - off;
-      tmp[k].gram = (rest >= 8 ? load8(p) : load_short(p, rest)) & s->mask;
+  choose_windows(s, wstart);
+  size_t k = 0, widest = 0;
+  for (size_t i = 0; i < n; i++) {
+    for (unsigned j = 0; j < s->stride; j++) {
+      tmp[k].gram = pattern_gram(s, i, wstart[i] + j);
       tmp[k].pat = (uint32_t)i;
-      tmp[k].off = off;
+      tmp[k].off = (uint32_t)(wstart[i] + j);
       k++;
     }
+    if (wstart[i] > widest)
+      widest = wstart[i];
+  }
+  free(wstart);
+  s->span = widest + s->stride - 1;
   int e = build_tables(s, tmp);
   wipe(tmp, s->nentries * sizeof(gram_tmp));
   free(tmp);
@@ -280,6 +369,8 @@ static void verify (const scan_set *s, const unsigned char *data, size_t len, si
     size_t p = i - e->off, plen = s->len[e->pat];
     if (p < lo || p >= hi || plen > len - p)
       continue;
+    if (plen >= 8 && load8(data + p + plen - 8) != s->tail[e->pat])
+      continue;  /* the gram matched, the end does not: the usual case in text */
     if (memcmp(data + p, s->blob + s->start[e->pat], plen) == 0)
       counts[e->pat]++;
   }
@@ -295,7 +386,7 @@ static void scan_block (const scan_set *s, const unsigned char *data, size_t len
     hi = len - s->minlen + 1;
   if (lo >= hi)
     return;
-  const size_t st = s->stride, span = s->window - s->q;
+  const size_t st = s->stride, span = s->span;
   const uint64_t mask = s->mask, *const bm = s->bitmap;
   const unsigned shift = 64 - s->bits;
 #define BIT(g) ((bm[((g) * 0x9E3779B97F4A7C15ull) >> shift >> 6] >> \
@@ -334,8 +425,10 @@ struct scan_stream {
   const scan_set *set;
   uint64_t *counts;
   uint64_t limit;           /* count starts before this stream offset */
-  uint64_t base;            /* stream offset of buf[0] */
-  size_t keep, cap, len;
+  uint64_t base;            /* stream offset of buf[head] */
+  size_t keep;              /* bytes carried from one buffer to the next */
+  size_t front;             /* new data goes from here: keep rounded up to a page */
+  size_t cap, head, len;    /* the bytes held are buf[head .. head+len) */
   unsigned char *buf;
 };
 
@@ -348,12 +441,16 @@ scan_stream *scan_stream_new (const scan_set *s, uint64_t *counts, uint64_t limi
   st->counts = counts;
   st->limit = limit;
   st->keep = s->maxlen - 1;
-  st->cap = SCAN_CHUNK + st->keep;
-  st->buf = malloc(st->cap);
-  if (st->buf == NULL) {
+  /* reads land page-aligned (the kernel copies faster), the carried bytes just before */
+  st->front = (st->keep + 4095) / 4096 * 4096;
+  st->cap = st->front + SCAN_CHUNK;
+  st->head = st->front;
+  void *buf;
+  if (posix_memalign(&buf, 4096, st->cap) != 0) {
     free(st);
     return NULL;
   }
+  st->buf = buf;
   return st;
 }
 
@@ -367,35 +464,37 @@ void scan_stream_free (scan_stream *st) {
 }
 
 
-/* Scans the buffer: all of it at the end, else every start whose longest
-** possible match is inside; the rest moves to the front. */
+/* Scans the bytes held: all of them at the end, else every start whose
+** longest possible match is inside; the last keep bytes are carried over. */
 static void stream_scan (scan_stream *st, int final) {
   size_t hi = final ? st->len : st->len - st->keep;
   if (st->limit <= st->base)
     hi = 0;
   else if (st->limit - st->base < hi)
     hi = (size_t)(st->limit - st->base);
-  scan_block(st->set, st->buf, st->len, 0, hi, st->counts);
+  scan_block(st->set, st->buf + st->head, st->len, 0, hi, st->counts);
   if (final) {
+    st->head = st->front;
     st->len = 0;
     st->base = 0;
     return;
   }
-  memmove(st->buf, st->buf + st->len - st->keep, st->keep);
+  memmove(st->buf + st->front - st->keep, st->buf + st->head + st->len - st->keep, st->keep);
   st->base += st->len - st->keep;
+  st->head = st->front - st->keep;
   st->len = st->keep;
 }
 
 
 unsigned char *scan_stream_space (scan_stream *st, size_t *avail) {
-  *avail = st->cap - st->len;
-  return st->buf + st->len;
+  *avail = st->cap - st->head - st->len;
+  return st->buf + st->head + st->len;
 }
 
 
 void scan_stream_commit (scan_stream *st, size_t n) {
   st->len += n;
-  if (st->len == st->cap)
+  if (st->head + st->len == st->cap)
     stream_scan(st, 0);
 }
 
