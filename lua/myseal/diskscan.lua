@@ -32,16 +32,37 @@ local VARIABLES = {
    "slow_query_log", "log_output",
 }
 
--- MariaDB's file names encode characters outside [A-Za-z0-9_] as @XXXX (and a few as
--- shorter codes, left as they are): good enough to name a table in a report.
-local function decode(name)
+-- The server's file names encode characters outside [A-Za-z0-9_] (@0020 for a space, @0v
+-- for an i with diaeresis...). MariaDB decodes them with its "filename" character set;
+-- elsewhere the @XXXX forms are decoded here and the others left as they are.
+local function decode_here(name)
    return (name:gsub("@(%x%x%x%x)", function(h) return utf8.char(tonumber(h, 16)) end))
 end
 
--- "schema.table" (identifiers quoted) from "db/t" or "db/t#P#p0".
-local function table_name(schema, file)
-   local t = decode(file):gsub("#[Pp]#.*$", ""):gsub("%.[^.]+$", "")
-   return mysql.ident(decode(schema)) .. "." .. mysql.ident(t)
+local DECODE = "CONVERT(CONVERT(CAST(? AS BINARY) USING filename) USING utf8mb4)"
+
+-- Decoded names: { [raw] = decoded } for a list of raw names (batched, 100 a query).
+local function decode_names(conn, st, raws)
+   local out, list = {}, {}
+   for raw in pairs(raws) do list[#list + 1] = raw end
+   table.sort(list)
+   for first = 1, #list, 100 do
+      local batch = table.move(list, first, math.min(first + 99, #list), 1, {})
+      local row
+      if st.flavor == "mariadb" then
+         local cols = {}
+         for i = 1, #batch do cols[i] = DECODE end
+         local rows = conn:query("SELECT " .. table.concat(cols, ", "), table.unpack(batch))
+         row = rows and rows[1]
+      end
+      for i, raw in ipairs(batch) do out[raw] = row and row[i] or decode_here(raw) end
+   end
+   return out
+end
+
+-- "schema.table", identifiers quoted, from decoded names.
+local function table_name(schema, t)
+   return mysql.ident(schema) .. "." .. mysql.ident(t)
 end
 
 local function value(v)
@@ -71,7 +92,10 @@ function M.state(conn)
    if server.flavor == "mariadb" then
       rows, err = conn:query([[
          SELECT t.SPACE, t.NAME, t.FILENAME, e.ENCRYPTION_SCHEME, e.MIN_KEY_VERSION,
-                e.ROTATING_OR_FLUSHING, e.CURRENT_KEY_ID
+                e.ROTATING_OR_FLUSHING, e.CURRENT_KEY_ID,
+                CONVERT(CONVERT(CAST(SUBSTRING_INDEX(t.NAME, '/', 1) AS BINARY) USING filename) USING utf8mb4),
+                CONVERT(CONVERT(CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1) AS BINARY)
+                        USING filename) USING utf8mb4)
          FROM information_schema.INNODB_SYS_TABLESPACES t
          LEFT JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE]])
       if not rows then return nil, "cannot read InnoDB's tablespaces: " .. err end
@@ -83,8 +107,7 @@ function M.state(conn)
             rotating = tonumber(value(r[6]) or 0) == 1, key_id = math.tointeger(tonumber(value(r[7]))),
             name = r[2],
          }
-         local schema, t = r[2]:match("^([^/]+)/(.+)$")
-         if schema then sp.table = table_name(schema, t) end
+         if r[2]:find("/", 1, true) then sp.table = table_name(r[8], r[9]) end
          st.spaces[sys.realpath(file) or file] = sp
          if tonumber(r[1]) == 0 then st.spaces.system = sp end
       end
@@ -125,7 +148,7 @@ function M.files(conn, st)
       if not st then return nil, err end
    end
    local v = st.vars
-   local out, seen = {}, {}
+   local out, seen, raw_names = {}, {}, {}
    local function add(path, kind, extra)
       -- a /proc link to a deleted file has no real path: it is its own name
       local real = (extra and extra.shown) and path or sys.realpath(path)
@@ -133,7 +156,12 @@ function M.files(conn, st)
       local s = sys.stat(real)
       if not s or s.type ~= "file" then return end
       seen[real] = true
-      out[#out + 1] = { path = real, kind = kind, table = extra and extra.table, shown = extra and extra.shown }
+      out[#out + 1] = { path = real, kind = kind, table = extra and extra.table, shown = extra and extra.shown,
+                        raw = extra and extra.raw }
+      if extra and extra.raw then
+         raw_names[extra.raw[1]] = true
+         raw_names[extra.raw[2]] = true
+      end
    end
    -- the files named by variables first: their kind wins over a guess from the name
    local function logs(basename, kind)
@@ -170,11 +198,14 @@ function M.files(conn, st)
          elseif s and s.type == "file" then
             if schema then
                local kind = kinds.of_table_file(name)
-               local t = kind ~= "definition" and name:sub(1, 4) ~= "#sql" and table_name(schema, name) or nil
-               if kind == "innodb_table" and st.spaces and st.spaces[sys.realpath(p)] then
-                  t = st.spaces[sys.realpath(p)].table or t
+               local sp = kind == "innodb_table" and st.spaces and st.spaces[sys.realpath(p)]
+               if sp and sp.table then
+                  add(p, kind, { table = sp.table })
+               elseif kind ~= "definition" and name:sub(1, 1) ~= "#" then
+                  add(p, kind, { raw = { schema, (name:gsub("#[Pp]#.*$", ""):gsub("%.[^.]+$", "")) } })
+               else
+                  add(p, kind)
                end
-               add(p, kind, { table = t })
             else
                server_file(dir, name)
             end
@@ -210,6 +241,13 @@ function M.files(conn, st)
          if f.target:sub(1, #dir + 1) == dir .. "/" then
             add(f.path, "tmpfile", { shown = f.target .. " (deleted, still open)" })
          end
+      end
+   end
+   local names = decode_names(conn, st, raw_names)
+   for _, f in ipairs(out) do
+      if f.raw then
+         f.table = table_name(names[f.raw[1]], names[f.raw[2]])
+         f.raw = nil
       end
    end
    table.sort(out, function(a, b) return a.path < b.path end)

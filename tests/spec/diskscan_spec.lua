@@ -136,12 +136,21 @@ describe("diskscan", function()
          options = { log_bin = logs .. "/bin", general_log = 1, general_log_file = logs .. "/general.log",
                      slow_query_log = 1, slow_query_log_file = logs .. "/slow.log" } })
       local c <close> = assert(s:connect())
+      assert(c:exec("CREATE DATABASE `lab 2`"))
+      assert(c:exec("CREATE TABLE `lab 2`.`naïve t` (a INT) ENGINE=Aria"))
+      assert(c:exec("CREATE TABLE `lab 2`.`parts` (a INT) ENGINE=InnoDB PARTITION BY HASH(a) PARTITIONS 2"))
       local files = assert(diskscan.files(c))
-      local kinds, shown = {}, {}
+      local kinds, tables, shown = {}, {}, {}
       for _, f in ipairs(files) do
-         kinds[f.path:gsub("^" .. s.datadir:gsub("%p", "%%%0") .. "/", "")] = f.kind
+         local rel = f.path:gsub("^" .. s.datadir:gsub("%p", "%%%0") .. "/", "")
+         kinds[rel], tables[rel] = f.kind, f.table
          if f.shown then shown[#shown + 1] = f end
       end
+      assert.same({ "`lab 2`.`naïve t`", "`lab 2`.`naïve t`", "`lab 2`.`parts`", "`lab 2`.`parts`" },
+         { tables["lab@00202/na@0vve@0020t.MAD"], tables["lab@00202/na@0vve@0020t.MAI"],
+           tables["lab@00202/parts#P#p0.ibd"], tables["lab@00202/parts#P#p1.ibd"] })
+      assert.same({ "aria_table", "innodb_table", "definition" },
+         { kinds["lab@00202/na@0vve@0020t.MAD"], kinds["lab@00202/parts#P#p1.ibd"], kinds["lab@00202/parts.par"] })
       assert.same({ "system", "redo", "temp_tablespace", "aria_log", "other", "aria_table", "definition",
                     "innodb_table", "csv_table" },
          { kinds.ibdata1, kinds.ib_logfile0, kinds.ibtmp1, kinds["aria_log.00000001"], kinds.aria_log_control,
