@@ -173,7 +173,8 @@ end
 local function error_lines(text)
    local out = {}
    for line in text:gmatch("[^\n]+") do
-      if (line:find("ERROR", 1, true) or line:find("missing", 1, true)) and not line:lower():find("filekey", 1, true) then
+      local wanted = line:find("ERROR", 1, true) or line:find("missing", 1, true)
+      if wanted and not line:lower():find("filekey", 1, true) then
          out[#out + 1] = line:gsub("^%d%d%d%d%-%d%d%-%d%d%s+[%d:]+%s+%d+%s+", "")
       end
    end

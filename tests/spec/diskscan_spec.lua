@@ -43,7 +43,8 @@ describe("diskscan", function()
       do
          local c <close> = assert(s:connect())
          assert(c:exec("CREATE DATABASE app"))
-         assert(c:exec("CREATE TABLE app.patients (id INT PRIMARY KEY, name VARCHAR(100), code CHAR(4)) ENGINE=InnoDB"))
+         assert(c:exec("CREATE TABLE app.patients (id INT PRIMARY KEY, name VARCHAR(100), code CHAR(4)) "
+            .. "ENGINE=InnoDB"))
          for i = 1, 40 do
             names[i] = ("Patientin Quirina %s %03d"):format(state.random_hex(3), i)
             assert(c:exec("INSERT INTO app.patients VALUES (?, ?, 'AB12')", i, names[i]))
@@ -179,7 +180,8 @@ describe("diskscan", function()
       assert(c:exec("CREATE DATABASE app"))
       assert(c:exec("CREATE TABLE app.words (id INT PRIMARY KEY, w VARCHAR(40), n INT) ENGINE=InnoDB"))
       -- words every server holds (help text, accounts), and a category repeated in every row
-      assert(c:exec("INSERT INTO app.words VALUES (1, 'localhost', 1), (2, 'Description', 2), (3, 'character set', 3)"))
+      assert(c:exec("INSERT INTO app.words VALUES (1, 'localhost', 1), (2, 'Description', 2), "
+         .. "(3, 'character set', 3)"))
       assert(c:exec("CREATE TABLE app.numbers (id INT PRIMARY KEY, n BIGINT) ENGINE=InnoDB"))
       local p = assert(diskscan.probes(c, { schemas = { "app" } }))
       assert.equal(0, p.count)

@@ -141,7 +141,8 @@ describe("restore rehearsal", function()
       assert(sys.write_file(damaged .. "/keyfile.0123456789abcdef", keys, { mode = tonumber("600", 8) }))
       assert.same({ nil, damaged .. "/keyfile.0123456789abcdef does not match its digest (damaged): key ids 1, 2 "
          .. "cannot be restored" }, { rehearse(damaged) })
-      assert.same({ nil, "the key backup directory " .. dir .. "/none does not exist: key ids 1, 2 cannot be restored" },
+      assert.same({ nil, "the key backup directory " .. dir .. "/none does not exist: key ids 1, 2 cannot be "
+         .. "restored" },
          { rehearse(dir .. "/none") })
       assert.has_error(function() rehearsal.run{ client = {}, backup_dir = empty } end,
          "rehearsal.run: conn, client and backup_dir are needed")
