@@ -228,7 +228,9 @@ local function prepare_failure(st, keys, text)
       return ("key id %s is missing from the key backup %s: mariadb-backup --prepare: %s"):format(id, keys.path,
          first_error(text))
    end
-   if text:find("Malformed log record", 1, true) and (st.vars.innodb_encrypt_log or ""):upper() == "ON" then
+   -- records decrypted with another key are garbage: "Malformed log record" or "Corrupted page
+   -- identifier" first, whichever the bytes look like, then always "Log scan aborted"
+   if text:find("Log scan aborted", 1, true) and (st.vars.innodb_encrypt_log or ""):upper() == "ON" then
       return ("key id 1 in the key backup %s does not decrypt the redo log: mariadb-backup --prepare: %s")
          :format(keys.path, first_error(text))
    end
