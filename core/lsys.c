@@ -815,6 +815,7 @@ static const luaL_Reg sys_funcs[] = {
   {"dir", sys_dir},
   {"realpath", sys_realpath},
   {"df", sys_df},
+  {"scan", myseal_sys_scan},
   {"lock", sys_lock},
   {"sleep", sys_sleep},
   {"clock", sys_clock},

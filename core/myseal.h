@@ -19,6 +19,9 @@ int luaopen_pki (lua_State *L);
 int luaopen_cnf (lua_State *L);
 int luaopen_keystore (lua_State *L);
 
+/* sys.scan (lscan.c): the pattern scanner's binding, registered by lsys.c. */
+int myseal_sys_scan (lua_State *L);
+
 /* Pushes nil, msg, code and returns 3: the failure shape of every module. */
 int myseal_fail (lua_State *L, const char *msg, int code);
 
