@@ -835,6 +835,29 @@ static int cert_is_ca (lua_State *L) {
   return 1;
 }
 
+/* cert:key_id() -> the subject key identifier as colon-separated hex, or nil when the
+** certificate has none (a CA without one cannot give the certificates it signs an
+** authority key identifier). */
+static int cert_key_id (lua_State *L) {
+  X509 *x = myseal_pki_checkcert(L, 1);
+  const ASN1_OCTET_STRING *id = X509_get0_subject_key_id(x);
+  if (id == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  const unsigned char *p = ASN1_STRING_get0_data(id);
+  int n = ASN1_STRING_length(id);
+  for (int i = 0; i < n; i++) {
+    char hex[4];
+    snprintf(hex, sizeof(hex), i == 0 ? "%02X" : ":%02X", p[i]);
+    luaL_addstring(&b, hex);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
 /* cert:usage() -> { key = {...}, extended = {...} } as names */
 static int cert_usage (lua_State *L) {
   static const struct { uint32_t bit; const char *name; } ku[] = {
@@ -1407,6 +1430,7 @@ static const luaL_Reg cert_methods[] = {
   {"alt_names", cert_alt_names},
   {"fingerprint", cert_fingerprint},
   {"is_ca", cert_is_ca},
+  {"key_id", cert_key_id},
   {"usage", cert_usage},
   {"pem", cert_pem},
   {"der", cert_der},

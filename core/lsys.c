@@ -673,19 +673,35 @@ static int sys_hostname (lua_State *L) {
 }
 
 
-/* sys.user() -> { uid, gid, name, home } of the effective user */
+/* sys.user([name]) -> { uid, gid, name, home, group } of the effective user, or of the user
+** called name (nil, message when there is none) */
 static int sys_user (lua_State *L) {
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, geteuid());
+  struct passwd *pw;
+  if (lua_isnoneornil(L, 1))
+    pw = getpwuid(geteuid());
+  else {
+    const char *name = luaL_checkstring(L, 1);
+    pw = getpwnam(name);
+    if (pw == NULL) {
+      lua_pushfstring(L, "no user %s on this machine", name);
+      return myseal_fail(L, lua_tostring(L, -1), ENOENT);
+    }
+  }
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, pw != NULL ? pw->pw_uid : geteuid());
   lua_setfield(L, -2, "uid");
-  lua_pushinteger(L, getegid());
+  lua_pushinteger(L, pw != NULL ? pw->pw_gid : getegid());
   lua_setfield(L, -2, "gid");
-  struct passwd *pw = getpwuid(geteuid());
   if (pw != NULL) {
     lua_pushstring(L, pw->pw_name);
     lua_setfield(L, -2, "name");
     lua_pushstring(L, pw->pw_dir);
     lua_setfield(L, -2, "home");
+    struct group *gr = getgrgid(pw->pw_gid);
+    if (gr != NULL) {
+      lua_pushstring(L, gr->gr_name);
+      lua_setfield(L, -2, "group");
+    }
   }
   return 1;
 }

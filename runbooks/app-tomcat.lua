@@ -6,11 +6,13 @@
 local runbook = require "myseal.runbook"
 
 local steps = runbook.outline {
-   { name = "truststore", doc = "the database server's CA in the JVM truststore ([tomcat] truststore), other entries kept" },
-   { name = "jvm-options", doc = "Tomcat's JVM uses the truststore: CATALINA_OPTS in setenv.sh, setenv.bat or the "
-        .. "defaults file, or the service's options" },
-   { name = "jdbc-url", doc = "each JDBC Resource's url requires TLS and verifies the server, for its driver (context.xml)" },
-   { name = "restart", doc = "Tomcat restarts to read the truststore, its options and the URLs ([tomcat] restart_command)" },
+   { name = "truststore",
+     doc = "a truststore with the database server's CA, where a driver or the JVM needs one (other entries kept)" },
+   { name = "jvm-options", doc = "[tomcat] jdbc_trust = jvm: Tomcat's JVM uses the truststore (CATALINA_OPTS in "
+        .. "setenv.sh, setenv.bat or the defaults file, or the service's options)" },
+   { name = "jdbc-url", doc = "each JDBC Resource's url requires TLS and verifies the server, trusting the CA itself "
+        .. "where the driver can (context.xml: Tomcat reloads the context, no JVM restart)" },
+   { name = "restart", doc = "[tomcat] jdbc_trust = jvm: Tomcat restarts to read its JVM options ([tomcat] restart_command)" },
    { name = "probe", doc = "a JVM with Tomcat's options and driver connects with each URL over verified TLS ([tomcat] probe)" },
 }
 
@@ -54,12 +56,27 @@ end
 
 -- Step 1: the truststore ------------------------------------------------------------------------
 
+-- The database server's CA: [tomcat] ca, else the one in-transit makes (pki.ca_cert, else
+-- pki.dir/ca.pem). Read as the run sees it: in a plan, the CA in-transit would make.
+local function ca_path(ctx)
+   local t, p = ctx.params.tomcat, ctx.params.pki
+   return t.ca or p.ca_cert or ((p.dir or ctx:default_dir("tls") or "/etc/mysql/tls") .. "/ca.pem")
+end
+
 local function ca_certs(ctx)
-   local certs, err = pki.load_certs(ctx.params.tomcat.ca)
-   if not certs then ctx:fail("[tomcat] ca: %s", err) end
-   if #certs == 0 then ctx:fail("[tomcat] ca: no certificate in %s", ctx.params.tomcat.ca) end
+   local path = ca_path(ctx)
+   local data, err = ctx:read_file(path)
+   if not data then ctx:fail("[tomcat] ca: %s", err) end
+   local certs
+   certs, err = pki.load_certs(data)
+   if not certs then ctx:reject("[tomcat] ca %s: %s", path, err) end
+   if #certs == 0 then ctx:reject("[tomcat] ca: no certificate in %s", path) end
    return certs
 end
+
+local function trust(ctx) return ctx.params.tomcat.jdbc_trust end
+
+local resources   -- the Resources of context.xml (step 3), for the truststore's decision
 
 local function store_holds(store, cert)
    local fp = cert:fingerprint()
@@ -75,7 +92,16 @@ local function open_store(ctx, path)
    return store
 end
 
-function steps.truststore.check(ctx)
+steps.truststore.when = function(ctx)
+   if trust(ctx) == "jvm" then return true end
+   if trust(ctx) == "server-cert" then return false end
+   for _, r in ipairs(resources(ctx)) do
+      if tomcat.needs_store(r.driver) then return true end
+   end
+   return false
+end
+
+steps.truststore.check = function(ctx)
    local lay = layout.of(ctx)
    local path = lay:truststore_path()
    local certs = ca_certs(ctx)
@@ -89,7 +115,7 @@ function steps.truststore.check(ctx)
    return attrs_ok(path, lay:truststore_opts())
 end
 
-function steps.truststore.apply(ctx)
+steps.truststore.apply = function(ctx)
    local t = ctx.params.tomcat
    local lay = layout.of(ctx)
    local path = lay:truststore_path()
@@ -104,6 +130,21 @@ function steps.truststore.apply(ctx)
       end
    else
       store = keystore.new{ type = t.truststore_type }
+      if trust(ctx) == "jvm" then
+         -- the JVM then trusts only this store: it starts with the JDK's own CAs, so the application's
+         -- other TLS (HTTPS, LDAPS) keeps working
+         local jdk, jerr = keystore.open(t.jdk_cacerts, { password = "changeit" })
+         if not jdk then ctx:fail("[tomcat] jdk_cacerts %s: %s", t.jdk_cacerts, jerr) end
+         local n = 0
+         for _, e in ipairs(jdk:entries()) do
+            if e.kind == "trusted" then
+               assert(store:add_trusted(e.alias, jdk:get(e.alias)))
+               n = n + 1
+            end
+         end
+         jdk:close()
+         ctx:log("the truststore starts with the %d CAs of %s", n, t.jdk_cacerts)
+      end
    end
    local added = false
    for i, cert in ipairs(ca_certs(ctx)) do
@@ -235,6 +276,7 @@ local function service_apply(ctx, lay, options, with_password)
    end
 end
 
+steps["jvm-options"].when = function(ctx) return trust(ctx) == "jvm" end
 steps["jvm-options"].check = function(ctx)
    local files, options, lay = option_files(ctx)
    for _, f in ipairs(files) do
@@ -327,7 +369,7 @@ local function mask_passwords(ctx, text, el, url)
 end
 
 -- Each Resource to edit: { name, el, url, new, changes, driver, bare_amp }.
-local function resources(ctx)
+function resources(ctx)
    local t = ctx.params.tomcat
    local path = layout.of(ctx):context_xml()
    local text, err = ctx:read_file(path)
@@ -356,7 +398,14 @@ local function resources(ctx)
             if not driver then ctx:fail("%s:%d: <Resource name=%q>: %s", path, el.line, tostring(name), err) end
          end
          local spec
-         spec, err = tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust, server_cert = t.ca })
+         local store
+         if t.jdbc_trust == "data-source" and tomcat.needs_store(driver) then
+            local lay = layout.of(ctx)
+            store = { url = "file:" .. lay:truststore_path(), password = password(ctx),
+                      type = lay:store_type():upper() }
+         end
+         spec, err = tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust, server_cert = ca_path(ctx),
+                                               store = store })
          if not spec then ctx:fail("%s", err) end
          local new, changes = jdbcurl.edit(url, spec)
          local raw = text:sub(el.attrs.url.vstart, el.attrs.url.vstop)
@@ -413,12 +462,13 @@ end
 
 -- Step 4: restart -------------------------------------------------------------------------------
 
-function steps.restart.check(ctx)
+steps.restart.when = function(ctx) return trust(ctx) == "jvm" end
+steps.restart.check = function(ctx)
    if ctx:recorded(CHANGED) then return false, "Tomcat reads the changes above when it starts" end
    return true
 end
 
-function steps.restart.apply(ctx)
+steps.restart.apply = function(ctx)
    local cmd = ctx.params.tomcat.restart_command
    if not cmd then
       ctx:warn("restart Tomcat for the changes to take effect: %s ([tomcat] restart_command would do it)",
@@ -429,12 +479,15 @@ function steps.restart.apply(ctx)
    if not argv then ctx:fail("[tomcat] restart_command: %s", err) end
    ctx:run(argv)
 end
+-- after a rollback has put the files back, Tomcat starts with them again
+steps.restart.undo = function(ctx) steps.restart.apply(ctx) end
 
 -- Step 5: the probe -----------------------------------------------------------------------------
 
 -- The JVM options as Tomcat gets them. For a shell file: the block as written, through the shell
 -- the way catalina.sh expands CATALINA_OPTS (eval), so the probe sees what Tomcat will.
 local function options_as_started(ctx)
+   if trust(ctx) ~= "jvm" then return {} end   -- the Resource's own trust: no JVM option
    local files, options = option_files(ctx)
    for _, f in ipairs(files) do
       if f.syntax == "sh" then
@@ -495,12 +548,12 @@ local function probe(ctx)
    return true
 end
 
-function steps.probe.when(ctx) return ctx.params.tomcat.probe end
-function steps.probe.check(ctx)
+steps.probe.when = function(ctx) return ctx.params.tomcat.probe end
+steps.probe.check = function(ctx)
    if ctx:recorded(CHANGED) then return false, "the probe runs after the changes above" end
    return probe(ctx)
 end
-function steps.probe.apply(ctx)
+steps.probe.apply = function(ctx)
    if ctx.planning then
       ctx:log("then a JVM connects with each Resource's url, the JVM options above and %s",
          ctx.params.tomcat.driver_jar or "the driver jar in Tomcat's lib")
@@ -513,6 +566,7 @@ end
 return runbook.new {
    name = "app-tomcat",
    summary = "the Tomcat application trusts the database's CA and its JDBC URLs require verified TLS",
+   needs = { "in-transit" },
    params = {
       ["tomcat.catalina_base"] = { type = "path", required = true,
          doc = "CATALINA_BASE of the Tomcat instance (Debian 12: /var/lib/tomcat10; Windows: C:\\Tomcat)" },
@@ -525,8 +579,13 @@ return runbook.new {
          doc = "the user Tomcat runs as (owner of the truststore)" },
       ["tomcat.group"] = { type = "string", default = "tomcat",
          doc = "its group: files holding the truststore password are readable by it and closed to others" },
-      ["tomcat.ca"] = { type = "path", required = true,
-         doc = "the database server's CA certificate, PEM (several certificates: each is trusted)" },
+      ["tomcat.ca"] = { type = "path",
+         doc = "the database server's CA certificate, PEM (several certificates: each is trusted; default: the CA "
+            .. "in-transit makes, pki.ca_cert or pki.dir/ca.pem)" },
+      ["pki.dir"] = require("myseal.intransit").PARAMS["pki.dir"],
+      ["pki.ca_cert"] = require("myseal.intransit").PARAMS["pki.ca_cert"],
+      ["tomcat.jdk_cacerts"] = { type = "path", default = "/usr/lib/jvm/default-java/lib/security/cacerts",
+         doc = "jdbc_trust = jvm: the JDK's own truststore, whose CAs the new truststore starts with" },
       ["tomcat.truststore"] = { type = "path",
          doc = "the JVM truststore (default: CATALINA_BASE/conf/db-truststore.p12, .jks for JKS); an existing one "
             .. "keeps its entries" },
@@ -536,7 +595,7 @@ return runbook.new {
       ["tomcat.truststore_alias"] = { type = "string", default = "myseal-db-ca",
          doc = "the alias of the CA in the truststore (more certificates: alias-2, alias-3, ...)" },
       ["tomcat.password_in"] = { type = "enum", values = { "jvm-options", "catalina.properties" },
-         default = "jvm-options",
+         default = "catalina.properties",
          doc = "where the truststore password goes: the JVM options, or CATALINA_BASE/conf/catalina.properties "
             .. "(kept out of the process list and the Windows service's registry entry)" },
       ["tomcat.setenv"] = { type = "path",
@@ -544,7 +603,7 @@ return runbook.new {
       ["tomcat.defaults_file"] = { type = "path",
          doc = "packaged Tomcat's defaults file (default: Debian /etc/default/tomcatN, RHEL /etc/sysconfig/tomcat "
             .. "or /etc/tomcat/tomcat.conf)" },
-      ["tomcat.windows_service"] = { type = "string", default = "Tomcat9", doc = "the Windows service's name" },
+      ["tomcat.windows_service"] = { type = "string", default = "Tomcat10", doc = "the Windows service's name" },
       ["tomcat.service_exe"] = { type = "path",
          doc = "the service's procrun executable (default: CATALINA_HOME\\bin\\SERVICE.exe)" },
       ["tomcat.context_xml"] = { type = "path",
@@ -556,9 +615,11 @@ return runbook.new {
          doc = "the JDBC driver: auto (from driverClassName and the jars in Tomcat's lib), or which one" },
       ["tomcat.verify"] = { type = "enum", values = { "identity", "ca" }, default = "identity",
          doc = "what the driver verifies: identity (the CA and the host name), ca (the CA only)" },
-      ["tomcat.jdbc_trust"] = { type = "enum", values = { "jvm", "server-cert" }, default = "jvm",
-         doc = "where the driver finds the CA: jvm (the truststore), server-cert (MariaDB: serverSslCert = "
-            .. "[tomcat] ca)" },
+      ["tomcat.jdbc_trust"] = { type = "enum", values = { "data-source", "jvm", "server-cert" },
+         default = "data-source",
+         doc = "where the driver finds the CA: data-source (in the Resource itself: MariaDB serverSslCert = the CA, "
+            .. "MySQL trustCertificateKeyStore* = the truststore; a context reload, no JVM restart), jvm (the JVM's "
+            .. "truststore, started from the JDK's CAs; Tomcat restarts), server-cert (MariaDB only: serverSslCert)" },
       ["tomcat.restart_command"] = { type = "string",
          doc = "command that restarts Tomcat, run without a shell (none: the command is printed)" },
       ["tomcat.probe"] = { type = "boolean", default = false,

@@ -40,7 +40,7 @@ local OCTAL_750, OCTAL_600, OCTAL_644 = tonumber("750", 8), tonumber("600", 8), 
 local PARALLEL_FROM = 16 * 1024 * 1024   -- bytes: smaller tables are rebuilt one after another
 local settings, done, bytes = atrest.settings, runbook.done, text.bytes
 
-function steps.preflight.check(ctx)
+steps.preflight.check = function(ctx)
    local p, d = ctx.params, ctx.dialect
    local s = settings(ctx)
    ctx:log("%s; keyring %s in %s", d:describe(), d.keyring, s.dir)
@@ -60,6 +60,10 @@ function steps.preflight.check(ctx)
             .. "keyring and leave encrypted tables unreadable: set keyring.dir to its directory")
             :format(current, s.key_file)
       end
+   end
+   if d.myseal_makes_keys and not s.filekey and p.keyring.use_filekey and ctx:read_file(s.key_file) then
+      ctx:warn("the key file %s is plain text (it was there before); myseal does not rewrite it: encrypt it with "
+         .. "a filekey by hand when the server is stopped, or move it off the data's disk", s.key_file)
    end
    local doc = atrest.option_tree(ctx)
    local conflict = doc and d:keyring_conflict(doc)
@@ -199,7 +203,7 @@ steps["option-file"].apply = function(ctx)
    end
 end
 
-function steps.restart.check(ctx)
+steps.restart.check = function(ctx)
    if not ctx:fact("keyring_active") then return false, "the keyring is not active in the server" end
    local stale = atrest.stale_variables(ctx, settings(ctx))[1]
    if stale then
@@ -208,13 +212,9 @@ function steps.restart.check(ctx)
    return true
 end
 
-function steps.restart.apply(ctx)
-   local needs_restart = not ctx:fact("keyring_active")
-   local stale = atrest.stale_variables(ctx, settings(ctx))
-   for _, o in ipairs(stale) do
-      if not o.dynamic then needs_restart = true end
-   end
-   if needs_restart then
+steps.restart.apply = function(ctx)
+   local restart, stale = atrest.needs_restart(ctx)
+   if restart then
       ctx:restart_server()
       return
    end
@@ -224,7 +224,7 @@ function steps.restart.apply(ctx)
    end
 end
 
-function steps.restart.verify(ctx)
+steps.restart.verify = function(ctx)
    return done(ctx:fact("keyring_active") == true, "the keyring is not active after the restart")
 end
 
@@ -297,8 +297,8 @@ steps["system-tablespace"].check = function(ctx)
 end
 steps["system-tablespace"].apply = function(ctx) ctx:sql(ctx.dialect:system_tablespace_sql()) end
 
-function steps.verify.when(ctx) return ctx.mode ~= "plan" end
-function steps.verify.check(ctx)
+steps.verify.when = function(ctx) return ctx.mode ~= "plan", "after the changes" end
+steps.verify.check = function(ctx)
    local todo, others, all = atrest.table_state(ctx)
    for _, t in ipairs(others) do ctx:warn("not encrypted: %s: %s", atrest.named(t), t.why) end
    for _, t in ipairs(todo) do ctx:warn("not encrypted: %s", atrest.named(t)) end

@@ -101,13 +101,20 @@ end
 steps["client-certs"].apply = function(ctx)
    local cas = tls.ca(ctx)
    tls.issue_client_certs(ctx, signing(ctx))
-   -- a REQUIRE ISSUER names the CA: subject accounts follow it
+   -- a REQUIRE ISSUER names the CA: a subject account follows the new one once its new certificate
+   -- has reached its client ([tls] delivered); until then its REQUIRE names no issuer, so the old
+   -- certificate and the new one both get in
    if ctx.params.rotate.ca == "switch" then
       local d = ctx.dialect
       for _, a in ipairs(tls.accounts(ctx)) do
          if a.level == "subject" then
             local cert = tls.load_certs(ctx, (tls.client_paths(ctx, a.account)))[1]
-            local sql, values = d:require_sql(a.user, a.host, "subject", cert:subject(), cas[1]:subject())
+            local issuer = tls.delivered(ctx, a) and cas[1]:subject() or nil
+            if not issuer then
+               ctx:warn("%s: REQUIRE SUBJECT without ISSUER until its new certificate reaches it; then run again "
+                  .. "with tls.delivered=%s", a.account, a.account)
+            end
+            local sql, values = d:require_sql(a.user, a.host, "subject", cert:subject(), issuer)
             ctx:sql(sql, table.unpack(values))
          end
       end
@@ -126,7 +133,7 @@ steps["ca-drop"].apply = function(ctx)
    ctx:record("tls_changed", true)
 end
 
-function steps.reload.check(ctx)
+steps.reload.check = function(ctx)
    if ctx:recorded("tls_changed") then return false, "certificate files changed in this run" end
    local served = ctx:fact("served_certificate")
    local cert = (tls.load_certs(ctx, tls.paths(ctx).cert) or {})[1]
@@ -134,18 +141,18 @@ function steps.reload.check(ctx)
       (served.subject == cert:subject() and served.not_after == cert:not_after())),
       "the server presents another certificate than the file")
 end
-function steps.reload.apply(ctx)
+steps.reload.apply = function(ctx)
    local sql = ctx.dialect:tls_reload_sql()
    if sql then ctx:sql(sql) else ctx:restart_server() end
    ctx:record("tls_changed", false)
 end
 
-function steps.verify.when(ctx) return ctx.mode ~= "plan" end
-steps.verify.check = tls.verify
+steps.verify.when = function(ctx) return ctx.mode ~= "plan", "after the changes" end
+steps.verify.check = tls.verify_offer
 
 local params = tls.params{ "pki.dir", "pki.ca_cert", "pki.ca_key", "pki.server_cert", "pki.server_key",
    "pki.server_names", "pki.organization", "pki.key_type", "pki.ca_days", "pki.leaf_days", "pki.renew_days",
-   "tls.require_secure_transport", "accounts" }
+   "tls.delivered", "accounts" }
 params["rotate.ca"] = { type = "enum", values = { "none", "add", "switch", "drop" }, default = "none",
    doc = "CA change phase: add the new CA to the bundle, switch signing to it, drop the old one" }
 

@@ -52,7 +52,7 @@ end
 
 local function by_key_id(ctx) return ctx.dialect.rotates_by_key_id end
 
-function steps.preflight.check(ctx)
+steps.preflight.check = function(ctx)
    local p = ctx.params
    if not p.keyring.backup_dir and not p.keyring.accept_no_backup then
       return false, "keyring.backup_dir is not set: a new key must be backed up before the old one is "
@@ -91,8 +91,8 @@ steps["new-key"].apply = function(ctx)
    ctx:record("rotate_key_id", id)
 end
 
-function steps.rotate.when(ctx) return not by_key_id(ctx) end
-function steps.rotate.apply(ctx)
+steps.rotate.when = function(ctx) return not by_key_id(ctx) end
+steps.rotate.apply = function(ctx)
    for _, sql in ipairs(ctx.dialect:rotate_sql(settings(ctx))) do ctx:sql(sql) end
 end
 
@@ -107,13 +107,13 @@ steps["key-backup"].apply = function(ctx)
 end
 
 steps.restart.when = by_key_id
-function steps.restart.check(ctx)
+steps.restart.check = function(ctx)
    local st = sys.stat(settings(ctx).key_file)
    local uptime = tonumber(ctx:fact("status", "Uptime"))
    if not uptime then return false, "the server must read the new key" end
    return done(not st or st.mtime < os.time() - uptime - 1, "the server started before the key file changed")
 end
-function steps.restart.apply(ctx) ctx:restart_server() end
+steps.restart.apply = function(ctx) ctx:restart_server() end
 
 steps["default-key"].when = by_key_id
 steps["default-key"].check = function(ctx)

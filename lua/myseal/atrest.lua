@@ -20,9 +20,12 @@ M.PARAMS = {
       doc = "go on without keyring.backup_dir: losing the key file then loses the data for good" },
    ["keyring.key_count"] = { type = "integer", default = 1,
       doc = "MariaDB: how many keys the new key file holds (ids 1..n; key 1 encrypts by default)" },
+   ["keyring.use_filekey"] = { type = "boolean", default = true,
+      doc = "MariaDB: encrypt a new key file with a filekey (false: plain text, mode 0600; an auditor's first "
+         .. "finding)" },
    ["keyring.filekey"] = { type = "path",
-      doc = "MariaDB: a file with the password that encrypts the key file (made when missing); "
-         .. "empty: the key file is plain (mode 0600)" },
+      doc = "MariaDB: the file with the password that encrypts the key file, made when missing (default: "
+         .. "filekey in keyring.dir)" },
    ["keyring.algorithm"] = { type = "enum", values = { "AES_CBC", "AES_CTR" }, default = "AES_CTR",
       doc = "MariaDB: file_key_management_encryption_algorithm" },
    ["keyring.manifest_dir"] = { type = "path", default = "/usr/sbin",
@@ -78,8 +81,8 @@ function M.plugin_dir(ctx)
 end
 
 --- The parameters `settings` and `table_state` read: a runbook using them declares these.
-M.SETTINGS = { "keyring.dir", "keyring.filekey", "keyring.algorithm", "at_rest.method", "at_rest.parallel",
-               "at_rest.rotation_iops", "at_rest.new_tables", "at_rest.logs", "at_rest.binlog", "at_rest.temp",
+M.SETTINGS = { "keyring.dir", "keyring.use_filekey", "keyring.filekey", "keyring.algorithm", "at_rest.method",
+               "at_rest.parallel", "at_rest.rotation_iops", "at_rest.new_tables", "at_rest.logs", "at_rest.binlog", "at_rest.temp",
                "at_rest.schemas", "at_rest.convert_myisam" }
 
 --- The settings of this run: where the key material is, which method and options.
@@ -95,6 +98,13 @@ function M.settings(ctx)
       rotation_iops = a.rotation_iops, new_tables = a.new_tables, logs = a.logs, binlog = a.binlog,
       temp = a.temp, user = p.server.user,
    }
+   -- MariaDB: a new key file is encrypted with a filekey unless the profile says use_filekey = false;
+   -- a plain key file already there stays plain (myseal never rewrites key material)
+   if not k.use_filekey then
+      s.filekey = nil
+   elseif s.filekey == nil and d.myseal_makes_keys and not ctx:exists(s.dir .. "/" .. d:key_file_name(s)) then
+      s.filekey = s.dir .. "/filekey"
+   end
    s.key_file = s.dir .. "/" .. d:key_file_name(s)
    return s
 end
@@ -155,6 +165,18 @@ function M.stale_variables(ctx, s)
       if o.var and not M.same_value(ctx:fact("variable", o.var), o.value) then out[#out + 1] = o end
    end
    return out
+end
+
+--- Does the server need a restart for encryption at rest (the keyring is not loaded, or an option
+-- that is not dynamic differs)? Dynamic ones are set with SET GLOBAL instead.
+-- @return boolean, the stale options
+function M.needs_restart(ctx)
+   local stale = M.stale_variables(ctx, M.settings(ctx))
+   if not ctx:fact("keyring_active") then return true, stale end
+   for _, o in ipairs(stale) do
+      if not o.dynamic then return true, stale end
+   end
+   return false, stale
 end
 
 -- The tables -----------------------------------------------------------------------------------

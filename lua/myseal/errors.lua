@@ -26,4 +26,14 @@ function M.fail(fmt, ...)
    error(setmetatable({ message = string.format(fmt, ...), exit = 1 }, Error), 0)
 end
 
+--- A chunk's file name from debug info, whole (debug's short_src cuts long paths to 60
+-- characters, and messages name runbook files by it).
+-- @param info a debug.getinfo table with `source` and `short_src`
+-- @return path
+function M.source_name(info)
+   local src = info.source or ""
+   if src:sub(1, 1) == "@" then return src:sub(2) end
+   return info.short_src
+end
+
 return M

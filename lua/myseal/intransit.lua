@@ -1,14 +1,16 @@
---- Shared by the in-transit and rotate-certs runbooks: their parameters (one definition each),
--- where the certificates are, what a valid one is, making them, the accounts' REQUIRE, and the
--- verification as a client sees it. What the servers do differently is in the dialects
--- (lua/myseal/dialect/); docs/servers.md has the facts.
+--- Shared by the in-transit, tls-enforce and rotate-certs runbooks: their parameters (one
+-- definition each), where the certificates are, what a valid one is, making them, the accounts'
+-- REQUIRE, and verification as a client sees it. What the servers do differently is in the
+-- dialects (lua/myseal/dialect/); docs/servers.md has the facts.
 -- @module myseal.intransit
 local pki = require "pki"
 local sys = require "sys"
+local text = require "myseal.text"
 
 local M = {}
 
-local OCTAL_600, OCTAL_644, OCTAL_750 = tonumber("600", 8), tonumber("644", 8), tonumber("750", 8)
+local OCTAL_600, OCTAL_640, OCTAL_644, OCTAL_750 = tonumber("600", 8), tonumber("640", 8), tonumber("644", 8),
+   tonumber("750", 8)
 
 --- Every parameter of TLS in transit, by name; a runbook takes the ones it reads with
 -- `intransit.params{ ... }`.
@@ -25,17 +27,32 @@ M.PARAMS = {
          .. "127.0.0.1, ::1)" },
    ["pki.organization"] = { type = "string", default = "myseal", doc = "O= of the certificates' subjects" },
    ["pki.key_type"] = { type = "enum", values = { "ec", "rsa" }, default = "ec",
-      doc = "ec (P-256) or rsa (3072 bits) keys" },
+      doc = "ec (P-256) or rsa (3072 bits) keys (rsa where the server's TLS library cannot use EC)" },
    ["pki.ca_days"] = { type = "integer", default = 3650, doc = "validity of a new CA, in days" },
    ["pki.leaf_days"] = { type = "integer", default = 825, doc = "validity of server and client certificates" },
    ["pki.renew_days"] = { type = "integer", default = 30,
-      doc = "a certificate with fewer days left is renewed (and a valid one is reused)" },
-   ["tls.versions"] = { type = "string", default = "TLSv1.2,TLSv1.3", doc = "tls_version of the server" },
+      doc = "a certificate with fewer days left is renewed (and a valid one is reused); a site's warns" },
+   ["tls.versions"] = { type = "string", default = "TLSv1.2,TLSv1.3",
+      doc = "tls_version of the server (those it cannot speak are left out)" },
    ["tls.cipher"] = { type = "string", doc = "ssl_cipher of the server (default: the server's)" },
+   ["tls.ciphersuites"] = { type = "string", doc = "MySQL 8.0.16+: tls_ciphersuites, the TLS 1.3 suites" },
+   ["tls.persist"] = { type = "boolean", default = false,
+      doc = "MySQL 8: keep the TLS options with SET PERSIST (mysqld-auto.cnf) instead of the option file" },
+   ["tls.verify_user"] = { type = "string",
+      doc = "an account that can log in over TCP, for verification (default: a temporary one, dropped after)" },
+   ["tls.verify_password"] = { type = "secret", doc = "its password" },
    ["tls.require_secure_transport"] = { type = "boolean", default = true,
-      doc = "refuse TCP connections without TLS (the Unix socket keeps working for accounts without REQUIRE)" },
+      doc = "refuse TCP connections without TLS (the socket keeps working for accounts without REQUIRE)" },
    ["tls.accept_lockout"] = { type = "boolean", default = false,
-      doc = "enforce even though live sessions or replication channels do not use TLS (they will be cut off)" },
+      doc = "enforce even though sessions or replication channels seen without TLS will be cut off, or an "
+         .. "account logged in over the socket gets REQUIRE (it is then refused there too)" },
+   ["tls.watch_seconds"] = { type = "integer", default = 30,
+      doc = "after enforcing, how long failed logins are watched; a client cut off reverts the enforcement" },
+   ["tls.confirmed"] = { type = "boolean", default = false,
+      doc = "enforce and stay enforced even when clients fail to log in afterwards (only warn)" },
+   ["tls.delivered"] = { type = "list", default = {},
+      doc = "accounts (user@host) whose client certificate has reached the client: only these get REQUIRE "
+         .. "SUBJECT/ISSUER (until then REQUIRE X509)" },
    ["accounts"] = { type = "map",
       doc = "user@host = ssl | x509 | subject: the REQUIRE of each account (client certificates are made)" },
 }
@@ -49,6 +66,8 @@ function M.params(names)
    for _, n in ipairs(names) do out[n] = assert(M.PARAMS[n], n) end
    return out
 end
+
+-- Names and paths ------------------------------------------------------------------------------
 
 -- The machine's names: host name and, when it differs, its fully qualified name.
 local function host_names(ctx)
@@ -93,17 +112,34 @@ function M.client_paths(ctx, account)
    return base .. "-cert.pem", base .. "-key.pem"
 end
 
---- The certificates in a PEM file that the run sees (planned writes included), or nil.
+--- The server's group (its user's primary group): the TLS directory is group-owned by it.
+function M.server_group(ctx)
+   local u = sys.user(ctx.params.server.user)
+   return u and u.group or nil
+end
+
+-- Certificates ---------------------------------------------------------------------------------
+
+--- The certificates in a PEM file that the run sees (planned writes included), or nil. A file
+-- that is not PEM is bad input.
 function M.load_certs(ctx, path)
-   local text = ctx:read_file(path)
-   if not text then return nil end
-   local certs = pki.load_certs(text)
+   local data = ctx:read_file(path)
+   if not data then return nil end
+   local certs, err = pki.load_certs(data)
+   if not certs then ctx:reject("%s: %s", path, err) end
    return certs
 end
 
 --- The CA certificate(s): the first is the one that signs; a bundle may hold an older CA too.
 function M.ca(ctx)
    return M.load_certs(ctx, M.paths(ctx).ca)
+end
+
+--- Days left of a certificate (nil, why for an unreadable date).
+local function days_left(cert)
+   local ok, d = pcall(cert.days_left, cert)
+   if ok then return d end
+   return nil, d
 end
 
 --- Why certificate `cert` is not fit (nil when it is): chain to one of `cas`, purpose,
@@ -117,17 +153,24 @@ function M.unfit(ctx, cert, cas, purpose, names, key)
    for _, n in ipairs(names or {}) do
       if not have[n:lower()] then return ("its SAN lacks %s"):format(n) end
    end
-   local left = cert:days_left()
-   if left <= ctx.params.pki.renew_days then
-      return ("it expires in %d days (renewed %d days ahead)"):format(left, ctx.params.pki.renew_days)
+   local left = days_left(cert)
+   if not left or left <= ctx.params.pki.renew_days then
+      return ("it expires in %s (renewed %d days ahead)"):format(text.count(left or 0, "day"), ctx.params.pki.renew_days)
    end
    if key and not cert:matches_key(key) then return "it does not match its key" end
    return nil
 end
 
---- A new key as `[pki] key_type` says.
+--- The TLS library of the server (openssl, or yaSSL on old MySQL 5.7 community builds).
+function M.tls_library(ctx)
+   return ctx:fact("tls_library")
+end
+
+--- A new key as `[pki] key_type` says, unless the server's TLS library cannot use it.
 function M.new_key(ctx)
-   if ctx.params.pki.key_type == "rsa" then return assert(pki.genkey{ type = "rsa", bits = 3072 }) end
+   local kind, note = ctx.dialect:key_type(M.tls_library(ctx), ctx.params.pki.key_type)
+   if note then ctx:warn("%s", note) end
+   if kind == "rsa" then return assert(pki.genkey{ type = "rsa", bits = 3072 }) end
    return assert(pki.genkey{ type = "ec", curve = "P-256" })
 end
 
@@ -135,7 +178,60 @@ end
 local function pair(ctx, cert_path, key_path)
    local cert = (M.load_certs(ctx, cert_path) or {})[1]
    local keytext = ctx:read_file(key_path)
-   return cert, keytext and pki.load_key(keytext)
+   local key
+   if keytext then
+      local err
+      key, err = pki.load_key(keytext)
+      if not key then ctx:reject("%s: %s", key_path, err) end
+   end
+   return cert, key
+end
+
+--- What is wrong with the site's own CA and server certificate (pki.ca_cert, pki.server_cert),
+-- before anything changes: a CA or certificate not valid now fails (clients that verify would be
+-- locked out); fewer than renew_days left warns; a CA key without its certificate fails; a CA with
+-- no subject key identifier is named. Returns nil or the message that fails.
+function M.site_pki_problem(ctx)
+   local p = ctx.params.pki
+   if p.ca_key and not p.ca_cert then
+      return "pki.ca_key is set without pki.ca_cert: give the site CA's certificate too"
+   end
+   local now = os.time()
+   local function look(path, what)
+      local certs = M.load_certs(ctx, path)
+      if not certs or #certs == 0 then return ("%s %s: not a certificate, or missing"):format(what, path) end
+      local c = certs[1]
+      local nb, na = c:not_before(), c:not_after()
+      if not nb or not na then return ("%s %s: its validity cannot be read"):format(what, path) end
+      if nb > now then
+         return ("%s %s is not valid before %s: clients that verify it would be locked out"):format(what, path,
+            os.date("!%Y-%m-%d %H:%M UTC", nb))
+      end
+      if na <= now then
+         return ("%s %s expired on %s: clients that verify it would be locked out"):format(what, path,
+            os.date("!%Y-%m-%d", na))
+      end
+      local left = (na - now) // 86400
+      if left < p.renew_days then
+         ctx:warn("%s %s expires in %s (%s): renew it at the site's CA", what, path, text.count(left, "day"),
+            os.date("!%Y-%m-%d", na))
+      end
+      return nil, c
+   end
+   if p.ca_cert then
+      local why, ca = look(p.ca_cert, "pki.ca_cert")
+      if why then return why end
+      if not ca:is_ca() then return ("pki.ca_cert %s is not a CA certificate"):format(p.ca_cert) end
+      if not ca:key_id() and p.ca_key then
+         return ("pki.ca_cert %s has no subject key identifier, which the certificates it signs need: "
+            .. "reissue it with one (openssl: -addext subjectKeyIdentifier=hash)"):format(p.ca_cert)
+      end
+   end
+   if p.server_cert then
+      local why = look(p.server_cert, "pki.server_cert")
+      if why then return why end
+   end
+   return nil
 end
 
 --- Why the server certificate is not fit against `cas` (nil when it is). A certificate the
@@ -148,6 +244,37 @@ function M.server_cert_unfit(ctx, cas)
       ctx:fail("pki.server_cert %s: %s; renew it at the site's CA (myseal does not replace it)", paths.cert, why)
    end
    return why
+end
+
+--- The TLS directory: 0750, group-owned by the server's group, which must enter it.
+function M.mkdir(ctx, dir)
+   ctx:mkdir(dir, { mode = OCTAL_750, group = M.server_group(ctx) })
+end
+
+--- Writes a key and a certificate through the context: the key 0600 and the given owner (the
+-- server's key: the server's user; others: root), the certificate 0644.
+function M.write_pair(ctx, cert_path, key_path, cert, key, owner)
+   ctx:write_file(key_path, key:pem(), { mode = OCTAL_600, owner = owner, secret = true })
+   ctx:write_file(cert_path, cert:pem(), { mode = OCTAL_644 })
+end
+
+--- The CA's key (the site's, or ours).
+function M.ca_key(ctx)
+   local path = M.paths(ctx).ca_key
+   if not path then return nil end
+   local data = ctx:read_file(path)
+   if not data then return nil end
+   local key, err = pki.load_key(data)
+   if not key then ctx:reject("the CA key %s: %s", path, err) end
+   return key
+end
+
+--- Signs a leaf for `usage` ("server" or "client") with the CA.
+function M.sign(ctx, ca, ca_key, key, subject, usage, san)
+   local cert, err = ca:sign{ ca_key = ca_key, public_key = key, subject = subject, usage = usage, san = san,
+                              days = ctx.params.pki.leaf_days }
+   if not cert then ctx:fail("cannot sign %s: %s", subject, err) end
+   return cert
 end
 
 --- A new server key and certificate from the signing CA (the first of the bundle).
@@ -195,45 +322,17 @@ function M.issue_client_certs(ctx, cas)
    end
 end
 
---- Writes a key (0600, given owner) and a certificate (0644) through the context.
-function M.write_pair(ctx, cert_path, key_path, cert, key, owner)
-   ctx:write_file(key_path, key:pem(), { mode = OCTAL_600, owner = owner, secret = true })
-   ctx:write_file(cert_path, cert:pem(), { mode = OCTAL_644 })
-end
-
---- The CA directory, made 0750.
-function M.mkdir(ctx, dir)
-   ctx:mkdir(dir, { mode = OCTAL_750 })
-end
-
---- The CA's key (the site's, or ours).
-function M.ca_key(ctx)
-   local path = M.paths(ctx).ca_key
-   if not path then return nil end
-   local text = ctx:read_file(path)
-   if not text then return nil end
-   local key, err = pki.load_key(text)
-   if not key then ctx:fail("the CA key %s: %s", path, err) end
-   return key
-end
-
---- Signs a leaf for `usage` ("server" or "client") with the CA.
-function M.sign(ctx, ca, ca_key, key, subject, usage, san)
-   local cert, err = ca:sign{ ca_key = ca_key, public_key = key, subject = subject, usage = usage, san = san,
-                              days = ctx.params.pki.leaf_days }
-   if not cert then ctx:fail("cannot sign %s: %s", subject, err) end
-   return cert
-end
+-- Accounts -------------------------------------------------------------------------------------
 
 --- The accounts of `[accounts]`: list of `{ account = "user@host", user, host, level }`.
 function M.accounts(ctx)
    local out = {}
    for account, level in pairs(ctx.params.accounts or {}) do
       local user, host = account:match("^(.*)@(.-)$")
-      if not user then ctx:fail("[accounts] %s: write user@host", account) end
+      if not user then ctx:reject("[accounts] %s: write user@host", account) end
       level = tostring(level):lower()
       if level ~= "ssl" and level ~= "x509" and level ~= "subject" then
-         ctx:fail("[accounts] %s = %s: ssl, x509 or subject", account, level)
+         ctx:reject("[accounts] %s = %s: ssl, x509 or subject", account, level)
       end
       out[#out + 1] = { account = account, user = user, host = host, level = level }
    end
@@ -244,6 +343,28 @@ end
 --- The subject a client certificate of `user` gets.
 function M.client_subject(ctx, user)
    return ("/O=%s/CN=%s"):format(ctx.params.pki.organization, user:gsub("/", "_"))
+end
+
+--- Has the client certificate of account `a` reached its client (`[tls] delivered`)?
+function M.delivered(ctx, a)
+   for _, d in ipairs(ctx.params.tls.delivered or {}) do
+      if d == a.account then return true end
+   end
+   return false
+end
+
+--- The REQUIRE an account gets now: ssl_type, subject, issuer, level. A SUBJECT account whose
+-- certificate has not reached its client (`[tls] delivered`) gets X509 for now: a subject it could
+-- not present yet would lock it out.
+function M.wanted_requirement(ctx, a)
+   local d = ctx.dialect
+   local level = a.level
+   if level == "subject" and not M.delivered(ctx, a) then level = "x509" end
+   if level ~= "subject" then return d:ssl_type(level), nil, nil, level end
+   local cert = (M.load_certs(ctx, (M.client_paths(ctx, a.account))) or {})[1]
+   local ca = (M.ca(ctx) or {})[1]
+   return d:ssl_type(level), cert and cert:subject() or "(the client certificate's subject)",
+      ca and ca:subject() or "(the CA's subject)", level
 end
 
 --- Do two option values say the same (case aside)?
@@ -266,6 +387,8 @@ function M.first_unrequired(ctx, wanted)
    return nil
 end
 
+-- Server options -------------------------------------------------------------------------------
+
 --- The server options this run wants: `{ name, value, var, dynamic }`.
 function M.server_options(ctx)
    local p, d = M.paths(ctx), ctx.dialect
@@ -277,22 +400,51 @@ function M.server_options(ctx)
    }
    local versions = ctx.params.tls.versions
    if versions and d:has_tls_version() then
-      out[#out + 1] = { name = "tls_version", value = versions, var = "tls_version", dynamic = dynamic }
+      local ok = d:tls_versions(versions, M.tls_library(ctx))
+      out[#out + 1] = { name = "tls_version", value = ok, var = "tls_version", dynamic = dynamic }
    end
-   if ctx.params.tls.cipher then
-      out[#out + 1] = { name = "ssl_cipher", value = ctx.params.tls.cipher, var = "ssl_cipher" }
+   for _, o in ipairs(d:cipher_options(ctx.params.tls.cipher, ctx.params.tls.ciphersuites)) do out[#out + 1] = o end
+   return out
+end
+
+--- The TLS options the running server does not have as wanted.
+-- @return list of options
+function M.stale_variables(ctx)
+   local out = {}
+   for _, o in ipairs(M.server_options(ctx)) do
+      local now = ctx:fact("variable", o.var)
+      if not M.same(now or "", o.value) then out[#out + 1] = o end
    end
    return out
 end
 
---- As a client sees it: a verify_identity connection to every server name and to the
--- address myseal uses (a refused login still means the certificate passed: it is checked
--- first), plain TCP refused when enforced, and every account's REQUIRE as wanted.
--- A check: returns true, or false and what failed.
-function M.verify(ctx)
-   local paths = M.paths(ctx)
-   local port = ctx.target.port or ctx.params.connection.port
+--- Does the server need a restart to take the TLS options (it cannot reload them: no reload
+-- statement, not dynamic, or it offers no TLS yet to reload)?
+-- @return boolean, the stale options
+function M.needs_restart(ctx)
+   local stale = M.stale_variables(ctx)
+   if #stale == 0 then return false, stale end
+   if ctx.dialect:tls_reload_sql() == nil or ctx:fact("served_certificate") == nil then return true, stale end
+   for _, o in ipairs(stale) do
+      if not o.dynamic then return true, stale end
+   end
+   return false, stale
+end
+
+-- Verification ---------------------------------------------------------------------------------
+
+-- The server's TCP port as a client reaches it.
+local function tcp_port(ctx)
+   return ctx.target.port or ctx.params.connection.port
       or math.tointeger(tonumber(ctx:fact("variable", "port") or "")) or 3306
+end
+
+--- As a client sees it: a verify_identity TLS connection to every server name and to the
+-- address myseal uses (a refused login still means the certificate passed: it is checked
+-- first). A check: returns true, or false and what failed.
+function M.verify_offer(ctx)
+   local paths = M.paths(ctx)
+   local port = tcp_port(ctx)
    local names, seen = {}, {}
    for _, n in ipairs(M.server_names(ctx)) do names[#names + 1] = n; seen[n] = true end
    if ctx.target.host and not seen[ctx.target.host] then names[#names + 1] = ctx.target.host end
@@ -315,24 +467,86 @@ function M.verify(ctx)
          failures[#failures + 1] = ("%s: %s"):format(name, err)
       end
    end
-   if ctx.params.tls.require_secure_transport then
-      local host = ctx.target.host or "127.0.0.1"
-      local c = ctx:connect{ host = host, port = port, tls = { mode = "disabled" } }
-      if c then
-         c:close()
-         failures[#failures + 1] = ("a plain TCP connection to %s was let in"):format(host)
-      else
-         ctx:log("plain TCP to %s: refused", host)
+   if #failures > 0 then return false, table.concat(failures, "; ") end
+   return require("myseal.runbook").done(checked > 0, "no server name could be connected to")
+end
+
+local VERIFY_USER = "myseal_verify_"
+
+--- How verification logs in over TCP, in words (for the preflight).
+function M.login_text(ctx)
+   if ctx.params.tls.verify_user then return ("as %s ([tls] verify_user)"):format(ctx.params.tls.verify_user) end
+   return "as a temporary account (random password, no privileges, dropped afterwards)"
+end
+
+--- Call `fn(user, password)` with an account that can log in over TCP: [tls] verify_user, or a
+-- temporary one made for it (random password, no privileges; the password masked everywhere) and
+-- dropped afterwards, whatever fn does. In plan and check mode no account is made: fn(nil).
+-- @return what fn returns
+function M.with_login(ctx, fn)
+   local t = ctx.params.tls
+   if t.verify_user then return fn(t.verify_user, t.verify_password and ctx:secret("tls.verify_password")) end
+   if ctx.planning then return fn(nil) end
+   local user = VERIFY_USER .. text.hex(pki.random(4))
+   local password = text.hex(pki.random(16))
+   ctx:mask(password)
+   for _, host in ipairs{ "%", "localhost" } do
+      ctx:sql("CREATE USER ?@? IDENTIFIED BY ?", user, host, password)
+   end
+   local r = table.pack(pcall(fn, user, password))
+   for _, host in ipairs{ "%", "localhost" } do ctx:sql("DROP USER IF EXISTS ?@?", user, host) end
+   if not r[1] then error(r[2], 0) end
+   return table.unpack(r, 2, r.n)
+end
+
+--- Accounts a killed verification left behind (myseal_verify_*): dropped.
+function M.drop_leftover_logins(ctx)
+   for _, a in ipairs(ctx:fact("accounts")) do
+      if a.user:sub(1, #VERIFY_USER) == VERIFY_USER and a.user:match("^" .. VERIFY_USER .. "%x+$") then
+         ctx:sql("DROP USER IF EXISTS ?@?", a.user, a.host)
       end
+   end
+end
+
+--- Enforcement as a client sees it: plain TCP refused to an account that could otherwise log in
+-- (when require_secure_transport is wanted), and every account's REQUIRE as wanted.
+function M.verify_enforced(ctx)
+   local failures = {}
+   if ctx.params.tls.require_secure_transport and ctx.dialect:has_require_secure_transport() then
+      local host = ctx.target.host or "127.0.0.1"
+      M.with_login(ctx, function(user, password)
+         if not user then
+            if not M.same(ctx:fact("variable", "require_secure_transport") or "", "ON") then
+               failures[#failures + 1] = "require_secure_transport is not ON"
+            end
+            return
+         end
+         local opts = { host = host, port = tcp_port(ctx), user = user, password = password }
+         opts.tls = { mode = "required" }
+         local tlsconn = ctx:connect(opts)
+         if not tlsconn then
+            failures[#failures + 1] = ("%s could not log in over TLS to check with"):format(user)
+            return
+         end
+         tlsconn:close()
+         opts.tls = { mode = "disabled" }
+         local plain = ctx:connect(opts)
+         if plain then
+            plain:close()
+            failures[#failures + 1] = ("a plain TCP connection to %s was let in"):format(host)
+         else
+            ctx:log("plain TCP to %s: refused (%s logs in with TLS)", host, user)
+         end
+      end)
    end
    local now = ctx:fact("account_tls")
    for _, a in ipairs(M.accounts(ctx)) do
-      local want = ctx.dialect:ssl_type(a.level)
+      local want = M.wanted_requirement(ctx, a)
       local cur = now[a.account]
       if not cur or cur.ssl_type ~= want then failures[#failures + 1] = a.account .. " does not require " .. want end
    end
    if #failures > 0 then return false, table.concat(failures, "; ") end
-   return require("myseal.runbook").done(checked > 0, "no server name could be connected to")
+   return true
 end
 
 return M

@@ -9,6 +9,9 @@ local guard = require "myseal.engine.guard"
 
 local M = {}
 
+local source_name = require("myseal.errors").source_name
+
+
 --- Directories searched by `load` and `list`, first match wins. The command line puts
 -- `--runbooks DIR` and the profile's `[site] runbooks` in front of the stock directory.
 M.path = { require("myseal.host").runbooks_dir }
@@ -29,7 +32,7 @@ end
 
 local STEP_FIELDS = {
    name = "string", doc = "string", check = "function", apply = "function",
-   verify = "function", undo = "function|string", when = "function", severity = "string",
+   verify = "function", undo = "function|string", when = "function", severity = "string", part = "string",
 }
 
 -- Raise `msg` at the first stack frame outside this module (and the params module): the line
@@ -42,7 +45,7 @@ local function author_error(fmt, ...)
       if not info then return error(msg, 0) end
       if info.what ~= "C" and not info.source:find("myseal/runbook%.lua$")
          and not info.source:find("myseal/engine/params%.lua$") then
-         return error(("%s:%d: %s"):format(info.short_src, info.currentline, msg), 0)
+         return error(("%s:%d: %s"):format(source_name(info), info.currentline, msg), 0)
       end
       level = level + 1
    end
@@ -52,7 +55,7 @@ M.author_error = author_error
 local function where(fn)
    if type(fn) ~= "function" then return nil end
    local info = debug.getinfo(fn, "S")
-   return info.short_src .. ":" .. info.linedefined
+   return source_name(info) .. ":" .. info.linedefined
 end
 
 local function check_step(rbname, s, i)
@@ -60,8 +63,8 @@ local function check_step(rbname, s, i)
       author_error("runbook %s: step %d is a %s, not a table", rbname, i, type(s))
    end
    local label = type(s.name) == "string" and ("'" .. s.name .. "'") or tostring(i)
-   if type(s.name) ~= "string" or not s.name:match("^[%w][%w%-_]*$") then
-      author_error("runbook %s: step %s needs a name of letters, digits, '-' and '_'", rbname, label)
+   if type(s.name) ~= "string" or not s.name:match("^[%w][%w%-_]*$") and not s.name:match("^[%w][%w%-_]*/[%w][%w%-_]*$") then
+      author_error("runbook %s: step %s needs a name of letters, digits, '-' and '_' (a story's: part/step)", rbname, label)
    end
    for k, v in pairs(s) do
       local want = STEP_FIELDS[k]
@@ -136,9 +139,16 @@ function M.new(def)
       author_error("runbook %s: steps must be a non-empty list", name)
    end
    for k in pairs(def) do
-      if not ({ name = 1, summary = 1, params = 1, steps = 1, dialect = 1 })[k] then
+      if not ({ name = 1, summary = 1, params = 1, steps = 1, dialect = 1, needs = 1 })[k] then
          author_error("runbook %s: unknown field '%s'", name, tostring(k))
       end
+   end
+   if def.needs ~= nil then
+      local ok = type(def.needs) == "table"
+      for i, v in pairs(ok and def.needs or {}) do
+         if math.type(i) ~= "integer" or type(v) ~= "string" or not v:match("^[%w_-]+$") then ok = false end
+      end
+      if not ok then author_error("runbook %s: needs must be a list of runbook names", name) end
    end
    local rb = setmetatable({
       name = name,
@@ -146,6 +156,7 @@ function M.new(def)
       params = params.declare(name, def.params or {}),
       steps = check_steps(name, def.steps),
       dialect = check_dialect(name, def.dialect),
+      needs = def.needs or {},   -- runbooks whose changes this one's depend on (rollback order)
       file = nil,   -- set by load
       base = nil,   -- the runbook this one extends
    }, Runbook)
@@ -158,6 +169,70 @@ end
 -- @return argv | nil, message
 function M.split_command(s)
    return require("myseal.engine.target").split_command(s)
+end
+
+--- A story: one runbook made of the steps of others, in an order of its own. Each step of the
+-- story is `"part/step"` (that step of the runbook `part`, under that name) or a step table of
+-- the story's own; the story declares the parameters of every part (one definition each; a
+-- parameter a part requires is required only when that part applies). `optional[part] =
+-- function(ctx)` skips a part's steps where it says the part does not apply (no Tomcat here).
+-- `needs` lists runbooks a part's changes depend on (for rollback order).
+-- @param def `{ name, summary, parts = { "at-rest", ... }, steps = { "at-rest/preflight", { name = ... }, ... },
+--   params = { more }, optional = { part = function(ctx) -> boolean } }`
+-- @return the runbook
+function M.compose(def)
+   local parts, decls = {}, {}
+   for _, name in ipairs(def.parts or {}) do
+      local rb = M.load(name)
+      parts[name] = rb
+      for k, d in pairs(rb.params) do
+         local mine = decls[k]
+         if mine and (mine.type ~= d.type or mine.default ~= d.default) and type(d.default) ~= "table" then
+            author_error("runbook %s: parts %s and %s declare %s differently", def.name, mine.owner, name, k)
+         end
+         local copy = { type = d.type, default = d.default, doc = d.doc, values = d.values,
+                        required = d.required and not (def.optional or {})[name] or nil, owner = name }
+         decls[k] = decls[k] or copy
+      end
+   end
+   for k, d in pairs(def.params or {}) do decls[k] = d end
+   local steps = {}
+   for i, entry in ipairs(def.steps) do
+      if type(entry) == "string" then
+         local part, sname = entry:match("^([^/]+)/(.+)$")
+         local rb = part and parts[part]
+         if not rb then author_error("runbook %s: step %d (%s): no part %s", def.name, i, entry, tostring(part)) end
+         local step = rb:step(sname)
+         if not step then
+            author_error("runbook %s: step %d: %s has no step '%s' (steps: %s)", def.name, i, part, sname,
+               table.concat(rb:step_names(), ", "))
+         end
+         local copy = {}
+         for k, v in pairs(step) do
+            if k ~= "source" then copy[k] = v end
+         end
+         copy.name, copy.part = entry, part
+         local applies = (def.optional or {})[part]
+         if applies then
+            local when = step.when
+            copy.when = function(ctx)
+               if not applies(ctx) then return false end
+               if when then return when(ctx) end
+               return true
+            end
+         end
+         steps[#steps + 1] = copy
+      else
+         steps[#steps + 1] = entry
+      end
+   end
+   local clean = {}
+   for k, d in pairs(decls) do
+      clean[k] = { type = d.type, default = d.default, doc = d.doc, values = d.values, required = d.required }
+   end
+   local rb = M.new{ name = def.name, summary = def.summary, params = clean, steps = steps }
+   rb.parts = def.parts
+   return rb
 end
 
 --- The steps of a runbook, procedure first: a list of `{ name = , doc = }` (and any other step
@@ -287,6 +362,7 @@ function Runbook:extend(ext)
       params = decls,
       steps = check_steps(name, steps),
       dialect = require("myseal.dialect").merge(self.dialect, check_dialect(name, ext.dialect)),
+      needs = self.needs, parts = self.parts,
       base = self,
    }, Runbook)
    return rb

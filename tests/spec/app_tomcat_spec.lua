@@ -76,8 +76,20 @@ describe("app-tomcat runbook", function()
    end)
    after_each(function() sys.rmtree(dir) end)
 
-   local function myseal(argv, env)
+   -- Most specs here are about the JVM's truststore, each layout's way to pass it JVM options:
+   -- [tomcat] jdbc_trust = jvm, with the password among the options unless a spec says otherwise.
+   -- The default, the data source's own trust, has specs of its own (myseal_default).
+   local function myseal_default(argv, env)
       return E.myseal(argv, env)
+   end
+   local function myseal(argv, env)
+      local all = table.concat(argv, " ")
+      local extra = {}
+      if not all:find("tomcat.jdbc_trust=", 1, true) then table.move({ "--set", "tomcat.jdbc_trust=jvm" }, 1, 2, 1, extra) end
+      if not all:find("tomcat.password_in=", 1, true) then
+         table.move({ "--set", "tomcat.password_in=jvm-options" }, 1, 2, #extra + 1, extra)
+      end
+      return E.myseal(cat(argv, extra), env)
    end
 
    -- a Tomcat-shaped directory: bin/setenv.sh, conf/context.xml (one Resource with
@@ -98,6 +110,49 @@ describe("app-tomcat runbook", function()
 ]]):format(s.port, url_query, s.tcp_user, s.tcp_password)))
       return base
    end
+
+   it("by default lets each Resource trust the CA itself: no truststore, no JVM option, no restart", function()
+      local base = linux_tomcat("useUnicode=true")
+      local original_setenv = assert(sys.read_file(base .. "/bin/setenv.sh"))
+      local args = { "app-tomcat", "--sandbox", s.name, "--set", "tomcat.catalina_base=" .. base,
+                     "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.probe=true", "--set",
+                     "tomcat.restart_command=touch " .. dir .. "/restarted" }
+      local r = myseal_default(cat({ "run" }, args, { "--yes" }), {})
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("%[1/5%] truststore +skipped", r.stdout)
+      assert.matches("%[2/5%] jvm%-options +skipped", r.stdout)
+      assert.matches("%[4/5%] restart +skipped", r.stdout)
+      assert.matches("probe jdbc/biobank: OK TLSv1%.[23]", r.stdout)
+      assert.is_nil(sys.stat(base .. "/conf/db-truststore.p12"))
+      assert.is_nil(sys.stat(dir .. "/restarted"))   -- the JVM keeps running: Tomcat reloads the context itself
+      assert.equal(original_setenv, sys.read_file(base .. "/bin/setenv.sh"))
+      local els = assert(xmledit.elements(assert(sys.read_file(base .. "/conf/context.xml"))))
+      assert.equal(("jdbc:mariadb://127.0.0.1:%d/mysql?useUnicode=true&useSsl=true&serverSslCert=%s"):format(s.port,
+         s.tls.ca), els[2].attrs.url.value)
+      assert.is_true(xmllint(base .. "/conf/context.xml"))
+      r = myseal_default(cat({ "run" }, args, { "--yes" }), {})
+      assert.matches("run: nothing to do", r.stdout)
+   end)
+
+   it("by default gives MySQL Connector/J a truststore of its own in the Resource's URL", function()
+      local base = dir .. "/mysql"
+      for _, d in ipairs{ "conf", "lib" } do assert(sys.mkdir(base .. "/" .. d)) end
+      assert(sys.write_file(base .. "/conf/context.xml", [[
+<Context>
+  <Resource name="jdbc/app" type="javax.sql.DataSource" driverClassName="com.mysql.cj.jdbc.Driver"
+            url="jdbc:mysql://db.example:3306/app?useSSL=false" username="app" password="s3cret"/>
+</Context>
+]]))
+      local r = myseal_default({ "plan", "app-tomcat", "--describe", "mysql-8.0", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.driver=mysql-8" },
+         { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("%[1/5%] truststore +to do", r.stdout)
+      assert.matches("%[2/5%] jvm%-options +skipped", r.stdout)
+      has("sslMode=VERIFY_IDENTITY&trustCertificateKeyStoreUrl=file:" .. base
+         .. "/conf/db-truststore.p12&trustCertificateKeyStorePassword=***&trustCertificateKeyStoreType=PKCS12", r.stdout)
+      assert_hidden(r.stdout .. r.stderr, PLAIN_PASSWORD, "plan")
+   end)
 
    it("on a Linux layout: the probe connects over verified TLS with what Tomcat would use; "
       .. "a second run has nothing to do; the password is never shown", function()
@@ -315,13 +370,13 @@ describe("app-tomcat runbook", function()
       local r = myseal(cat(args, { "--set", "tomcat.catalina_base=C:\\Tomcat" }), env)
       assert.equal(0, r.status, r.stdout .. r.stderr)
       local out = r.stdout
-      has("run: 'C:\\Tomcat\\bin\\Tomcat9.exe' //US//Tomcat9\n", out)
+      has("run: 'C:\\Tomcat\\bin\\Tomcat10.exe' //US//Tomcat10\n", out)
       has("with PR_JVMOPTIONS=-Djavax.net.ssl.trustStore=C:\\Tomcat\\conf\\db-truststore.p12;"
          .. "'-Djavax.net.ssl.trustStorePassword=***';-Djavax.net.ssl.trustStoreType=PKCS12 in its environment", out)
-      has("warning: service Tomcat9 keeps these options in the registry (HKLM\\SOFTWARE\\Apache Software "
-         .. "Foundation\\Procrun 2.0\\Tomcat9\\Parameters\\Java, value Options), which local users can usually read",
+      has("warning: service Tomcat10 keeps these options in the registry (HKLM\\SOFTWARE\\Apache Software "
+         .. "Foundation\\Procrun 2.0\\Tomcat10\\Parameters\\Java, value Options), which local users can usually read",
          out)
-      has("net stop Tomcat9, then net start Tomcat9", out)
+      has("net stop Tomcat10, then net start Tomcat10", out)
       assert_hidden(out .. r.stderr, pw, "plan")
       -- in --json the command's argv is all there is of it
       r = myseal(cat(args, { "--set", "tomcat.catalina_base=C:\\Tomcat", "--json" }), env)
@@ -331,14 +386,14 @@ describe("app-tomcat runbook", function()
          local ev = assert(require("myseal.json").decode(line))
          if ev.kind == "run" then runs[#runs + 1] = ev.argv end
       end
-      assert.same({ { "C:\\Tomcat\\bin\\Tomcat9.exe", "//US//Tomcat9" } }, runs)
+      assert.same({ { "C:\\Tomcat\\bin\\Tomcat10.exe", "//US//Tomcat10" } }, runs)
       assert_hidden(r.stdout, pw, "plan --json")
 
       -- the password in catalina.properties instead: the options go on the command line, the password in the file
       r = myseal(cat(args, { "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.password_in=catalina.properties",
-         "--set", "tomcat.service_exe=C:\\Tomcat\\bin\\Tomcat9.exe" }), env)
+         "--set", "tomcat.service_exe=C:\\Tomcat\\bin\\Tomcat10.exe" }), env)
       assert.equal(0, r.status, r.stdout .. r.stderr)
-      has("run: 'C:\\Tomcat\\bin\\Tomcat9.exe' //US//Tomcat9 ++JvmOptions=-Djavax.net.ssl.trustStore="
+      has("run: 'C:\\Tomcat\\bin\\Tomcat10.exe' //US//Tomcat10 ++JvmOptions=-Djavax.net.ssl.trustStore="
          .. base .. "/conf/db-truststore.p12;-Djavax.net.ssl.trustStoreType=PKCS12\n", r.stdout)
       has("+javax.net.ssl.trustStorePassword=***", r.stdout)
       assert.is_nil(r.stdout:find("PR_JVMOPTIONS", 1, true))

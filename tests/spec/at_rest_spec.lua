@@ -113,16 +113,26 @@ describe("at-rest runbook", function()
       assert.same({}, unencrypted(s))
       assert.same(before, checksums(s, tables))
       assert.same({}, marked_files(s))
-      -- the key file: 0600, key 1, and its verified copy
-      local keyfile = s.dir .. "/keyring/keyfile"
+      -- the key file: 0600, key 1, encrypted by default with a filekey (openssl reads it back),
+      -- and verified copies of both
+      local keyfile, filekey = s.dir .. "/keyring/keyfile.enc", s.dir .. "/keyring/filekey"
+      assert.is_nil(sys.stat(s.dir .. "/keyring/keyfile"))
       assert.equal(384, sys.stat(keyfile).mode)
+      assert.equal(384, sys.stat(filekey).mode)
       assert.equal(488, sys.stat(s.dir .. "/keyring").mode)
       local keys = assert(sys.read_file(keyfile))
-      assert.matches("^1;%x+\n$", keys)
+      assert.equal("Salted__", keys:sub(1, 8))
+      local plain = assert(sys.run{ "openssl", "enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass",
+         "file:" .. filekey, "-in", keyfile })
+      assert.is_true(plain.ok, plain.stderr)
+      assert.matches("^1;%x+\n$", plain.stdout)
       local copies = sys.dir(backup)
-      assert.equal(1, #copies)
-      assert.equal(keys, sys.read_file(backup .. "/" .. copies[1]))
-      assert.equal(384, sys.stat(backup .. "/" .. copies[1]).mode)
+      assert.equal(2, #copies)
+      for _, copy in ipairs(copies) do
+         local original = copy:match("^filekey") and filekey or keyfile
+         assert.equal(sys.read_file(original), sys.read_file(backup .. "/" .. copy))
+         assert.equal(384, sys.stat(backup .. "/" .. copy).mode)
+      end
       -- the server's view: keyring active, logs and temporary files encrypted
       local c <close> = assert(s:connect())
       local vars = {}
@@ -138,7 +148,7 @@ describe("at-rest runbook", function()
       assert.equal(0, r.status, r.stderr)
       assert.matches("run: nothing to do", r.stdout)
       -- and the key was never shown
-      assert.is_nil(r.stdout:find(keys:match(";(%x+)"), 1, true))
+      assert.is_nil(r.stdout:find(plain.stdout:match(";(%x+)"), 1, true))
    end)
 
    it("resumes after kill -9 in the middle of the tables, and the data is intact", function()
@@ -184,30 +194,26 @@ describe("at-rest runbook", function()
       assert.equal("2", c:query("SELECT @@innodb_encryption_threads")[1][1] .. "")
    end)
 
-   it("encrypts the key file with a filekey, which the server reads and openssl decrypts", function()
-      local s <close> = assert(sandbox.start{ name = "spec-at-rest-filekey" })
+   it("leaves the key file plain when the profile says so, and warns about one left plain", function()
+      local s <close> = assert(sandbox.start{ name = "spec-at-rest-plainkey" })
       local tables = fixture(s)
       local before = checksums(s, tables)
-      local filekey = s.dir .. "/keyring/filekey"
       local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
-         "--set", "keyring.filekey=" .. filekey }
+         "--set", "keyring.use_filekey=false" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.same({}, unencrypted(s))
       assert.same(before, checksums(s, tables))
-      local enc = s.dir .. "/keyring/keyfile.enc"
-      assert.equal("Salted__", assert(sys.read_file(enc)):sub(1, 8))
-      assert.equal(384, sys.stat(enc).mode)
-      assert.equal(384, sys.stat(filekey).mode)
-      local plain = assert(sys.run{ "openssl", "enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass", "file:" .. filekey,
-         "-in", enc })
-      assert.is_true(plain.ok, plain.stderr)
-      assert.matches("^1;%x+\n$", plain.stdout)
-      -- both files are backed up, and a second run has nothing to do
-      assert.equal(2, #sys.dir(backup))
-      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
-         "--set", "keyring.filekey=" .. filekey }
+      local keyfile = s.dir .. "/keyring/keyfile"
+      assert.matches("^1;%x+\n$", assert(sys.read_file(keyfile)))
+      assert.equal(384, sys.stat(keyfile).mode)
+      assert.is_nil(sys.stat(s.dir .. "/keyring/filekey"))
+      assert.equal(1, #sys.dir(backup))
+      -- the default profile then finds a plain key file: it stays as it is, with a warning
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup }
       assert.equal(0, r.status, r.stderr)
+      assert.matches("warning: the key file " .. keyfile:gsub("%p", "%%%0") .. " is plain text", r.stdout)
       assert.matches("run: nothing to do", r.stdout)
+      assert.matches("^1;%x+\n$", assert(sys.read_file(keyfile)))
    end)
 
    it("puts the option file back and starts the server again when it does not come back", function()
@@ -287,7 +293,10 @@ describe("at-rest runbook", function()
          local out, r = plan("8.4.3", "tests/fixtures/at-rest/my-plugin.cnf")
          assert.matches("early%-plugin%-load=keyring_file.so: the keyring_file plugin does not exist in MySQL 8.4",
             out .. r.stderr)
-         assert.is_nil(out:find("ALTER TABLE", 1, true))
+         -- the plan goes on to show the rest, and says a run would stop at the refusal
+         assert.matches("WOULD REFUSE: early%-plugin%-load=keyring_file%.so", out)
+         assert.equal(1, r.status)
+         assert.matches("a run would stop where this step refuses", r.stderr)
       end)
 
       it("refuses a server with replicas, and a keyring that would change place", function()

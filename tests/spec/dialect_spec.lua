@@ -64,7 +64,7 @@ describe("dialect", function()
       assert.is_nil(d("mysql-5.7"):tls_reload_sql())
       assert.is_nil(d("mysql-8.0.15"):tls_reload_sql())
       assert.equal("ALTER INSTANCE RELOAD TLS", d("mysql-8.0"):tls_reload_sql())
-      assert.equal("FLUSH SSL", d("mariadb-10.11"):tls_reload_sql())
+      assert.equal("FLUSH NO_WRITE_TO_BINLOG SSL", d("mariadb-10.11"):tls_reload_sql())
       assert.is_nil(d("mariadb-10.3.39"):tls_reload_sql())
       assert.same({ "mysqld", "server", "mysqld-8.4" }, d("mysql-8.4"):server_groups())
       assert.same({ "client-server", "server", "mysqld", "mysqld-10.11", "mariadb", "mariadb-10.11", "mariadbd",
@@ -120,7 +120,7 @@ plan: 1 step(s) to do, 0 already done. Nothing was changed.
          assert.matches("%[2/2%] reload%-tls +already done\n", r.stdout)
          r = plan(support.FIXTURES .. "/described/mariadb.json")
          assert.matches("%+hello from MariaDB\n", r.stdout)
-         assert.matches("sql: FLUSH SSL\n", r.stdout)
+         assert.matches("sql: FLUSH NO_WRITE_TO_BINLOG SSL\n", r.stdout)
          assert.same({}, sys.dir(dir))   -- not even a state directory
       end)
 

@@ -73,6 +73,29 @@ describe("the runbook author's guide", function()
          assert.truthy(keys[d[1]], ("%s (declared by %s) is not in runbooks/site.example.ini"):format(d[1], d[2]))
       end
    end)
+
+   it("site.example.ini shows each parameter that has a default at that default", function()
+      local ini = assert(sys.read_file(host.runbooks_dir .. "/site.example.ini"))
+      local shown, section = {}, nil
+      for line in ini:gmatch("[^\n]+") do
+         section = line:match("^%[([%w_]+)%]") or section
+         local k, v = line:match("^# ([%w_]+) = (.+)$")
+         if k and section and not shown[section .. "." .. k] then shown[section .. "." .. k] = v end
+      end
+      local decls = {}
+      for name, p in pairs(target.declarations) do decls[name] = p end
+      for _, e in ipairs(runbook.list({ host.runbooks_dir })) do
+         for name, p in pairs(assert(runbook.loadfile(e.file)).params) do decls[name] = p end
+      end
+      local n = 0
+      for name, p in pairs(decls) do
+         if p.default ~= nil and type(p.default) ~= "table" then
+            n = n + 1
+            assert.equal(tostring(p.default), shown[name], name .. ": site.example.ini does not show its default")
+         end
+      end
+      assert.is_true(n > 40)
+   end)
 end)
 
 describe("docs/architecture.md", function()

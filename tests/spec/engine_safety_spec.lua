@@ -72,10 +72,11 @@ describe("engine safety", function()
       assert.matches("so the changes it may already have used are back:\n[^\n]*my%.cnf: the keyring's options", r.stderr)
       assert.matches("the server is running again with its previous configuration and the keyring\n", r.stderr)
       -- the key is where it was, the server is up and the data readable; the backup was made first
-      local key = s.dir .. "/keyring/keyfile"
-      assert.matches("^1;%x+\n$", assert(sys.read_file(key)))
+      local key = s.dir .. "/keyring/keyfile.enc"
+      local content = assert(sys.read_file(key))
+      assert.equal("Salted__", content:sub(1, 8))
       assert.equal(384, sys.stat(key).mode)
-      assert.equal(1, #sys.dir(dir .. "/kb"))
+      assert.equal(2, #sys.dir(dir .. "/kb"))   -- the key file and its filekey
       local c <close> = assert(s:connect())
       assert.equal(200, select_one(c, "SELECT COUNT(*) FROM clinic.patients"))
       assert.equal("ACTIVE", select_one(c, "SELECT PLUGIN_STATUS FROM INFORMATION_SCHEMA.PLUGINS "
@@ -85,7 +86,7 @@ describe("engine safety", function()
       r = E.myseal({ "run", "at-rest", "--sandbox", s.name, "--yes", "--resume",
          "--set", "keyring.backup_dir=" .. dir .. "/kb" }, {})
       assert.equal(0, r.status, r.stdout .. r.stderr)
-      assert.matches("^1;%x+\n$", assert(sys.read_file(key)))
+      assert.equal(content, sys.read_file(key))
       local c2 <close> = assert(s:connect())
       assert.equal(200, select_one(c2, "SELECT COUNT(*) FROM clinic.patients"))
    end)
@@ -110,9 +111,12 @@ describe("engine safety", function()
       local s <close> = server("safety-kill-rb")
       local site = killed_during_restart(s)
       local r = E.myseal({ "rollback", "at-rest", "--site", site, "--yes" }, {})
-      -- up first; then the keyring's options stay (the server may have used its key)
+      -- up first; then the keyring's options stay (the server may have used its key), and the key
+      assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.matches("starting it with the new configuration", r.stdout)
-      assert.matches("cannot roll back at%-rest: step option%-file cannot be undone", r.stderr)
+      assert.matches("option%-file stays: the keyring configuration stays", r.stdout)
+      assert.equal("Salted__", assert(sys.read_file(s.dir .. "/keyring/keyfile.enc")):sub(1, 8))
+      assert.truthy(sys.stat(s.dir .. "/keyring/filekey"))
       local c <close> = assert(s:connect())
       assert.equal(200, select_one(c, "SELECT COUNT(*) FROM clinic.patients"))
    end)
@@ -162,7 +166,7 @@ describe("engine safety", function()
       assert(sys.write_file(private .. "/server-key.pem", leaf_key:pem(), { mode = tonumber("600", 8) }))
       local r = E.myseal({ "run", "in-transit", "--sandbox", s.name, "--yes", "--set", "server.user=mysql",
          "--set", "pki.server_names=localhost,127.0.0.1", "--set", "pki.ca_cert=" .. dir .. "/ca.pem", "--set", "pki.server_cert=" .. dir .. "/cert.pem",
-         "--set", "pki.server_key=" .. private .. "/server-key.pem", "--set", "tls.require_secure_transport=false" }, {})
+         "--set", "pki.server_key=" .. private .. "/server-key.pem" }, {})
       assert.equal(1, r.status, r.stdout)
       assert.equal(("myseal: runbook in-transit, step tls-load (%s/runbooks/in-transit.lua:%s): the server (running as "
          .. "mysql) would not start: ssl_key = %s/server-key.pem: mysql cannot reach %s/server-key.pem: it may not "
@@ -200,8 +204,7 @@ describe("engine safety", function()
          :format(E.MYSEAL, s.name), { mode = tonumber("755", 8) }))
       local site = site_profile(s, script)
       local t0 = sys.clock()
-      local r = E.myseal({ "run", "in-transit", "--site", site, "--yes", "--set", "pki.dir=" .. dir .. "/tls",
-         "--set", "tls.require_secure_transport=false" }, {})
+      local r = E.myseal({ "run", "in-transit", "--site", site, "--yes", "--set", "pki.dir=" .. dir .. "/tls" }, {})
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.is_true(sys.clock() - t0 < 120)
       sys.run{ "pkill", "-f", "sleep 600" }
@@ -234,12 +237,10 @@ describe("engine safety", function()
       r = E.myseal({ "run", "in-transit", "--site", site2, "--yes", "--set", "pki.dir=" .. dir .. "/tls",
          "--set", "tls.versions=TLSv1.2", "--set", "pki.ca_cert=" .. dir .. "/nonexistent.pem" }, {})
       assert.equal(1, r.status)
-      r = E.myseal({ "run", "in-transit", "--site", site2, "--yes", "--set", "pki.dir=" .. dir .. "/tls",
-         "--set", "tls.require_secure_transport=false" }, {})
+      r = E.myseal({ "run", "in-transit", "--site", site2, "--yes", "--set", "pki.dir=" .. dir .. "/tls" }, {})
       assert.equal(0, r.status, r.stdout .. r.stderr)
       -- with nothing to do, run needs no --yes
-      r = E.myseal({ "run", "in-transit", "--site", site2, "--set", "pki.dir=" .. dir .. "/tls",
-         "--set", "tls.require_secure_transport=false" }, {})
+      r = E.myseal({ "run", "in-transit", "--site", site2, "--set", "pki.dir=" .. dir .. "/tls" }, {})
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.matches("nothing to do", r.stdout)
    end)

@@ -30,11 +30,21 @@ describe("in-transit runbook", function()
       return s
    end
 
-   it("makes the PKI, enables TLS, requires it, and a second run does nothing", function()
+   it("makes the PKI, offers TLS, then tls-enforce requires it, and a second run does nothing", function()
       local s <close> = server("spec-tls")
-      local site = profile(dir, "[accounts]\napp@% = ssl\nlab@% = subject\n")
+      -- the lab account's client certificate reaches its client (this spec) before it is required
+      local site = profile(dir, "[accounts]\napp@% = ssl\nlab@% = subject\n[tls]\ndelivered = lab@%\n")
       local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
+      -- offered, not forced: plain TCP still gets in, no account requires anything yet
+      do
+         local o = s:tcp_options()
+         o.tls = { mode = "disabled" }
+         local c <close> = assert(s:connect(o))
+      end
+      r = run{ "run", "tls-enforce", "--sandbox", s.name, "--site", site, "--yes", "--set", "tls.watch_seconds=1" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("plain TCP to 127%.0%.0%.1: refused %(myseal_verify_%x+ logs in with TLS%)", r.stdout)
       local tlsdir = s.dir .. "/tls-myseal"
       -- the files: keys 0600, certificates that openssl verifies, distinct CNs
       assert.equal(384, sys.stat(tlsdir .. "/ca-key.pem").mode)
@@ -80,37 +90,75 @@ describe("in-transit runbook", function()
       o.tls.cert, o.tls.key = tlsdir .. "/clients/lab@_-cert.pem", tlsdir .. "/clients/lab@_-key.pem"
       local c <close> = assert(s:connect(o))
       assert.equal("lab@%", c:query("SELECT CURRENT_USER()")[1][1])
-      -- again: nothing to do, and the certificates are reused
+      -- again: nothing to do, and the certificates are reused; no temporary account is left
+      for _, rb in ipairs{ "in-transit", "tls-enforce" } do
+         r = run{ "run", rb, "--sandbox", s.name, "--site", site, "--yes" }
+         assert.equal(0, r.status, r.stderr)
+         assert.matches("run: nothing to do", r.stdout)
+      end
+      assert.equal(cert, pki.load_cert(tlsdir .. "/server-cert.pem"))
+      assert.equal(0, root:query("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'myseal%'")[1][1])
+      -- the CA key moved off the host, as the docs say: the CA stays, nothing to do, and what needs
+      -- signing names the parameters
+      assert(os.rename(tlsdir .. "/ca-key.pem", dir .. "/offline-ca-key.pem"))
       r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
       assert.equal(0, r.status, r.stderr)
       assert.matches("run: nothing to do", r.stdout)
+      assert.equal(ca, pki.load_cert(tlsdir .. "/ca.pem"))
+      assert.is_nil(sys.stat(tlsdir .. "/ca-key.pem"))
+      r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes", "--set", "pki.renew_days=900" }
+      assert.equal(1, r.status)
+      assert.matches("cannot sign: give pki.ca_key with pki.ca_cert", r.stderr)
+      assert.equal(ca, pki.load_cert(tlsdir .. "/ca.pem"))
       assert.equal(cert, pki.load_cert(tlsdir .. "/server-cert.pem"))
    end)
 
-   it("refuses to enforce while a plain TCP session is open", function()
+   it("puts enforcement back when a client is cut off, and names it (performance_schema off)", function()
       local s <close> = server("spec-tls-lockout")
+      assert.equal(0, run{ "run", "in-transit", "--sandbox", s.name, "--yes" }.status)
+      -- an application that connects over plain TCP, again and again (a pool reconnecting)
+      local script = dir .. "/app.lua"
+      assert(sys.write_file(script, ([[
+         local sys, mysql = require "sys", require "mysql"
+         while not sys.stat("%s/stop") do
+            local c = mysql.connect{ host = "127.0.0.1", port = %d, user = "app", password = "app-pass",
+                                     tls = { mode = "disabled" } }
+            if c then c:close() end
+            sys.sleep(0.2)
+         end]]):format(dir, s.port)))
+      local pid = assert(sys.spawn{ E.MYSEAL, "lua", script, log = dir .. "/app.log" })
+      local r = run{ "run", "tls-enforce", "--sandbox", s.name, "--yes", "--set", "tls.watch_seconds=3" }
+      assert(sys.write_file(dir .. "/stop", ""))
+      assert.equal(1, r.status, r.stdout)
+      assert.matches("step watch .-: %d+ logins? failed after enforcing %('app'@'127%.0%.0%.1' %(%d+ times?%)%): "
+         .. "the enforcement is put back; move those clients to TLS, or set tls%.confirmed=true", r.stderr)
+      local root <close> = assert(s:connect())
+      assert.equal("OFF", root:query("SHOW GLOBAL VARIABLES LIKE 'require_secure_transport'")[1][2])
       local o = s:tcp_options()
       o.tls = { mode = "disabled" }
       local plain <close> = assert(s:connect(o))
-      local r = run{ "run", "in-transit", "--sandbox", s.name, "--yes" }
-      assert.equal(1, r.status)
-      assert.matches("step lockout%-preflight", r.stderr)
-      assert.matches("session of tcp_user from 127%.0%.0%.1:%d+", r.stderr)
-      assert.matches("set tls%.accept_lockout=true", r.stderr)
-      local root <close> = assert(s:connect())
-      assert.equal("OFF", root:query("SHOW GLOBAL VARIABLES LIKE 'require_secure_transport'")[1][2])
-      assert.equal(1, plain:query("SELECT 1")[1][1])
-      -- with performance_schema on, a TLS session is told apart from a plain one
+      while sys.alive(pid) do sys.sleep(0.05) end
+   end)
+
+   it("refuses to enforce while a session is known to be without TLS (performance_schema on)", function()
       local p <close> = server("spec-tls-ps", { performance_schema = "ON" })
-      local pr = run{ "run", "in-transit", "--sandbox", p.name, "--yes", "--set", "tls.require_secure_transport=false" }
-      assert.equal(0, pr.status, pr.stderr)
-      local tlsdir = p.dir .. "/tls-myseal"
+      assert.equal(0, run{ "run", "in-transit", "--sandbox", p.name, "--yes" }.status)
+      local o = p:tcp_options()
+      o.tls = { mode = "disabled" }
+      local plain <close> = assert(p:connect(o))
+      local r = run{ "run", "tls-enforce", "--sandbox", p.name, "--yes" }
+      assert.equal(1, r.status)
+      assert.matches("step preflight", r.stderr)
+      assert.matches("session of tcp_user from 127%.0%.0%.1 without TLS", r.stderr)
+      assert.matches("set tls%.accept_lockout=true", r.stderr)
+      plain:close()
+      -- a TLS session is told apart from a plain one
       local to = p:tcp_options()
-      to.tls = { mode = "verify_ca", ca = tlsdir .. "/ca.pem" }
+      to.tls = { mode = "verify_ca", ca = p.dir .. "/tls-myseal/ca.pem" }
       local secure <close> = assert(p:connect(to))
-      pr = run{ "plan", "in-transit", "--sandbox", p.name }
-      assert.equal(0, pr.status, pr.stderr)
-      assert.matches("lockout%-preflight%s+ok", pr.stdout)
+      r = run{ "plan", "tls-enforce", "--sandbox", p.name }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("preflight%s+ok", r.stdout)
    end)
 
    it("fails verification when the certificate lacks the address clients use", function()
@@ -131,6 +179,8 @@ describe("in-transit runbook", function()
       local site = profile(dir, "[accounts]\nbs\\sl@% = ssl\n")
       local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
+      r = run{ "run", "tls-enforce", "--sandbox", s.name, "--site", site, "--yes", "--set", "tls.watch_seconds=0" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
       local c <close> = assert(s:connect())
       local rows = {}
       for _, r in ipairs(assert(c:query("SELECT User, ssl_type FROM mysql.user WHERE User LIKE 'bs%' ORDER BY User"))) do
@@ -141,8 +191,10 @@ describe("in-transit runbook", function()
 
    it("rotates certificates and the CA while a client keeps querying", function()
       local s <close> = server("spec-tls-rotate")
-      local site = profile(dir, "[accounts]\nlab@% = subject\n")
+      local site = profile(dir, "[accounts]\nlab@% = subject\n[tls]\ndelivered = lab@%\n")
       assert.equal(0, run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }.status)
+      assert.equal(0, run{ "run", "tls-enforce", "--sandbox", s.name, "--site", site, "--yes",
+                           "--set", "tls.watch_seconds=0" }.status)
       local tlsdir = s.dir .. "/tls-myseal"
       -- a client that reconnects and queries over verified TLS, with the CA file as it is now
       local script = dir .. "/client.lua"
@@ -185,7 +237,7 @@ describe("in-transit runbook", function()
       assert.equal(2, #assert(pki.load_cert(tlsdir .. "/ca.pem")))
       assert.equal(old, pki.load_cert(tlsdir .. "/server-cert.pem"))   -- still signed by the old CA
       local r = rotate("switch")
-      assert.matches("sql: FLUSH SSL", (assert(sys.read_file(E.journals(require("myseal.engine.target").state_root(),
+      assert.matches("sql: FLUSH NO_WRITE_TO_BINLOG SSL", (assert(sys.read_file(E.journals(require("myseal.engine.target").state_root(),
          "sandbox-" .. s.name, "rotate-certs")[1]))))
       local bundle = assert(pki.load_cert(tlsdir .. "/ca.pem"))
       local new = assert(pki.load_cert(tlsdir .. "/server-cert.pem"))
@@ -218,11 +270,19 @@ describe("in-transit runbook", function()
          local desc = dir .. "/server.lua"
          assert(sys.write_file(desc, ("return { server = %q, %s "
             .. "accounts = { { user = 'app', host = '%%', ssl_type = '' } } }"):format("mysql-" .. version, extra or "")))
-         local r = run{ "plan", "in-transit", "--describe", desc, "--set", "server.cnf=tests/fixtures/at-rest/my.cnf",
-            "--set", "pki.dir=" .. dir .. "/tls", "--set", "pki.server_names=db.example,10.0.0.5",
-            "--set", "accounts.app@%=ssl" }
-         assert.equal(0, r.status, r.stderr)
-         return r.stdout
+         local out = {}
+         for _, rb in ipairs{ "in-transit", "tls-enforce" } do
+            local r = run{ "plan", rb, "--describe", desc, "--set", "server.cnf=tests/fixtures/at-rest/my.cnf",
+               "--set", "pki.dir=" .. dir .. "/tls", "--set", "accounts.app@%=ssl",
+               rb == "in-transit" and "--set" or nil, rb == "in-transit" and "pki.server_names=db.example,10.0.0.5" or nil }
+            assert.equal(0, r.status, r.stdout .. r.stderr)
+            out[#out + 1] = r.stdout
+            -- enforcement is planned for a server that offers TLS (as in-transit leaves it)
+            extra = (extra or "") .. " served_certificate = { subject = '/CN=db.example', not_after = 0 },"
+            assert(sys.write_file(desc, ("return { server = %q, %s accounts = { { user = 'app', host = '%%', "
+               .. "ssl_type = '' } } }"):format("mysql-" .. version, extra)))
+         end
+         return table.concat(out)
       end
 
       it("MySQL 5.7: options, a restart, REQUIRE SSL", function()

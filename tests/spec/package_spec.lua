@@ -93,7 +93,7 @@ describe("the Debian package", function()
       assert.equal(cli.command_help{ "sandbox", "start" }, installed{ "myseal", "sandbox", "start", "--help" }.stdout)
       r = installed{ "myseal", "demo", "--report", dir .. "/report.html" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
-      assert.matches("%[7/8%] check after %(green%): %d+ ok, 0 warnings, 0 failures", r.stdout)
+      assert.matches("%[5/6%] check after %(green%): %d+ ok, 0 warnings, 0 failures", r.stdout)
       assert.matches("demo done in %d+ s: the sandbox is stopped\n$", r.stdout)
       assert.truthy(sys.stat(dir .. "/report.html"))
    end)
@@ -128,7 +128,11 @@ describe("the Debian package", function()
       table.sort(commands)
       assert.same(commands, complete(""))
       assert.same({ "restart", "start", "status", "stop" }, complete("sandbox", ""))
-      assert.same({ "app-tomcat", "at-rest", "in-transit", "rotate-certs", "rotate-master-key" }, complete("plan", ""))
+      local stock = {}
+      for _, e in ipairs(require("myseal.runbook").list({ host.runbooks_dir })) do stock[#stock + 1] = e.name end
+      table.sort(stock)
+      assert.is_true(#stock >= 7)
+      assert.same(stock, complete("plan", ""))
       local plan = { "-h", "--help" }
       for name in pairs(cli.options{ "plan" }) do plan[#plan + 1] = name end
       table.sort(plan)

@@ -39,16 +39,15 @@ describe("rotate-master-key runbook", function()
       end
       run("at-rest")
       assert.same({ 1 }, key_ids(s))
-      local keyfile = s.dir .. "/keyring/keyfile"
-      local first = assert(sys.read_file(keyfile))
+      local first = E.key_text(s.dir .. "/keyring")
       local c <close> = assert(s:connect())
       local sums = assert(c:query("CHECKSUM TABLE clinic.t1, clinic.t6"))
       run("rotate-master-key")
       assert.same({ 2 }, key_ids(s))
-      local now = assert(sys.read_file(keyfile))
+      local now = E.key_text(s.dir .. "/keyring")
       assert.equal(first, now:sub(1, #first))           -- key 1 untouched
       assert.matches("^2;%x+\n$", now:sub(#first + 1))
-      assert.equal(2, #sys.dir(dir .. "/backup"))        -- the first key file and the second
+      assert.equal(3, #sys.dir(dir .. "/backup"))        -- the filekey, the first key file and the second
       local c2 <close> = assert(s:connect())
       assert.equal(2, c2:query("SELECT @@innodb_default_encryption_key_id")[1][1])
       assert.same(sums, assert(c2:query("CHECKSUM TABLE clinic.t1, clinic.t6")))
@@ -59,7 +58,7 @@ describe("rotate-master-key runbook", function()
       -- every run rotates once more
       run("rotate-master-key")
       assert.same({ 3 }, key_ids(s))
-      assert.equal(3, #sys.dir(dir .. "/backup"))
+      assert.equal(4, #sys.dir(dir .. "/backup"))
    end)
 
    it("plans new master keys for a described MySQL 8.0", function()

@@ -77,7 +77,7 @@ describe("tomcat", function()
          edit("mariadb-3", "jdbc:mariadb://db/app?sslMode=REQUIRED&useSsl=true&serverSslCert=/old.pem"))
       assert.equal("jdbc:mariadb://db/app?sslMode=verify-ca", edit("mariadb-3", "jdbc:mariadb://db/app",
          { verify = "ca", trust = "jvm" }))
-      assert.equal("MySQL Connector/J 8.x has no serverSslCert: set [tomcat] jdbc_trust = jvm",
+      assert.equal("MySQL Connector/J 8.x has no serverSslCert: set [tomcat] jdbc_trust = data-source or jvm",
          select(2, tomcat.url_spec("mysql-8", { trust = "server-cert", server_cert = "/ca.pem" })))
       assert.equal("serverSslCert needs a CA file path without spaces, '&', '?' or '#' (/my ca.pem)",
          select(2, tomcat.url_spec("mariadb-3", { trust = "server-cert", server_cert = "/my ca.pem" })))

@@ -25,7 +25,8 @@ M.SEVERITIES = { "ok", "info", "warn", "fail" }
 local RANK = { ok = 0, info = 1, warn = 2, fail = 3 }
 
 -- The runbooks whose steps are the posture, with the area their findings go to.
-local POSTURE = { { "at-rest", "at rest" }, { "in-transit", "in transit" }, { "app-tomcat", "in transit" } }
+local POSTURE = { { "at-rest", "at rest" }, { "in-transit", "in transit" }, { "app-tomcat", "in transit" },
+                  { "tls-enforce", "in transit" } }
 
 --- check's own parameters: the expiry thresholds.
 M.PARAMS = {
@@ -267,7 +268,7 @@ function M.run(opts)
       end
       local limits = { warn = facts.ctx.params.check.warn_days, fail = facts.ctx.params.check.fail_days }
       table_findings(contexts["at-rest"].ctx, findings)
-      tls_findings(contexts["in-transit"].ctx, limits, findings)
+      tls_findings(contexts["tls-enforce"].ctx, limits, findings)
       if contexts["app-tomcat"] then truststore_findings(contexts["app-tomcat"].ctx, limits, findings) end
    end)
    for _, c in pairs(contexts) do c.close() end

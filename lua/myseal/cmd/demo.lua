@@ -11,9 +11,10 @@ local M = {
    help = [[
 Starts a MariaDB sandbox with a small biobank schema (patients, specimens) and
 an application account, and a Tomcat-shaped directory whose context.xml points
-at it. Then: check (red), plan and run at-rest, in-transit and app-tomcat (the
-JDBC probe connects over verified TLS when a JDK and MariaDB Connector/J are
-installed), check again (green), and write the HTML report. The sandbox is
+at it. Then: check (red), plan and run the story runbook encrypt (at rest and
+the TLS offer with one restart, the Tomcat data source on verified TLS, then
+enforcement; the JDBC probe connects over verified TLS when a JDK and MariaDB
+Connector/J are installed), check again (green), and write the HTML report. The sandbox is
 stopped and the temporary files removed at the end, whatever happens.
   --report FILE   where the HTML report goes (default ./myseal-demo-report.html)
   --keep          leave the sandbox running and the files in place, to look around]],
@@ -30,7 +31,7 @@ function M.run(argv)
    local report = opts.report or "myseal-demo-report.html"
    local exe = require("myseal.host").exe
    local t0 = sys.clock()
-   local stages, n = 8, 0
+   local stages, n = 6, 0
    local function stage(fmt, ...)
       n = n + 1
       io.stdout:write(("[%d/%d] %s  (%.1f s)\n"):format(n, stages, fmt:format(...), sys.clock() - t0))
@@ -119,9 +120,7 @@ function M.run(argv)
       end
 
       local before = check("before (red)")
-      runbook("at-rest", table.unpack(backup))
-      runbook("in-transit", "--set", "accounts.lims@%=ssl")
-      runbook("app-tomcat", table.unpack(tomcat_set))
+      runbook("encrypt", "--set", "accounts.lims@%=ssl", "--set", "tls.watch_seconds=2", table.unpack(checked))
       local after = check("after (green)")
       -- the report, as HTML
       local argv = { "check", "--sandbox", s.name, "--format", "html", "--output", report }

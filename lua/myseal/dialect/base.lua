@@ -193,6 +193,34 @@ function base.has_tls_version()
    return true
 end
 
+--- Does the server know require_secure_transport?
+function base.has_require_secure_transport()
+   return true
+end
+
+--- The TLS protocols of `wanted` ("TLSv1.2,TLSv1.3") this server can speak (a version it does not
+-- know would leave it no TLS at all), and why some were dropped, or nil.
+-- @param wanted comma-separated list
+-- @return list text, note
+function base.tls_versions(_, wanted)
+   return wanted, nil
+end
+
+--- The key type certificates for this server get: `wanted` ("ec" or "rsa"), unless its TLS library
+-- cannot use it; and why not, or nil.
+function base.key_type(_, _, wanted)
+   return wanted, nil
+end
+
+--- Server options for a cipher policy: TLS 1.2 ciphers (ssl_cipher) and, where the server has
+-- them apart, TLS 1.3 suites. `{ name, value, var, dynamic }`.
+-- @param cipher ssl_cipher value or nil
+-- @param suites TLS 1.3 suites or nil
+function base.cipher_options(_, cipher)
+   if not cipher then return {} end
+   return { { name = "ssl_cipher", value = cipher, var = "ssl_cipher" } }
+end
+
 --- The statement that reloads the TLS certificates without a restart, or nil.
 function base.tls_reload_sql()
    return nil
@@ -214,11 +242,13 @@ end
 -- @param host host pattern
 -- @param level "ssl" | "x509" | "subject" | "none"
 -- @param subject for "subject": the client certificate's subject
--- @param issuer for "subject": its CA's subject
+-- @param issuer for "subject": its CA's subject (nil: any issuer, while clients move to a new CA)
 -- @return sql, values (a list)
 function base.require_sql(_, user, host, level, subject, issuer)
-   if level == "subject" then
+   if level == "subject" and issuer then
       return "ALTER USER ?@? REQUIRE SUBJECT ? AND ISSUER ?", { user, host, subject, issuer }
+   elseif level == "subject" then
+      return "ALTER USER ?@? REQUIRE SUBJECT ?", { user, host, subject }
    end
    local clause = ({ ssl = "SSL", x509 = "X509", none = "NONE" })[level]
    if not clause then error(("require_sql: level '%s' is not ssl, x509, subject or none"):format(tostring(level)), 2) end
@@ -307,6 +337,110 @@ function described.account_tls(_, desc)
                                        issuer = a.issuer or "" }
    end
    return out
+end
+
+--- fact sessions: the other client sessions, `{ tcp = { { user, host } }, socket = { { user, host } } }`
+-- (a TCP session's host is its address; a socket one's "localhost").
+function facts.sessions(_, ctx)
+   local tcp, socket = {}, {}
+   for _, r in ipairs(ctx:query([[SELECT USER, HOST FROM information_schema.PROCESSLIST
+                                 WHERE ID <> CONNECTION_ID() AND USER IS NOT NULL AND USER <> ''
+                                   AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID')
+                                   AND USER <> 'system user']])) do
+      local host = value(r[2]) or ""
+      local addr = host:match("^(.*):%d+$")
+      if addr then tcp[#tcp + 1] = { user = r[1], host = addr } else socket[#socket + 1] = { user = r[1], host = host } end
+   end
+   return { tcp = tcp, socket = socket }
+end
+function described.sessions(_, desc)
+   return desc.sessions or { tcp = {}, socket = {} }
+end
+
+--- fact denied_logins: how many logins the server refused since it started (a counter).
+function facts.denied_logins(_, ctx)
+   return tonumber(ctx:fact("status", "Aborted_connects"))
+end
+described.denied_logins = 0
+
+--- fact tls_library: "openssl" (or "yassl" for MySQL 5.7 builds before 5.7.28).
+function facts.tls_library()
+   return "openssl"
+end
+function described.tls_library(_, desc)
+   return desc.tls_library or "openssl"
+end
+
+--- fact persisted(name): a value the server keeps in mysqld-auto.cnf (SET PERSIST), which wins over
+-- the option files at the next start; nil when there is none (or the server has no such file).
+function facts.persisted()
+   return nil
+end
+function described.persisted(_, desc, name)
+   return desc.persisted and desc.persisted[name] or nil
+end
+
+--- fact account_for(user, host): the account the server authenticates a client as (its own rules:
+-- the most specific host first, named users before the anonymous one; without skip_name_resolve a
+-- client from 127.0.0.1 is `localhost`), `{ user, host }` or nil.
+function facts.account_for(d, ctx, user, host)
+   local resolve = tostring(ctx:fact("variable", "skip_name_resolve") or "OFF"):upper()
+   return d:match_account(ctx:fact("accounts"), user, host, resolve ~= "ON" and resolve ~= "1")
+end
+function described.account_for(d, desc, user, host)
+   return d:match_account(desc.accounts or {}, user, host, true)
+end
+
+-- Does a host pattern of an account match a client host (LIKE wildcards, IP/netmask)?
+local function host_matches(pattern, host)
+   if pattern == "%" or pattern == host then return true end
+   local ip, mask = pattern:match("^([%d.]+)/([%d.]+)$")
+   if ip then
+      local function num(a)
+         local n = 0
+         for part in a:gmatch("%d+") do n = n * 256 + tonumber(part) end
+         return n
+      end
+      return host:match("^[%d.]+$") ~= nil and (num(host) & num(mask)) == num(ip)
+   end
+   local parts = { "^" }
+   for c in pattern:lower():gmatch(".") do
+      parts[#parts + 1] = c == "%" and ".*" or c == "_" and "." or c:gsub("%p", "%%%0")
+   end
+   return host:lower():match(table.concat(parts) .. "$") ~= nil
+end
+
+-- How specific a host pattern is: exact names and addresses first, then netmasks, then wildcard
+-- patterns by the length before their first wildcard ('%' alone last).
+local function specificity(pattern)
+   local w = pattern:find("[%%_]")
+   if w then return w - 1 end
+   if pattern:find("/", 1, true) then return 900 end
+   return 1000
+end
+
+--- The account among `accounts` that a client `user` from `host` authenticates as, by the
+-- server's rules (see fact account_for).
+-- @param accounts list of `{ user, host }`
+-- @param user the login name
+-- @param host the client's host: an address, or "localhost" for the socket
+-- @param resolves the server resolves names (skip_name_resolve off): 127.0.0.1 and ::1 are localhost
+-- @return account | nil
+function base.match_account(_, accounts, user, host, resolves)
+   local names = { host }
+   if resolves and (host == "127.0.0.1" or host == "::1") then names = { "localhost", host } end
+   local best, rank
+   for _, a in ipairs(accounts) do
+      if a.user == user or a.user == "" then
+         for _, h in ipairs(names) do
+            if host_matches(a.host, h) then
+               local r = specificity(a.host) * 2 + (a.user ~= "" and 1 or 0)
+               if not rank or r > rank then best, rank = a, r end
+            end
+         end
+      end
+   end
+   return best
 end
 
 --- fact replication_without_tls: replication channels of this server (as a replica) without TLS,

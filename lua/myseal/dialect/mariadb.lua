@@ -124,10 +124,19 @@ end
 
 function mariadb.has_tls_version(d) return d:at_least("10.4.6") end
 
---- FLUSH SSL from 10.4.1.
+--- require_secure_transport from 10.5.2.
+function mariadb.has_require_secure_transport(d) return d:at_least("10.5.2") end
+
+--- FLUSH SSL from 10.4.1; NO_WRITE_TO_BINLOG, since FLUSH SSL is written to the binary log and
+-- replicas would reload theirs at the same moment.
 function mariadb.tls_reload_sql(d)
-   if d:at_least("10.4.1") then return "FLUSH SSL" end
+   if d:at_least("10.4.1") then return "FLUSH NO_WRITE_TO_BINLOG SSL" end
    return nil
+end
+
+--- fact denied_logins: Access_denied_errors, every refused login.
+function facts.denied_logins(_, ctx)
+   return tonumber(ctx:fact("status", "Access_denied_errors"))
 end
 
 function facts.replication_without_tls(_, ctx)

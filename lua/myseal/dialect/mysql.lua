@@ -114,6 +114,56 @@ end
 
 function mysql.has_tls_version(d) return d:at_least("5.7.10") end
 
+--- require_secure_transport from 5.7.8.
+function mysql.has_require_secure_transport(d) return d:at_least("5.7.8") end
+
+--- 5.7: no TLSv1.3 before 5.7.28; yaSSL builds (community 5.7 before 5.7.28) speak TLSv1 and
+-- TLSv1.1 only, so a list without them would leave the server no TLS at all.
+function mysql.tls_versions(d, wanted, library)
+   if d:at_least("5.7.28") then return wanted, nil end
+   local keep, dropped = {}, {}
+   local ok = library == "yassl" and { ["TLSv1"] = true, ["TLSv1.1"] = true }
+      or { ["TLSv1"] = true, ["TLSv1.1"] = true, ["TLSv1.2"] = true }
+   for v in wanted:gmatch("[^,%s]+") do
+      if ok[v] then keep[#keep + 1] = v else dropped[#dropped + 1] = v end
+   end
+   if #keep == 0 then keep = { library == "yassl" and "TLSv1.1" or "TLSv1.2" } end
+   local note = #dropped > 0 and ("%s (%s) cannot speak %s: tls_version = %s"):format(d:describe(),
+      library, table.concat(dropped, ", "), table.concat(keep, ",")) or nil
+   return table.concat(keep, ","), note
+end
+
+--- yaSSL cannot use EC keys: RSA.
+function mysql.key_type(_, library, wanted)
+   if library == "yassl" and wanted ~= "rsa" then return "rsa", "the server's TLS library (yaSSL) cannot use EC keys: RSA" end
+   return wanted, nil
+end
+
+--- 8.0.16+: TLS 1.3 suites are tls_ciphersuites, apart from ssl_cipher; both dynamic from 8.0.16.
+function mysql.cipher_options(d, cipher, suites)
+   local out = {}
+   local dynamic = d:at_least("8.0.16")
+   if cipher then out[#out + 1] = { name = "ssl_cipher", value = cipher, var = "ssl_cipher", dynamic = dynamic } end
+   if suites and d:at_least("8.0.16") then
+      out[#out + 1] = { name = "tls_ciphersuites", value = suites, var = "tls_ciphersuites", dynamic = true }
+   end
+   return out
+end
+
+--- fact tls_library: yaSSL for 5.7 builds before 5.7.28 that lack OpenSSL's RSA status variable.
+function facts.tls_library(d, ctx)
+   if d:at_least("5.7.28") then return "openssl" end
+   return ctx:fact("status", "Rsa_public_key") and "openssl" or "yassl"
+end
+
+--- fact persisted(name): MySQL 8's mysqld-auto.cnf (SET PERSIST) value of a variable, or nil.
+function facts.persisted(d, ctx, name)
+   if not d:at_least("8.0.11") then return nil end
+   local rows = ctx:query("SELECT VARIABLE_VALUE FROM performance_schema.persisted_variables WHERE VARIABLE_NAME = ?",
+      name)
+   return rows[1] and rows[1][1] or nil
+end
+
 --- 8.0.16+: the paths are dynamic and ALTER INSTANCE RELOAD TLS takes the new values.
 function mysql.tls_paths_dynamic(d) return d:at_least("8.0.16") end
 

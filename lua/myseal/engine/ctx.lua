@@ -283,6 +283,13 @@ function methods:recorded(key)
    return self._run.records[key]
 end
 
+--- How many changes this plan has shown so far (0 outside a plan): a step of a story that
+-- depends on what an earlier part changes can say so instead of judging the server as it is.
+-- @return integer
+function methods:changes_planned()
+   return self.planning and (self._run.planned_changes or 0) or 0
+end
+
 M.extend(require "myseal.engine.files")
 M.extend(require "myseal.engine.server")
 M.extend(require "myseal.engine.pool")

@@ -133,6 +133,7 @@ function methods:write_file(path, data, opts)
    if self.planning then
       self:_effect{ kind = "file", path = path, mode = octal(opts.mode), summary = summary, detail = detail }
       self._overlay[path] = data
+      self._run.planned_changes = (self._run.planned_changes or 0) + 1
       return true
    end
    if old == data then   -- only the mode or owner: no copy of the content anywhere

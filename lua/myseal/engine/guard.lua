@@ -12,6 +12,9 @@ local sys = require "sys"
 
 local M = {}
 
+local source_name = require("myseal.errors").source_name
+
+
 local blocked = 0      -- > 0 while runbook code runs
 local allowed = 0      -- > 0 while a ctx effect (or the engine itself) runs
 local free = {}        -- directory prefixes writes may always go to
@@ -24,7 +27,7 @@ local function runbook_line()
       local info = debug.getinfo(level, "Sl")
       if not info then return nil end
       if runbook_source and runbook_source(info.source) and info.currentline > 0 then
-         return ("%s:%d"):format(info.short_src, info.currentline)
+         return ("%s:%d"):format(source_name(info), info.currentline)
       end
    end
    return nil

@@ -20,6 +20,9 @@ local report_mod = require "myseal.engine.report"
 
 local M = {}
 
+local source_name = require("myseal.errors").source_name
+
+
 --- The declarations a runbook runs with: myseal's own ([server], [connection], [site]) and its own.
 -- @param rb runbook
 -- @return declarations
@@ -78,7 +81,7 @@ local function handler(e)
       local info = debug.getinfo(level, "Sl")
       if not info then break end
       if runbook_mod.is_runbook_source(info.source) and info.currentline > 0 then
-         where = ("%s:%d"):format(info.short_src, info.currentline)
+         where = ("%s:%d"):format(source_name(info), info.currentline)
          break
       end
    end
@@ -171,8 +174,13 @@ local function execute(run, ctx, list, counts, skip_done)
          state, reason = "done", "done in the run this one continues"
       end
       if not state and step.when then
-         local ok, v = call(step.when, ctx)
-         if not ok then err = v elseif not v then state = "skipped" end
+         local ok, v, why = call(step.when, ctx)
+         if not ok then
+            err = v
+         elseif not v then
+            -- a verification a plan cannot do: the run does it after the changes
+            if planning and why then state, reason = "later", why else state = "skipped" end
+         end
       end
       if not state and not err then
          local done = false
@@ -183,7 +191,16 @@ local function execute(run, ctx, list, counts, skip_done)
          if err then
             -- reported below
          elseif not step.apply then
-            if done then state = "ok" else err = { message = reason or "the check did not pass" } end
+            if done then
+               state = "ok"
+            elseif planning then
+               -- a plan goes on past a gate that would refuse, and says so at the end
+               state, reason = "refused", reason or "the check did not pass"
+               run.refused = run.refused or {}
+               table.insert(run.refused, ("%s: %s"):format(step.name, reason))
+            else
+               err = { message = reason or "the check did not pass" }
+            end
          elseif done then
             state = "done"
          else
@@ -228,6 +245,10 @@ local function execute(run, ctx, list, counts, skip_done)
                 seconds = seconds, reason = reason }
    end
    run.step = nil
+   if run.refused then
+      return "failed", ("a run would stop where %s: %s"):format(#run.refused == 1 and "this step refuses" or
+         "these steps refuse", table.concat(run.refused, "; "))
+   end
    return "ok"
 end
 

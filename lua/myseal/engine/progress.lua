@@ -28,7 +28,8 @@ end
 -- In plan mode it is shown, not waited for.
 -- @param label what is being waited for
 -- @param fn function() -> finished, done, total
--- @param opts `{ timeout = seconds (default 3600), interval = seconds (default 1), unit = "bytes" }`
+-- @param opts `{ timeout = seconds (default 3600), interval = seconds (default 1), unit = "bytes",
+--   ends = true (the timeout ends the wait: watching for a while, not waiting for something) }`
 -- @return true
 function methods:wait(label, fn, opts)
    opts = opts or {}
@@ -40,7 +41,10 @@ function methods:wait(label, fn, opts)
       local finished, done, total = fn()
       if done and total then self:progress(done, total, label, opts) end
       if finished then return true end
-      if sys.clock() > deadline then self:fail("gave up waiting after %d s: %s", opts.timeout or 3600, label) end
+      if sys.clock() > deadline then
+         if opts.ends then return true end
+         self:fail("gave up waiting after %d s: %s", opts.timeout or 3600, label)
+      end
       if sys.interrupted() then self:_interrupt() end
       sys.sleep(opts.interval or 1)
    end

@@ -36,7 +36,7 @@ end
 
 local STATE_TEXT = {
    done = "already done", todo = "to do", changed = "changed", unchanged = "nothing to change",
-   skipped = "skipped", ok = "ok", failed = "FAILED",
+   skipped = "skipped", ok = "ok", failed = "FAILED", later = "later", refused = "WOULD REFUSE",
 }
 
 -- Text ----------------------------------------------------------------------------------------

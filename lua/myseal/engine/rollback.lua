@@ -237,6 +237,26 @@ local function last_changes(dir, rb)
    return nil
 end
 
+-- Refuse to roll back `rb` while a runbook that needs it (app-tomcat trusts in-transit's CA) still
+-- has changes on this target: that one goes first, and the message says how.
+local function depends_on_me(engine, run, dir, rb)
+   for _, e in ipairs(require("myseal.runbook").list()) do
+      if e.name ~= rb.name then
+         local ok, other = pcall(require("myseal.runbook").loadfile, e.file)
+         for _, need in ipairs(ok and other and other.needs or {}) do
+            if need == rb.name then
+               local path = last_changes(dir, other)
+               if path then
+                  local again = ("%s %s"):format(other.name, engine.target_args(run))
+                  errors.fail("cannot roll back %s yet: %s depends on it and has changes here (journal %s); roll "
+                     .. "back in this order: 'myseal rollback %s', then this", rb.name, other.name, path, again)
+               end
+            end
+         end
+      end
+   end
+end
+
 --- Roll back the last run of a runbook on the target: for each step that changed something,
 -- newest first, put its files back from their backups and call its undo; restart the server
 -- when the run had restarted it. Refuses when a step says it cannot be undone.
@@ -256,8 +276,10 @@ function M.rollback(engine, rb, opts)
          message = ("no run of %s on %s to roll back"):format(rb.name, run.target.label) }
       return 0
    end
-   -- steps that changed something, newest first
-   local todo = {}
+   depends_on_me(engine, run, dir, rb)
+   -- steps that changed something, newest first; a step whose undo is a string keeps its changes
+   -- (the keyring the data is encrypted with), and nothing older may be put back over them
+   local todo, stays, kept_paths = {}, {}, {}
    for i = #s.order, 1, -1 do
       local name = s.order[i]
       local fx = s.effects[name]
@@ -269,11 +291,25 @@ function M.rollback(engine, rb, opts)
       if left + restarts > 0 then
          local step = rb:step(name)
          if left > 0 and step and type(step.undo) == "string" then
-            errors.fail("cannot roll back %s: step %s cannot be undone: %s", rb.name, name, step.undo)
+            stays[#stays + 1] = ("%s stays: %s"):format(name, step.undo)
+            for _, e in ipairs(fx) do
+               if e.path and not e.restored then kept_paths[e.path] = name end
+            end
+            if restarts > 0 then todo[#todo + 1] = { name = name, step = step, effects = {}, restart = true } end
+         else
+            for _, e in ipairs(fx or {}) do
+               if e.path and not e.restored and not e.key_material and kept_paths[e.path] then
+                  errors.fail("cannot roll back %s: step %s would put %s back over what step %s keeps; roll back "
+                     .. "by hand", rb.name, name, e.path, kept_paths[e.path])
+               end
+            end
+            todo[#todo + 1] = { name = name, step = step, effects = fx }
          end
-         todo[#todo + 1] = { name = name, step = step, effects = fx }
       end
    end
+   for _, line in ipairs(stays) do run.reporter:event{ event = "log", level = "info", message = line } end
+   -- a kept step keeps the server on its keyring: its key material stays where the server reads it
+   local how = #stays > 0 and "revert" or "rollback"
    if not opts.yes then
       if not opts.interactive then
          errors.usage("rollback changes %s: confirm with --yes (there is no terminal to ask on)", run.target.label)
@@ -305,12 +341,13 @@ function M.rollback(engine, rb, opts)
       run.step = t.name
       run.emit{ event = "step", step = t.name, state = "start", index = i, total = #todo }
       local t1 = sys.clock()
+      if t.restart then restart = true end
       for j = #t.effects, 1, -1 do
          local fx = t.effects[j]
          if fx.kind == "restart" then
             restart = true
          elseif (fx.kind == "file" or fx.kind == "remove" or fx.kind == "mkdir") and not fx.restored then
-            local note, rerr = M.restore_file(run, fx, "rollback")
+            local note, rerr = M.restore_file(run, fx, how)
             if not note then failure = ("runbook %s, step %s: %s"):format(rb.name, t.name, rerr) break end
             run.emit{ event = "effect", kind = "restore", path = fx.path, summary = note }
          end

@@ -111,6 +111,14 @@ function methods:restart_server()
             table.concat(problems, "; "))
       end
    end
+   if self.planning then
+      -- a restart planned since the last planned file change covers this one (the story's single restart)
+      if run.planned_restart and run.planned_restart == (run.planned_changes or 0) then
+         self:log("the restart planned above takes these changes too")
+         return true
+      end
+      run.planned_restart = run.planned_changes or 0
+   end
    self:_effect{ kind = "restart", how = how, summary = "restart the server: " .. how }
    if self.planning then return true end
    local log_hint

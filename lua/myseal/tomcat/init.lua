@@ -63,22 +63,37 @@ local function list(...)
 end
 
 --- The URL properties that make a driver require TLS and verify the server, and those that
--- would undo it, for myseal.jdbcurl.edit.
+-- would undo it, for myseal.jdbcurl.edit. Trust comes from the data source itself where the
+-- driver allows (MariaDB's serverSslCert: the CA file; MySQL's trustCertificateKeyStore*: a
+-- truststore), so a changed context.xml is picked up by a context reload, without restarting the
+-- JVM; `jvm` leaves it to the JVM's truststore.
 -- @param driver driver name
--- @param o `{ verify = "identity" | "ca", trust = "jvm" | "server-cert", server_cert = PEM path }`
+-- @param o `{ verify = "identity" | "ca", trust = "data-source" | "jvm" | "server-cert", server_cert = CA PEM
+--   path (MariaDB), store = { url, password, type } (MySQL, data-source) }`
 -- @return `{ set = { { key, value }, ... }, remove = { key, ... } }` | nil, message
 function M.url_spec(driver, o)
    local identity = o.verify ~= "ca"
    if driver == "mysql-5.1" or driver == "mysql-8" then
       if o.trust == "server-cert" then
-         return nil, M.DRIVERS[driver] .. " has no serverSslCert: set [tomcat] jdbc_trust = jvm"
+         return nil, M.DRIVERS[driver] .. " has no serverSslCert: set [tomcat] jdbc_trust = data-source or jvm"
       end
+      local spec
       if driver == "mysql-5.1" then
-         return { set = { { "useSSL", "true" }, { "requireSSL", "true" }, { "verifyServerCertificate", "true" } },
-                  remove = list({ "sslMode" }, MYSQL_STORE) }
+         spec = { set = { { "useSSL", "true" }, { "requireSSL", "true" }, { "verifyServerCertificate", "true" } },
+                  remove = { "sslMode" } }
+      else
+         spec = { set = { { "sslMode", identity and "VERIFY_IDENTITY" or "VERIFY_CA" } },
+                  remove = { "useSSL", "requireSSL", "verifyServerCertificate" } }
       end
-      return { set = { { "sslMode", identity and "VERIFY_IDENTITY" or "VERIFY_CA" } },
-               remove = list({ "useSSL", "requireSSL", "verifyServerCertificate" }, MYSQL_STORE) }
+      if o.trust == "data-source" then
+         if not o.store then return nil, "a truststore is needed for the data source's trust" end
+         table.insert(spec.set, { "trustCertificateKeyStoreUrl", o.store.url })
+         table.insert(spec.set, { "trustCertificateKeyStorePassword", o.store.password })
+         table.insert(spec.set, { "trustCertificateKeyStoreType", o.store.type })
+      else
+         for _, k in ipairs(MYSQL_STORE) do table.insert(spec.remove, k) end
+      end
+      return spec
    elseif driver == "mariadb-2" or driver == "mariadb-3" then
       local spec
       if driver == "mariadb-2" then
@@ -94,7 +109,7 @@ function M.url_spec(driver, o)
                   remove = list({ "useSsl", "trustServerCertificate", "disableSslHostnameVerification" },
                                 MARIADB_STORE) }
       end
-      if o.trust == "server-cert" then
+      if o.trust == "server-cert" or o.trust == "data-source" then
          if not o.server_cert or o.server_cert:find("[%s&?#]") then
             return nil, ("serverSslCert needs a CA file path without spaces, '&', '?' or '#' (%s)"):format(
                tostring(o.server_cert))
@@ -108,10 +123,17 @@ function M.url_spec(driver, o)
    error(("tomcat.url_spec: unknown driver '%s'"):format(tostring(driver)), 2)
 end
 
+--- Does the driver take its trust from a truststore file (not a PEM), in data-source mode?
+-- @param driver driver name
+-- @return boolean
+function M.needs_store(driver)
+   return driver == "mysql-5.1" or driver == "mysql-8"
+end
+
 local WHY_REMOVED = {
    trustservercertificate = "it turns certificate validation off",
    disablesslhostnameverification = "it turns the host name check off",
-   trustcertificatekeystoreurl = "the driver would trust that store instead of the JVM truststore",
+   trustcertificatekeystoreurl = "the driver would trust that store instead of the one myseal made",
    truststore = "the driver would trust that store instead of the JVM truststore",
    serversslcert = "the driver would trust that certificate instead of the JVM truststore",
 }

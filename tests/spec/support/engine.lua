@@ -15,6 +15,16 @@ function M.myseal(argv, env, stdin)
    return assert(sys.run(cmd))
 end
 
+--- The plain text of a MariaDB key file in `dir` (a keyring directory), as openssl decrypts it
+-- with the filekey beside it (keyfile.enc), or as it is (a plain keyfile).
+function M.key_text(dir)
+   if not sys.stat(dir .. "/keyfile.enc") then return assert(sys.read_file(dir .. "/keyfile")) end
+   local r = assert(sys.run{ "openssl", "enc", "-d", "-aes-256-cbc", "-md", "sha1", "-pass",
+      "file:" .. dir .. "/filekey", "-in", dir .. "/keyfile.enc" })
+   assert(r.ok, r.stderr)
+   return r.stdout
+end
+
 --- Every file under dir: path -> { data, mode } (directories too, with data = false).
 function M.snapshot(dir, out, prefix)
    out = out or {}

@@ -20,6 +20,7 @@ function M.open(name)
       layers = { { label = "sandbox " .. name, values = {
          ["server.cnf"] = { value = s.cnf }, ["server.datadir"] = { value = s.datadir },
          ["server.user"] = { value = s.user or require("sys").user().name },
+         ["server.error_log"] = { value = s.log },
       } } },
    }, Sandbox)
 end
