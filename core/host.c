@@ -57,35 +57,44 @@ static void exe_dir (char *buf, size_t size, const char *argv0) {
 }
 
 
+static int has_library (const char *dir) {
+  char probe[PATH_MAX + 16];
+  snprintf(probe, sizeof(probe), "%s/lua/myseal", dir);
+  return is_dir(probe);
+}
+
+
 /*
-** Where lua/ and runbooks/ are: $MYSEAL_HOME; then beside an installed
-** binary (<prefix>/share/myseal); then the configured data dir; then the
-** source tree this binary was built from (build tree use).
+** Where lua/ and runbooks/ are: $MYSEAL_HOME; for the binary of the build
+** tree it was built in, the source tree it was built from; for any other
+** copy, beside it (<prefix>/bin/myseal finds <prefix>/share/myseal, where
+** the package puts them), then the data directory configured at build time.
+** An installed copy never reads a source tree, and a build never reads an
+** installed copy.
 */
 static int find_home (char *buf, size_t size, const char *argv0) {
-  char dir[PATH_MAX], probe[PATH_MAX + 64];
+  char dir[PATH_MAX];
   const char *env = getenv("MYSEAL_HOME");
   if (env != NULL && *env != '\0') {
     snprintf(buf, size, "%s", env);
     return 1;
   }
   exe_dir(dir, sizeof(dir), argv0);
-  const char *candidates[3];
+  char *build = realpath(MYSEAL_BUILD_DIR, NULL);
+  int in_build = dir[0] != '\0' && build != NULL && strcmp(dir, build) == 0;
+  free(build);
   char installed[PATH_MAX + 32];
   snprintf(installed, sizeof(installed), "%s/../share/myseal", dir);
-  candidates[0] = dir[0] ? installed : NULL;
-  candidates[1] = MYSEAL_DATA_DIR;
-  candidates[2] = MYSEAL_SOURCE_DIR;
-  for (int i = 0; i < 3; i++) {
-    if (candidates[i] == NULL)
+  const char *candidates[2];
+  candidates[0] = in_build ? MYSEAL_SOURCE_DIR : dir[0] ? installed : NULL;
+  candidates[1] = in_build ? NULL : MYSEAL_DATA_DIR;
+  for (int i = 0; i < 2; i++) {
+    if (candidates[i] == NULL || !has_library(candidates[i]))
       continue;
-    snprintf(probe, sizeof(probe), "%s/lua/myseal", candidates[i]);
-    if (is_dir(probe)) {
-      char *real = realpath(candidates[i], NULL);
-      snprintf(buf, size, "%s", real ? real : candidates[i]);
-      free(real);
-      return 1;
-    }
+    char *real = realpath(candidates[i], NULL);
+    snprintf(buf, size, "%s", real ? real : candidates[i]);
+    free(real);
+    return 1;
   }
   return 0;
 }

@@ -92,6 +92,53 @@ function M.command_help(words)
    return text
 end
 
+--- Every command and subcommand, as the words that name them, in the order the help lists
+-- them: `{ { "list" }, ..., { "sandbox" }, { "sandbox", "start" }, ..., { "help" } }`.
+-- @return list of word lists
+function M.topics()
+   local out = {}
+   for _, name in ipairs(M.commands) do
+      local cmd = load_command(name)
+      if cmd then
+         out[#out + 1] = { name }
+         for _, sub in ipairs(cmd.subcommands or {}) do out[#out + 1] = { name, sub.name } end
+      end
+   end
+   out[#out + 1] = { "help" }
+   return out
+end
+
+--- The options a command or subcommand declares to its argument parser, found by asking its
+-- run for --help: the request carries the declarations (a command with subcommands has theirs
+-- together). `--help` and `-h`, which every command takes, are not among them.
+-- @param words `{ "sandbox", "start" }`
+-- @return `{ ["--site"] = "value", ["--json"] = "flag", ["-e"] = "value", ... }`
+function M.options(words)
+   local cmd = words[1] ~= "help" and load_command(words[1])
+   if not cmd then return {} end
+   if cmd.subcommands and not words[2] then
+      local all = {}
+      for _, sub in ipairs(cmd.subcommands) do
+         for name, kind in pairs(M.options{ words[1], sub.name }) do all[name] = kind end
+      end
+      return all
+   end
+   local argv = table.move(words, 2, #words, 1, {})
+   argv[#argv + 1] = "--help"
+   local ok, e = pcall(cmd.run, argv)
+   local request = not ok and args.help_request(e)
+   if not request or request.command ~= table.concat(words, " ") then
+      error(("%s: its run did not ask for help: %s"):format(table.concat(words, " "), tostring(e)), 2)
+   end
+   local spec, out = request.spec, {}
+   for list, kind in pairs{ flags = "flag", options = "value", multi = "value" } do
+      for _, n in ipairs(spec[list] or {}) do out["--" .. n:gsub("_", "-")] = kind end
+   end
+   -- a short option is the option it stands for, or one with a value of its own (lua's -e)
+   for s, long in pairs(spec.short or {}) do out["-" .. s] = out["--" .. long] or "value" end
+   return out
+end
+
 local function words(s)
    local out = {}
    for w in s:gmatch("%S+") do out[#out + 1] = w end

@@ -3,48 +3,8 @@
 -- help text names are exactly those the command's argument parser declares.
 local sys = require "sys"
 local host = require "myseal.host"
-local args = require "myseal.args"
 local cli = require "myseal.cli"
 local h = require "support.helpers"
-
--- Every command and subcommand, as the words that name it.
-local function topics()
-   local out = { { "help" } }
-   for _, name in ipairs(cli.commands) do
-      out[#out + 1] = { name }
-      for _, sub in ipairs(require("myseal.cmd." .. name).subcommands or {}) do
-         out[#out + 1] = { name, sub.name }
-      end
-   end
-   return out
-end
-
--- The options the argument parser of a command (or subcommand) declares: its run is asked
--- for --help, and the request carries the declarations it was given.
-local function declared(words)
-   if words[1] == "help" then return {} end
-   local cmd = require("myseal.cmd." .. words[1])
-   if cmd.subcommands and not words[2] then
-      local all = {}
-      for _, sub in ipairs(cmd.subcommands) do
-         for name in pairs(declared{ words[1], sub.name }) do all[name] = true end
-      end
-      return all
-   end
-   local argv = table.move(words, 2, #words, 1, {})
-   argv[#argv + 1] = "--help"
-   local ok, e = pcall(cmd.run, argv)
-   assert.is_false(ok)
-   local request = args.help_request(e)
-   assert(request, table.concat(words, " ") .. " did not ask for help: " .. tostring(e and e.message or e))
-   assert.equal(table.concat(words, " "), request.command)
-   local out = {}
-   for _, list in ipairs{ "flags", "options", "multi" } do
-      for _, n in ipairs(request.spec[list] or {}) do out["--" .. n:gsub("_", "-")] = true end
-   end
-   for s in pairs(request.spec.short or {}) do out["-" .. s] = true end
-   return out
-end
 
 -- The options a help text names (--help and -h, which every command takes, aside).
 local function named(text)
@@ -72,7 +32,7 @@ end
 
 describe("help", function()
    it("is the same text from 'myseal help', --help and -h, for every command and subcommand", function()
-      for _, words in ipairs(topics()) do
+      for _, words in ipairs(cli.topics()) do
          local label = table.concat(words, " ")
          local help = h.myseal{ "help", table.unpack(words) }
          assert.equal(0, help.status, label)
@@ -139,10 +99,10 @@ describe("help", function()
    end)
 
    it("names exactly the options each argument parser declares", function()
-      for _, words in ipairs(topics()) do
+      for _, words in ipairs(cli.topics()) do
          local label = table.concat(words, " ")
          local text = cli.command_help(words)
-         assert.same(sorted(declared(words)), sorted(named(text)), "myseal " .. label)
+         assert.same(sorted(cli.options(words)), sorted(named(text)), "myseal " .. label)
       end
       -- the check sees what it should: a declared option missing from a text is a difference
       assert.is_nil(named("usage: myseal x [--a]")["--b"])

@@ -22,7 +22,7 @@ function M.run(argv)
          chunks[#chunks + 1] = argv[i + 1]
          i = i + 2
       elseif a == "--help" or a == "-h" then
-         -- the options this loop reads: -e CODE, repeatable
+         -- the one option this loop reads: -e CODE, repeatable (a short option of its own)
          require("myseal.args").help("lua", { short = { e = "-e" } })
       elseif a == "--" then
          i = i + 1
