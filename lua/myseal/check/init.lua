@@ -17,6 +17,9 @@ local atrest = require "myseal.atrest"
 local intransit = require "myseal.intransit"
 local text = require "myseal.text"
 local render = require "myseal.check.render"
+local html = require "myseal.check.html"
+local history = require "myseal.check.history"
+local evidence = require "myseal.check.evidence"
 
 local M = {}
 
@@ -244,7 +247,8 @@ local function truststore_findings(ctx, limits, out)
 end
 
 --- Inspects a target. Returns the report:
--- `{ schema, generated, target, server, summary = { ok, info, warn, fail }, status, findings }`.
+-- `{ schema, generated, target, server, summary = { ok, info, warn, fail }, status, findings, controls, runs }`
+-- (controls: check/evidence.lua; runs: the target's journals, check/history.lua).
 -- @param opts `{ target = (myseal.engine.target), set = { "s.k=v", ... } }`
 function M.run(opts)
    local engine = require "myseal.engine"
@@ -285,9 +289,10 @@ function M.run(opts)
       summary[f.severity] = summary[f.severity] + 1
       if RANK[f.severity] > RANK[worst] then worst = f.severity end
    end
+   local runs = history.runs((opts.target:state_dir()))
    return { schema = M.SCHEMA, generated = os.date("!%Y-%m-%dT%H:%M:%SZ"), target = opts.target.label,
             server = server, summary = summary, status = worst == "info" and "ok" or worst,
-            findings = findings }
+            findings = findings, controls = evidence.controls(findings, runs), runs = runs }
 end
 
 --- Exit status for a report: 1 when a finding is at least `fail_on` ("warn" or "fail").
@@ -295,6 +300,6 @@ function M.exit_status(report, fail_on)
    return RANK[report.status] >= RANK[fail_on or "fail"] and 1 or 0
 end
 
-M.text, M.json, M.html = render.text, render.json, render.html
+M.text, M.json, M.html = render.text, render.json, html.page
 
 return M
