@@ -1,7 +1,8 @@
--- myseal check's evidence on a real sandbox, before and after the runbooks: the controls in JSON
--- (against the schema) and in HTML (in headless Chromium, with no console message; a broken page
--- proves the console is watched), the journal's runs with their user, and the disk scan's findings
--- by hand until the scan is wired into check.
+-- myseal check's metrics and evidence on a real sandbox, before and after the runbooks: the
+-- Prometheus output through promtool, the documented cron line and node_exporter; the controls in
+-- JSON (against the schema) and in HTML (in headless Chromium, with no console message; a broken
+-- page proves the console is watched), the journal's runs with their user, and the disk scan's
+-- findings by hand until the scan is wired into check.
 local sandbox = require "myseal.sandbox"
 local sys = require "sys"
 local json = require "myseal.json"
@@ -9,10 +10,13 @@ local host = require "myseal.host"
 local E = require "support.engine"
 local jsonschema = require "support.jsonschema"
 local browser = require "support.browser"
+local textfile = require "support.textfile"
 local evidence = require "myseal.check.evidence"
 local html = require "myseal.check.html"
+local metrics = require "myseal.check.metrics"
 
 local SCHEMA = assert(json.decode(assert(sys.read_file(host.home .. "/docs/check.schema.json"))))
+local DOC = assert(sys.read_file(host.home .. "/docs/check.md"))
 local CONTROLS = { "hipaa-164.312-a-2-iv", "hipaa-164.312-e-2-ii", "gdpr-32-1-a", "pci-dss-4.0-3.5.1",
                    "pci-dss-4.0-4.2.1" }
 
@@ -20,6 +24,11 @@ local function by_id(list)
    local out = {}
    for _, x in ipairs(list) do out[x.id] = x end
    return out
+end
+
+local function lint(text)
+   local r = assert(sys.run{ "promtool", "check", "metrics", stdin = text, timeout = 60 })
+   return r.status, r.stdout .. r.stderr
 end
 
 -- The HTML's control rows: { id, status } in order.
@@ -38,12 +47,12 @@ local function statuses(report)
    return out
 end
 
-describe("myseal check: evidence for auditors", function()
+describe("myseal check: metrics and evidence", function()
    local dir
    before_each(function() dir = assert(sys.tmpdir("evidence-spec")) end)
    after_each(function() sys.rmtree(dir) end)
 
-   it("maps the findings to the controls, with the journal, before and after the runbooks", function()
+   it("tells monitors and auditors the same, before and after the runbooks", function()
       local s <close> = assert(sandbox.start{ name = "spec-evidence" })
       do
          local c <close> = assert(s:connect{ database = "mysql" })
@@ -52,13 +61,24 @@ describe("myseal check: evidence for auditors", function()
          assert(c:exec("CREATE TABLE clinic.notes (id INT PRIMARY KEY) ENGINE=InnoDB"))
       end
       local backup = "keyring.backup_dir=" .. dir .. "/kb"
+      local T = 'target="sandbox spec-evidence"'
       local function check(format)
          local r = E.myseal({ "check", "--sandbox", s.name, "--format", format, "--set", backup }, {})
          assert.is_true(r.status == 0 or r.status == 1, r.stderr)
-         return r.stdout
+         return r.stdout, r.status
       end
 
-      -- before: the controls fail, with no run on record
+      -- before: the metrics say what fails
+      local text, status = check("prometheus")
+      assert.equal(1, status)
+      assert.same({ 0, "" }, { lint(text) })
+      assert.matches("\nmyseal_tables{" .. T .. ',schema="clinic",state="unencrypted"} 2\n', text, 1, true)
+      assert.matches("\nmyseal_tables{" .. T .. ',schema="clinic",state="encrypted"} 0\n', text, 1, true)
+      assert.matches("\nmyseal_tls_enforced{" .. T .. "} 0\n", text, 1, true)
+      assert.matches("\nmyseal_finding_state{" .. T .. ',id="at-rest:restart",runbook="at-rest",step="restart",'
+         .. 'severity="fail"} 1\n', text, 1, true)
+      assert.is_nil(text:find("myseal_certificate_expiry_timestamp_seconds", 1, true))   -- no certificate yet
+      -- and the controls fail, with no run on record
       local before = assert(json.decode((check("json"))))
       assert.is_true(jsonschema.validate(SCHEMA, before))
       assert.same({ ["hipaa-164.312-a-2-iv"] = "fail", ["hipaa-164.312-e-2-ii"] = "fail", ["gdpr-32-1-a"] = "fail",
@@ -80,9 +100,58 @@ describe("myseal check: evidence for auditors", function()
          assert.equal(0, r.status, r.stdout .. r.stderr)
       end
 
-      -- after: the controls pass, each with the runs of its runbooks, by this user on this host
+      -- after: the documented cron line, run against the sandbox, writes the textfile whole
+      local line = assert(DOC:match("\n%*/15 %* %* %* %* root (myseal check [^\n]+)\n"), "no cron line in docs")
+      local textdir = dir .. "/node-exporter"
+      assert(sys.mkdir(textdir, tonumber("755", 8)))
+      local cmd = line:gsub("^myseal", E.MYSEAL):gsub("%-%-site /etc/myseal/site%.ini", "--sandbox " .. s.name
+         .. " --set " .. backup):gsub("/var/lib/prometheus/node%-exporter", textdir)
+      assert.is_truthy(cmd:find(textdir .. "/myseal.prom 2>/dev/null", 1, true))
+      local r = assert(sys.run{ "sh", "-c", cmd, timeout = 120 })
+      assert.same({ 0, "", "" }, { r.status, r.stdout, r.stderr })
+      assert.same({ "myseal.prom" }, sys.dir(textdir))
+      assert.equal(tonumber("644", 8), sys.stat(textdir .. "/myseal.prom").mode & tonumber("777", 8))
+      text = assert(sys.read_file(textdir .. "/myseal.prom"))
+      assert.same({ 0, "" }, { lint(text) })
+      assert.matches("\nmyseal_tables{" .. T .. ',schema="clinic",state="encrypted"} 2\n', text, 1, true)
+      assert.matches("\nmyseal_tables{" .. T .. ',schema="clinic",state="unencrypted"} 0\n', text, 1, true)
+      assert.matches("\nmyseal_tls_enforced{" .. T .. "} 1\n", text, 1, true)
+      assert.matches("\nmyseal_check_findings{" .. T .. ',severity="fail"} 0\n', text, 1, true)
+      -- node_exporter (as its service runs, user prometheus) serves every series of it, beside the
+      -- file of another target in the same directory
+      local other = assert(json.decode((check("json"))))
+      other.target = "site other"
+      assert(sys.write_file(textdir .. "/other.prom", metrics.prometheus(other), { mode = tonumber("644", 8) }))
+      assert(sys.chmod(dir, tonumber("755", 8)))
+      local served, log = textfile.scrape(textdir, dir .. "/node-exporter.log")
+      assert.same({}, { log:match("level=error[^\n]*") })
+      served = textfile.samples(served)
+      assert.equal(0, served["node_textfile_scrape_error{}"])
+      for _, name in ipairs{ "myseal.prom", "other.prom" } do
+         local mine = textfile.samples(assert(sys.read_file(textdir .. "/" .. name)))
+         assert.is_true(next(mine) ~= nil)
+         for key, value in pairs(mine) do assert.equal(value, served[key], key) end
+      end
+
+      -- the certificates' expiry is what openssl reads in the files the server uses
       local after = assert(json.decode((check("json"))))
       assert.is_true(jsonschema.validate(SCHEMA, after))
+      local f = by_id(after.findings)
+      local server_cert = f["server-chain"].detail
+      local function openssl(path, ...)
+         local r = assert(sys.run{ "openssl", "x509", "-noout", "-in", path, ... })
+         return r.stdout:match("=(.-)\n")
+      end
+      for _, cert in ipairs{ { "server", "server-expiry:1", server_cert },
+                             { "ca", "ca-expiry:1", (server_cert:gsub("server%-cert%.pem$", "ca.pem")) } } do
+         local end_date = openssl(cert[3], "-enddate", "-dateopt", "iso_8601")
+         local epoch = tonumber(assert(sys.run{ "date", "-u", "-d", end_date, "+%s" }).stdout)
+         local subject = openssl(cert[3], "-subject", "-nameopt", "compat")
+         assert.matches(('\nmyseal_certificate_expiry_timestamp_seconds{%s,role="%s",id="%s",subject="%s"} %d\n')
+            :format(T, cert[1], cert[2], subject, epoch), text, 1, true)
+      end
+
+      -- the controls pass, each with the runs of its runbooks, by this user on this host
       assert.same({ ["hipaa-164.312-a-2-iv"] = "ok", ["hipaa-164.312-e-2-ii"] = "ok", ["gdpr-32-1-a"] = "ok",
                     ["pci-dss-4.0-3.5.1"] = "ok", ["pci-dss-4.0-4.2.1"] = "ok" }, statuses(after))
       assert.equal(2, #after.runs)
@@ -141,7 +210,7 @@ describe("myseal check: evidence for auditors", function()
       assert.equal("ok", statuses(rolled)["pci-dss-4.0-3.5.1"])
 
       -- the disk scan's findings, by hand until the scan is wired into check: the at-rest controls
-      -- fail with the files named, and the page still renders clean
+      -- fail with the files named, the metrics count them, and the page still renders clean
       local scan = { scanned = 58, errors = {}, files = {
          { path = s.datadir .. "/clinic/visits.ibd", kind = "innodb_table", what = "InnoDB tablespace",
            table = "`clinic`.`visits`", hits = 2, reason = "the table is not encrypted", remedy = "ALTER TABLE" },
@@ -153,6 +222,10 @@ describe("myseal check: evidence for auditors", function()
       assert.same({ "fail", "ran", "ok" }, { c["pci-dss-4.0-3.5.1"].status, c["pci-dss-4.0-3.5.1"].disk_scan,
                                              c["pci-dss-4.0-4.2.1"].status })
       assert.is_true(jsonschema.validate(SCHEMA, json.decode(require("myseal.check").json(after))))
+      text = metrics.prometheus(after)
+      assert.same({ 0, "" }, { lint(text) })
+      assert.matches("\nmyseal_plaintext_files{" .. T .. "} 1\n", text, 1, true)
+      assert.matches("\nmyseal_disk_scan_files{" .. T .. "} 58\n", text, 1, true)
       assert(sys.write_file(page, html.page(after)))
       seen = browser.open(page, dir)
       assert.same({}, seen.messages)

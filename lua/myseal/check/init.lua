@@ -18,6 +18,7 @@ local intransit = require "myseal.intransit"
 local text = require "myseal.text"
 local render = require "myseal.check.render"
 local html = require "myseal.check.html"
+local metrics = require "myseal.check.metrics"
 local history = require "myseal.check.history"
 local evidence = require "myseal.check.evidence"
 
@@ -116,7 +117,7 @@ local function certificate_findings(limits, out, id, label, certs, fix)
       finding(out, { area = "in transit", id = ("%s:%d"):format(id, i), severity = sev,
          title = ("%s %s expires in %s"):format(label, c:subject(), text.count(days, "day")),
          detail = ("until %s, sha256 %s"):format(os.date("!%Y-%m-%d", c:not_after()), c:fingerprint()),
-         fix = sev ~= "ok" and fix or nil, not_after = c:not_after() })
+         fix = sev ~= "ok" and fix or nil, not_after = c:not_after(), subject = c:subject() })
    end
 end
 
@@ -203,7 +204,7 @@ local function tls_findings(ctx, limits, out)
       if levels[l] then parts[#parts + 1] = ("%s %d"):format(l, levels[l]) end
    end
    finding(out, { area = "in transit", id = "accounts", severity = "info", levels = levels,
-      title = "accounts by REQUIRE: " .. table.concat(parts, ", ") })
+      require_secure_transport = rst, title = "accounts by REQUIRE: " .. table.concat(parts, ", ") })
    if #plain > 0 then
       finding(out, { area = "in transit", id = "plain-accounts", severity = rst and "ok" or "warn",
          title = rst and ("%s without REQUIRE must still use TLS over TCP (require_secure_transport)")
@@ -300,6 +301,6 @@ function M.exit_status(report, fail_on)
    return RANK[report.status] >= RANK[fail_on or "fail"] and 1 or 0
 end
 
-M.text, M.json, M.html = render.text, render.json, html.page
+M.text, M.json, M.html, M.prometheus = render.text, render.json, html.page, metrics.prometheus
 
 return M

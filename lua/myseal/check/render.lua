@@ -1,5 +1,5 @@
 --- The posture report of `myseal check` as text and JSON (docs/check.md), and what the other
--- forms share (check/html.lua).
+-- forms share (check/html.lua, check/metrics.lua).
 -- @module myseal.check.render
 local M = {}
 
