@@ -177,8 +177,9 @@ describe("the alert rules of docs/check.md", function()
           - exp_labels: { severity: %s, target: site db1, role: %s, id: "%s", subject: /CN=%s }
             exp_annotations:
               summary: "%s certificate /CN=%s of site db1 expires in %s"
-              description: "Renew it with myseal run rotate-certs%s; the finding is %s."
-]]):format(name, role, id, cn, role, cn, left, name == "critical" and " now" or "", id)
+              description: "Renew it%s: %s; the finding is %s."
+]]):format(name, role, id, cn, role, cn, left, name == "critical" and " now" or "",
+           "myseal run rotate-certs (a truststore entry: myseal run app-tomcat)", id)
       end
       local test = ([[
 rule_files: [ rules.yml ]
