@@ -3,7 +3,10 @@
 -- help = "longer text", run = function(argv) return exit_status end }, and may have
 -- subcommands = { { name = , summary = , usage = , help = }, ... } (`myseal sandbox start`).
 -- `myseal help COMMAND [SUBCOMMAND]`, and --help or -h anywhere among a command's options
--- (args.parse sees them), print that command's help and exit 0.
+-- (args.parse sees them), print that command's help and exit 0. A run parses its arguments
+-- (args.parse, or args.help for a parser of its own) before it does anything else: that is
+-- how --help works, and how `M.options` (the help spec, the man page and the completion)
+-- learns what it declares.
 -- @module myseal.cli
 local args = require "myseal.args"
 local errors = require "myseal.errors"

@@ -140,7 +140,7 @@ describe("the Debian package", function()
       assert.same({ "--from" }, complete("plan", "at-rest", "--fr"))
       assert.same({ "keyring.backup_dir=" }, complete("run", "at-rest", "--set", "keyring.backup_d"))
       assert.same({ "accounts." }, complete("run", "in-transit", "--set", "acc"))
-      assert.same({ "html", "json", "text" }, complete("check", "--format", ""))
+      assert.same({ "html", "json", "prometheus", "text" }, complete("check", "--format", ""))
    end)
 
    it("has no lintian errors or warnings", function()

@@ -17,6 +17,10 @@ local atrest = require "myseal.atrest"
 local intransit = require "myseal.intransit"
 local text = require "myseal.text"
 local render = require "myseal.check.render"
+local html = require "myseal.check.html"
+local metrics = require "myseal.check.metrics"
+local history = require "myseal.check.history"
+local evidence = require "myseal.check.evidence"
 
 local M = {}
 
@@ -114,7 +118,7 @@ local function certificate_findings(limits, out, id, label, certs, fix)
       finding(out, { area = "in transit", id = ("%s:%d"):format(id, i), severity = sev,
          title = ("%s %s expires in %s"):format(label, c:subject(), text.count(days, "day")),
          detail = ("until %s, sha256 %s"):format(os.date("!%Y-%m-%d", c:not_after()), c:fingerprint()),
-         fix = sev ~= "ok" and fix or nil, not_after = c:not_after() })
+         fix = sev ~= "ok" and fix or nil, not_after = c:not_after(), subject = c:subject() })
    end
 end
 
@@ -201,7 +205,7 @@ local function tls_findings(ctx, limits, out)
       if levels[l] then parts[#parts + 1] = ("%s %d"):format(l, levels[l]) end
    end
    finding(out, { area = "in transit", id = "accounts", severity = "info", levels = levels,
-      title = "accounts by REQUIRE: " .. table.concat(parts, ", ") })
+      require_secure_transport = rst, title = "accounts by REQUIRE: " .. table.concat(parts, ", ") })
    if #plain > 0 then
       finding(out, { area = "in transit", id = "plain-accounts", severity = rst and "ok" or "warn",
          title = rst and ("%s without REQUIRE must still use TLS over TCP (require_secure_transport)")
@@ -245,7 +249,8 @@ local function truststore_findings(ctx, limits, out)
 end
 
 --- Inspects a target. Returns the report:
--- `{ schema, generated, target, server, summary = { ok, info, warn, fail }, status, findings }`.
+-- `{ schema, generated, target, server, summary = { ok, info, warn, fail }, status, findings, controls, runs }`
+-- (controls: check/evidence.lua; runs: the target's journals, check/history.lua).
 -- @param opts `{ target = (myseal.engine.target), set = { "s.k=v", ... } }`
 function M.run(opts)
    local engine = require "myseal.engine"
@@ -286,9 +291,10 @@ function M.run(opts)
       summary[f.severity] = summary[f.severity] + 1
       if RANK[f.severity] > RANK[worst] then worst = f.severity end
    end
+   local runs = history.runs((opts.target:state_dir()))
    return { schema = M.SCHEMA, generated = os.date("!%Y-%m-%dT%H:%M:%SZ"), target = opts.target.label,
             server = server, summary = summary, status = worst == "info" and "ok" or worst,
-            findings = findings }
+            findings = findings, controls = evidence.controls(findings, runs), runs = runs }
 end
 
 --- Exit status for a report: 1 when a finding is at least `fail_on` ("warn" or "fail").
@@ -296,6 +302,6 @@ function M.exit_status(report, fail_on)
    return RANK[report.status] >= RANK[fail_on or "fail"] and 1 or 0
 end
 
-M.text, M.json, M.html = render.text, render.json, render.html
+M.text, M.json, M.html, M.prometheus = render.text, render.json, html.page, metrics.prometheus
 
 return M

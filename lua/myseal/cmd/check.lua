@@ -6,8 +6,8 @@ local check = require "myseal.check"
 local sys = require "sys"
 
 local M = {
-   summary = "report encryption at rest and in transit, read-only (text, JSON or HTML)",
-   usage = "myseal check (--site F | --sandbox N) [--format text|json|html] [--output FILE] "
+   summary = "report encryption at rest and in transit, read-only (text, JSON, HTML or metrics)",
+   usage = "myseal check (--site F | --sandbox N) [--format text|json|html|prometheus] [--output FILE] "
       .. "[--fail-on warn|fail] [--set S.K=V]...",
    help = [[
 Inspects the server and changes nothing: the keyring, every schema's tables
@@ -16,10 +16,14 @@ the server certificate (chain, names, days left: warn at 30, fail at 7), TLS
 versions, require_secure_transport, accounts by REQUIRE level and those that
 can log in over TCP without TLS, sessions without TLS, and the truststore and
 client certificates the site profile names. Each finding has a severity (ok,
-info, warn, fail) and the runbook and step that fix it.
-  --format F         text (default), json (schema: docs/check.md) or html (one
-                     self-contained page)
-  --output FILE      write the report there (atomically) instead of standard output
+info, warn, fail) and the runbook and step that fix it. The JSON and HTML
+reports map the findings to the controls auditors ask about (HIPAA, GDPR,
+PCI DSS) with the target's journal: what was done, when, by whom.
+  --format F         text (default), json (schema: docs/check.md), html (one
+                     self-contained page) or prometheus (node_exporter's
+                     textfile format: expiry times, tables, TLS, each finding)
+  --output FILE      write the report there (atomically, so a textfile collector
+                     never reads half a file) instead of standard output
   --fail-on LEVEL    exit 1 when a finding is at least LEVEL: fail (default) or warn,
                      for cron and monitoring
   --set check.warn_days=N, --set check.fail_days=N   the expiry thresholds
@@ -29,12 +33,14 @@ targets (one is needed):
   --sandbox NAME     a running sandbox; --site may go with it]],
 }
 
+local FORMATS = { text = true, json = true, html = true, prometheus = true }
+
 function M.run(argv)
    local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail-on" },
                                             multi = { "set" } })
    local format = opts.format or "text"
-   if format ~= "text" and format ~= "json" and format ~= "html" then
-      errors.usage("check: --format is text, json or html, not '%s'", format)
+   if not FORMATS[format] then
+      errors.usage("check: --format is text, json, html or prometheus, not '%s'", format)
    end
    local fail_on = opts.fail_on or "fail"
    if fail_on ~= "warn" and fail_on ~= "fail" then
