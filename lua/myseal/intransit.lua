@@ -174,9 +174,16 @@ function M.write_pair(ctx, cert_path, key_path, cert, key, owner)
    ctx:write_file(cert_path, cert:pem(), { mode = OCTAL_644 })
 end
 
---- The CA directory, made 0750.
+-- The primary group of the server's user (the server reads its certificate and key from
+-- the TLS directory, so it must be able to enter it), or nil when the user is unknown here.
+local function server_group(ctx)
+   local r = sys.run{ "id", "-gn", "--", ctx.params.server.user, timeout = 5 }
+   return r and r.ok and r.stdout:match("^(%S+)") or nil
+end
+
+--- The CA directory, made 0750 and group-owned by the server's group.
 function M.mkdir(ctx, dir)
-   ctx:mkdir(dir, { mode = OCTAL_750 })
+   ctx:mkdir(dir, { mode = OCTAL_750, group = server_group(ctx) })
 end
 
 --- The CA's key (the site's, or ours).

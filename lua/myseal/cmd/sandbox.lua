@@ -5,26 +5,47 @@ local json = require "myseal.json"
 local sandbox = require "myseal.sandbox"
 
 local M = {
-   summary = "start, list, restart and stop disposable MySQL/MariaDB servers",
-   usage = "myseal sandbox start [--flavor F] [--name N] [--tls] [--option K=V]... [--json]\n"
+   summary = "start, list, restart, enter and stop disposable MySQL/MariaDB servers and lab hosts",
+   usage = "myseal sandbox start [--driver local|container|host] [--flavor F] [--name N] [--user U] [--tls]\n"
+      .. "                     [--option K=V]... [--app tomcat] [--ip ADDR/PREFIX] [--etc DIR] [--json]\n"
       .. "       myseal sandbox status [--json]\n"
       .. "       myseal sandbox restart NAME\n"
+      .. "       myseal sandbox exec NAME -- COMMAND [ARG...]\n"
       .. "       myseal sandbox stop NAME... | --all",
    help = [[
 A sandbox is a throwaway server started from the binaries on this machine
 (mariadbd, or Oracle's mysqld), with a fresh datadir, its own option file,
-a free loopback port and a short socket path. Root connects over the socket
-without a password; a TCP account (tcp_user, random password) exists too.
-Edit the option file and restart to rehearse a configuration change.
+a free loopback port and a short socket path. Started by root, the server
+runs as the packaged server user (mysql, created if missing) and its files
+are owned as the package owns them. Root connects over the socket without a
+password; a TCP account (tcp_user, random password) exists too. Edit the
+option file and restart to rehearse a configuration change.
 
-  start    --flavor mariadb|mysql|auto (default auto: what is installed)
-           --name N (default sb1, sb2, ...), --tls (a CA, a server certificate
-           for localhost/127.0.0.1/::1 and a client certificate),
-           --option K=V (an extra [mysqld] option; repeat it),
-           --driver local|container (default local; container needs docker)
+A lab host (--driver host) is a disposable Debian-shaped machine made of
+Linux namespaces: /etc/mysql as the packages ship it, a datadir made as
+Debian's postinst makes it (root by unix_socket only), MariaDB started by
+/etc/init.d/mariadb as user mysql, its error log in the host's syslog
+(/var/log/syslog), and with --app tomcat Debian's Tomcat 10 with a JNDI pool
+and a page (/db.jsp) that shows a row count and the session's Ssl_cipher.
+Nothing of this machine's own /etc, /var/lib or processes changes. Run
+commands in it, myseal itself included, with 'sandbox exec'.
+
+  start    --driver local|container|host (default local; container needs
+           docker, host needs root and Linux namespaces)
+           --flavor mariadb|mysql|auto (default auto: what is installed)
+           --name N (default sb1, sb2, ...), --user U (the server's user;
+           default mysql when root starts it, --user root keeps it root's),
+           --tls (a CA, a server certificate for localhost/127.0.0.1/::1 and
+           a client certificate), --option K=V (an extra [mysqld] option;
+           repeat it); a host: --app tomcat, --ip ADDR/PREFIX (joins the lab's
+           private network), --etc DIR (copy a site's /etc/mysql tree)
            --json prints name, port, socket, cnf, datadir, pid, ... as JSON
+           (a host: its namespace pid, paths, address and site profile)
   status   every sandbox, running or dead
-  restart  stop and start again with the current option file
+  restart  stop and start again with the current option file (a host: with
+           /etc/init.d/mariadb restart)
+  exec     run a command where the sandbox runs (a host: inside it); its
+           output is shown when it ends, its exit status is exec's
   stop     stop and remove everything the sandbox had; --all stops them all
 
 State lives in $MYSEAL_STATE_DIR (default ~/.local/state/myseal/sandboxes);
@@ -33,8 +54,23 @@ started is ever signalled.]],
 }
 
 local function describe(s)
+   if s.driver == "host" then
+      local p = s:paths()
+      local lines = {
+         string.format("host %s: %s %s, %s", s.name, s.flavor, s.version, s.alive and "running" or "dead"),
+         string.format("  namespace pid %s%s", tostring(s.pid), s.address and (", address " .. s.address) or ""),
+         string.format("  socket   %s (inside: /run/mysqld/mysqld.sock)", s.socket),
+         string.format("  root     %s (the host's private /etc/mysql, /var/lib/mysql, /var/log, /root ...)", p.root),
+         string.format("  syslog   %s", p.syslog),
+         string.format("  profile  %s (inside: %s)", p.profile, s.profile),
+         string.format("  enter    myseal sandbox exec %s -- mariadb", s.name),
+      }
+      if s.app then lines[#lines + 1] = string.format("  app      %s: http://127.0.0.1:8080/db.jsp (inside)", s.app) end
+      return table.concat(lines, "\n")
+   end
    local lines = {
-      string.format("sandbox %s: %s %s, %s", s.name, s.flavor, s.version, s.alive and "running" or "dead"),
+      string.format("sandbox %s: %s %s, %s (server user %s)", s.name, s.flavor, s.version,
+         s.alive and "running" or "dead", tostring(s.user)),
       string.format("  socket   %s", s.socket),
       string.format("  tcp      %s:%d (user %s, password in %s)", s.host, s.port, s.tcp_user,
          "the state file; --json shows it"),
@@ -47,20 +83,40 @@ local function describe(s)
 end
 
 local function as_json(s)
-   return { name = s.name, flavor = s.flavor, version = s.version, host = s.host, port = s.port,
-      socket = s.socket, cnf = s.cnf, datadir = s.datadir, pid = s.pid, alive = s.alive,
+   local t = { name = s.name, flavor = s.flavor, version = s.version, host = s.host, port = s.port,
+      socket = s.socket, cnf = s.cnf, datadir = s.datadir, pid = s.pid, alive = s.alive, user = s.user,
       tcp_user = s.tcp_user, tcp_password = s.tcp_password, tls = s.tls, driver = s.driver }
+   if s.driver == "host" then
+      t.paths, t.address, t.app, t.profile = s:paths(), s.address, s.app, s.profile
+      t.tcp_user, t.tcp_password, t.host = nil, nil, nil
+   end
+   return t
 end
 
 local function start(argv)
    local o = args.parse("sandbox start", argv, {
-      flags = { "tls", "json" }, options = { "flavor", "name", "driver" }, multi = { "option" } })
+      flags = { "tls", "json" }, options = { "flavor", "name", "driver", "user", "app", "ip", "etc" },
+      multi = { "option" } })
    local flavor = o.flavor or "auto"
    if flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql" then
       errors.usage("sandbox start: unknown flavour '%s' (mariadb, mysql or auto)", flavor)
    end
+   local driver = o.driver or "local"
+   if driver ~= "local" and driver ~= "container" and driver ~= "host" then
+      errors.usage("sandbox start: unknown driver '%s' (local, container or host)", driver)
+   end
    if o.name and not o.name:match("^[%w][%w_%-]*$") then
       errors.usage("sandbox start: bad name '%s' (letters, digits, '-' and '_')", o.name)
+   end
+   if driver ~= "host" and (o.app or o.ip or o.etc) then
+      errors.usage("sandbox start: --app, --ip and --etc are for --driver host")
+   end
+   if o.app and o.app ~= "tomcat" then errors.usage("sandbox start: unknown --app '%s' (tomcat)", o.app) end
+   if o.ip and not o.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$") then
+      errors.usage("sandbox start: --ip wants ADDR/PREFIX, e.g. 10.23.0.2/24, not '%s'", o.ip)
+   end
+   if o.user and not o.user:match("^[%w_][%w_%-]*$") then
+      errors.usage("sandbox start: bad user name '%s'", o.user)
    end
    local options = {}
    for _, kv in ipairs(o.option or {}) do
@@ -70,7 +126,7 @@ local function start(argv)
       options[k] = v
    end
    local s, err = sandbox.start{ flavor = flavor, name = o.name, tls = o.tls, options = options,
-      driver = o.driver }
+      driver = driver, user = o.user, app = o.app, ip = o.ip, etc = o.etc }
    if not s then errors.fail("%s", err) end
    if o.json then print(json.encode(as_json(s))) else print(describe(s)) end
    return 0
@@ -87,8 +143,10 @@ local function status(argv)
       print("no sandboxes")
    else
       for _, s in ipairs(list) do
-         print(string.format("%-12s %-8s %-10s %-8s port %-6d %s", s.name, s.flavor, s.version,
-            s.alive and "running" or "DEAD", s.port, s.socket))
+         local where = s.driver == "host" and ("host, ns pid " .. tostring(s.pid) ..
+            (s.address and (", " .. s.address) or "")) or ("port " .. tostring(s.port))
+         print(string.format("%-12s %-8s %-10s %-8s %-24s %s", s.name, s.flavor, s.version,
+            s.alive and "running" or "DEAD", where, s.socket))
       end
    end
    return 0
@@ -126,13 +184,30 @@ local function stop(argv)
    return 0
 end
 
-local verbs = { start = start, status = status, restart = restart, stop = stop }
+local function exec(argv)
+   local name = argv[1]
+   if not name or name:match("^%-") then errors.usage("sandbox exec: NAME -- COMMAND [ARG...] is needed") end
+   local rest = table.move(argv, 2, #argv, 1, {})
+   if rest[1] == "--" then table.remove(rest, 1) end
+   if #rest == 0 then errors.usage("sandbox exec: a COMMAND is needed after '%s --'", name) end
+   local s = attach(name)
+   if not s.alive then errors.fail("sandbox %s is not running (see 'myseal sandbox status')", name) end
+   local sys = require "sys"
+   if not sys.isatty("stdin") then rest.stdin = io.stdin:read("a") end
+   local r, err = s:exec(rest)
+   if not r then errors.fail("sandbox exec %s: %s", name, err) end
+   io.stdout:write(r.stdout)
+   io.stderr:write(r.stderr)
+   return r.status or (128 + (r.signal or 0))
+end
+
+local verbs = { start = start, status = status, restart = restart, exec = exec, stop = stop }
 
 function M.run(argv)
    local verb = argv[1]
    local fn = verbs[verb or ""]
    if not fn then
-      errors.usage("sandbox: %s (start, status, restart or stop; try 'myseal help sandbox')",
+      errors.usage("sandbox: %s (start, status, restart, exec or stop; try 'myseal help sandbox')",
          verb and ("unknown action '" .. verb .. "'") or "an action is needed")
    end
    return fn(table.move(argv, 2, #argv, 1, {}))

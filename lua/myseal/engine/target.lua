@@ -192,7 +192,7 @@ function M.open(opts)
       -- below the profile: a profile given with --sandbox still wins
       table.insert(t.layers, 1, { label = "sandbox " .. opts.sandbox, values = {
          ["server.cnf"] = { value = s.cnf }, ["server.datadir"] = { value = s.datadir },
-         ["server.user"] = { value = sys.user().name },
+         ["server.user"] = { value = s.user or sys.user().name },
       } })
    elseif opts.site then
       t.kind = "site"
