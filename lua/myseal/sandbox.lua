@@ -249,8 +249,8 @@ end
 -- Everything the sandbox had, whatever state it is in.
 function Server:_remove()
    if self.removed then return true end
-   self:shutdown()
-   driver(self).remove(self)
+   self:refresh()
+   driver(self).remove(self)   -- ends every process of the sandbox, removes its files
    -- the engine's journals and locks for this sandbox go with it
    local root = state.dir()
    if root and self.name then sys.rmtree(root .. "/targets/sandbox-" .. self.name) end
@@ -321,6 +321,11 @@ function Server:__tostring()
       self.removed and ", stopped" or "")
 end
 
+--- After `stop --all`: what the drivers keep besides sandboxes (the lab's network) goes too.
+function M.cleanup()
+   driver_module("host").cleanup()
+end
+
 M.Server = Server
 M.tail_lines = common.tail_lines
 
@@ -332,6 +337,8 @@ function M.prepare()
    local out = {}
    local path, err = driver_module("local").prepare(TCP_USER)
    out[#out + 1] = "local template: " .. (path or err)
+   path, err = driver_module("host").prepare()
+   out[#out + 1] = "host template: " .. (path or ("not made: " .. err))
    return out
 end
 

@@ -181,6 +181,7 @@ local function stop(argv)
       s:stop()
       print(string.format("sandbox %s %s", s.name, was and "stopped" or "was dead: cleaned up"))
    end
+   if o.all then sandbox.cleanup() end
    return 0
 end
 

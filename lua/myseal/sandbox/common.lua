@@ -83,6 +83,33 @@ function M.system_account(name, gecos)
    return M.account(name)
 end
 
+--- A directory made once and shared: `final` when `final/marker` exists, else built by
+-- `build(tmp)` in `final.tmp` under a lock (another process may be building it: wait for
+-- it) and renamed into place, so concurrent processes never see half of one.
+-- @return final | nil, message
+function M.cached(final, marker, build)
+   if sys.stat(final .. "/" .. marker) then return final end
+   local lock, lerr
+   for _ = 1, 1800 do
+      lock, lerr = sys.lock(final .. ".lock")
+      if lock then break end
+      sys.sleep(0.2)
+   end
+   if not lock then return nil, lerr end
+   if sys.stat(final .. "/" .. marker) then lock:release(); return final end
+   local tmp = final .. ".tmp"
+   sys.rmtree(tmp)
+   assert(sys.mkdir(tmp, 448))
+   local ok, err = build(tmp)
+   if ok then ok, err = os.rename(tmp, final) end
+   lock:release()
+   if not ok then
+      sys.rmtree(tmp)
+      return nil, err
+   end
+   return final
+end
+
 --- `chown -R` to an account.
 function M.chown_tree(path, account)
    return M.run_ok({ "chown", "-R", account.uid .. ":" .. account.gid, path }, "chown " .. path)

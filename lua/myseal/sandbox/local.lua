@@ -254,27 +254,11 @@ local function template(bin, tcp_user)
    if not root then return nil, err end
    local key = (bin.flavor .. "-" .. bin.version):gsub("[^%w%.%-_]", "_")
    local final = root .. "/" .. key
-   if sys.stat(final .. "/data") then return final end
-   local lock, lerr
-   for _ = 1, 600 do  -- another process may be making it: wait for it
-      lock, lerr = sys.lock(final .. ".lock")
-      if lock then break end
-      sys.sleep(0.2)
-   end
-   if not lock then return nil, lerr end
-   if sys.stat(final .. "/data") then lock:release(); return final end
-   local tmp = final .. ".tmp"
-   sys.rmtree(tmp)
-   assert(sys.mkdir(tmp, 448))
-   local ok, merr = make_template(bin, tmp, tcp_user)
-   if ok then ok, merr = os.rename(tmp, final) end
-   if not ok then
-      sys.rmtree(tmp)
-      lock:release()
+   local path, merr = common.cached(final, "data", function(tmp) return make_template(bin, tmp, tcp_user) end)
+   if not path then
       return nil, "cannot initialise a " .. bin.flavor .. " " .. bin.version .. " datadir: " .. merr
    end
-   lock:release()
-   return final
+   return path
 end
 
 --- Makes the template datadir for the installed server now (tools/test does, once, before
@@ -404,6 +388,7 @@ function M.boot(s)
 end
 
 function M.remove(s)
+   M.shutdown(s)
    if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
 end
 
