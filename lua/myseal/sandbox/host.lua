@@ -313,7 +313,8 @@ local function server_log(s, n)
    local text = sys.read_file(fs(s, "/var/log/syslog")) or ""
    local lines = {}
    for line in text:gmatch("[^\n]+") do
-      if line:find("mysqld", 1, true) or line:find("mariadb", 1, true) then lines[#lines + 1] = line end
+      -- mysqld_safe's and the server's own lines (tags mysqld_safe, mysqld), not the service script's
+      if line:find(" mysqld: ", 1, true) or line:find(" mysqld_safe", 1, true) then lines[#lines + 1] = line end
    end
    return table.concat(lines, "\n", math.max(1, #lines - n + 1))
 end
