@@ -129,11 +129,7 @@ describe("lab hosts and this machine", function()
 
    it("leaves this machine's /etc/mysql, /etc/tomcat10, /var/lib/mysql and processes as they were", function()
       lab.need_hosts()
-      local env = { MYSEAL_STATE_DIR = assert(sys.tmpdir("lab-machine")) }
-      finally(function()
-         h.myseal({ "sandbox", "stop", "--all" }, { env = env })
-         sys.rmtree(env.MYSEAL_STATE_DIR)
-      end)
+      local env = lab.cli_env("lab-machine")
       local before = lab.snapshot(MACHINE)
       local hostname = sys.hostname()
       local r = h.myseal({ "sandbox", "start", "--driver", "host", "--name", "spec-machine", "--app", "tomcat",
@@ -197,11 +193,7 @@ describe("lab hosts and this machine", function()
 
    it("starts a name once when two starts race", function()
       lab.need_hosts()
-      local env = { MYSEAL_STATE_DIR = assert(sys.tmpdir("lab-race")) }
-      finally(function()
-         h.myseal({ "sandbox", "stop", "--all" }, { env = env })
-         sys.rmtree(env.MYSEAL_STATE_DIR)
-      end)
+      local env = lab.cli_env("lab-race")
       local logs, pids = {}, {}
       for i = 1, 2 do
          logs[i] = env.MYSEAL_STATE_DIR .. "/start-" .. i .. ".log"

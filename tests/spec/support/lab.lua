@@ -33,6 +33,17 @@ function M.tomcat()
    return shared
 end
 
+--- An environment for `myseal` children with a state directory of their own, whose
+-- sandboxes are stopped and files removed when the running spec ends.
+function M.cli_env(prefix)
+   local env = { MYSEAL_STATE_DIR = assert(sys.tmpdir(prefix)) }
+   finally(function()
+      require("support.helpers").myseal({ "sandbox", "stop", "--all" }, { env = env })
+      sys.rmtree(env.MYSEAL_STATE_DIR)
+   end)
+   return env
+end
+
 --- Runs argv inside host s; returns the result (asserts it ran).
 function M.run(s, argv)
    return assert(s:exec(argv))
