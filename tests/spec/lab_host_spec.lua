@@ -98,6 +98,11 @@ describe("lab host", function()
       assert.equal("started\n", r.stdout)
       assert.is_true(sys.clock() - t0 < 5)
       assert.equal("spec-host\n", lab.ok(s, { "hostname" }))
+      -- a root login's environment: nothing of ours (state directory, secrets) goes in
+      local env = lab.ok(s, { "env", env = { EXTRA = "1" } })
+      assert.matches("\nHOME=/root\n", "\n" .. env)
+      assert.matches("\nEXTRA=1\n", "\n" .. env)
+      assert.is_nil(env:find("MYSEAL_", 1, true))
       local msg = h.fails(s:exec{ "sleep", "5", timeout = 0.3 })
       assert.equal("'sleep' timed out after 0.3 s in host spec-host", msg)
       local cli = h.myseal({ "sandbox", "exec", "spec-host", "--", "sh", "-c", "echo from inside; exit 4" })
@@ -129,7 +134,7 @@ describe("lab hosts and this machine", function()
 
    it("leaves this machine's /etc/mysql, /etc/tomcat10, /var/lib/mysql and processes as they were", function()
       lab.need_hosts()
-      local env = lab.cli_env("lab-machine")
+      local env = lab.cli_env("lab-machine", finally)
       local before = lab.snapshot(MACHINE)
       local hostname = sys.hostname()
       local r = h.myseal({ "sandbox", "start", "--driver", "host", "--name", "spec-machine", "--app", "tomcat",
@@ -193,7 +198,7 @@ describe("lab hosts and this machine", function()
 
    it("starts a name once when two starts race", function()
       lab.need_hosts()
-      local env = lab.cli_env("lab-race")
+      local env = lab.cli_env("lab-race", finally)
       local logs, pids = {}, {}
       for i = 1, 2 do
          logs[i] = env.MYSEAL_STATE_DIR .. "/start-" .. i .. ".log"

@@ -73,12 +73,18 @@ end
 
 local run_ok = common.run_ok
 
--- A clean environment for commands in the host, as a root login there would have it.
+-- `env -i` and a clean environment for commands in the host, as a root login there would have
+-- it (nothing of the caller's environment, secrets included, reaches the host).
 local function host_env(extra)
    local env = { PATH = PATH, HOME = "/root", USER = "root", LOGNAME = "root", SHELL = "/bin/sh",
       LANG = "C.UTF-8", TERM = os.getenv("TERM") or "dumb" }
    for k, v in pairs(extra or {}) do env[k] = v end
-   return env
+   local argv = { "env", "-i" }
+   local keys = {}
+   for k in pairs(env) do keys[#keys + 1] = k end
+   table.sort(keys)
+   for _, k in ipairs(keys) do argv[#argv + 1] = k .. "=" .. env[k] end
+   return argv
 end
 
 local function fs(s, path) return s.dir .. "/fs" .. (path or "") end
@@ -113,11 +119,15 @@ local function host_run(s, argv, opts)
       assert(sys.write_file(outside .. ".in", argv.stdin, { mode = OCTAL("600") }))
       stdin = inside .. ".in"
    end
-   local cmd = { "nsenter", "--target", tostring(s.pid), "--mount", "--uts", "--ipc", "--net", "--pid",
-      "--wd=/", "--", "/bin/sh", "-c",
-      'f=$1; i=$2; shift 2; "$@" >"$f.out" 2>"$f.err" <"$i"; echo $? >"$f.st"', "sh", inside, stdin,
-      env = host_env(argv.env), log = "/dev/null" }
+   local cmd = host_env(argv.env)
+   for _, a in ipairs{ "nsenter", "--target", tostring(s.pid), "--mount", "--uts", "--ipc", "--net", "--pid",
+                       "--wd=/", "--", "/bin/sh", "-c",
+                       'f=$1; i=$2; shift 2; "$@" >"$f.out" 2>"$f.err" <"$i"; echo $? >"$f.st"', "sh", inside,
+                       stdin } do
+      cmd[#cmd + 1] = a
+   end
    for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
+   cmd.log = "/dev/null"
    local pid, err = sys.spawn(cmd)
    if not pid then return nil, err end
    local timeout = argv.timeout or opts.timeout
@@ -258,13 +268,12 @@ end
 -- Starts the namespaces of a host whose tree is ready; fills s.pid (the host's PID 1 as this
 -- machine sees it) and s.ns (the unshare process). true, or nil, message.
 local function boot_namespace(s)
-   local argv = { "unshare" }
+   local argv = { "env", "-i", "PATH=" .. PATH, "LANG=C.UTF-8", "unshare" }
    for _, f in ipairs(NS_FLAGS) do argv[#argv + 1] = f end
    for _, a in ipairs{ "--fork", "--mount-proc", "/bin/sh", ASSETS .. "/init.sh", s.dir, s.name } do
       argv[#argv + 1] = a
    end
    argv.log = s.dir .. "/init.log"
-   argv.env = { PATH = PATH, LANG = "C.UTF-8" }
    local upid, err = sys.spawn(argv)
    if not upid then return nil, err end
    s.ns = upid

@@ -34,8 +34,8 @@ function M.tomcat()
 end
 
 --- An environment for `myseal` children with a state directory of their own, whose
--- sandboxes are stopped and files removed when the running spec ends.
-function M.cli_env(prefix)
+-- sandboxes are stopped and files removed when the running spec ends (`finally` is the spec's).
+function M.cli_env(prefix, finally)
    local env = { MYSEAL_STATE_DIR = assert(sys.tmpdir(prefix)) }
    finally(function()
       require("support.helpers").myseal({ "sandbox", "stop", "--all" }, { env = env })
