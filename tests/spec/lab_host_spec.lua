@@ -29,7 +29,7 @@ describe("lab host", function()
    teardown(function() if s then s:stop() end end)
 
    it("is Debian 12's MariaDB as packaged: conffiles, the postinst's datadir, mysqld_safe as mysql", function()
-      lab.need_hosts()
+      lab.need_hosts(pending)
       local root = s:paths().root
       -- every conffile of the packages, byte for byte as dpkg recorded it
       local checked = 0
@@ -68,7 +68,7 @@ describe("lab host", function()
    end)
 
    it("restarts with /etc/init.d/mariadb, and a failed restart shows the server's syslog lines", function()
-      lab.need_hosts()
+      lab.need_hosts(pending)
       local syslog = s:paths().syslog
       local before = count(assert(sys.read_file(syslog)), "ready for connections")
       assert.is_true(s:restart())
@@ -90,7 +90,7 @@ describe("lab host", function()
    end)
 
    it("runs commands inside: exit status, stdin, stderr, and daemons that keep stdout open", function()
-      lab.need_hosts()
+      lab.need_hosts(pending)
       local r = lab.run(s, { "sh", "-c", "echo out; cat; echo err >&2; exit 3", stdin = "in\n" })
       assert.same({ 3, "out\nin\n", "err\n", false }, { r.status, r.stdout, r.stderr, r.ok })
       local t0 = sys.clock()
@@ -110,7 +110,7 @@ describe("lab host", function()
    end)
 
    it("uses a copy of a site's own /etc/mysql with --etc, and leaves the original alone", function()
-      lab.need_hosts()
+      lab.need_hosts(pending)
       local site = assert(sys.tmpdir("site-etc"))
       finally(function() sys.rmtree(site) end)
       assert(sys.run{ "cp", "-a", s:paths().etc .. "/.", site .. "/" }.ok)
@@ -133,7 +133,7 @@ describe("lab hosts and this machine", function()
       "/var/lib/mysql", "/var/lib/tomcat10", "/var/cache/tomcat10", "/run/mysqld" }
 
    it("leaves this machine's /etc/mysql, /etc/tomcat10, /var/lib/mysql and processes as they were", function()
-      lab.need_hosts()
+      lab.need_hosts(pending)
       local env = lab.cli_env("lab-machine", finally)
       local before = lab.snapshot(MACHINE)
       local hostname = sys.hostname()
@@ -175,7 +175,7 @@ describe("lab hosts and this machine", function()
    end)
 
    it("joins hosts through a bridge in the lab's own network namespace", function()
-      lab.need_hosts()
+      lab.need_hosts(pending)
       local a <close> = lab.start{ name = "spec-net-a", ip = "10.232.0.2/24" }
       local b <close> = lab.start{ name = "spec-net-b", ip = "10.232.0.3/24" }
       assert.equal(a.lab, b.lab)
@@ -197,7 +197,7 @@ describe("lab hosts and this machine", function()
    end)
 
    it("starts a name once when two starts race", function()
-      lab.need_hosts()
+      lab.need_hosts(pending)
       local env = lab.cli_env("lab-race", finally)
       local logs, pids = {}, {}
       for i = 1, 2 do

@@ -46,12 +46,37 @@ function M.open(path)
    return setmetatable({ path = path, file = f }, Journal)
 end
 
+-- For the test suite's fault library only (tests/spec/support/faults.lua): with
+-- MYSEAL_TEST_KILL_AT=WHEN:WHAT[:N] this process kills itself with SIGKILL at the Nth (default
+-- first) match: "before:KIND" right after an effect of KIND (file, sql, restart, mkdir, remove,
+-- run, wait) is journaled and before it is done; "after:KIND" when the next line after it is
+-- about to be written (the effect is done); "event:NAME" right after an event NAME is written.
+local KILL_AT = os.getenv("MYSEAL_TEST_KILL_AT")
+local kill = KILL_AT and { seen = 0 }
+if kill then kill.when, kill.what, kill.n = KILL_AT:match("^(%a+):([%w_]+):?(%d*)$") end
+local function fault(event, written)
+   if not (kill and kill.when) then return end
+   if not written then
+      if kill.armed then sys.kill(sys.getpid(), "KILL") end   -- "after": this line is never written
+      return
+   end
+   local hit
+   if kill.when == "event" then hit = event.event == kill.what
+   else hit = event.event == "effect" and event.kind == kill.what end
+   if not hit then return end
+   kill.seen = kill.seen + 1
+   if kill.seen ~= (tonumber(kill.n) or 1) then return end
+   if kill.when == "after" then kill.armed = true else sys.kill(sys.getpid(), "KILL") end
+end
+
 --- Append one event (already redacted by the caller); flushed at once.
 -- @param event table
 function Journal:write(event)
+   fault(event, false)
    event.at = event.at or os.date("!%Y-%m-%dT%H:%M:%SZ")
    self.file:write(json.encode(event), "\n")
    self.file:flush()
+   fault(event, true)
 end
 
 --- Close the journal file.

@@ -7,15 +7,16 @@ local host = require "myseal.sandbox.host"
 
 local M = {}
 
---- Marks the running spec pending (skipped) when hosts cannot be made here.
-function M.need_hosts()
+--- Marks the running spec pending (skipped) when hosts cannot be made here. `pending` is the
+-- spec's own (busted gives it to the running test only).
+function M.need_hosts(pending)
    local ok, why = host.available()
    if not ok then pending(why) end
 end
 
 --- Starts a host (`opts` as sandbox.start's, driver host), stopped by a <close> variable.
+-- Call need_hosts first.
 function M.start(opts)
-   M.need_hosts()
    local t = { driver = "host" }
    for k, v in pairs(opts or {}) do t[k] = v end
    return assert(sandbox.start(t))
@@ -24,9 +25,9 @@ end
 local shared, shared_guard
 
 --- The Tomcat host every spec of this busted run shares (started on first use, stopped when
--- the run ends). Specs must leave it as they found it.
-function M.tomcat()
-   M.need_hosts()
+-- the run ends; skipped where hosts cannot be made). Specs must leave it as they found it.
+function M.tomcat(pending)
+   M.need_hosts(pending)
    if shared and shared:running() then return shared end
    shared = assert(sandbox.start{ driver = "host", app = "tomcat", name = "lab-tomcat-" .. sys.getpid() })
    shared_guard = setmetatable({}, { __gc = function() if shared then shared:stop() end end })
@@ -117,8 +118,9 @@ function M.pid_ns(pid)
 end
 
 --- When a check fails the way a known defect makes it fail, the spec is skipped with the
--- defect named; any other failure fails it. `ok, msg` are the check's answer.
-function M.known(ok, msg, pattern, defect)
+-- defect named; any other failure fails it. `ok, msg` are the check's answer, `pending` the
+-- spec's.
+function M.known(pending, ok, msg, pattern, defect)
    if ok then return end
    if type(msg) == "string" and msg:find(pattern) then
       pending(defect .. " -- " .. (msg:match("[^\n]*" .. pattern .. "[^\n]*") or msg):sub(1, 300))
