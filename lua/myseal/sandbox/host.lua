@@ -540,6 +540,67 @@ function M.page(s, timeout)
    return nil, (body and body ~= "" and body or r.stderr):gsub("%s+$", "") .. " (HTTP " .. tostring(code) .. ")"
 end
 
+--- Starts polling the application page inside the host every `interval` seconds (default
+-- 0.25), each answer a line of /root/poll.log: milliseconds since the epoch, HTTP status
+-- (000: no answer) and the body. Returns the log's path on this machine.
+function M.poll_start(s, interval)
+   local script = "/root/poll.sh"
+   assert(sys.write_file(fs(s, script), table.concat({
+      "#!/bin/sh",
+      "# the lab's page poller (myseal.sandbox.host.poll_start): one line per request",
+      "while [ ! -e /root/poll.stop ]; do",
+      "  t=$(date +%s%3N)",
+      "  out=$(curl -s --max-time 2 -w ' %{http_code}' " .. PAGE .. " | tr '\\n' ' ')",
+      "  echo \"$t ${out##* } ${out% *}\" >> /root/poll.log",
+      "  sleep " .. tostring(interval or 0.25),
+      "done", "" }, "\n"), { mode = OCTAL("700") }))
+   os.remove(fs(s, "/root/poll.stop"))
+   local r, err = host_run(s, { "sh", "-c", "nohup sh " .. script .. " >/dev/null 2>&1 &" })
+   if not r or not r.ok then return nil, err or r.stderr end
+   return fs(s, "/root/poll.log")
+end
+
+--- Stops the poller (it ends after its current request).
+function M.poll_stop(s)
+   assert(sys.write_file(fs(s, "/root/poll.stop"), ""))
+end
+
+--- The poller's answers: list of { ms, code, body, ok } (ok: HTTP 200 with a row count).
+function M.poll_read(s)
+   local out = {}
+   for line in (sys.read_file(fs(s, "/root/poll.log")) or ""):gmatch("[^\n]+") do
+      local ms, code, body = line:match("^(%d+) (%d+) ?(.*)$")
+      if ms then
+         body = body:gsub("%s+$", "")
+         out[#out + 1] = { ms = tonumber(ms), code = code, body = body,
+            ok = code == "200" and body:match("^patients=%d+") ~= nil }
+      end
+   end
+   return out
+end
+
+--- Failed requests and the longest outage (ms from the last good answer before a failure to
+-- the first good one after it) among the answers between `from` and `to` (ms, inclusive).
+-- @return { requests, failed, longest_ms }
+function M.outages(samples, from, to)
+   local r = { requests = 0, failed = 0, longest_ms = 0 }
+   local last_ok, down_since
+   for _, x in ipairs(samples) do
+      if x.ms >= (from or 0) and x.ms <= (to or math.huge) then
+         r.requests = r.requests + 1
+         if x.ok then
+            if down_since then r.longest_ms = math.max(r.longest_ms, x.ms - down_since) end
+            down_since, last_ok = nil, x.ms
+         else
+            r.failed = r.failed + 1
+            down_since = down_since or last_ok or x.ms
+         end
+      end
+   end
+   if down_since then r.longest_ms = math.max(r.longest_ms, (to or samples[#samples].ms) - down_since) end
+   return r
+end
+
 local function start_tomcat(s)
    local ok, err = service(s, "/etc/init.d/tomcat10", "start")
    if not ok then return nil, err end
