@@ -122,12 +122,7 @@ describe("the story on a lab host with Tomcat", function()
       needs(pending, "in-transit")
       local r = myseal("app-tomcat", "run", "app-tomcat", "--site", PROFILE, "--yes")
       stage(pending, "app-tomcat", r.ok, r.stdout .. r.stderr)
-      local deadline, body = sys.clock() + 60, nil
-      repeat
-         body = lab.page(s)
-         if not (body and body:match("cipher=%S")) then sys.sleep(0.25) end
-      until (body and body:match("cipher=%S")) or sys.clock() > deadline
-      assert.matches("^patients=2000 cipher=TLS_", body)
+      assert.matches("^patients=2000 cipher=TLS_", lab.wait_page(s, "cipher=%S"))
       local ks = lab.run(s, { "sh", "-c", 'keytool -list -keystore /var/lib/tomcat10/conf/db-truststore.p12 '
          .. '-storepass "$(cat /root/.tomcat-truststore-password)"' })
       assert.matches("Your keystore contains 1 entry", ks.stdout, ks.stdout .. ks.stderr)
@@ -148,12 +143,7 @@ describe("the story on a lab host with Tomcat", function()
          local r = myseal("rollback " .. STORY[i], "rollback", STORY[i], "--site", PROFILE)
          assert.is_true(r.ok, r.stdout .. r.stderr)
       end
-      local deadline, body = sys.clock() + 60, nil
-      repeat
-         body = lab.page(s)
-         if not body then sys.sleep(0.25) end
-      until body or sys.clock() > deadline
-      assert.equal("patients=2000 cipher=", body)
+      assert.equal("patients=2000 cipher=\n", lab.wait_page(s))
    end)
 
    it("was watched from the application's side: failed requests and the longest outage per runbook", function()

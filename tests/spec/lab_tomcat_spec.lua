@@ -38,11 +38,6 @@ describe("lab host with Tomcat", function()
       local r = lab.run(s, { "/etc/init.d/tomcat10", "restart" })
       assert.is_true(r.ok, r.stdout .. r.stderr)
       assert.are_not.equal(before, lab.ok(s, { "cat", "/run/tomcat10.pid" }))
-      local deadline, body = sys.clock() + 60, nil
-      repeat
-         body = lab.page(s)
-         if not body then sys.sleep(0.25) end
-      until body or sys.clock() > deadline
-      assert.equal("patients=2000 cipher=\n", body)
+      assert.equal("patients=2000 cipher=\n", lab.wait_page(s))
    end)
 end)

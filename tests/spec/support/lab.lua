@@ -69,6 +69,18 @@ function M.page(s, timeout)
    return host.page(s, timeout)
 end
 
+--- Polls the page until its body matches `pattern` (default: any answer) or `timeout` (60 s)
+-- passes; returns the last body (nil when there was none).
+function M.wait_page(s, pattern, timeout)
+   local deadline, body = sys.clock() + (timeout or 60), nil
+   repeat
+      body = M.page(s)
+      if body and (not pattern or body:match(pattern)) then return body end
+      sys.sleep(0.25)
+   until sys.clock() > deadline
+   return body
+end
+
 -- Every entry under path: relative name -> "type mode uid:gid size mtime [content]".
 local function walk(path, out, prefix)
    for _, name in ipairs(sys.dir(path) or {}) do
