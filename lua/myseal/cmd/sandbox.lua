@@ -88,6 +88,7 @@ local function as_json(s)
       tcp_user = s.tcp_user, tcp_password = s.tcp_password, tls = s.tls, driver = s.driver }
    if s.driver == "host" then
       t.paths, t.address, t.app, t.profile = s:paths(), s.address, s.app, s.profile
+      t.app_user, t.app_password = s.app_user, s.app_password
       t.tcp_user, t.tcp_password, t.host = nil, nil, nil
    end
    return t
