@@ -181,7 +181,8 @@ function M.start(opts)
    end
    local s = setmetatable({ name = name, host = "127.0.0.1", tcp_user = TCP_USER, driver = driver_name,
       started = os.time() }, Server)
-   local ok, err = impl.start(s, flavor, opts)
+   local called, ok, err = pcall(impl.start, s, flavor, opts)
+   if not called then lock:release(); error(ok, 0) end   -- a bug: raised again, the name freed
    if not ok then lock:release(); return nil, err end
    s.alive = true
    local saved, serr = s:save()
@@ -295,6 +296,22 @@ end
 --- Where the sandbox's files are, as seen from this machine: `{ dir, cnf, datadir, socket, log, ... }`.
 function Server:paths()
    return driver(self).paths(self)
+end
+
+--- What `myseal sandbox start` shows of the sandbox: a few lines of text.
+function Server:describe()
+   return driver(self).describe(self)
+end
+
+--- Where it listens, in a few words (`myseal sandbox status`), e.g. "port 23306".
+function Server:where()
+   return driver(self).where(self)
+end
+
+--- The sandbox as plain data, for --json (secrets of test accounts included: the state file
+-- holds them too).
+function Server:info()
+   return driver(self).info(self)
 end
 
 --- A `mysql` connection: root over the socket unless `opts` says otherwise

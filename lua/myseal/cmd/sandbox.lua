@@ -53,47 +53,6 @@ template datadirs in ~/.cache/myseal/templates. Only the pid a sandbox
 started is ever signalled.]],
 }
 
-local function describe(s)
-   if s.driver == "host" then
-      local p = s:paths()
-      local lines = {
-         string.format("host %s: %s %s, %s", s.name, s.flavor, s.version, s.alive and "running" or "dead"),
-         string.format("  namespace pid %s%s", tostring(s.pid), s.address and (", address " .. s.address) or ""),
-         string.format("  socket   %s (inside: /run/mysqld/mysqld.sock)", s.socket),
-         string.format("  root     %s (the host's private /etc/mysql, /var/lib/mysql, /var/log, /root ...)", p.root),
-         string.format("  syslog   %s", p.syslog),
-         string.format("  profile  %s (inside: %s)", p.profile, s.profile),
-         string.format("  enter    myseal sandbox exec %s -- mariadb", s.name),
-      }
-      if s.app then lines[#lines + 1] = string.format("  app      %s: http://127.0.0.1:8080/db.jsp (inside)", s.app) end
-      return table.concat(lines, "\n")
-   end
-   local lines = {
-      string.format("sandbox %s: %s %s, %s (server user %s)", s.name, s.flavor, s.version,
-         s.alive and "running" or "dead", tostring(s.user)),
-      string.format("  socket   %s", s.socket),
-      string.format("  tcp      %s:%d (user %s, password in %s)", s.host, s.port, s.tcp_user,
-         "the state file; --json shows it"),
-      string.format("  cnf      %s", s.cnf),
-      string.format("  datadir  %s", s.datadir),
-      string.format("  connect  mariadb --defaults-file=%s -uroot", s.cnf),
-   }
-   if s.tls then lines[#lines + 1] = string.format("  tls      CA %s", s.tls.ca) end
-   return table.concat(lines, "\n")
-end
-
-local function as_json(s)
-   local t = { name = s.name, flavor = s.flavor, version = s.version, host = s.host, port = s.port,
-      socket = s.socket, cnf = s.cnf, datadir = s.datadir, pid = s.pid, alive = s.alive, user = s.user,
-      tcp_user = s.tcp_user, tcp_password = s.tcp_password, tls = s.tls, driver = s.driver }
-   if s.driver == "host" then
-      t.paths, t.address, t.app, t.profile = s:paths(), s.address, s.app, s.profile
-      t.app_user, t.app_password = s.app_user, s.app_password
-      t.tcp_user, t.tcp_password, t.host = nil, nil, nil
-   end
-   return t
-end
-
 local function start(argv)
    local o = args.parse("sandbox start", argv, {
       flags = { "tls", "json" }, options = { "flavor", "name", "driver", "user", "app", "ip", "etc" },
@@ -129,7 +88,7 @@ local function start(argv)
    local s, err = sandbox.start{ flavor = flavor, name = o.name, tls = o.tls, options = options,
       driver = driver, user = o.user, app = o.app, ip = o.ip, etc = o.etc }
    if not s then errors.fail("%s", err) end
-   if o.json then print(json.encode(as_json(s))) else print(describe(s)) end
+   if o.json then print(json.encode(s:info())) else print(s:describe()) end
    return 0
 end
 
@@ -138,16 +97,14 @@ local function status(argv)
    local list = sandbox.list()
    if o.json then
       local out = setmetatable({}, json.array)
-      for _, s in ipairs(list) do out[#out + 1] = as_json(s) end
+      for _, s in ipairs(list) do out[#out + 1] = s:info() end
       print(json.encode(out))
    elseif #list == 0 then
       print("no sandboxes")
    else
       for _, s in ipairs(list) do
-         local where = s.driver == "host" and ("host, ns pid " .. tostring(s.pid) ..
-            (s.address and (", " .. s.address) or "")) or ("port " .. tostring(s.port))
          print(string.format("%-12s %-8s %-10s %-8s %-24s %s", s.name, s.flavor, s.version,
-            s.alive and "running" or "DEAD", where, s.socket))
+            s.alive and "running" or "DEAD", s:where(), s.socket))
       end
    end
    return 0

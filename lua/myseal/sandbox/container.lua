@@ -153,4 +153,9 @@ function M.paths(s)
    return { dir = s.dir, cnf = s.cnf, datadir = s.datadir, socket = s.socket }
 end
 
+-- Shown like a local sandbox: the same fields.
+for _, f in ipairs{ "describe", "where", "info" } do
+   M[f] = function(s) return require("myseal.sandbox.local")[f](s) end
+end
+
 return M

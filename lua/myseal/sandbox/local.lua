@@ -405,4 +405,29 @@ function M.paths(s)
    return { dir = s.dir, cnf = s.cnf, datadir = s.datadir, socket = s.socket, log = s.log }
 end
 
+function M.describe(s)
+   local lines = {
+      string.format("sandbox %s: %s %s, %s (server user %s)", s.name, s.flavor, s.version,
+         s.alive and "running" or "dead", tostring(s.user)),
+      string.format("  socket   %s", s.socket),
+      string.format("  tcp      %s:%d (user %s, password in %s)", s.host, s.port, s.tcp_user,
+         "the state file; --json shows it"),
+      string.format("  cnf      %s", s.cnf),
+      string.format("  datadir  %s", s.datadir),
+      string.format("  connect  mariadb --defaults-file=%s -uroot", s.cnf),
+   }
+   if s.tls then lines[#lines + 1] = string.format("  tls      CA %s", s.tls.ca) end
+   return table.concat(lines, "\n")
+end
+
+function M.where(s)
+   return "port " .. tostring(s.port)
+end
+
+function M.info(s)
+   return { name = s.name, flavor = s.flavor, version = s.version, host = s.host, port = s.port,
+      socket = s.socket, cnf = s.cnf, datadir = s.datadir, pid = s.pid, alive = s.alive, user = s.user,
+      tcp_user = s.tcp_user, tcp_password = s.tcp_password, tls = s.tls, driver = s.driver }
+end
+
 return M
