@@ -80,25 +80,37 @@ function M.tear(path)
    return #data - keep + 1
 end
 
---- Writes a restart command for a lab host that fails: it stops the server (as a failed start
--- after a config change leaves it) and exits 1. Returns its path inside the host.
-function M.failing_restart(host)
-   local path = "/root/fault-restart-fails"
-   assert(sys.write_file(host:paths().home .. "/fault-restart-fails",
-      "#!/bin/sh\n/etc/init.d/mariadb stop >/dev/null 2>&1\necho 'restart failed (fault)' >&2\nexit 1\n",
-      { mode = tonumber("755", 8) }))
-   return path
+--- Writes a restart command for a lab host whose first `times` (default 1) calls fail: each
+-- stops the server (as a start that fails after a config change leaves it) and exits 1; later
+-- calls restart it with Debian's script. Returns its path inside the host.
+function M.failing_restart(host, times)
+   local name = "fault-restart-fails"
+   assert(sys.write_file(host:paths().home .. "/" .. name, ([[
+#!/bin/sh
+n=$(cat /root/%s.count 2>/dev/null || echo 0)
+echo $((n + 1)) > /root/%s.count
+if [ "$n" -lt %d ]; then
+  /etc/init.d/mariadb stop >/dev/null 2>&1
+  echo 'restart failed (fault)' >&2
+  exit 1
+fi
+exec /etc/init.d/mariadb restart >/dev/null 2>&1
+]]):format(name, name, times or 1), { mode = tonumber("755", 8) }))
+   return "/root/" .. name
 end
 
---- Writes a restart command for a lab host that takes `seconds` longer than Debian's own
--- (slower than a short start_timeout). Returns its path inside the host.
+--- Writes a restart command for a lab host that stops the server and returns at once, the
+-- server coming up `seconds` later (slower than a start_timeout below that). Returns its path
+-- inside the host.
 function M.slow_restart(host, seconds)
-   local path = "/root/fault-restart-slow"
-   assert(sys.write_file(host:paths().home .. "/fault-restart-slow",
-      ("#!/bin/sh\n/etc/init.d/mariadb stop >/dev/null 2>&1\nsleep %d\n"
-         .. "exec /etc/init.d/mariadb start >/dev/null 2>&1\n"):format(seconds),
-      { mode = tonumber("755", 8) }))
-   return path
+   local name = "fault-restart-slow"
+   assert(sys.write_file(host:paths().home .. "/" .. name, ([[
+#!/bin/sh
+/etc/init.d/mariadb stop >/dev/null 2>&1
+(sleep %d; /etc/init.d/mariadb start) >/dev/null 2>&1 </dev/null &
+exit 0
+]]):format(seconds), { mode = tonumber("755", 8) }))
+   return "/root/" .. name
 end
 
 --- A second session holding an open transaction that has read `table` (a metadata lock:
