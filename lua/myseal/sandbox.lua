@@ -182,7 +182,11 @@ function M.start(opts)
    local s = setmetatable({ name = name, host = "127.0.0.1", tcp_user = TCP_USER, driver = driver_name,
       started = os.time() }, Server)
    local called, ok, err = pcall(impl.start, s, flavor, opts)
-   if not called then lock:release(); error(ok, 0) end   -- a bug: raised again, the name freed
+   if not called then   -- a bug: what the driver made so far goes, the name is freed, the error raised again
+      if s.dir then pcall(impl.remove, s) end
+      lock:release()
+      error(ok, 0)
+   end
    if not ok then lock:release(); return nil, err end
    s.alive = true
    local saved, serr = s:save()
