@@ -41,6 +41,11 @@ local function recovered(pending, s, r, known)
    assert.equal("Anna Moreau,Bernd Novak,Chiara Okafor", rows[1][1])
 end
 
+-- `myseal run at-rest` on sandbox s, its key backups in dir.
+local function at_rest(s, dir)
+   return { "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. dir .. "/kb" }
+end
+
 local DOWN = { "cannot connect to the server",
    "issue 19 item 2: a run killed while its server is stopped cannot resume (the server stays down)" }
 
@@ -53,7 +58,7 @@ describe("faults", function()
       it("kills a run right before or right after an effect of a kind, as the journal shows", function()
          local s <close> = assert(sandbox.start{ name = "spec-fault-lib" })
          seed(s)
-         local args = { "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. dir .. "/kb" }
+         local args = at_rest(s, dir)
          local r = faults.kill_at(args, "before:file")
          assert.equal(9, r.signal)
          local events = assert(journal.read(faults.journal(STATE, "sandbox-" .. s.name, "at-rest")))
@@ -110,7 +115,7 @@ describe("faults", function()
       it("at-rest, killed while the server is stopped for its restart: --resume brings it up, rows intact", function()
          local s <close> = assert(sandbox.start{ name = "spec-kill-at-rest" })
          seed(s)
-         local args = { "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. dir .. "/kb" }
+         local args = at_rest(s, dir)
          assert.is_true((faults.kill_when(args, faults.gone(s.pid))))
          args[#args + 1] = "--resume"
          recovered(pending, s, myseal(args), { DOWN })
@@ -119,7 +124,7 @@ describe("faults", function()
       it("at-rest, killed between writing the key file and giving it to the server's user", function()
          local s <close> = assert(sandbox.start{ name = "spec-kill-chown" })
          seed(s)
-         local args = { "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. dir .. "/kb" }
+         local args = at_rest(s, dir)
          assert.equal(9, faults.kill_at(args, "after:file").signal)
          local key = s.dir .. "/keyring/keyfile"
          assert.equal("mysql", sys.stat(key).user)
@@ -183,12 +188,14 @@ describe("faults", function()
          local base = dir .. "/tomcat"
          for _, d in ipairs{ "bin", "conf", "lib" } do assert(sys.mkdir(base .. "/" .. d)) end
          assert(sys.write_file(base .. "/bin/setenv.sh", "#!/bin/sh\n"))
-         assert(sys.run{ "ln", "-s", "/usr/share/java/mariadb-java-client.jar", base .. "/lib/mariadb-java-client.jar" }.ok)
+         local jar = "/usr/share/java/mariadb-java-client.jar"
+         assert(sys.run{ "ln", "-s", jar, base .. "/lib/mariadb-java-client.jar" }.ok)
          assert(sys.write_file(base .. "/conf/context.xml", ([[
 <?xml version="1.0" encoding="UTF-8"?>
 <Context>
-    <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource" driverClassName="org.mariadb.jdbc.Driver"
-              url="jdbc:mariadb://127.0.0.1:%d/biobank" username="%s" password="%s" maxTotal="8"/>
+    <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource"
+              driverClassName="org.mariadb.jdbc.Driver" url="jdbc:mariadb://127.0.0.1:%d/biobank"
+              username="%s" password="%s" maxTotal="8"/>
 </Context>
 ]]):format(s.port, s.tcp_user, s.tcp_password)))
          local env = { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = "fault-spec-pass" }
@@ -263,7 +270,7 @@ describe("faults", function()
    it("a torn last journal line: a resumed run and the next one still read the journal", function()
       local s <close> = assert(sandbox.start{ name = "spec-kill-torn" })
       seed(s)
-      local args = { "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. dir .. "/kb" }
+      local args = at_rest(s, dir)
       assert.equal(9, faults.kill_at(args, "after:sql").signal)
       faults.tear(faults.journal(STATE, "sandbox-" .. s.name, "at-rest"))
       local resume = { table.unpack(args) }

@@ -86,8 +86,8 @@ describe("the story on a lab host with Tomcat", function()
          stage(pending, "at-rest", r.ok, r.stdout .. r.stderr)
       end
       local c <close> = assert(s:connect())
-      local rows = assert(c:query("SELECT NAME, ENCRYPTION_SCHEME FROM information_schema.INNODB_TABLESPACES_ENCRYPTION "
-         .. "WHERE NAME LIKE 'biobank/%' ORDER BY NAME"))
+      local rows = assert(c:query("SELECT NAME, ENCRYPTION_SCHEME "
+         .. "FROM information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME LIKE 'biobank/%' ORDER BY NAME"))
       local got = {}
       for _, row in ipairs(rows) do got[#got + 1] = row[1] .. "=" .. row[2] end
       assert.same({ "biobank/patients=1", "biobank/specimens=1" }, got)

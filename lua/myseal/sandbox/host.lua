@@ -165,8 +165,9 @@ function M.start(s, flavor, opts)
    ok, err = ns.make_tree(dir, { name = s.name, app = opts.app, address = s.address })
    if not ok then return fail(err) end
    local f = fs(s)
-   for _, part in ipairs{ { opts.etc or (tpl .. "/fs/etc/mysql"), "/etc/mysql" },
-                          { tpl .. "/fs/etc/init.d", "/etc/init.d" }, { tpl .. "/fs/var/lib/mysql", "/var/lib/mysql" } } do
+   local parts = { { opts.etc or (tpl .. "/fs/etc/mysql"), "/etc/mysql" }, { tpl .. "/fs/etc/init.d", "/etc/init.d" },
+      { tpl .. "/fs/var/lib/mysql", "/var/lib/mysql" } }
+   for _, part in ipairs(parts) do
       ok, err = run_ok({ "cp", "-a", part[1] .. "/.", f .. part[2] .. "/" }, "copying " .. part[2])
       if not ok then return fail(err) end
    end

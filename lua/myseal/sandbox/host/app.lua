@@ -43,12 +43,15 @@ local function make_tomcat(s, password)
    local list, err = versions{ "tomcat10", "tomcat10-common", "libmariadb-java" }
    if not list then return nil, err end
    local f = fs(s)
-   local ok, cerr = run_ok({ "cp", "-a", "/usr/share/tomcat10/etc/.", f .. "/etc/tomcat10/" }, "copying Tomcat's configuration")
+   local ok, cerr = run_ok({ "cp", "-a", "/usr/share/tomcat10/etc/.", f .. "/etc/tomcat10/" },
+      "copying Tomcat's configuration")
    if not ok then return nil, cerr end
    local work = s.dir .. "/x"
    assert(sys.mkdir(work .. "/deb", OCTAL("700")))
    ok, cerr = extract_etc({ list[1] }, work, work .. "/deb", assert(state.cache("hosts")))
-   if ok then ok, cerr = run_ok({ "cp", "-a", work .. "/etc/tomcat10/policy.d", f .. "/etc/tomcat10/" }, "policy.d") end
+   if ok then
+      ok, cerr = run_ok({ "cp", "-a", work .. "/etc/tomcat10/policy.d", f .. "/etc/tomcat10/" }, "copying policy.d")
+   end
    sys.rmtree(work)
    if not ok then return nil, cerr end
    for _, name in ipairs(sys.dir(f .. "/etc/tomcat10") or {}) do
@@ -64,12 +67,14 @@ local function make_tomcat(s, password)
    assert(sys.chown(f .. "/etc/tomcat10/context.xml", "root", "tomcat"))
    assert(sys.copy_file("/usr/share/tomcat10/default.template", f .. "/etc/default/tomcat10"))
    local base = f .. "/var/lib/tomcat10"
-   for _, l in ipairs{ { "/etc/tomcat10", "conf" }, { "../../log/tomcat10", "logs" }, { "../../cache/tomcat10", "work" },
+   for _, l in ipairs{ { "/etc/tomcat10", "conf" }, { "../../log/tomcat10", "logs" },
+                       { "../../cache/tomcat10", "work" },
                        { "/usr/share/java/mariadb-java-client.jar", "lib/mariadb-java-client.jar" } } do
       ok, cerr = run_ok({ "ln", "-s", l[1], base .. "/" .. l[2] }, "ln -s " .. l[1])
       if not ok then return nil, cerr end
    end
-   ok, cerr = run_ok({ "cp", "-r", "/usr/share/tomcat10-root/default_root", base .. "/webapps/ROOT" }, "the ROOT webapp")
+   ok, cerr = run_ok({ "cp", "-r", "/usr/share/tomcat10-root/default_root", base .. "/webapps/ROOT" },
+      "copying the ROOT webapp")
    if not ok then return nil, cerr end
    assert(sys.copy_file(ASSETS .. "/db.jsp", base .. "/webapps/ROOT/db.jsp"))
    ok, cerr = common.chown_tree(base .. "/webapps", assert(common.account("tomcat")))
