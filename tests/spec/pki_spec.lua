@@ -548,6 +548,9 @@ describe("pki", function()
          paths.cert = h.write(dir .. "/srv/server-cert.pem", server:pem())
          paths.key = dir .. "/srv/server-key.pem"
          assert(server_key:save(paths.key))
+         -- the server runs as mysql: it must enter the directories and read its key
+         assert(sys.chmod(dir, tonumber("711", 8)))
+         if sys.user().uid == 0 then assert(sys.chown(paths.key, "mysql")) end
          paths.client = h.write(dir .. "/srv/client-cert.pem", client:pem())
          paths.client_key = dir .. "/srv/client-key.pem"
          assert(client_key:save(paths.client_key))
@@ -607,11 +610,13 @@ describe("pki", function()
          finally(function()
             assert(sys.write_file(paths.cert, old_cert))
             assert(sys.write_file(paths.key, old_key, { mode = OCTAL_600 }))
+            assert(sys.chown(paths.key, s.user))
             assert(root:exec("FLUSH SSL"))
             root:close()
          end)
          assert(sys.write_file(paths.cert, narrow:pem()))
          assert(k:save(paths.key))
+         assert(sys.chown(paths.key, s.user))
          assert(root:exec("FLUSH SSL"))
          local msg, errno = h.fails(lab(paths.client, paths.client_key))
          assert.equal(2026, errno)

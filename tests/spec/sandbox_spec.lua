@@ -11,6 +11,34 @@ local function value(s, sql)
    return rows[1][1]
 end
 
+-- The real user id a process runs as, from /proc.
+local function process_uid(pid)
+   for line in io.lines("/proc/" .. pid .. "/status") do
+      local uid = line:match("^Uid:%s+(%d+)")
+      if uid then return tonumber(uid) end
+   end
+end
+
+local function uid_of(name)
+   local r = assert(sys.run{ "id", "-u", name })
+   return tonumber(r.stdout)
+end
+
+-- Server processes whose command line names a sandbox directory of `name`.
+local function servers_named(name)
+   local n = 0
+   for _, pid in ipairs(sys.dir("/proc")) do
+      if pid:match("^%d+$") then
+         local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
+         local cmd = f and f:read("a") or ""
+         if f then f:close() end
+         if cmd:find("/msb-" .. name .. "-", 1, true) and cmd:find("--defaults-file", 1, true)
+            and sys.alive(tonumber(pid)) then n = n + 1 end
+      end
+   end
+   return n
+end
+
 describe("myseal.sandbox", function()
    local state_dir
    setup(function()
@@ -38,6 +66,78 @@ describe("myseal.sandbox", function()
       local seen = assert(sandbox.attach("spec-b"))
       assert.is_true(seen.alive)
       assert.equal(b.pid, seen.pid)
+   end)
+
+   it("runs the server as mysql when root starts it, its files owned as the package owns them", function()
+      if sys.user().uid ~= 0 then pending("needs root: the server runs as its user only when root starts it") end
+      local s <close> = assert(sandbox.start{ name = "spec-user" })
+      assert.equal("mysql", s.user)
+      assert.equal(uid_of("mysql"), process_uid(s.pid))
+      local function owner(path)
+         local st = assert(sys.stat(path))
+         return ("%s:%s %04o"):format(st.user, st.group, st.mode)
+      end
+      assert.equal("mysql:mysql 0700", owner(s.datadir))
+      assert.equal("mysql:root 0755", owner(s.dir .. "/run"))
+      assert.equal("mysql:mysql 0700", owner(s.dir .. "/tmp"))
+      assert.equal("root:mysql 0750", owner(s.dir))
+      assert.equal("root:root 0644", owner(s.cnf))
+      assert.equal("socket", sys.stat(s.socket).type)
+      -- recorded in its state, and given to runbooks as server.user
+      assert.equal("mysql", assert(sandbox.attach("spec-user")).user)
+      local t = assert(require("myseal.engine.target").open{ sandbox = "spec-user" })
+      assert.equal("mysql", t.layers[1].values["server.user"].value)
+      -- a key only root can read takes the server down at its next restart, as on a real host
+      local key = s.dir .. "/root-only-key.pem"
+      assert(require("pki").genkey{ type = "ec" }:save(key))
+      assert(sys.write_file(s.cnf, assert(sys.read_file(s.cnf)) .. "ssl_cert=" .. s.dir .. "/nocert.pem\n"
+         .. "ssl_key=" .. key .. "\n"))
+      local msg = h.fails(s:restart())
+      assert.matches("sandbox 'spec%-user' did not come back", msg)
+      assert.matches("%[ERROR%] Failed to setup SSL", msg)
+   end)
+
+   it("keeps the server root's with user = \"root\" (and --user root)", function()
+      if sys.user().uid ~= 0 then pending("needs root") end
+      local s <close> = assert(sandbox.start{ name = "spec-root", user = "root" })
+      assert.equal("root", s.user)
+      assert.equal(0, process_uid(s.pid))
+      assert.equal("root", sys.stat(s.datadir).user)
+      assert.equal(1, value(s, "SELECT 1"))
+      local env = { MYSEAL_STATE_DIR = state_dir .. "/cli-root" }
+      local r = h.myseal({ "sandbox", "start", "--name", "cliroot", "--user", "root", "--json" }, { env = env })
+      assert.equal(0, r.status, r.stderr)
+      local j = assert(json.decode(r.stdout))
+      assert.equal("root", j.user)
+      assert.equal(0, process_uid(j.pid))
+      assert.equal(0, h.myseal({ "sandbox", "stop", "cliroot" }, { env = env }).status)
+      assert.has_error(function() sandbox.start{ user = "a b" } end, "bad user name 'a b'")
+      local msg = h.fails(sandbox.start{ name = "spec-nouser", user = "no-such-user-x" })
+      assert.equal("there is no user 'no-such-user-x' on this machine", msg)
+   end)
+
+   it("starts a name once when two starts race, and leaks no server", function()
+      local env = { MYSEAL_STATE_DIR = state_dir .. "/race" }
+      finally(function() h.myseal({ "sandbox", "stop", "--all" }, { env = env }) end)
+      local dir = assert(sys.tmpdir("race"))
+      local pids = {}
+      for i = 1, 2 do
+         pids[i] = assert(sys.spawn{ require("myseal.host").exe, "sandbox", "start", "--name", "dup",
+            env = env, log = dir .. "/" .. i .. ".log" })
+      end
+      local deadline = sys.clock() + 60
+      while (sys.alive(pids[1]) or sys.alive(pids[2])) and sys.clock() < deadline do sys.sleep(0.05) end
+      local logs = assert(sys.read_file(dir .. "/1.log")) .. assert(sys.read_file(dir .. "/2.log"))
+      sys.rmtree(dir)
+      local _, started = logs:gsub("sandbox dup: mariadb", "")
+      assert.equal(1, started, logs)
+      local refused = logs:match("myseal: sandbox 'dup' is being started or stopped by another process[^\n]*")
+         or logs:match("myseal: a sandbox named 'dup' is running")
+      assert.is_string(refused, logs)
+      assert.equal(1, servers_named("dup"))
+      local r = h.myseal({ "sandbox", "stop", "--all" }, { env = env })
+      assert.equal("sandbox dup stopped\n", r.stdout)
+      assert.equal(0, servers_named("dup"))
    end)
 
    it("starts with TLS, keeping the other options", function()

@@ -7,18 +7,26 @@ local sandbox = require "myseal.sandbox"
 local SUBCOMMANDS = {
    {
       name = "start",
-      summary = "start a disposable server and print how to reach it",
-      usage = "myseal sandbox start [--flavor mariadb|mysql|auto] [--name N] [--tls] [--option K=V]... "
-         .. "[--driver local|container] [--json]",
+      summary = "start a disposable server (or a lab host) and print how to reach it",
+      usage = "myseal sandbox start [--driver local|container|host] [--flavor F] [--name N] [--user U] [--tls] "
+         .. "[--option K=V]... [--app tomcat] [--ip ADDR/PREFIX] [--etc DIR] [--json]",
       help = [[
+  --driver D     local (default: mariadbd or mysqld from this machine),
+                 container (needs a container engine) or host (a Debian-shaped
+                 lab host; needs root and Linux namespaces)
   --flavor F     mariadb, mysql or auto (default: what is installed)
   --name N       its name (default sb1, sb2, ...): letters, digits, '-' and '_'
+  --user U       the server's user (default mysql when root starts it; --user
+                 root keeps it root's)
   --tls          a CA, a server certificate for localhost/127.0.0.1/::1 and a
                  client certificate, with the server's TLS options set
   --option K=V   an extra [mysqld] option (K alone for a bare flag); repeat it
-  --driver D     local (default: mariadbd or mysqld from this machine) or
-                 container (needs docker)
-  --json         print name, port, socket, cnf, datadir, pid, ... as JSON]],
+  --app tomcat   a host: Debian's Tomcat 10 with a JNDI pool and a page
+                 (/db.jsp) showing a row count and the session's Ssl_cipher
+  --ip A/P       a host: its address on the lab's private network
+  --etc DIR      a host: copy a site's /etc/mysql tree instead of Debian's
+  --json         print name, port, socket, cnf, datadir, pid, ... as JSON (a
+                 host: its namespace pid, paths, address and site profile)]],
    },
    {
       name = "status",
@@ -29,8 +37,13 @@ local SUBCOMMANDS = {
    },
    {
       name = "restart",
-      summary = "stop a sandbox and start it again with its current option file",
+      summary = "stop a sandbox and start it again with its current option file (a host: its service script)",
       usage = "myseal sandbox restart NAME",
+   },
+   {
+      name = "exec",
+      summary = "run a command where the sandbox runs (a host: inside it); its exit status is exec's",
+      usage = "myseal sandbox exec NAME -- COMMAND [ARG...]",
    },
    {
       name = "stop",
@@ -51,15 +64,24 @@ for i, sub in ipairs(SUBCOMMANDS) do
 end
 
 local M = {
-   summary = "start, list, restart and stop disposable MySQL/MariaDB servers",
+   summary = "start, list, restart, enter and stop disposable MySQL/MariaDB servers and lab hosts",
    usage = table.concat(usages, "\n"),
    subcommands = SUBCOMMANDS,
    help = [[
 A sandbox is a throwaway server started from the binaries on this machine
 (mariadbd, or Oracle's mysqld), with a fresh datadir, its own option file,
-a free loopback port and a short socket path. Root connects over the socket
-without a password; a TCP account (tcp_user, random password) exists too.
-Edit the option file and restart to rehearse a configuration change.
+a free loopback port and a short socket path. Started by root, the server
+runs as the packaged server user (mysql, created if missing) and its files
+are owned as the package owns them. Root connects over the socket without a
+password; a TCP account (tcp_user, random password) exists too. Edit the
+option file and restart to rehearse a configuration change.
+
+A lab host (--driver host) is a disposable Debian-shaped machine made of
+Linux namespaces: /etc/mysql as the packages ship it, a datadir made as
+Debian's postinst makes it (root by unix_socket only), MariaDB started by
+/etc/init.d/mariadb as user mysql, its error log in the host's syslog
+(/var/log/syslog), and with --app tomcat Debian's Tomcat 10. Nothing of this
+machine's own /etc, /var/lib or processes changes.
 
 ]] .. table.concat(list, "\n") .. [[
 
@@ -72,35 +94,30 @@ template datadirs in ~/.cache/myseal/templates. Only the pid a sandbox
 started is ever signalled.]],
 }
 
-local function describe(s)
-   local lines = {
-      string.format("sandbox %s: %s %s, %s", s.name, s.flavor, s.version, s.alive and "running" or "dead"),
-      string.format("  socket   %s", s.socket),
-      string.format("  tcp      %s:%d (user %s, password in %s)", s.host, s.port, s.tcp_user,
-         "the state file; --json shows it"),
-      string.format("  cnf      %s", s.cnf),
-      string.format("  datadir  %s", s.datadir),
-      string.format("  connect  mariadb --defaults-file=%s -uroot", s.cnf),
-   }
-   if s.tls then lines[#lines + 1] = string.format("  tls      CA %s", s.tls.ca) end
-   return table.concat(lines, "\n")
-end
-
-local function as_json(s)
-   return { name = s.name, flavor = s.flavor, version = s.version, host = s.host, port = s.port,
-      socket = s.socket, cnf = s.cnf, datadir = s.datadir, pid = s.pid, alive = s.alive,
-      tcp_user = s.tcp_user, tcp_password = s.tcp_password, tls = s.tls, driver = s.driver }
-end
-
 local function start(argv)
    local o = args.parse("sandbox start", argv, {
-      flags = { "tls", "json" }, options = { "flavor", "name", "driver" }, multi = { "option" } })
+      flags = { "tls", "json" }, options = { "flavor", "name", "driver", "user", "app", "ip", "etc" },
+      multi = { "option" } })
    local flavor = o.flavor or "auto"
    if flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql" then
       errors.usage("sandbox start: unknown flavour '%s' (mariadb, mysql or auto)", flavor)
    end
+   local driver = o.driver or "local"
+   if driver ~= "local" and driver ~= "container" and driver ~= "host" then
+      errors.usage("sandbox start: unknown driver '%s' (local, container or host)", driver)
+   end
    if o.name and not o.name:match("^[%w][%w_%-]*$") then
       errors.usage("sandbox start: bad name '%s' (letters, digits, '-' and '_')", o.name)
+   end
+   if driver ~= "host" and (o.app or o.ip or o.etc) then
+      errors.usage("sandbox start: --app, --ip and --etc are for --driver host")
+   end
+   if o.app and o.app ~= "tomcat" then errors.usage("sandbox start: unknown --app '%s' (tomcat)", o.app) end
+   if o.ip and not o.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$") then
+      errors.usage("sandbox start: --ip wants ADDR/PREFIX, e.g. 10.23.0.2/24, not '%s'", o.ip)
+   end
+   if o.user and not o.user:match("^[%w_][%w_%-]*$") then
+      errors.usage("sandbox start: bad user name '%s'", o.user)
    end
    local options = {}
    for _, kv in ipairs(o.option or {}) do
@@ -110,9 +127,9 @@ local function start(argv)
       options[k] = v
    end
    local s, err = sandbox.start{ flavor = flavor, name = o.name, tls = o.tls, options = options,
-      driver = o.driver }
+      driver = driver, user = o.user, app = o.app, ip = o.ip, etc = o.etc }
    if not s then errors.fail("%s", err) end
-   if o.json then print(json.encode(as_json(s))) else print(describe(s)) end
+   if o.json then print(json.encode(s:info())) else print(s:describe()) end
    return 0
 end
 
@@ -121,14 +138,14 @@ local function status(argv)
    local list = sandbox.list()
    if o.json then
       local out = setmetatable({}, json.array)
-      for _, s in ipairs(list) do out[#out + 1] = as_json(s) end
+      for _, s in ipairs(list) do out[#out + 1] = s:info() end
       print(json.encode(out))
    elseif #list == 0 then
       print("no sandboxes")
    else
       for _, s in ipairs(list) do
-         print(string.format("%-12s %-8s %-10s %-8s port %-6d %s", s.name, s.flavor, s.version,
-            s.alive and "running" or "DEAD", s.port, s.socket))
+         print(string.format("%-12s %-8s %-10s %-8s %-24s %s", s.name, s.flavor, s.version,
+            s.alive and "running" or "DEAD", s:where(), s.socket))
       end
    end
    return 0
@@ -163,16 +180,34 @@ local function stop(argv)
       s:stop()
       print(string.format("sandbox %s %s", s.name, was and "stopped" or "was dead: cleaned up"))
    end
+   if o.all then sandbox.cleanup() end
    return 0
 end
 
-local verbs = { start = start, status = status, restart = restart, stop = stop }
+local function exec(argv)
+   local name = argv[1]
+   if not name or name:match("^%-") then errors.usage("sandbox exec: NAME -- COMMAND [ARG...] is needed") end
+   local rest = table.move(argv, 2, #argv, 1, {})
+   if rest[1] == "--" then table.remove(rest, 1) end
+   if #rest == 0 then errors.usage("sandbox exec: a COMMAND is needed after '%s --'", name) end
+   local s = attach(name)
+   if not s.alive then errors.fail("sandbox %s is not running (see 'myseal sandbox status')", name) end
+   local sys = require "sys"
+   if not sys.isatty("stdin") then rest.stdin = io.stdin:read("a") end
+   local r, err = s:exec(rest)
+   if not r then errors.fail("sandbox exec %s: %s", name, err) end
+   io.stdout:write(r.stdout)
+   io.stderr:write(r.stderr)
+   return r.status or (128 + (r.signal or 0))
+end
+
+local verbs = { start = start, status = status, restart = restart, exec = exec, stop = stop }
 
 function M.run(argv)
    local verb = argv[1]
    local fn = verbs[verb or ""]
    if not fn then
-      errors.usage("sandbox: %s (start, status, restart or stop; try 'myseal help sandbox')",
+      errors.usage("sandbox: %s (start, status, restart, exec or stop; try 'myseal help sandbox')",
          verb and ("unknown action '" .. verb .. "'") or "an action is needed")
    end
    return fn(table.move(argv, 2, #argv, 1, {}))

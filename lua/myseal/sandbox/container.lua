@@ -102,9 +102,7 @@ function M.start(s, flavor, opts)
    s.tcp_password = state.random_hex(12)
    assert(sys.mkdir(s.datadir, 448))
    assert(sys.mkdir(dir .. "/run", 511))
-   local lines = {}
-   for k, v in pairs(opts.options or {}) do lines[#lines + 1] = v == true and k or (k .. "=" .. tostring(v)) end
-   table.sort(lines)
+   local lines = require("myseal.sandbox.common").option_lines(opts.options)
    assert(sys.write_file(s.cnf, M.cnf_text(s, lines), { mode = 420 }))
    assert(sys.write_file(dir .. "/env", M.env_file(s, s.flavor), { mode = 384 }))
    local ok, err = docker(M.run_argv(s, M.image(s.flavor, s.version)), "docker run")
@@ -124,7 +122,6 @@ end
 
 function M.shutdown(s)
    sys.run(M.argv("stop", s))
-   s.alive = false
    return true
 end
 
@@ -132,17 +129,33 @@ function M.boot(s)
    local ok, err = docker(M.argv("start", s), "docker start")
    if ok then ok, err = wait_ready(s) end
    if not ok then return nil, string.format("sandbox '%s' did not come back: %s", s.name, err) end
-   s.alive = true
    return true
 end
 
 function M.remove(s)
    sys.run(M.argv("remove", s))
+   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
 end
 
-function M.logs(s, n)
+function M.error_log(s, n)
    local r = sys.run(M.argv("logs", s, n))
    return r and (r.stdout .. r.stderr) or ""
+end
+
+--- Runs a command inside the container.
+function M.exec(s, argv)
+   local cmd = { "docker", "exec", container_name(s), stdin = argv.stdin, timeout = argv.timeout }
+   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
+   return sys.run(cmd)
+end
+
+function M.paths(s)
+   return { dir = s.dir, cnf = s.cnf, datadir = s.datadir, socket = s.socket }
+end
+
+-- Shown like a local sandbox: the same fields.
+for _, f in ipairs{ "describe", "where", "info" } do
+   M[f] = function(s) return require("myseal.sandbox.local")[f](s) end
 end
 
 return M

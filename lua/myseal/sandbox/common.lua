@@ -1,0 +1,144 @@
+--- What the sandbox drivers share: log excerpts, commands that must succeed, short
+-- directories, and the operating-system accounts servers run as.
+-- @module myseal.sandbox.common
+local sys = require "sys"
+local state = require "myseal.state"
+
+local M = {}
+
+--- The last `n` lines of a text (of an error log, for messages).
+-- @param text the text
+-- @param n how many lines
+-- @return those lines, joined by newlines
+function M.tail_lines(text, n)
+   local lines = {}
+   for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
+end
+
+--- The server's own complaint in a log excerpt: its [ERROR] lines, else the tail.
+function M.error_lines(text)
+   local errs = {}
+   for line in text:gmatch("[^\n]+") do
+      if line:find("[ERROR]", 1, true) and not line:find("Aborting", 1, true) then
+         errs[#errs + 1] = line
+      end
+   end
+   if #errs == 0 then return M.tail_lines(text, 5) end
+   return table.concat(errs, "\n", math.max(1, #errs - 4))
+end
+
+--- Runs argv; true, or nil, "what failed:" and the program's own error lines.
+function M.run_ok(argv, what)
+   local r, err = sys.run(argv)
+   if not r then return nil, what .. ": " .. err end
+   if not r.ok then
+      return nil, what .. " failed:\n" .. M.error_lines(r.stdout .. r.stderr)
+   end
+   return true, r
+end
+
+function M.is_root()
+   return sys.user().uid == 0
+end
+
+--- A short private directory (sun_path holds 107 bytes): `/tmp/msb-NAME-XXXXXX`, 0700.
+function M.short_tmpdir(name)
+   local base = os.getenv("TMPDIR")
+   if not base or base == "" or #base > 60 then base = "/tmp" end
+   for _ = 1, 10 do
+      local path = string.format("%s/msb-%s-%s", base, name, state.random_hex(3))
+      if not sys.stat(path) then
+         local ok, err = sys.mkdir(path, 448)
+         if not ok then return nil, err end
+         return path
+      end
+   end
+   return nil, "cannot create a sandbox directory under " .. base
+end
+
+--- An account of this machine: `{ name, uid, gid, group }`, or nil, message.
+function M.account(name)
+   local r = sys.run{ "getent", "passwd", name }
+   local uid, gid
+   if r and r.ok then uid, gid = r.stdout:match("^[^:]*:[^:]*:(%d+):(%d+):") end
+   if not uid then return nil, string.format("there is no user '%s' on this machine", name) end
+   local g = sys.run{ "getent", "group", gid }
+   local group = g and g.ok and g.stdout:match("^([^:]+):") or gid
+   return { name = name, uid = tonumber(uid), gid = tonumber(gid), group = group }
+end
+
+--- The account a packaged server runs as, created as a system user (with its own group)
+-- when missing, the way the distribution's package would.
+-- @param name user name, e.g. "mysql"
+-- @param gecos the account's description
+-- @return account, or nil, message
+function M.system_account(name, gecos)
+   local a = M.account(name)
+   if a then return a end
+   local ok, err = M.run_ok({ "useradd", "--system", "--user-group", "--no-create-home",
+      "--home-dir", "/nonexistent", "--shell", "/bin/false", "--comment", gecos, name },
+      "creating the system user " .. name)
+   if not ok then return nil, err end
+   return M.account(name)
+end
+
+--- A directory made once and shared: `final` when `final/marker` exists, else built by
+-- `build(tmp)` in `final.tmp` under a lock (another process may be building it: wait for
+-- it) and renamed into place, so concurrent processes never see half of one.
+-- @return final | nil, message
+function M.cached(final, marker, build)
+   if sys.stat(final .. "/" .. marker) then return final end
+   local lock, lerr
+   for _ = 1, 1800 do
+      lock, lerr = sys.lock(final .. ".lock")
+      if lock then break end
+      sys.sleep(0.2)
+   end
+   if not lock then return nil, lerr end
+   if sys.stat(final .. "/" .. marker) then lock:release(); return final end
+   local tmp = final .. ".tmp"
+   sys.rmtree(tmp)
+   assert(sys.mkdir(tmp, 448))
+   local ok, err = build(tmp)
+   if ok then ok, err = os.rename(tmp, final) end
+   lock:release()
+   if not ok then
+      sys.rmtree(tmp)
+      return nil, err
+   end
+   return final
+end
+
+--- `chown -R` to an account.
+function M.chown_tree(path, account)
+   return M.run_ok({ "chown", "-R", account.uid .. ":" .. account.gid, path }, "chown " .. path)
+end
+
+--- The option lines `key=value` (or a bare `key` for true) of an option table, sorted;
+-- raises on a malformed name or a value with a line break.
+function M.option_lines(options, level)
+   level = (level or 1) + 1
+   local keys = {}
+   for k in pairs(options or {}) do
+      if type(k) ~= "string" or not k:match("^[%w_%-%.]+$") then
+         error(string.format("bad option name '%s'", tostring(k)), level)
+      end
+      keys[#keys + 1] = k
+   end
+   table.sort(keys)
+   local out = {}
+   for _, k in ipairs(keys) do
+      local v = options[k]
+      if v == true then
+         out[#out + 1] = k
+      elseif v ~= false then
+         v = tostring(v)
+         if v:find("[\n\r]") then error(string.format("option '%s' has a line break", k), level) end
+         out[#out + 1] = k .. "=" .. v
+      end
+   end
+   return out
+end
+
+return M

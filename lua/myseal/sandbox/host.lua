@@ -1,0 +1,259 @@
+--- The host driver of the sandbox: a disposable Debian-shaped host made of Linux namespaces
+-- (mount, UTS, IPC, network, PID), in which the distribution's own packages run the way they
+-- run on a real machine, on private copies:
+--   /etc/mysql           the conffiles of the installed MariaDB packages, taken from their .deb
+--                        files (not from this machine's possibly edited /etc), or a copy of a
+--                        site's own tree (`etc = DIR`)
+--   /var/lib/mysql       a datadir made the way Debian's postinst makes it (mysql_install_db
+--                        --rpm --cross-bootstrap --user=mysql: root by unix_socket only), plus
+--                        an application schema (biobank: patients with names, specimens) and
+--                        its account
+--   /etc/init.d/mariadb  the package's service script: mysqld_safe, the server as `mysql`,
+--                        its error log to syslog (a busybox syslogd writes /var/log/syslog)
+--   /var/log /run /tmp /var/tmp /root /etc/hosts /etc/hostname /etc/default   private
+-- With `app = "tomcat"`: Debian's Tomcat 10 as its systemd unit runs it (the lab's
+-- /etc/init.d/tomcat10 stands in for the unit), MariaDB Connector/J in its lib, a JNDI
+-- DataSource with a pool (jdbc/biobank, plain TCP as a stock application has it) and a page,
+-- http://127.0.0.1:8080/db.jsp, answering with the number of patients and the session's
+-- Ssl_cipher. With `ip = "ADDR/PREFIX"` the host joins the lab's bridge, which lives in a
+-- network namespace of the lab's own (never this machine's).
+-- The datadir and /etc tree are prepared once per package versions (a template in the
+-- cache directory) and copied for each host. A site profile for the host, written as a
+-- Debian DBA would write it, is its /root/site.ini.
+-- @module myseal.sandbox.host
+local sys = require "sys"
+local state = require "myseal.state"
+local common = require "myseal.sandbox.common"
+local json = require "myseal.json"
+
+local ns = require "myseal.sandbox.host.ns"
+local template = require "myseal.sandbox.host.template"
+local app = require "myseal.sandbox.host.app"
+local net = require "myseal.sandbox.host.net"
+
+local M = {}
+
+local OCTAL = function(s) return tonumber(s, 8) end
+local fs, host_run = ns.fs, ns.run
+local run_ok = common.run_ok
+
+-- Availability -----------------------------------------------------------------
+
+local available_cache
+
+--- Can hosts be made here? true, or nil and one line saying why not.
+function M.available()
+   if available_cache ~= nil then return table.unpack(available_cache) end
+   local function answer(ok, why)
+      available_cache = { ok, why }
+      return ok, why
+   end
+   if not common.is_root() then
+      return answer(nil, "the host driver needs root (Linux namespaces: unshare --mount --pid --net --uts)")
+   end
+   local r, err = sys.run{ "unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc",
+      "true", timeout = 20 }
+   if not r or not r.ok then
+      local why = r and (r.stderr:match("[^\n]+") or ("exit status " .. tostring(r.status))) or err
+      return answer(nil, "Linux namespaces are not permitted here (unshare --mount --pid --net --uts: " .. why .. ")")
+   end
+   for _, need in ipairs{ { "busybox", "busybox-static" }, { "nsenter", "util-linux" }, { "ip", "iproute2" },
+                          { "dpkg-deb", "dpkg" } } do
+      local w = sys.run{ "sh", "-c", 'command -v "$1"', "sh", need[1] }
+      if not w or not w.ok then
+         return answer(nil, string.format("the host driver needs %s: install the package %s", need[1], need[2]))
+      end
+   end
+   return answer(true)
+end
+
+
+--- Runs a command inside the host: `{ "prog", "arg", ..., stdin = , env = , timeout = }`.
+function M.exec(s, argv)
+   return host_run(s, argv)
+end
+
+
+--- Prepares the host template now (tools/test does, before specs start hosts in parallel).
+-- @return path | nil, message
+function M.prepare()
+   local ok, why = M.available()
+   if not ok then return nil, why end
+   return template.get()
+end
+
+
+M.page, M.poll_start, M.poll_stop, M.poll_read, M.outages = app.page, app.poll_start, app.poll_stop,
+   app.poll_read, app.outages
+M.cleanup = net.cleanup
+
+-- The site profile -----------------------------------------------------------------
+
+local function profile_text(s)
+   local lines = {
+      "# Site profile for lab host " .. s.name .. ", as a Debian DBA writes it: the packaged",
+      "# paths, Debian's service script, root over the socket by unix_socket.",
+      "[site]", "name = " .. s.name, "",
+      "[server]", "cnf = /etc/mysql/my.cnf", "datadir = /var/lib/mysql", "user = mysql",
+      "restart_command = /etc/init.d/mariadb restart", "",
+      "[connection]", "socket = /run/mysqld/mysqld.sock", "user = root", "",
+      "[keyring]", "backup_dir = /root/myseal-key-backup", "",
+   }
+   if s.app then
+      for _, l in ipairs{ "[tomcat]", "catalina_base = /var/lib/tomcat10", "catalina_home = /usr/share/tomcat10",
+                          "user = tomcat", "group = tomcat",
+                          "truststore_password = file:/root/.tomcat-truststore-password",
+                          "restart_command = /etc/init.d/tomcat10 restart", "" } do
+         lines[#lines + 1] = l
+      end
+   end
+   return table.concat(lines, "\n")
+end
+
+-- Starting and stopping --------------------------------------------------------------
+
+function M.check_options(opts, level)
+   level = (level or 1) + 1
+   if opts.app ~= nil and opts.app ~= "tomcat" then
+      error(string.format("unknown app '%s' (tomcat)", tostring(opts.app)), level)
+   end
+   if opts.ip ~= nil and (type(opts.ip) ~= "string" or not opts.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$")) then
+      error(string.format("bad address '%s' (ADDR/PREFIX, e.g. 10.23.0.2/24)", tostring(opts.ip)), level)
+   end
+   if opts.user ~= nil and opts.user ~= "mysql" then
+      error("a lab host runs its server as mysql, as the package does", level)
+   end
+end
+
+--- Starts a new host `s` (name): fills in its paths, pid, socket, profile.
+-- @return true, or nil, message
+function M.start(s, flavor, opts)
+   local ok, err = M.available()
+   if not ok then return nil, err end
+   if flavor ~= "auto" and flavor ~= "mariadb" then
+      return nil, "a lab host runs Debian's MariaDB: --flavor mysql is not available there"
+   end
+   if opts.etc then
+      local st = sys.stat(opts.etc)
+      if not st or st.type ~= "directory" then return nil, string.format("--etc %s: not a directory", opts.etc) end
+   end
+   local tpl
+   tpl, err = template.get()
+   if not tpl then return nil, err end
+   local mysql_account = assert(common.system_account("mysql", "MySQL Server"))
+   if opts.app and not common.account("tomcat") then
+      return nil, "the host driver's Tomcat needs the package tomcat10 (its user tomcat is missing)"
+   end
+   local dir
+   dir, err = common.short_tmpdir(s.name)
+   if not dir then return nil, err end
+   s.dir, s.app, s.user = dir, opts.app, mysql_account.name
+   s.flavor, s.version = "mariadb", assert(json.decode(assert(sys.read_file(tpl .. "/versions.json"))))
+   s.version = s.version[#s.version].version:match("(%d+%.%d+%.%d+)")
+   s.socket = fs(s, "/run/mysqld/mysqld.sock")
+   s.datadir, s.cnf, s.log = fs(s, "/var/lib/mysql"), fs(s, "/etc/mysql/my.cnf"), fs(s, "/var/log/syslog")
+   s.host, s.port, s.profile = "127.0.0.1", 3306, "/root/site.ini"
+   s.ip = opts.ip
+   s.address = opts.ip and opts.ip:match("^([^/]+)")
+   s.app_user, s.app_password = "biobank", assert(sys.read_file(tpl .. "/app_password"))
+   s.tcp_user, s.tcp_password = nil, nil
+   local function fail(msg)
+      ns.kill(s)
+      sys.rmtree(dir)
+      return nil, msg
+   end
+   ok, err = ns.make_tree(dir, { name = s.name, app = opts.app, address = s.address })
+   if not ok then return fail(err) end
+   local f = fs(s)
+   local parts = { { opts.etc or (tpl .. "/fs/etc/mysql"), "/etc/mysql" }, { tpl .. "/fs/etc/init.d", "/etc/init.d" },
+      { tpl .. "/fs/var/lib/mysql", "/var/lib/mysql" } }
+   for _, part in ipairs(parts) do
+      ok, err = run_ok({ "cp", "-a", part[1] .. "/.", f .. part[2] .. "/" }, "copying " .. part[2])
+      if not ok then return fail(err) end
+   end
+   if opts.app then
+      ok, err = app.make(s, s.app_password)
+      if not ok then return fail(err) end
+      assert(sys.write_file(f .. "/root/.tomcat-truststore-password", state.random_hex(12), { mode = OCTAL("600") }))
+   end
+   assert(sys.write_file(f .. s.profile, profile_text(s), { mode = OCTAL("600") }))
+   ok, err = ns.boot(s)
+   if not ok then return fail(err) end
+   if s.ip then
+      ok, err = net.join(s)
+      if not ok then return fail(err) end
+   end
+   ok, err = ns.mariadb(s, "start")
+   if not ok then return fail(err) end
+   if opts.app then
+      ok, err = app.start(s)
+      if not ok then return fail(err) end
+   end
+   return true
+end
+
+function M.running(s)
+   return ns.is_init(s)
+end
+
+function M.shutdown(s)
+   if ns.is_init(s) then ns.mariadb(s, "stop") end
+   return true
+end
+
+function M.boot(s)
+   return ns.mariadb(s, "start")
+end
+
+function M.restart(s)
+   return ns.mariadb(s, "restart")
+end
+
+function M.remove(s)
+   local others = require("myseal.sandbox").list()
+   ns.kill(s)
+   net.leave(s, others)
+   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
+end
+
+function M.error_log(s, n)
+   return ns.server_log(s, n)
+end
+
+function M.paths(s)
+   local p = { root = s.dir, etc = fs(s, "/etc/mysql"), cnf = s.cnf, datadir = s.datadir, socket = s.socket,
+      syslog = fs(s, "/var/log/syslog"), log = s.log, profile = fs(s, s.profile), home = fs(s, "/root") }
+   if s.app then
+      p.catalina_base, p.tomcat_conf = fs(s, "/var/lib/tomcat10"), fs(s, "/etc/tomcat10")
+      p.catalina_out = fs(s, "/var/log/tomcat10/catalina.out")
+   end
+   return p
+end
+
+function M.describe(s)
+   local p = M.paths(s)
+   local lines = {
+      string.format("host %s: %s %s, %s", s.name, s.flavor, s.version, s.alive and "running" or "dead"),
+      string.format("  namespace pid %s%s", tostring(s.pid), s.address and (", address " .. s.address) or ""),
+      string.format("  socket   %s (inside: /run/mysqld/mysqld.sock)", s.socket),
+      string.format("  root     %s (the host's private /etc/mysql, /var/lib/mysql, /var/log, /root ...)", p.root),
+      string.format("  syslog   %s", p.syslog),
+      string.format("  profile  %s (inside: %s)", p.profile, s.profile),
+      string.format("  enter    myseal sandbox exec %s -- mariadb", s.name),
+   }
+   if s.app then lines[#lines + 1] = string.format("  app      %s: %s (inside)", s.app, app.PAGE) end
+   return table.concat(lines, "\n")
+end
+
+function M.where(s)
+   return "host, ns pid " .. tostring(s.pid) .. (s.address and (", " .. s.address) or "")
+end
+
+function M.info(s)
+   return { name = s.name, driver = s.driver, flavor = s.flavor, version = s.version, pid = s.pid,
+      alive = s.alive, user = s.user, socket = s.socket, cnf = s.cnf, datadir = s.datadir, port = s.port,
+      paths = M.paths(s), address = s.address, app = s.app, profile = s.profile,
+      app_user = s.app_user, app_password = s.app_password }
+end
+
+return M
