@@ -93,7 +93,7 @@ describe("myseal check: metrics and evidence", function()
          assert.is_truthy(id:match("^at%-rest:") or id:match("^tables:"), id)
       end
 
-      for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" } } do
+      for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" }, { "tls-enforce" } } do
          local argv = { "run", rb[1], "--sandbox", s.name, "--yes" }
          for i = 2, #rb do argv[#argv + 1] = rb[i] end
          local r = E.myseal(argv, {})
@@ -154,17 +154,19 @@ describe("myseal check: metrics and evidence", function()
       -- the controls pass, each with the runs of its runbooks, by this user on this host
       assert.same({ ["hipaa-164.312-a-2-iv"] = "ok", ["hipaa-164.312-e-2-ii"] = "ok", ["gdpr-32-1-a"] = "ok",
                     ["pci-dss-4.0-3.5.1"] = "ok", ["pci-dss-4.0-4.2.1"] = "ok" }, statuses(after))
-      assert.equal(2, #after.runs)
+      assert.equal(3, #after.runs)
       local runs = by_id(after.runs)
       c = by_id(after.controls)
-      local at_rest, in_transit = c["pci-dss-4.0-3.5.1"].runs[1], c["pci-dss-4.0-4.2.1"].runs[1]
+      local at_rest = c["pci-dss-4.0-3.5.1"].runs[1]
+      local enforce, in_transit = c["pci-dss-4.0-4.2.1"].runs[1], c["pci-dss-4.0-4.2.1"].runs[2]
       assert.matches("^at%-rest/%d+%-%d+%-%d+%-%d+$", at_rest)
       assert.matches("^in%-transit/%d+%-%d+%-%d+%-%d+$", in_transit)
+      assert.matches("^tls%-enforce/%d+%-%d+%-%d+%-%d+$", enforce)
       assert.same({ at_rest }, c["hipaa-164.312-a-2-iv"].runs)
-      assert.same({ in_transit }, c["hipaa-164.312-e-2-ii"].runs)
-      assert.same({ in_transit, at_rest }, c["gdpr-32-1-a"].runs)   -- newest first
+      assert.same({ enforce, in_transit }, c["hipaa-164.312-e-2-ii"].runs)
+      assert.same({ enforce, in_transit, at_rest }, c["gdpr-32-1-a"].runs)   -- newest first
       local me, here = sys.user().name, sys.hostname()
-      for _, id in ipairs{ at_rest, in_transit } do
+      for _, id in ipairs{ at_rest, in_transit, enforce } do
          local run = runs[id]
          assert.same({ "ok", me, here, 1, "run", me, "ok" }, { run.status, run.user, run.host, #run.sessions,
             run.sessions[1].kind, run.sessions[1].user, run.sessions[1].status })
@@ -194,13 +196,18 @@ describe("myseal check: metrics and evidence", function()
       assert.matches('<tr class="ok" id="control%-pci%-dss%-4%.0%-3%.5%.1"><td><b>PCI DSS v4%.0 3%.5%.1</b>', seen.dom)
       local journal = assert(seen.dom:match('<table class="runs" id="runs">(.-)</table>'))
       local _, rows = journal:gsub('<tr class="ok" id="r%d+">', "")
-      assert.equal(2, rows)
-      assert.matches("<b>run</b> [%dTZ:%-]+ by " .. me .. ": changed key%-material, option%-file, restart, "
-         .. "key%-backup, encrypt%-tables; 4 steps done already, skipped or checked", journal)
+      assert.equal(3, rows)
+      assert.matches("<b>run</b> [%dTZ:%-]+ by " .. me .. ": changed key%-material, key%-backup, option%-file, "
+         .. "restart, encrypt%-tables; 4 steps done already, skipped or checked", journal)
 
       -- a rollback is in the journal too, with its user; the control then fails
       r = E.myseal({ "rollback", "in-transit", "--sandbox", s.name, "--yes" }, {})
-      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.equal(1, r.status)   -- tls-enforce needs it: that one goes first
+      assert.matches("cannot roll back in%-transit yet: tls%-enforce depends on it", r.stderr)
+      for _, rb in ipairs{ "tls-enforce", "in-transit" } do
+         r = E.myseal({ "rollback", rb, "--sandbox", s.name, "--yes" }, {})
+         assert.equal(0, r.status, r.stdout .. r.stderr)
+      end
       local rolled = assert(json.decode((check("json"))))
       assert.is_true(jsonschema.validate(SCHEMA, rolled))
       local run = by_id(rolled.runs)[in_transit]

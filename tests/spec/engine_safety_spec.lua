@@ -14,7 +14,11 @@ end
 describe("engine safety", function()
    local dir
    local root = require("myseal.engine.target").state_root()
-   before_each(function() dir = assert(sys.tmpdir("safety-spec")) end)
+   before_each(function()
+      dir = assert(sys.tmpdir("safety-spec"))
+      -- the server runs as mysql: the certificates the specs put under dir must be reachable
+      assert(sys.chmod(dir, tonumber("755", 8)))
+   end)
    after_each(function()
       sys.rmtree(dir)
       for _, n in ipairs(sys.dir(root .. "/targets") or {}) do

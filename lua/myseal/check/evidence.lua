@@ -44,15 +44,15 @@ end
 local AT_REST = {
    findings = { "at-rest:", "rotate-master-key:", "tables:" },
    disk = { M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL },
-   runbooks = { "at-rest", "rotate-master-key" },
+   runbooks = { "at-rest", "rotate-master-key", "encrypt" },
 }
 
 local IN_TRANSIT = {
-   findings = { "in-transit:", "app-tomcat:", "server-chain", "server-san", "server-expiry:", "ca-expiry:",
+   findings = { "in-transit:", "tls-enforce:", "app-tomcat:", "server-chain", "server-san", "server-expiry:", "ca-expiry:",
                 "client-expiry:", "truststore-expiry:", "tls-versions", "accounts", "plain-accounts",
                 "plain-sessions" },
    disk = {},
-   runbooks = { "in-transit", "rotate-certs", "app-tomcat" },
+   runbooks = { "in-transit", "tls-enforce", "rotate-certs", "app-tomcat", "encrypt" },
 }
 
 --- The controls, in the order reports show them. `asks`: what the control asks, in short;

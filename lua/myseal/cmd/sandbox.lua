@@ -185,10 +185,16 @@ local function stop(argv)
 end
 
 local function exec(argv)
-   local name = argv[1]
-   if not name or name:match("^%-") then errors.usage("sandbox exec: NAME -- COMMAND [ARG...] is needed") end
-   local rest = table.move(argv, 2, #argv, 1, {})
-   if rest[1] == "--" then table.remove(rest, 1) end
+   -- NAME, then the command after "--" (its own options are not ours)
+   local cut = #argv + 1
+   for i, a in ipairs(argv) do
+      if a == "--" then cut = i break end
+   end
+   local _, pos = args.parse("sandbox exec", table.move(argv, 1, cut - 1, 1, {}), {})
+   if #pos == 0 then errors.usage("sandbox exec: NAME -- COMMAND [ARG...] is needed") end
+   local name = pos[1]
+   local rest = table.move(pos, 2, #pos, 1, {})
+   table.move(argv, cut + 1, #argv, #rest + 1, rest)
    if #rest == 0 then errors.usage("sandbox exec: a COMMAND is needed after '%s --'", name) end
    local s = attach(name)
    if not s.alive then errors.fail("sandbox %s is not running (see 'myseal sandbox status')", name) end
