@@ -1,17 +1,20 @@
 -- app-tomcat.lua: the Java application tier on Tomcat trusts the database server's CA and its JDBC
 -- URLs require TLS with a verified certificate, so the change works end to end and nobody turns
--- SSL off in despair. Nothing here talks to the database server itself, so plan works against a
--- described server (--describe mariadb-10.11) too. Where Tomcat keeps what: the layouts in
+-- SSL off in despair. Only the reload step talks to the database server (to see the pools' old
+-- sessions end), so plan works against a described server (--describe mariadb-10.11) too. Where Tomcat keeps what: the layouts in
 -- lua/myseal/tomcat/layout.lua; driver and quoting rules: lua/myseal/tomcat/init.lua.
 local runbook = require "myseal.runbook"
 
 local steps = runbook.outline {
    { name = "truststore",
-     doc = "a truststore with the database server's CA, where a driver or the JVM needs one (other entries kept)" },
+     doc = "the database server's CA where Tomcat's user reads it: a copy beside context.xml for MariaDB "
+        .. "Connector/J, a truststore for MySQL Connector/J or the JVM (other entries kept)" },
    { name = "jvm-options", doc = "[tomcat] jdbc_trust = jvm: Tomcat's JVM uses the truststore (CATALINA_OPTS in "
         .. "setenv.sh, setenv.bat or the defaults file, or the service's options)" },
    { name = "jdbc-url", doc = "each JDBC Resource's url requires TLS and verifies the server, trusting the CA itself "
         .. "where the driver can (context.xml: Tomcat reloads the context, no JVM restart)" },
+   { name = "reload", doc = "the data sources trust the CA themselves: Tomcat redeploys the context and its pools "
+        .. "reconnect (watched from the database: the pools' old sessions end)" },
    { name = "restart", doc = "[tomcat] jdbc_trust = jvm: Tomcat restarts to read its JVM options ([tomcat] restart_command)" },
    { name = "probe", doc = "a JVM with Tomcat's options and driver connects with each URL over verified TLS ([tomcat] probe)" },
 }
@@ -28,6 +31,8 @@ local layout = require "myseal.tomcat.layout"
 
 local PASSWORD = "tomcat.truststore_password"
 local CHANGED = "app-tomcat.changed"   -- recorded when a step changed what Tomcat reads at start
+local OLD_SESSIONS = "app-tomcat.old_sessions"   -- recorded: the pools' sessions before the new urls
+local RECONNECT_SECONDS = 30   -- after a redeploy, how long a pool that had sessions may take to open one
 
 -- The truststore password, with the forms it takes in the files written here masked too.
 local function password(ctx)
@@ -92,17 +97,47 @@ local function open_store(ctx, path)
    return store
 end
 
-steps.truststore.when = function(ctx)
-   if trust(ctx) == "jvm" then return true end
-   if trust(ctx) == "server-cert" then return false end
+-- What the Resources need: a keystore (the JVM's, or MySQL Connector/J's own), a PEM copy of the
+-- CA (MariaDB Connector/J's serverSslCert), or both.
+local function needs(ctx)
+   if trust(ctx) == "jvm" then return { store = true } end
+   local out = {}
+   if trust(ctx) == "server-cert" then return out end
    for _, r in ipairs(resources(ctx)) do
-      if tomcat.needs_store(r.driver) then return true end
+      if tomcat.needs_store(r.driver) then out.store = true else out.copy = true end
    end
-   return false
+   return out
+end
+
+-- Can Tomcat's user read `path` (every directory on the way)? Only root can ask the kernel.
+local function tomcat_reads(ctx, path)
+   if sys.user().uid ~= 0 or not sys.stat(path) then return true end
+   local ok, err = sys.access_as(ctx.params.tomcat.user, path, "r")
+   if ok then return true end
+   return false, err
+end
+
+local function ca_pem(ctx)
+   local out = {}
+   for _, c in ipairs(ca_certs(ctx)) do out[#out + 1] = c:pem() end
+   return table.concat(out)
+end
+
+steps.truststore.when = function(ctx)
+   local n = needs(ctx)
+   return n.store or n.copy or false
 end
 
 steps.truststore.check = function(ctx)
    local lay = layout.of(ctx)
+   local n = needs(ctx)
+   if n.copy then
+      local copy = lay:ca_copy_path()
+      if ctx:read_file(copy) ~= ca_pem(ctx) then return false, copy .. " does not hold the database's CA" end
+      local ok, why = tomcat_reads(ctx, copy)
+      if not ok then return false, why end
+   end
+   if not n.store then return true end
    local path = lay:truststore_path()
    local certs = ca_certs(ctx)
    if not sys.stat(path) then return false, path .. " does not exist" end
@@ -112,12 +147,25 @@ steps.truststore.check = function(ctx)
          return false, ("%s does not trust %s"):format(path, cert:subject())
       end
    end
-   return attrs_ok(path, lay:truststore_opts())
+   local ok, why = attrs_ok(path, lay:truststore_opts())
+   if not ok then return false, why end
+   return tomcat_reads(ctx, path)
+end
+
+-- The copy is public (a CA certificate): 0644, the directory's owner's
+local function write_copy(ctx, lay)
+   local copy = lay:ca_copy_path()
+   if ctx:write_file(copy, ca_pem(ctx), { mode = tonumber("644", 8) }) then ctx:record(CHANGED, true) end
+   local ok, why = tomcat_reads(ctx, copy)
+   if not ok then ctx:fail("%s: Tomcat's user must read it: %s", copy, why) end
 end
 
 steps.truststore.apply = function(ctx)
    local t = ctx.params.tomcat
    local lay = layout.of(ctx)
+   local n = needs(ctx)
+   if n.copy then write_copy(ctx, lay) end
+   if not n.store then return end
    local path = lay:truststore_path()
    local pw = password(ctx)
    local store, old
@@ -164,6 +212,8 @@ steps.truststore.apply = function(ctx)
    local data = added and assert(store:encode{ password = pw }) or old
    store:close()
    if ctx:write_file(path, data, lay:truststore_opts()) then ctx:record(CHANGED, true) end
+   local ok, why = tomcat_reads(ctx, path)
+   if not ok then ctx:fail("%s: Tomcat's user must read it: %s", path, why) end
 end
 
 -- Step 2: the JVM options -----------------------------------------------------------------------
@@ -404,7 +454,8 @@ function resources(ctx)
             store = { url = "file:" .. lay:truststore_path(), password = password(ctx),
                       type = lay:store_type():upper() }
          end
-         spec, err = tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust, server_cert = ca_path(ctx),
+         local server_cert = t.jdbc_trust == "data-source" and layout.of(ctx):ca_copy_path() or ca_path(ctx)
+         spec, err = tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust, server_cert = server_cert,
                                                store = store })
          if not spec then ctx:fail("%s", err) end
          local new, changes = jdbcurl.edit(url, spec)
@@ -418,6 +469,30 @@ function resources(ctx)
    end
    if #out == 0 then ctx:fail("%s: no <Resource> with a jdbc:mysql: or jdbc:mariadb: url", path) end
    return out, path
+end
+
+-- The accounts of the Resources (their username attributes).
+local function users_of(list)
+   local out = {}
+   for _, r in ipairs(list) do
+      local u = r.el.attrs.username and r.el.attrs.username.value
+      if u then out[#out + 1] = u end
+   end
+   return out
+end
+
+-- The ids of the server's sessions of the Resources' accounts.
+local function pool_sessions(ctx, list)
+   local users = {}
+   for _, u in ipairs(users_of(list)) do users[u] = true end
+   local ids = {}
+   local live = ctx:fact("sessions")
+   for _, l in ipairs{ live.tcp, live.socket } do
+      for _, x in ipairs(l) do
+         if users[x.user] and x.id then ids[#ids + 1] = x.id end
+      end
+   end
+   return ids
 end
 
 steps["jdbc-url"].check = function(ctx)
@@ -457,10 +532,81 @@ steps["jdbc-url"].apply = function(ctx)
          ctx:log("%s (%s): %s", label, tomcat.DRIVERS[r.driver], r.new)
       end
    end
-   if ctx:write_file(path, text) then ctx:record(CHANGED, true) end
+   -- the sessions the pools have now: the reload step waits for them to end
+   local before = not ctx.planning and trust(ctx) ~= "jvm" and pool_sessions(ctx, list) or nil
+   if ctx:write_file(path, text) then
+      ctx:record(CHANGED, true)
+      ctx:record(OLD_SESSIONS, before)
+   end
 end
 
--- Step 4: restart -------------------------------------------------------------------------------
+-- Step 4: reload --------------------------------------------------------------------------------
+
+-- Tomcat redeploys every application when CATALINA_BASE/conf/context.xml (or an application's own
+-- context file) changes, on its next background check (autoDeploy, every 10 s by default); the old
+-- pool is closed, and the new one connects with the new url. Until then the application still
+-- connects without TLS, so enforcement must wait: seen from the server, the pools' old sessions
+-- end. `ids` are those sessions' ids.
+local function wait_reload(ctx, ids)
+   local old = {}
+   for _, id in ipairs(ids or {}) do old[id] = true end
+   local text = require "myseal.text"
+   local label = "Tomcat to redeploy the context (autoDeploy; without it, reload the application or restart Tomcat)"
+   if ctx.planning then
+      ctx:wait(label .. ": the pools' sessions end, and new ones connect", function() return true end)
+      return
+   end
+   local left
+   ctx:wait(("%s: %s of its pools to end"):format(label, text.count(#(ids or {}), "session")), function()
+      left = 0
+      local live = ctx:fact("sessions")
+      for _, list in ipairs{ live.tcp, live.socket } do
+         for _, x in ipairs(list) do
+            if old[x.id] then left = left + 1 end
+         end
+      end
+      return left == 0
+   end, { timeout = ctx.params.tomcat.reload_timeout, interval = 0.25 })
+   ctx:log("Tomcat redeployed the context: the pools' %s ended", text.count(#(ids or {}), "old session"))
+   if not ids or #ids == 0 then return end
+   -- a pool that had sessions opens new ones at once (its initial or minimum idle size): none
+   -- means the new url does not connect, and the application is failing now
+   local newest = math.max(table.unpack(ids))
+   local users = {}
+   for _, u in ipairs(users_of(resources(ctx))) do users[u] = true end
+   local back = 0
+   ctx:wait("the pools to connect again with the new urls", function()
+      local live = ctx:fact("sessions")
+      for _, l in ipairs{ live.tcp, live.socket } do
+         for _, x in ipairs(l) do
+            if users[x.user] and x.id > newest then back = back + 1 end
+         end
+      end
+      return back > 0
+   end, { timeout = RECONNECT_SECONDS, interval = 0.25, ends = true })
+   if back == 0 then
+      ctx:fail("the application has not connected again in %s since Tomcat redeployed it: its new urls do not "
+         .. "work (see catalina.out for the driver's error); 'myseal rollback' puts the old ones back",
+         text.count(RECONNECT_SECONDS, "second"))
+   end
+   ctx:log("the pools connect again: %s", text.count(back, "new session"))
+end
+
+steps.reload.when = function(ctx) return trust(ctx) ~= "jvm" end
+steps.reload.check = function(ctx)
+   if ctx:recorded(CHANGED) then return false, "Tomcat redeploys the context for the new urls" end
+   return true
+end
+steps.reload.apply = function(ctx) wait_reload(ctx, ctx:recorded(OLD_SESSIONS)) end
+
+-- after a rollback has put context.xml back: the same wait, for the sessions of the TLS pools (the
+-- rollback wrote the file a moment ago; Tomcat looks every few seconds)
+steps["jdbc-url"].undo = function(ctx)
+   if trust(ctx) == "jvm" then return end
+   wait_reload(ctx, pool_sessions(ctx, resources(ctx)))
+end
+
+-- Step 5: restart -------------------------------------------------------------------------------
 
 steps.restart.when = function(ctx) return trust(ctx) == "jvm" end
 steps.restart.check = function(ctx)
@@ -482,7 +628,7 @@ end
 -- after a rollback has put the files back, Tomcat starts with them again
 steps.restart.undo = function(ctx) steps.restart.apply(ctx) end
 
--- Step 5: the probe -----------------------------------------------------------------------------
+-- Step 6: the probe -----------------------------------------------------------------------------
 
 -- The JVM options as Tomcat gets them. For a shell file: the block as written, through the shell
 -- the way catalina.sh expands CATALINA_OPTS (eval), so the probe sees what Tomcat will.
@@ -620,6 +766,8 @@ return runbook.new {
          doc = "where the driver finds the CA: data-source (in the Resource itself: MariaDB serverSslCert = the CA, "
             .. "MySQL trustCertificateKeyStore* = the truststore; a context reload, no JVM restart), jvm (the JVM's "
             .. "truststore, started from the JDK's CAs; Tomcat restarts), server-cert (MariaDB only: serverSslCert)" },
+      ["tomcat.reload_timeout"] = { type = "integer", default = 120,
+         doc = "seconds to wait for Tomcat to redeploy the context after context.xml changed (autoDeploy)" },
       ["tomcat.restart_command"] = { type = "string",
          doc = "command that restarts Tomcat, run without a shell (none: the command is printed)" },
       ["tomcat.probe"] = { type = "boolean", default = false,

@@ -339,17 +339,18 @@ function described.account_tls(_, desc)
    return out
 end
 
---- fact sessions: the other client sessions, `{ tcp = { { user, host } }, socket = { { user, host } } }`
--- (a TCP session's host is its address; a socket one's "localhost").
+--- fact sessions: the other client sessions, `{ tcp = { { id, user, host } }, socket = { { id, user, host } } }`
+-- (a TCP session's host is its address; a socket one's "localhost"; ids grow with each connection).
 function facts.sessions(_, ctx)
    local tcp, socket = {}, {}
-   for _, r in ipairs(ctx:query([[SELECT USER, HOST FROM information_schema.PROCESSLIST
+   for _, r in ipairs(ctx:query([[SELECT USER, HOST, ID FROM information_schema.PROCESSLIST
                                  WHERE ID <> CONNECTION_ID() AND USER IS NOT NULL AND USER <> ''
                                    AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID')
                                    AND USER <> 'system user']])) do
       local host = value(r[2]) or ""
       local addr = host:match("^(.*):%d+$")
-      if addr then tcp[#tcp + 1] = { user = r[1], host = addr } else socket[#socket + 1] = { user = r[1], host = host } end
+      local one = { id = tonumber(r[3]), user = r[1], host = addr or host }
+      if addr then tcp[#tcp + 1] = one else socket[#socket + 1] = one end
    end
    return { tcp = tcp, socket = socket }
 end

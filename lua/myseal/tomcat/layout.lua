@@ -54,6 +54,13 @@ function Layout:truststore_opts()
    return { mode = OCTAL_640, owner = t.user, group = t.group }
 end
 
+--- The copy of the database's CA that data sources read (MariaDB Connector/J serverSslCert):
+-- CATALINA_BASE/conf/db-ca.pem, where Tomcat's user can read it (the original usually sits in a
+-- directory only the database server's group may enter).
+function Layout:ca_copy_path()
+   return join(self:base(), "conf", "db-ca.pem")
+end
+
 --- The truststore: [tomcat] truststore, else CATALINA_BASE/conf/db-truststore.p12 (.jks for JKS).
 function Layout:truststore_path()
    local t = self.ctx.params.tomcat
