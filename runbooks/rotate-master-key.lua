@@ -86,9 +86,10 @@ steps["new-key"].apply = function(ctx)
    local plain = atrest.key_text(ctx, s)
    if not plain:match("\n$") and #plain > 0 then plain = plain .. "\n" end
    plain = plain .. keyring.key_line(id)
+   -- the id first: a run killed right after the write resumes with this key, not one more
+   ctx:record("rotate_key_id", id)
    ctx:write_file(s.key_file, atrest.key_data(ctx, s, plain), { mode = tonumber("600", 8), owner = s.user,
                                                                secret = true, key_material = true })
-   ctx:record("rotate_key_id", id)
 end
 
 steps.rotate.when = function(ctx) return not by_key_id(ctx) end

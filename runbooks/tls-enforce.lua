@@ -26,6 +26,7 @@ local sys = require "sys"
 
 local done = runbook.done
 local CHANGED = "tls-enforce.changed"   -- recorded: what this run enforced, for the watch to put back
+local BEFORE = "tls-enforce.before"     -- recorded: the same, kept for a rollback
 
 local function wants_transport(ctx)
    return ctx.params.tls.require_secure_transport and ctx.dialect:has_require_secure_transport()
@@ -107,12 +108,19 @@ end
 steps["require-transport"].apply = function(ctx)
    -- the server first: a server that cannot take it leaves the option file as it was
    if not tls.same(ctx:fact("variable", "require_secure_transport") or "", "ON") then
+      for _, key in ipairs{ CHANGED, BEFORE } do
+         local c = ctx:recorded(key) or {}
+         c.transport = true
+         ctx:record(key, c)
+      end
       ctx:sql("SET GLOBAL require_secure_transport = ON")
-      local c = ctx:recorded(CHANGED) or {}
-      c.transport = true
-      ctx:record(CHANGED, c)
    end
    options.write(ctx, { { name = "require_secure_transport", value = "ON" } })
+end
+
+-- after a rollback has put the option file back: the server's own setting too
+steps["require-transport"].undo = function(ctx)
+   if (ctx:recorded(BEFORE) or {}).transport then ctx:sql("SET GLOBAL require_secure_transport = OFF") end
 end
 
 steps.accounts.when = function(ctx) return #tls.accounts(ctx) > 0 end
@@ -125,8 +133,8 @@ end
 steps.accounts.apply = function(ctx)
    local d = ctx.dialect
    local now = ctx:fact("account_tls")
-   local c = ctx:recorded(CHANGED) or {}
-   c.accounts = c.accounts or {}
+   local c, before = ctx:recorded(CHANGED) or {}, ctx:recorded(BEFORE) or {}
+   c.accounts, before.accounts = c.accounts or {}, before.accounts or {}
    for _, a in ipairs(tls.accounts(ctx)) do
       local cur = now[a.account]
       local want, subject, issuer, level = tls.wanted_requirement(ctx, a)
@@ -135,38 +143,41 @@ steps.accounts.apply = function(ctx)
             ctx:warn("%s gets REQUIRE X509 for now: its client certificate is only on this host; deliver it, then "
                .. "run again with tls.delivered=%s for REQUIRE SUBJECT", a.account, a.account)
          end
-         c.accounts[#c.accounts + 1] = { user = a.user, host = a.host, ssl_type = cur.ssl_type, subject = cur.subject,
-                                         issuer = cur.issuer }
+         local was = { user = a.user, host = a.host, ssl_type = cur.ssl_type, subject = cur.subject,
+                       issuer = cur.issuer }
+         c.accounts[#c.accounts + 1] = was
+         before.accounts[#before.accounts + 1] = was
+         ctx:record(CHANGED, c)
+         ctx:record(BEFORE, before)
          local sql, values = d:require_sql(a.user, a.host, level, subject, issuer)
          ctx:sql(sql, table.unpack(values))
       end
-   end
-   ctx:record(CHANGED, c)
-end
-steps.accounts.undo = function(ctx)
-   local d = ctx.dialect
-   for _, a in ipairs(tls.accounts(ctx)) do
-      local sql, values = d:require_sql(a.user, a.host, "none")
-      ctx:sql(sql, table.unpack(values))
    end
 end
 
 -- The REQUIRE level of a previous `{ ssl_type, subject, issuer }`.
 local LEVEL = { [""] = "none", ANY = "ssl", X509 = "x509", SPECIFIED = "subject" }
 
--- Put back what this run enforced: the server's require_secure_transport and its option file, and
--- each account's REQUIRE as it was.
-local function put_back(ctx, c)
+-- Each account's REQUIRE as it was before this run.
+local function put_back_accounts(ctx, list)
    local d = ctx.dialect
-   if c.transport then
-      ctx:sql("SET GLOBAL require_secure_transport = OFF")
-      options.write(ctx, { { name = "require_secure_transport", value = "OFF" } })
-   end
-   for _, a in ipairs(c.accounts or {}) do
+   for _, a in ipairs(list or {}) do
       local sql, values = d:require_sql(a.user, a.host, LEVEL[a.ssl_type] or "none",
          a.subject ~= "" and a.subject or nil, a.issuer ~= "" and a.issuer or nil)
       ctx:sql(sql, table.unpack(values))
    end
+end
+
+steps.accounts.undo = function(ctx) put_back_accounts(ctx, (ctx:recorded(BEFORE) or {}).accounts) end
+
+-- Put back what this run enforced: the server's require_secure_transport and its option file, and
+-- each account's REQUIRE as it was.
+local function put_back(ctx, c)
+   if c.transport then
+      ctx:sql("SET GLOBAL require_secure_transport = OFF")
+      options.write(ctx, { { name = "require_secure_transport", value = "OFF" } })
+   end
+   put_back_accounts(ctx, c.accounts)
 end
 
 -- The "Access denied for user 'u'@'h'" lines the server logged after `from` (a byte offset of

@@ -490,11 +490,14 @@ function M.with_login(ctx, fn)
    local user = VERIFY_USER .. text.hex(pki.random(4))
    local password = text.hex(pki.random(16))
    ctx:mask(password)
-   for _, host in ipairs{ "%", "localhost" } do
-      ctx:sql("CREATE USER ?@? IDENTIFIED BY ?", user, host, password)
+   local function each(sql, ...)
+      ctx._transient = true
+      for _, host in ipairs{ "%", "localhost" } do ctx:sql(sql, user, host, ...) end
+      ctx._transient = false
    end
+   each("CREATE USER ?@? IDENTIFIED BY ?", password)
    local r = table.pack(pcall(fn, user, password))
-   for _, host in ipairs{ "%", "localhost" } do ctx:sql("DROP USER IF EXISTS ?@?", user, host) end
+   each("DROP USER IF EXISTS ?@?")
    if not r[1] then error(r[2], 0) end
    return table.unpack(r, 2, r.n)
 end
@@ -503,7 +506,9 @@ end
 function M.drop_leftover_logins(ctx)
    for _, a in ipairs(ctx:fact("accounts")) do
       if a.user:sub(1, #VERIFY_USER) == VERIFY_USER and a.user:match("^" .. VERIFY_USER .. "%x+$") then
+         ctx._transient = true
          ctx:sql("DROP USER IF EXISTS ?@?", a.user, a.host)
+         ctx._transient = false
       end
    end
 end

@@ -212,7 +212,7 @@ local function tls_findings(ctx, limits, out)
                :format(text.count(#plain, "account"))
             or ("%s can log in over TCP without TLS"):format(text.count(#plain, "account")),
          detail = table.concat(plain, ", "), accounts = plain,
-         fix = not rst and { runbook = "in-transit", step = "accounts" } or nil })
+         fix = not rst and { runbook = "tls-enforce", step = "require-transport" } or nil })
    end
    local sessions = ctx:fact("plain_sessions")
    if #sessions > 0 then
@@ -222,7 +222,7 @@ local function tls_findings(ctx, limits, out)
       end
       finding(out, { area = "in transit", id = "plain-sessions", severity = "warn",
          title = ("%s without TLS (or not known to use it)"):format(text.count(#sessions, "TCP session")),
-         detail = table.concat(who, ", "), fix = { runbook = "in-transit", step = "lockout-preflight" } })
+         detail = table.concat(who, ", "), fix = { runbook = "tls-enforce", step = "preflight" } })
    else
       finding(out, { area = "in transit", id = "plain-sessions", severity = "ok", title = "no TCP session without TLS" })
    end

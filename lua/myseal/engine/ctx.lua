@@ -54,6 +54,7 @@ function M.new(run)
    }
    rawset(self, "_run", run)
    rawset(self, "_overlay", {})   -- plan mode: files as planned (path -> content | false | "dir")
+   rawset(self, "_transient", false)   -- set around changes a step undoes itself (ctx:_effect)
    return setmetatable(self, Ctx)
 end
 
@@ -109,6 +110,8 @@ end
 function methods:_effect(ev)
    self._run.effects = self._run.effects + 1
    ev.event = "effect"
+   -- a change undone before the step ends (a temporary account): rollback has nothing to put back
+   if self._transient then ev.transient = true end
    self:_emit(ev)
 end
 

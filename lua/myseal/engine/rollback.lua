@@ -218,7 +218,7 @@ end
 function M.has_changes(sum)
    for _, list in pairs(sum.effects) do
       for _, fx in ipairs(list) do
-         if not fx.restored and fx.kind ~= "restart" and fx.kind ~= "wait" then return true end
+         if not fx.restored and not fx.transient and fx.kind ~= "restart" and fx.kind ~= "wait" then return true end
       end
    end
    return false
@@ -286,7 +286,7 @@ function M.rollback(engine, rb, opts)
       local left, restarts = 0, 0
       for _, e in ipairs(fx or {}) do
          if e.kind == "restart" then restarts = restarts + 1
-         elseif not e.restored and e.kind ~= "wait" then left = left + 1 end
+         elseif not e.restored and not e.transient and e.kind ~= "wait" then left = left + 1 end
       end
       if left + restarts > 0 then
          local step = rb:step(name)
@@ -331,6 +331,8 @@ function M.rollback(engine, rb, opts)
    run.journal, err = journal_mod.open(path)
    if not run.journal then errors.fail("%s", err) end
    run.journal:write{ event = "rollback", pid = sys.getpid(), user = sys.user().name }
+   -- the undo functions read what the run recorded (what it found before changing it)
+   for k, v in pairs(s.records or {}) do run.records[k] = v end
    local ctx = require("myseal.engine.ctx").new(run)
    local t0 = sys.clock()
    run.emit{ event = "run", mode = "rollback", runbook = rb.name, target = run.target.label, report_only = true }
@@ -358,7 +360,7 @@ function M.rollback(engine, rb, opts)
       elseif not failure then
          local others = 0
          for _, fx in ipairs(t.effects) do
-            if fx.kind == "sql" or fx.kind == "run" then others = others + 1 end
+            if (fx.kind == "sql" or fx.kind == "run") and not fx.transient then others = others + 1 end
          end
          if others > 0 then
             run.emit{ event = "log", level = "warn", message = ("%d SQL statement(s) or command(s) of step %s "
