@@ -1,8 +1,8 @@
 -- What the application sees while its database is encrypted: on a lab host with Tomcat 10 and
 -- its JNDI pool (myseal sandbox start --driver host --app tomcat), the page is polled every
--- 250 ms while the story runs with the host's own site profile (each runbook confirmed with
--- --yes, as tools/main --site runs them); printed per runbook: requests, failed requests, the
--- longest outage, and how the run ended.
+-- 250 ms while the story runbook encrypt runs with the host's own site profile (confirmed with
+-- --yes, as tools/main --site --yes runs it), then its rollback; printed: requests, failed
+-- requests, the longest outage and all outages together, and how each run ended.
 -- Manual baseline, on a fresh host from the same template: the restarts the manual procedure
 -- cannot avoid (MariaDB after the my.cnf change for at rest, again after the one for TLS,
 -- Tomcat after setenv), done with the host's own service scripts, polled the same way.
@@ -42,16 +42,16 @@ end
 
 local function report(title, samples, windows)
    print(title)
-   print(("  %-26s %9s %7s %12s  %s"):format("", "requests", "failed", "longest (s)", "exit"))
-   local failed, longest = 0, 0
+   print(("  %-26s %9s %7s %12s %10s  %s"):format("", "requests", "failed", "longest (s)", "down (s)", "exit"))
+   local failed, longest, down = 0, 0, 0
    for _, w in ipairs(windows) do
       local o = host.outages(samples, w.from, w.to_tail)
-      failed, longest = failed + o.failed, math.max(longest, o.longest_ms)
-      print(("  %-26s %9d %7d %12.2f  %s %s"):format(w.label, o.requests, o.failed, o.longest_ms / 1000,
-         tostring(w.status), w.note ~= "" and ("(" .. w.note:sub(1, 90) .. ")") or ""))
+      failed, longest, down = failed + o.failed, math.max(longest, o.longest_ms), down + o.total_ms
+      print(("  %-26s %9d %7d %12.2f %10.2f  %s %s"):format(w.label, o.requests, o.failed, o.longest_ms / 1000,
+         o.total_ms / 1000, tostring(w.status), w.note ~= "" and ("(" .. w.note:sub(1, 90) .. ")") or ""))
    end
-   print(("  %-26s %9s %7d %12.2f"):format("total", "", failed, longest / 1000))
-   return failed
+   print(("  %-26s %9s %7d %12.2f %10.2f"):format("total", "", failed, longest / 1000, down / 1000))
+   return failed, down
 end
 
 local function with_host(name, fn)
@@ -64,16 +64,17 @@ local function with_host(name, fn)
    return host.poll_read(s), windows
 end
 
-local mine_failed, manual_failed, unfinished
+local mine_failed, mine_down, manual_failed, manual_down, unfinished
 do
    local samples, windows = with_host("bench-downtime", function(s)
-      local out = {}
-      for _, rb in ipairs{ "at-rest", "in-transit", "app-tomcat" } do
-         out[#out + 1] = timed(s, rb, { MYSEAL, "run", rb, "--site", "/root/site.ini", "--yes" })
-      end
-      return out
+      return {
+         timed(s, "run encrypt", { MYSEAL, "run", "encrypt", "--site", "/root/site.ini", "--yes" }),
+         timed(s, "rollback encrypt", { MYSEAL, "rollback", "encrypt", "--site", "/root/site.ini", "--yes" }),
+      }
    end)
-   mine_failed = report("myseal: the stock runbooks with the host's site profile", samples, windows)
+   mine_failed, mine_down = report("myseal: the story runbook with the host's site profile, then its rollback",
+      samples, { windows[1] })
+   report("  (its rollback)", samples, { windows[2] })
    for _, w in ipairs(windows) do
       if w.status ~= 0 then unfinished = (unfinished and (unfinished .. ", ") or "") .. w.label end
    end
@@ -86,10 +87,11 @@ do
          timed(s, "Tomcat restart (setenv)", { "/etc/init.d/tomcat10", "restart" }),
       }
    end)
-   manual_failed = report("manual: the procedure's unavoidable restarts", samples, windows)
+   manual_failed, manual_down = report("manual: the procedure's unavoidable restarts", samples, windows)
 end
-print(("failed requests: manual %d, myseal %d; ratio %s (above 1: myseal cut the application off less)")
-   :format(manual_failed, mine_failed, mine_failed > 0 and ("%.1fx"):format(manual_failed / mine_failed) or "n/a"))
+print(("failed requests: manual %d, myseal %d; down: manual %.2f s, myseal %.2f s; ratio %s (above 1: myseal "
+   .. "cut the application off less)"):format(manual_failed, mine_failed, manual_down / 1000, mine_down / 1000,
+   mine_down > 0 and ("%.1fx"):format(manual_down / mine_down) or "n/a (myseal: no outage)"))
 if unfinished then
    print("note: these runs did not finish, so myseal's numbers cover only what ran: " .. unfinished)
 end

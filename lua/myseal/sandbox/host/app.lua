@@ -134,17 +134,22 @@ function M.poll_read(s)
    return out
 end
 
---- Failed requests and the longest outage (ms from the last good answer before a failure to
--- the first good one after it) among the answers between `from` and `to` (ms, inclusive).
--- @return { requests, failed, longest_ms }
+--- Failed requests and the outages (ms from the last good answer before a failure to the first
+-- good one after it) among the answers between `from` and `to` (ms, inclusive): the longest and
+-- their total.
+-- @return { requests, failed, longest_ms, total_ms }
 function M.outages(samples, from, to)
-   local r = { requests = 0, failed = 0, longest_ms = 0 }
+   local r = { requests = 0, failed = 0, longest_ms = 0, total_ms = 0 }
    local last_ok, down_since
+   local function ended(at)
+      r.longest_ms = math.max(r.longest_ms, at - down_since)
+      r.total_ms = r.total_ms + (at - down_since)
+   end
    for _, x in ipairs(samples) do
       if x.ms >= (from or 0) and x.ms <= (to or math.huge) then
          r.requests = r.requests + 1
          if x.ok then
-            if down_since then r.longest_ms = math.max(r.longest_ms, x.ms - down_since) end
+            if down_since then ended(x.ms) end
             down_since, last_ok = nil, x.ms
          else
             r.failed = r.failed + 1
@@ -152,7 +157,7 @@ function M.outages(samples, from, to)
          end
       end
    end
-   if down_since then r.longest_ms = math.max(r.longest_ms, (to or samples[#samples].ms) - down_since) end
+   if down_since then ended(to or samples[#samples].ms) end
    return r
 end
 
