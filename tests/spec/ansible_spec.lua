@@ -7,8 +7,10 @@ local json = require "myseal.json"
 local host = require "myseal.host"
 local sandbox = require "myseal.sandbox"
 local target = require "myseal.engine.target"
+local fleet = require "support.fleet"
 
-local COLLECTION = host.home .. "/ansible"
+local COLLECTION = fleet.COLLECTION
+local application, tested, local_play = fleet.application, fleet.tested, fleet.local_play
 local NO_BACKUP = "keyring.backup_dir is not set: the key material must be backed up before anything is encrypted "
    .. "(or set keyring.accept_no_backup=true to accept that losing it loses the data)"
 
@@ -28,100 +30,26 @@ local function query(s, sql, ...)
    return assert(c:query(sql, ...))
 end
 
--- a small application schema and its account, so that there are tables to encrypt and an account to require
-local function application(s)
-   local c <close> = assert(s:connect{ database = "mysql" })
-   for _, sql in ipairs{
-      "CREATE DATABASE biobank",
-      "CREATE TABLE biobank.patients (id INT PRIMARY KEY, name VARCHAR(100)) ENGINE=InnoDB",
-      "INSERT INTO biobank.patients SELECT seq, CONCAT('patient ', seq) FROM seq_1_to_200",
-      "CREATE USER 'lims'@'%' IDENTIFIED BY 'lims-application-password'",
-      "GRANT SELECT ON biobank.* TO 'lims'@'%'",
-   } do assert(c:exec(sql)) end
-end
-
 local function keyring_active(s)
-   local rows = query(s, "SELECT PLUGIN_STATUS FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'FILE_KEY_MANAGEMENT'")
+   local rows = query(s, "SELECT PLUGIN_STATUS FROM INFORMATION_SCHEMA.PLUGINS "
+      .. "WHERE PLUGIN_NAME = 'FILE_KEY_MANAGEMENT'")
    return rows[1] ~= nil and rows[1][1] == "ACTIVE"
 end
 
 describe("the Ansible collection", function()
-   local dir, env, counter = nil, nil, 0
+   local dir, env
    local sites = {}   -- state directories of site targets to remove
 
    setup(function()
       dir = assert(sys.tmpdir("ansible-spec"))
-      -- ansible finds the collection as ansible_collections/myseal/myseal under its collections path
-      assert(sys.mkdir(dir .. "/collections/ansible_collections/myseal"))
-      run{ "ln", "-s", COLLECTION, dir .. "/collections/ansible_collections/myseal/myseal" }
-      assert(sys.write_file(dir .. "/ansible.cfg", table.concat({
-         "[defaults]",
-         "collections_path = " .. dir .. "/collections",
-         "interpreter_python = /usr/bin/python3",
-         "home = " .. dir .. "/home",
-         "local_tmp = " .. dir .. "/tmp-local",
-         "remote_tmp = " .. dir .. "/tmp-remote",
-         "retry_files_enabled = false",
-         "nocolor = true",
-         "",
-      }, "\n")))
-      env = { ANSIBLE_CONFIG = dir .. "/ansible.cfg", MYSEAL_STATE_DIR = target.state_root() }
+      env = fleet.ansible(dir, target.state_root())
    end)
    teardown(function()
       for _, name in ipairs(sites) do sys.rmtree(target.state_root() .. "/targets/site-" .. name) end
       sys.rmtree(dir)
    end)
 
-   -- Runs a playbook (a Lua table, written as JSON, which is YAML too). opts: inventory (a table, or the
-   -- default: localhost), check, diff, verbose, env (more variables), wrap (argv before ansible-playbook).
-   -- Returns the sys.run result with `recap` (host -> counts) and `results` (what the `dump` tasks wrote).
-   local function playbook(play, opts)
-      opts = opts or {}
-      counter = counter + 1
-      local base = ("%s/play%d"):format(dir, counter)
-      assert(sys.write_file(base .. ".json", json.encode(play)))
-      local inventory = opts.inventory or { all = { hosts = { localhost = { ansible_connection = "local" } } } }
-      assert(sys.write_file(base .. "-inventory.json", json.encode(inventory)))
-      local argv = { timeout = 600, env = {} }
-      for _, a in ipairs(opts.wrap or {}) do argv[#argv + 1] = a end
-      for _, a in ipairs{ "ansible-playbook", "-i", base .. "-inventory.json", base .. ".json",
-                          "-e", "dump=" .. base .. "-results" } do argv[#argv + 1] = a end
-      if opts.check then argv[#argv + 1] = "--check" end
-      if opts.diff then argv[#argv + 1] = "--diff" end
-      if opts.verbose then argv[#argv + 1] = "-vvv" end
-      for k, v in pairs(env) do argv.env[k] = v end
-      for k, v in pairs(opts.env or {}) do argv.env[k] = v end
-      local r = assert(sys.run(argv))
-      r.recap = {}
-      for name, counts in r.stdout:gmatch("\n([%w_.-]+)%s+: (ok=[^\n]+)") do
-         local t = {}
-         for k, v in counts:gmatch("(%a+)=(%d+)") do t[k] = tonumber(v) end
-         r.recap[name] = t
-      end
-      r.results = {}
-      for _, name in ipairs(sys.dir(base .. "-results") or {}) do
-         r.results[name:gsub("%.json$", "")] = assert(json.decode(read(base .. "-results/" .. name)))
-      end
-      return r
-   end
-
-   -- A task registered as `name` that may fail, then a task writing its result where playbook() reads it.
-   local function tested(name, task)
-      task.register = name
-      task.ignore_errors = true
-      return task, {
-         name = "result of " .. name,
-         ["ansible.builtin.copy"] = { content = "{{ " .. name .. " | to_json }}",
-                                      dest = "{{ dump }}/" .. name .. ".json", mode = "0600" },
-         delegate_to = "localhost", check_mode = false, changed_when = false,
-      }
-   end
-
-   local function local_play(tasks)
-      return { { hosts = "localhost", gather_facts = false, tasks = tasks,
-                 pre_tasks = { { ["ansible.builtin.file"] = { path = "{{ dump }}", state = "directory" },
-                                 check_mode = false, changed_when = false } } } }
-   end
+   local function playbook(play, opts) return fleet.playbook(env, dir, play, opts) end
 
    local function runbook_task(args)
       args.myseal = args.myseal or host.exe
@@ -153,8 +81,9 @@ describe("the Ansible collection", function()
       assert.same(with("fail_on"), names(docs["myseal.myseal.check"].doc.options))
       local role = assert(json.decode(run{ "ansible-doc", "-t", "role", "--json", "myseal.myseal.encrypt",
                                            env = env }.stdout))["myseal.myseal.encrypt"]
-      assert.same({ "myseal_ca_file", "myseal_package", "myseal_path", "myseal_primary", "myseal_resume", "myseal_role",
-                    "myseal_secrets", "myseal_site", "myseal_site_path", "myseal_state_dir", "myseal_story" },
+      assert.same({ "myseal_ca_file", "myseal_package", "myseal_path", "myseal_primary", "myseal_resume",
+                    "myseal_role", "myseal_secrets", "myseal_site", "myseal_site_path", "myseal_state_dir",
+                    "myseal_story" },
                   names(role.entry_points.main.options))
    end)
 
@@ -178,7 +107,7 @@ describe("the Ansible collection", function()
       end
    end)
 
-   it("plans at-rest in check mode (changing nothing, with the my.cnf diff), runs it, then has nothing to do", function()
+   it("plans at-rest in check mode (nothing changes, my.cnf's diff shown), runs it, then has nothing to do", function()
       local s <close> = assert(sandbox.start{ name = "spec-ansible-module" })
       application(s)
       local backup = dir .. "/module-key-backup"
@@ -253,8 +182,8 @@ describe("the Ansible collection", function()
                   { r.results.bad_set.failed, r.results.bad_set.msg, r.results.bad_set.rc })
       assert.same({ true, "set: 'nope' is not a parameter name (section.key)" },
                   { r.results.bad_name.failed, r.results.bad_name.msg })
-      assert.same({ true, "runbook at-rest has no step 'nosuch' (steps: preflight, key-material, key-backup, option-file, "
-                       .. "restart, master-key, encrypt-tables, system-tablespace, verify)", 2 },
+      assert.same({ true, "runbook at-rest has no step 'nosuch' (steps: preflight, key-material, key-backup, "
+                       .. "option-file, restart, master-key, encrypt-tables, system-tablespace, verify)", 2 },
                   { r.results.no_step.failed, r.results.no_step.msg, r.results.no_step.rc })
       assert.equal(cnf, read(s.cnf))
    end)
@@ -265,12 +194,14 @@ describe("the Ansible collection", function()
       local d = assert(sys.run{ host.exe, "check", "--sandbox", s.name, "--format", "json", env = env })
       assert.equal(1, d.status, d.stderr)   -- findings fail
       local direct = assert(json.decode(d.stdout))
-      local t1, d1 = tested("report", { name = "check", ["myseal.myseal.check"] = { sandbox = s.name, myseal = host.exe } })
+      local t1, d1 = tested("report", { name = "check",
+                                        ["myseal.myseal.check"] = { sandbox = s.name, myseal = host.exe } })
       local facts = { name = "the fact", ["ansible.builtin.copy"] = { content = "{{ myseal_check | to_json }}",
          dest = "{{ dump }}/fact.json", mode = "0600" }, delegate_to = "localhost", check_mode = false,
          changed_when = false }
       local t2, d2 = tested("strict", { name = "check, failing on failures",
-                                        ["myseal.myseal.check"] = { sandbox = s.name, myseal = host.exe, fail_on = "fail" } })
+                                        ["myseal.myseal.check"] = { sandbox = s.name, myseal = host.exe,
+                                                                    fail_on = "fail" } })
       local r = playbook(local_play{ t1, d1, facts, t2, d2 }, { check = true })
       assert.equal(0, r.status, r.stdout .. r.stderr)
       local fact, report = r.results.fact, r.results.report
@@ -365,13 +296,6 @@ describe("the Ansible collection", function()
       return pid
    end
 
-   -- journals of a site target's runbook, oldest first (their names start with the time, to the microsecond)
-   local function journals(site, runbook)
-      local names = sys.dir(target.state_root() .. "/targets/site-" .. site .. "/runs/" .. runbook) or {}
-      table.sort(names)
-      return names
-   end
-
    it("installs the package, writes the profiles and runs the story in order across a replication group", function()
       local deb = package()
       local holder = namespace()
@@ -381,51 +305,14 @@ describe("the Ansible collection", function()
       application(q)
       local ok, err = pcall(function()
          local work = dir .. "/fleet"
-         local tomcat = work .. "/tomcat"
-         for _, d in ipairs{ "/bin", "/conf" } do assert(sys.mkdir(tomcat .. d)) end
-         assert(sys.write_file(tomcat .. "/bin/setenv.sh", "#!/bin/sh\n"))
-         assert(sys.write_file(tomcat .. "/conf/context.xml", ([[
-<?xml version="1.0" encoding="UTF-8"?>
-<Context>
-    <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource"
-              driverClassName="org.mariadb.jdbc.Driver" url="jdbc:mariadb://127.0.0.1:%d/biobank"
-              username="lims" password="lims-application-password" maxTotal="20"/>
-</Context>
-]]):format(p.port)))
-         local function server(name, s, backup)
-            sites[#sites + 1] = "ansible-spec-" .. name
-            return {
-               site = { name = "ansible-spec-" .. name },
-               server = { cnf = s.cnf, datadir = s.datadir, user = sys.user().name,
-                          restart_command = "/usr/bin/myseal sandbox restart " .. s.name },
-               connection = { host = "127.0.0.1", port = s.port, user = s.tcp_user },
-               keyring = { dir = s.dir .. "/keyring", backup_dir = backup and (work .. "/" .. name .. "-key-backup") or nil },
-               pki = { dir = work .. "/" .. name .. "-tls", server_names = { "localhost", "127.0.0.1" } },
-               accounts = { ["lims@%"] = "ssl" },
-            }
-         end
+         local tomcat = fleet.tomcat(work .. "/tomcat", p.port)
          local function inventory(replica_backup)
-            sites[#sites + 1] = "ansible-spec-app1"
-            return { all = {
-               -- the three hosts are one machine here: one of them installs the package (two dpkg at once
-               -- would find the other's lock), the others find the program installed by then
-               vars = { ansible_connection = "local", myseal_state_dir = target.state_root() },
-               hosts = {
-                  db1 = { myseal_role = "primary", myseal_site_path = work .. "/db1/site.ini", myseal_package = deb,
-                          myseal_site = server("db1", p, true),
-                          myseal_secrets = { ["connection.password"] = p.tcp_password } },
-                  db2 = { myseal_role = "replica", myseal_primary = "db1", myseal_site_path = work .. "/db2/site.ini",
-                          myseal_site = server("db2", q, replica_backup),
-                          myseal_secrets = { ["connection.password"] = q.tcp_password } },
-                  app1 = { myseal_role = "app", myseal_primary = "db1", myseal_site_path = work .. "/app1/site.ini",
-                           myseal_site = { site = { name = "ansible-spec-app1" },
-                              tomcat = { catalina_base = tomcat, ca = tomcat .. "/conf/db-ca.pem", driver = "mariadb-3",
-                                         user = sys.user().name, group = sys.user().name } },
-                           myseal_secrets = { ["tomcat.truststore_password"] = "truststore-password-of-app1" } },
-               },
-            } }
+            local inv, names = fleet.inventory{ work = work, prefix = "ansible-spec", primary = p, replica = q,
+               tomcat = tomcat, package = deb, state = target.state_root(), replica_backup = replica_backup }
+            table.move(names, 1, #names, #sites + 1, sites)
+            return inv
          end
-         local play = { { hosts = "all", gather_facts = false, roles = { "myseal.myseal.encrypt" } } }
+         local play = fleet.role_play
          local inside = { "nsenter", "--target", tostring(holder), "--mount", "--" }
          local cnf_p = read(p.cnf)
 
@@ -434,8 +321,8 @@ describe("the Ansible collection", function()
          assert.equal(2, r.status, r.stdout .. r.stderr)
          assert.same({ 1, 1, 1 }, { r.recap.db1.failed, r.recap.db2.failed, r.recap.app1.failed })
          assert.truthy(contains(r.stdout, "runbook at-rest, step preflight: " .. NO_BACKUP), r.stdout)
-         assert.truthy(contains(r.stdout, "at rest on the primary on db1 waits: db2 (replica) has not finished stage 1 "
-            .. "'keyring on the replicas' (failed, or not in this batch)"), r.stdout)
+         assert.truthy(contains(r.stdout, "at rest on the primary on db1 waits: db2 (replica) has not finished "
+            .. "stage 1 'keyring on the replicas' (failed, or not in this batch)"), r.stdout)
          assert.truthy(contains(r.stdout, "the primary's CA on the application hosts on app1 waits: db1 (primary) has "
             .. "not finished stage 2 'at rest on the primary' (failed, or not in this batch)"), r.stdout)
          assert.is_false(keyring_active(p))
@@ -447,8 +334,8 @@ describe("the Ansible collection", function()
          assert.equal(0, r.status, r.stdout .. r.stderr)
          assert.same({ 0, 0, 0 }, { r.recap.db1.failed, r.recap.db2.failed, r.recap.app1.failed })
          assert.truthy(r.recap.db2.changed > 0 and r.recap.db1.changed > 0, r.stdout)
-         assert.truthy(contains(r.stdout, "check mode: not planned, since db2 would change something in an earlier stage "
-            .. "first"), r.stdout)
+         assert.truthy(contains(r.stdout, "check mode: not planned, since db2 would change something in an earlier "
+            .. "stage first"), r.stdout)
          assert.same({ cnf_p, cnf_q }, { read(p.cnf), read(q.cnf) })
          assert.same({ false, false }, { keyring_active(p), keyring_active(q) })
          assert.is_nil(sys.stat(tomcat .. "/conf/db-ca.pem"))
@@ -457,6 +344,7 @@ describe("the Ansible collection", function()
          r = playbook(play, { inventory = inventory(true), wrap = inside })
          assert.equal(0, r.status, r.stdout .. r.stderr)
          assert.same({ 0, 0, 0 }, { r.recap.db1.failed, r.recap.db2.failed, r.recap.app1.failed })
+         local function journals(site, runbook) return fleet.journals(target.state_root(), site, runbook) end
          local at_rest_q, at_rest_p = journals("ansible-spec-db2", "at-rest"), journals("ansible-spec-db1", "at-rest")
          local tls_p, tls_q = journals("ansible-spec-db1", "in-transit"), journals("ansible-spec-db2", "in-transit")
          local app = journals("ansible-spec-app1", "app-tomcat")
@@ -470,8 +358,7 @@ describe("the Ansible collection", function()
             assert.truthy(keyring_active(s), s.name)
             assert.equal(1, #query(s, "SELECT NAME FROM INFORMATION_SCHEMA.INNODB_TABLESPACES_ENCRYPTION "
                .. "WHERE NAME = 'biobank/patients' AND ENCRYPTION_SCHEME = 1"), s.name)
-            assert.equal("ON", query(s, "SELECT @@GLOBAL.require_secure_transport")[1][1] == 1 and "ON" or
-               query(s, "SHOW GLOBAL VARIABLES LIKE 'require_secure_transport'")[1][2])
+            assert.equal("ON", query(s, "SHOW GLOBAL VARIABLES LIKE 'require_secure_transport'")[1][2])
             assert.equal("ANY", query(s, "SELECT ssl_type FROM mysql.user WHERE User = 'lims'")[1][1])
          end
          assert.equal(read(work .. "/db1-tls/ca.pem"), read(tomcat .. "/conf/db-ca.pem"))
@@ -481,7 +368,8 @@ describe("the Ansible collection", function()
          assert.truthy(contains(profile, "\n[accounts]\nlims@% = ssl\n"), profile)
          assert.truthy(contains(profile, "\nserver_names = localhost, 127.0.0.1\n"), profile)
          assert.is_false(contains(read(work .. "/db1/site-without-accounts.ini"), "[accounts]"))
-         local installed = run{ "nsenter", "--target", tostring(holder), "--mount", "--", "dpkg-query", "-W", "myseal" }
+         local installed = run{ "nsenter", "--target", tostring(holder), "--mount", "--",
+                                "dpkg-query", "-W", "myseal" }
          assert.equal("myseal\t" .. host.version .. "\n", installed.stdout)
 
          -- again: nothing changes (check mode after a run is the module's spec above)

@@ -8,7 +8,11 @@ each naming it in myseal_primary, or the play's only primary). A stage of the st
 hosts whose myseal_role it lists; a stage with `needs` waits, on each host, until every host of
 those roles in its group has finished all the stages before it. Progress is the fact
 _myseal_reached (the index of the last stage a host finished), so a host that failed, or that is
-in a later serial batch, holds back its group and nobody else."""
+in a later serial batch, holds back its group and nobody else.
+
+The groups are worked out once for the play (story_groups, in a run_once task): reading a host's
+variables through hostvars costs the controller far more than a dictionary look-up, so the gates
+read only the hosts of their own group."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -26,58 +30,60 @@ def _var(hostvars, host, name, default=None):
     return default if value is None else value
 
 
-def story_primary(play_hosts, hostvars, host):
-    """The primary of `host`'s replication group (itself for a primary)."""
-    role = _var(hostvars, host, 'myseal_role')
-    if role not in ROLES:
-        raise AnsibleFilterError('%s: myseal_role is %r: set it to primary, replica or app' % (host, role))
-    if role == 'primary':
-        return host
-    named = _var(hostvars, host, 'myseal_primary')
-    primaries = [h for h in play_hosts if _var(hostvars, h, 'myseal_role') == 'primary']
-    if named is None:
-        if len(primaries) != 1:
-            raise AnsibleFilterError('%s (%s): myseal_primary is not set and the play has %d primaries (%s): name the '
-                                     'one it uses' % (host, role, len(primaries), ', '.join(primaries) or 'none'))
-        return primaries[0]
-    if named not in primaries:
-        raise AnsibleFilterError('%s (%s): myseal_primary %s is not a host of this play with myseal_role primary'
-                                 % (host, role, named))
-    return named
+def story_groups(play_hosts, hostvars):
+    """The play's replication groups: {'role': {host: role}, 'primary': {host: its primary},
+    'members': {primary: [hosts of its group, itself first]}}. Raises on a host without a valid
+    myseal_role, or whose primary is not clear."""
+    role, named = {}, {}
+    for host in play_hosts:
+        role[host] = _var(hostvars, host, 'myseal_role')
+        if role[host] not in ROLES:
+            raise AnsibleFilterError('%s: myseal_role is %r: set it to primary, replica or app' % (host, role[host]))
+        named[host] = _var(hostvars, host, 'myseal_primary')
+    primaries = [h for h in play_hosts if role[h] == 'primary']
+    primary = {}
+    for host in play_hosts:
+        if role[host] == 'primary':
+            primary[host] = host
+        elif named[host] is None:
+            if len(primaries) != 1:
+                raise AnsibleFilterError('%s (%s): myseal_primary is not set and the play has %d primaries (%s): name '
+                                         'the one it uses' % (host, role[host], len(primaries),
+                                                              ', '.join(primaries) or 'none'))
+            primary[host] = primaries[0]
+        elif role.get(named[host]) != 'primary':
+            raise AnsibleFilterError('%s (%s): myseal_primary %s is not a host of this play with myseal_role primary'
+                                     % (host, role[host], named[host]))
+        else:
+            primary[host] = named[host]
+    members = dict((p, [p]) for p in primaries)
+    for host in play_hosts:
+        if role[host] != 'primary':
+            members[primary[host]].append(host)
+    return {'role': role, 'primary': primary, 'members': members}
 
 
-def _group(play_hosts, hostvars, host):
-    # each host keeps its primary in _myseal_primary once the role has started on it; a host of a later
-    # serial batch has not, and is asked from its inventory variables
-    def primary_of(h):
-        return _var(hostvars, h, '_myseal_primary') or story_primary(play_hosts, hostvars, h)
-    primary = primary_of(host)
-    return [h for h in play_hosts if primary_of(h) == primary]
-
-
-def story_members(play_hosts, hostvars, host, role):
+def story_members(groups, host, role):
     """The hosts of `role` in `host`'s replication group, `host` aside."""
-    return [h for h in _group(play_hosts, hostvars, host) if h != host and _var(hostvars, h, 'myseal_role') == role]
+    return [h for h in groups['members'][groups['primary'][host]] if h != host and groups['role'][h] == role]
 
 
-def _reached(hostvars, host):
-    try:
-        return int(_var(hostvars, host, '_myseal_reached', -1))
-    except (TypeError, ValueError):
-        return -1
+def _needed(groups, host, stage):
+    needs = stage.get('needs') or []
+    return [h for h in groups['members'][groups['primary'][host]] if h != host and groups['role'][h] in needs]
 
 
-def story_waiting(play_hosts, hostvars, host, index, story):
+def story_waiting(groups, hostvars, host, index, story):
     """What stage `index` waits for on `host`: one line for each host of its group that has not finished
     a stage before it; empty when it may run."""
     index = int(index)
-    needs = story[index].get('needs') or []
     out = []
-    for other in _group(play_hosts, hostvars, host):
-        role = _var(hostvars, other, 'myseal_role')
-        if other == host or role not in needs:
-            continue
-        reached = _reached(hostvars, other)
+    for other in _needed(groups, host, story[index]):
+        role = groups['role'][other]
+        try:
+            reached = int(_var(hostvars, other, '_myseal_reached', -1))
+        except (TypeError, ValueError):
+            reached = -1
         for j in range(reached + 1, index):
             if role in story[j].get('roles', []):
                 out.append("%s (%s) has not finished stage %d '%s' (failed, or not in this batch)"
@@ -86,12 +92,10 @@ def story_waiting(play_hosts, hostvars, host, index, story):
     return out
 
 
-def story_pending(play_hosts, hostvars, host, index, story):
+def story_pending(groups, hostvars, host, index, story):
     """In check mode: the hosts of `host`'s group, of the roles stage `index` needs, whose earlier stages
     would change something (so this stage's plan would not show what a run does)."""
-    needs = story[int(index)].get('needs') or []
-    return [h for h in _group(play_hosts, hostvars, host)
-            if h != host and _var(hostvars, h, 'myseal_role') in needs and _var(hostvars, h, '_myseal_pending', False)]
+    return [h for h in _needed(groups, host, story[int(index)]) if _var(hostvars, h, '_myseal_pending', False)]
 
 
 class FilterModule(object):
@@ -99,7 +103,7 @@ class FilterModule(object):
 
     def filters(self):
         return {
-            'story_primary': story_primary,
+            'story_groups': story_groups,
             'story_members': story_members,
             'story_waiting': story_waiting,
             'story_pending': story_pending,
