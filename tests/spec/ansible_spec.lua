@@ -340,9 +340,14 @@ describe("the Ansible collection", function()
          assert.same({ false, false }, { keyring_active(p), keyring_active(q) })
          assert.is_nil(sys.stat(tomcat .. "/conf/db-ca.pem"))
 
-         -- the story
-         r = playbook(play, { inventory = inventory(true), wrap = inside })
+         -- the story, with the diffs of the files it changes
+         r = playbook(play, { inventory = inventory(true), wrap = inside, diff = true })
          assert.equal(0, r.status, r.stdout .. r.stderr)
+         local xml = tomcat .. "/conf/context.xml"
+         assert.truthy(contains(r.stdout, "--- " .. xml .. "\n+++ " .. xml .. "\n"), r.stdout)
+         assert.truthy(contains(r.stdout, "\n+              driverClassName=\"org.mariadb.jdbc.Driver\" url=\"jdbc:mariadb://"
+            .. "127.0.0.1:" .. p.port .. "/biobank?sslMode=verify-full\"\n"), r.stdout)
+         assert.truthy(contains(r.stdout, "--- " .. p.cnf .. "\n+++ " .. p.cnf .. "\n"), r.stdout)
          assert.same({ 0, 0, 0 }, { r.recap.db1.failed, r.recap.db2.failed, r.recap.app1.failed })
          local function journals(site, runbook) return fleet.journals(target.state_root(), site, runbook) end
          local at_rest_q, at_rest_p = journals("ansible-spec-db2", "at-rest"), journals("ansible-spec-db1", "at-rest")
