@@ -33,6 +33,7 @@ local PASSWORD = "tomcat.truststore_password"
 local CHANGED = "app-tomcat.changed"   -- recorded when a step changed what Tomcat reads at start
 local OLD_SESSIONS = "app-tomcat.old_sessions"   -- recorded: the pools' sessions before the new urls
 local RECONNECT_SECONDS = 30   -- after a redeploy, how long a pool that had sessions may take to open one
+local LOOKUPS = {}   -- ids of the sessions this run opened to look at the pools
 
 -- The truststore password, with the forms it takes in the files written here masked too.
 local function password(ctx)
@@ -471,27 +472,49 @@ function resources(ctx)
    return out, path
 end
 
--- The accounts of the Resources (their username attributes).
-local function users_of(list)
-   local out = {}
-   for _, r in ipairs(list) do
-      local u = r.el.attrs.username and r.el.attrs.username.value
-      if u then out[#out + 1] = u end
-   end
-   return out
+-- The first host and port of a JDBC URL (jdbc:mysql://db:3306/app, jdbc:mysql:loadbalance://...),
+-- or nil for the forms that name no plain host.
+local function url_address(url)
+   local hostport = jdbcurl.parse(url).base:match("^jdbc:%a+:[%a:]-//([^/,?]+)")
+   if not hostport or hostport:find("=", 1, true) then return nil end
+   local host, port = hostport:match("^%[(.-)%]:?(%d*)$")
+   if not host then host, port = hostport:match("^([^:]+):?(%d*)$") end
+   return host, tonumber(port) or 3306
 end
 
--- The ids of the server's sessions of the Resources' accounts.
+-- The ids of the server's sessions of the Resources' accounts, seen the way the application
+-- connects (its account, the address of its URL: Tomcat may not be on the database's host, and
+-- an account sees its own sessions). nil, why when they cannot be seen.
 local function pool_sessions(ctx, list)
-   local users = {}
-   for _, u in ipairs(users_of(list)) do users[u] = true end
-   local ids = {}
-   local live = ctx:fact("sessions")
-   for _, l in ipairs{ live.tcp, live.socket } do
-      for _, x in ipairs(l) do
-         if users[x.user] and x.id then ids[#ids + 1] = x.id end
+   local ids, seen = {}, {}
+   for _, r in ipairs(list) do
+      local a = r.el.attrs
+      local user = a.username and a.username.value
+      local host, port = url_address(r.url)
+      if not (user and host) then return nil, ("%s names no account and address to look with"):format(r.name or r.url) end
+      local key = ("%s@%s:%d"):format(user, host, port)
+      if not seen[key] then
+         seen[key] = true
+         local c, err = ctx:connect{ alone = true, host = host, port = port, user = user,
+                                     password = a.password and a.password.value, tls = { mode = "preferred" } }
+         if not c then return nil, ("%s cannot log in to look: %s"):format(key, err) end
+         local rows = c:query("SELECT ID, CONNECTION_ID() FROM information_schema.PROCESSLIST WHERE USER = ?", user)
+         c:close()
+         -- our own look-ups are not the pools' (a closed one may still be listed for a moment)
+         for _, row in ipairs(rows or {}) do LOOKUPS[tonumber(row[2])] = true end
+         for _, row in ipairs(rows or {}) do
+            local id = tonumber(row[1])
+            if not LOOKUPS[id] then ids[#ids + 1] = id end
+         end
       end
    end
+   return ids
+end
+
+-- The pools' sessions now (nil when they cannot be seen, with a warning).
+local function sessions(ctx)
+   local ids, why = pool_sessions(ctx, resources(ctx))
+   if not ids then ctx:warn("%s: Tomcat's redeploy cannot be watched", why) end
    return ids
 end
 
@@ -533,7 +556,7 @@ steps["jdbc-url"].apply = function(ctx)
       end
    end
    -- the sessions the pools have now: the reload step waits for them to end
-   local before = not ctx.planning and trust(ctx) ~= "jvm" and pool_sessions(ctx, list) or nil
+   local before = not ctx.planning and trust(ctx) ~= "jvm" and sessions(ctx) or nil
    if ctx:write_file(path, text) then
       ctx:record(CHANGED, true)
       ctx:record(OLD_SESSIONS, before)
@@ -556,31 +579,27 @@ local function wait_reload(ctx, ids)
       ctx:wait(label .. ": the pools' sessions end, and new ones connect", function() return true end)
       return
    end
+   if not ids or #ids == 0 then
+      ctx:log("the pools have no session to watch: the application uses the new urls from its next connection")
+      return
+   end
    local left
    ctx:wait(("%s: %s of its pools to end"):format(label, text.count(#(ids or {}), "session")), function()
       left = 0
-      local live = ctx:fact("sessions")
-      for _, list in ipairs{ live.tcp, live.socket } do
-         for _, x in ipairs(list) do
-            if old[x.id] then left = left + 1 end
-         end
+      for _, id in ipairs(sessions(ctx) or {}) do
+         if old[id] then left = left + 1 end
       end
       return left == 0
    end, { timeout = ctx.params.tomcat.reload_timeout, interval = 0.25 })
-   ctx:log("Tomcat redeployed the context: the pools' %s ended", text.count(#(ids or {}), "old session"))
-   if not ids or #ids == 0 then return end
+   ctx:log("Tomcat redeployed the context: the pools' %s ended", text.count(#ids, "old session"))
    -- a pool that had sessions opens new ones at once (its initial or minimum idle size): none
    -- means the new url does not connect, and the application is failing now
    local newest = math.max(table.unpack(ids))
-   local users = {}
-   for _, u in ipairs(users_of(resources(ctx))) do users[u] = true end
    local back = 0
    ctx:wait("the pools to connect again with the new urls", function()
-      local live = ctx:fact("sessions")
-      for _, l in ipairs{ live.tcp, live.socket } do
-         for _, x in ipairs(l) do
-            if users[x.user] and x.id > newest then back = back + 1 end
-         end
+      back = 0
+      for _, id in ipairs(sessions(ctx) or {}) do
+         if id > newest then back = back + 1 end
       end
       return back > 0
    end, { timeout = RECONNECT_SECONDS, interval = 0.25, ends = true })
@@ -603,7 +622,7 @@ steps.reload.apply = function(ctx) wait_reload(ctx, ctx:recorded(OLD_SESSIONS)) 
 -- rollback wrote the file a moment ago; Tomcat looks every few seconds)
 steps["jdbc-url"].undo = function(ctx)
    if trust(ctx) == "jvm" then return end
-   wait_reload(ctx, pool_sessions(ctx, resources(ctx)))
+   wait_reload(ctx, sessions(ctx))
 end
 
 -- Step 5: restart -------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ steps.preflight.check = function(ctx)
    local p, d = ctx.params, ctx.dialect
    local s = settings(ctx)
    ctx:log("%s; keyring %s in %s", d:describe(), d.keyring, s.dir)
+   local who = options.server_user_mismatch(ctx)
+   if who then ctx:reject("%s", who) end
    if not p.keyring.backup_dir and not p.keyring.accept_no_backup then
       return false, "keyring.backup_dir is not set: the key material must be backed up before anything "
          .. "is encrypted (or set keyring.accept_no_backup=true to accept that losing it loses the data)"

@@ -49,6 +49,8 @@ local function persisting(ctx)
 end
 
 steps.preflight.check = function(ctx)
+   local who = options.server_user_mismatch(ctx)
+   if who then ctx:reject("%s", who) end
    local why = tls.site_pki_problem(ctx)
    if why then return false, why end
    local lib = tls.tls_library(ctx)

@@ -56,6 +56,29 @@ function M.write(ctx, edits, first, opts)
    end
 end
 
+--- When the server runs on this machine as another user than `[server] user` says (its pid file
+-- and /proc tell), a message saying so; nil when they agree or myseal cannot see the process.
+-- Key files and certificates are given to `[server] user`: with the wrong one the server could
+-- not read them after its restart.
+-- @param ctx the step's context
+-- @return message | nil
+function M.server_user_mismatch(ctx)
+   local sys = require "sys"
+   local pidfile = ctx:fact("variable", "pid_file")
+   if type(pidfile) ~= "string" or pidfile == "" then return nil end
+   if not pidfile:match("^/") then pidfile = (ctx:fact("variable", "datadir") or ""):gsub("/?$", "/") .. pidfile end
+   local pid = tonumber((sys.read_file(pidfile) or ""):match("^%s*(%d+)"))
+   local cmdline = pid and (sys.read_file("/proc/" .. pid .. "/cmdline") or "")
+   if not cmdline or not (cmdline:find("mysqld", 1, true) or cmdline:find("mariadbd", 1, true)) then return nil end
+   local uid = (sys.read_file("/proc/" .. pid .. "/status") or ""):match("\nUid:%s+(%d+)")
+   local want = sys.user(ctx.params.server.user)
+   if not uid or (want and tostring(want.uid) == uid) then return nil end
+   local name = ("\n" .. (sys.read_file("/etc/passwd") or "")):match("\n([^:\n]+):[^:\n]*:" .. uid .. ":")
+      or ("uid " .. uid)
+   return ("[server] user is %s, but the server runs as %s (pid %d): the key and certificate files must be its "
+      .. "own; set [server] user = %s"):format(ctx.params.server.user, name, pid, name)
+end
+
 --- The files the server's option files name that the server's user (`[server] user`) could
 -- not read (or, for a file the server makes, write into its directory), as it will at its next
 -- start: every directory on the way needs the search bit for it. Checked by the kernel as that

@@ -179,6 +179,19 @@ describe("engine safety", function()
       assert.equal(before, s:refresh().pid)   -- never stopped
    end)
 
+   it("refuses a profile whose server user is not the one the server runs as, before any key is made", function()
+      local s <close> = server("safety-user")
+      for _, rb in ipairs{ { "at-rest", "--set", "keyring.backup_dir=" .. dir .. "/kb" }, { "in-transit" } } do
+         local r = E.myseal({ "run", rb[1], "--sandbox", s.name, "--yes", "--set", "server.user=root", rb[2], rb[3] },
+            {})
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         assert.matches(("%%[server%%] user is root, but the server runs as mysql %%(pid %d%%): the key and "
+            .. "certificate files must be its own; set %%[server%%] user = mysql\n$"):format(s.pid), r.stderr)
+      end
+      assert.is_nil(sys.stat(s.dir .. "/keyring"))
+      assert.is_nil(sys.stat(s.dir .. "/tls-myseal"))
+   end)
+
    it("runs one run per server, whatever profile names it", function()
       local work = dir .. "/work"
       assert(sys.mkdir(work))

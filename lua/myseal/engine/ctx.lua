@@ -169,7 +169,8 @@ Reader.__close = Reader.close
 -- connection options (mysql.connect's fields: `host`, `port`, `user`, `password`, `tls`, ...), for
 -- reading and looking (verification: "does a client with this certificate get in?"): it offers
 -- `:query` (reads only), `:tls()`, `:server()` and `:close()`, and is the caller's to close. A
--- failure is returned, not raised.
+-- failure is returned, not raised. With `alone = true` only `opts` count, none of the target's
+-- (an application's account at the address its JDBC URL names).
 -- @param opts table or nil
 -- @return connection | nil, message, errno
 function methods:connect(opts)

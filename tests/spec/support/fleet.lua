@@ -135,7 +135,7 @@ function M.inventory(opts)
    local function server(name, s, backup)
       return {
          site = { name = prefix .. "-" .. name },
-         server = { cnf = s.cnf, datadir = s.datadir, user = sys.user().name,
+         server = { cnf = s.cnf, datadir = s.datadir, user = s.user,
                     restart_command = myseal .. " sandbox restart " .. s.name },
          connection = { host = "127.0.0.1", port = s.port, user = s.tcp_user },
          keyring = { dir = s.dir .. "/keyring",

@@ -200,6 +200,13 @@ end
 function Target:connect(values, secrets, opts)
    local spec, password = self:connect_spec(values, secrets)
    if not spec then return nil, password end
+   if opts and opts.alone then   -- another account at its own address: nothing of the target's
+      local own = {}
+      for k, v in pairs(opts) do
+         if k ~= "alone" and k ~= "password" then own[k] = v end
+      end
+      return M.connect_spec({ connect = own }, opts.password)
+   end
    if opts then
       local merged = {}
       for k, v in pairs(spec.connect or {}) do merged[k] = v end
