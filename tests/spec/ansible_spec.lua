@@ -36,7 +36,7 @@ local function keyring_active(s)
    return rows[1] ~= nil and rows[1][1] == "ACTIVE"
 end
 
-describe("the Ansible collection", function()
+describe("the Ansible collection #lab", function()
    local dir, env
    local sites = {}   -- state directories of site targets to remove
 

@@ -208,7 +208,7 @@ describe("faults", function()
       end)
    end)
 
-   describe("on a Debian lab host", function()
+   describe("on a Debian lab host #lab", function()
       local MYSEAL = require("myseal.host").exe
 
       -- Runs at-rest inside the host with its own profile and `restart` as restart_command.

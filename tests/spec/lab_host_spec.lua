@@ -21,7 +21,7 @@ local function count(text, pattern)
    return n
 end
 
-describe("lab host", function()
+describe("lab host #lab", function()
    local s
    setup(function()
       if require("myseal.sandbox.host").available() then s = lab.start{ name = "spec-host" } end
@@ -128,7 +128,7 @@ describe("lab host", function()
    end)
 end)
 
-describe("lab hosts and this machine", function()
+describe("lab hosts and this machine #lab", function()
    local MACHINE = { "/etc/mysql", "/etc/tomcat10", "/etc/init.d", "/etc/default", "/etc/hosts", "/etc/hostname",
       "/var/lib/mysql", "/var/lib/tomcat10", "/var/cache/tomcat10", "/run/mysqld" }
 

@@ -12,7 +12,7 @@ local HOME = require("myseal.host").home
 local MYSEAL = require("myseal.host").exe
 local PROFILE = "/root/site.ini"
 
-describe("the story on a lab host with Tomcat", function()
+describe("the story on a lab host with Tomcat #lab", function()
    local s, done, windows = nil, {}, {}
    setup(function()
       if host.available() then

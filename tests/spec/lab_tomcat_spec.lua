@@ -4,7 +4,7 @@
 local sys = require "sys"
 local lab = require "support.lab"
 
-describe("lab host with Tomcat", function()
+describe("lab host with Tomcat #lab", function()
    it("runs Debian's Tomcat 10 as user tomcat, with the unit's environment and /etc/default/tomcat10", function()
       local s = lab.tomcat(pending)
       local pid = tonumber(lab.ok(s, { "cat", "/run/tomcat10.pid" }))

@@ -14,7 +14,7 @@ local function run(argv)
    return r
 end
 
-describe("the Debian package", function()
+describe("the Debian package #package", function()
    local dir, deb, root
    setup(function()
       dir = assert(sys.tmpdir("myseal-package"))
