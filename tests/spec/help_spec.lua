@@ -92,7 +92,7 @@ describe("help", function()
       assert.truthy(text:find("\n  help       ", 1, true))
       usage_error({ "help", "nosuch" }, "unknown command 'nosuch' (try 'myseal --help')")
       usage_error({ "help", "sandbox", "nope" },
-         "help: 'sandbox' has no subcommand 'nope' (start, status, restart, stop)")
+         "help: 'sandbox' has no subcommand 'nope' (start, status, restart, exec, stop)")
       usage_error({ "help", "run", "at-rest" }, "help: 'run' has no subcommand 'at-rest'")
       usage_error({ "help", "sandbox", "start", "x" },
          "help: one command and one subcommand at most (try 'myseal help sandbox')")

@@ -186,6 +186,7 @@ end
 
 local function exec(argv)
    local name = argv[1]
+   if name == "--help" or name == "-h" then args.help("sandbox exec", {}) end
    if not name or name:match("^%-") then errors.usage("sandbox exec: NAME -- COMMAND [ARG...] is needed") end
    local rest = table.move(argv, 2, #argv, 1, {})
    if rest[1] == "--" then table.remove(rest, 1) end
