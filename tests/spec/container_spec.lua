@@ -20,21 +20,23 @@ local OWN_CNF = [[my_print_defaults --defaults-file="$1" mysqld server mariadb m
 
 describe("container sandboxes", function()
    local engine, why, state
+
+   -- myseal in the suite's network namespace, with the spec's own state directory
+   local function myseal(...)
+      return engine:netns({ MYSEAL, ... }, { MYSEAL_STATE_DIR = state })
+   end
+
    setup(function()
       engine, why = containers.start()
       state = assert(sys.tmpdir("container-spec"))
    end)
    teardown(function()
       if engine then
-         engine:netns{ MYSEAL, "sandbox", "stop", "--all" }
+         myseal("sandbox", "stop", "--all")
          engine:stop()
       end
       sys.rmtree(state)
    end)
-
-   local function myseal(...)
-      return engine:netns({ MYSEAL, ... }, { MYSEAL_STATE_DIR = state })
-   end
 
    -- The real user id a process runs as.
    local function uid_of(pid)

@@ -31,14 +31,19 @@ local function unavailable()
    return nil
 end
 
--- The process that holds the suite's network namespace (loopback only). Returns its pid, or nil, message.
-local function netns_holder(dir)
-   local ready = dir .. "/netns.ready"
-   local pid, err = sys.spawn{ "unshare", "--net", "/bin/sh", "-c",
-      'ip link set lo up && : > "$1" && exec sleep infinity', "myseal-test-netns", ready, log = dir .. "/netns.log" }
+-- The process that holds the engine's namespaces: a network namespace with loopback only, and
+-- a private mount namespace without the hybrid cgroup2 mount (tests/containers/docker says why).
+-- It ends with this process (a killed busted leaves no holder behind). Returns its pid, or nil,
+-- message.
+local function holder(dir)
+   local ready = dir .. "/namespaces.ready"
+   local pid, err = sys.spawn{ "setpriv", "--pdeathsig", "KILL", "unshare", "--net", "--mount", "--propagation",
+      "private", "/bin/sh", "-c",
+      '{ ! mountpoint -q /sys/fs/cgroup/unified || umount /sys/fs/cgroup/unified; } && ip link set lo up && '
+         .. ': > "$1" && exec sleep infinity', "myseal-test-namespaces", ready, log = dir .. "/namespaces.log" }
    if not pid then return nil, err end
    if not common.wait_file(pid, ready, 20) then
-      return nil, "the suite's network namespace did not come up: " .. (sys.read_file(dir .. "/netns.log") or "")
+      return nil, "the suite's namespaces did not come up: " .. (sys.read_file(dir .. "/namespaces.log") or "")
    end
    return pid
 end
@@ -53,8 +58,8 @@ end
 --- Runs argv in the suite's network namespace (where published ports are), with the engine's
 -- environment and `env` added; the sys.run result.
 function Engine:netns(argv, env)
-   local cmd = { "nsenter", "--net=" .. self.env.MYSEAL_TEST_NETNS, timeout = argv.timeout or 300, stdin = argv.stdin,
-      env = {} }
+   local cmd = { "nsenter", "--target", tostring(self.holder), "--net", timeout = argv.timeout or 300,
+      stdin = argv.stdin, env = {} }
    for k, v in pairs(self.env) do cmd.env[k] = v end
    for k, v in pairs(env or {}) do cmd.env[k] = v end
    for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
@@ -114,17 +119,17 @@ function Engine:image()
    return name
 end
 
---- Starts the engine for specs: the suite's network namespace, the engine answering in it, the
+--- Starts the engine for specs: the suite's namespaces, the engine answering in them, the
 -- image built or found in the cache.
 -- @return engine `{ env, image }` (stopped by `stop`), or nil and why not (the specs are then skipped)
 function M.start()
    local why = unavailable()
    if why then return nil, why end
    local dir = assert(sys.tmpdir("containers"))
-   local pid, err = netns_holder(dir)
+   local pid, err = holder(dir)
    if not pid then sys.rmtree(dir); return nil, err end
    local env = { PATH = M.BIN .. ":" .. (os.getenv("PATH") or "/usr/bin:/bin"),
-      MYSEAL_TEST_NETNS = "/proc/" .. pid .. "/ns/net" }
+      MYSEAL_TEST_NAMESPACES = tostring(pid) }
    local self = setmetatable({ dir = dir, holder = pid, env = env }, Engine)
    local info = self:run{ "info", timeout = 60 }
    if not info.ok then
@@ -136,7 +141,7 @@ function M.start()
    return self
 end
 
---- Ends the suite's network namespace (stop the sandboxes first).
+--- Ends the suite's namespaces (stop the sandboxes first).
 function Engine:stop()
    if self.holder and sys.alive(self.holder) then
       sys.kill(self.holder, "KILL")
