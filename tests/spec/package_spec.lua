@@ -127,7 +127,7 @@ describe("the Debian package", function()
       for _, w in ipairs{ "--help", "--version", "-h", "help" } do commands[#commands + 1] = w end
       table.sort(commands)
       assert.same(commands, complete(""))
-      assert.same({ "restart", "start", "status", "stop" }, complete("sandbox", ""))
+      assert.same({ "exec", "restart", "start", "status", "stop" }, complete("sandbox", ""))
       local stock = {}
       for _, e in ipairs(require("myseal.runbook").list({ host.runbooks_dir })) do stock[#stock + 1] = e.name end
       table.sort(stock)
