@@ -8,7 +8,9 @@
 --   local      (myseal.sandbox.local) the server binaries on this machine, run as the packaged
 --              server user (`mysql`) when root starts them, with their own option file, port
 --              and socket;
---   container  (myseal.sandbox.container) the same from an image, where `docker` answers;
+--   container  (myseal.sandbox.container) the same in a container of docker or podman, from
+--              any image with the server binaries, the sandbox's directory mounted at the
+--              same path inside;
 --   host       (myseal.sandbox.host) a Debian-shaped host made of Linux namespaces: the
 --              distribution's own /etc/mysql, service script and (optionally) Tomcat, on
 --              private copies.
@@ -53,6 +55,8 @@ end
 
 local FIELDS = { "name", "flavor", "version", "driver", "user", "host", "port", "socket", "datadir",
    "cnf", "dir", "pid", "tcp_user", "tcp_password", "argv", "log", "tls", "started",
+   -- the container driver's
+   "engine", "image", "container",
    -- the host driver's
    "app", "address", "ns", "profile", "etc", "syslog", "app_user", "app_password", "lab" }
 
@@ -141,8 +145,10 @@ end
 --   `tls` (true: a CA, a server certificate for localhost/127.0.0.1/::1 and a
 --   client certificate, in `server.tls`), `driver` ("local", "container" or "host"),
 --   `user` (local driver: the server's operating-system user; default `mysql` when root
---   starts it, "root" keeps it root's), and the host driver's `app` ("tomcat"), `ip`
---   ("ADDR/PREFIX"), `etc` (a site's /etc/mysql tree to copy).
+--   starts it, "root" keeps it root's), the container driver's `engine` ("docker" or "podman";
+--   default the first that answers) and `image` (default the official mariadb or mysql image),
+--   and the host driver's `app` ("tomcat"), `ip` ("ADDR/PREFIX"), `etc` (a site's /etc/mysql
+--   tree to copy).
 -- @return server, or nil, message
 function M.start(opts)
    opts = opts or {}
@@ -163,6 +169,9 @@ function M.start(opts)
    end
    if driver_name ~= "host" and (opts.app or opts.ip or opts.etc) then
       error("sandbox.start: app, ip and etc are the host driver's", 2)
+   end
+   if driver_name ~= "container" and (opts.engine or opts.image) then
+      error("sandbox.start: engine and image are the container driver's", 2)
    end
    local name = opts.name or next_name()
    check_name(name)

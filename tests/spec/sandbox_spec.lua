@@ -219,20 +219,49 @@ describe("myseal.sandbox", function()
    end)
 
    it("builds container command lines with no secret in them", function()
-      local s = { name = "c1", port = 23306, dir = "/tmp/msb-c1", cnf = "/tmp/msb-c1/my.cnf",
-         datadir = "/tmp/msb-c1/data", tcp_user = "tcp_user", tcp_password = "s3cret" }
-      local argv = container.run_argv(s, container.image("mariadb"))
-      assert.same({ "docker", "run", "--detach", "--name", "myseal-sandbox-c1",
-         "--publish", "127.0.0.1:23306:3306",
-         "--volume", "/tmp/msb-c1/my.cnf:/etc/mysql/conf.d/zz-myseal.cnf:ro",
-         "--volume", "/tmp/msb-c1/data:/var/lib/mysql",
-         "--volume", "/tmp/msb-c1/run:/run/mysqld",
-         "--env-file", "/tmp/msb-c1/env", "mariadb:11.4" }, argv)
-      assert.equal("mysql:8.0", container.image("mysql", "8.0"))
-      assert.same({ "docker", "rm", "--force", "--volumes", "myseal-sandbox-c1" }, container.argv("remove", s))
-      assert.matches("MARIADB_PASSWORD=s3cret", container.env_file(s, "mariadb"))
-      assert.matches("MYSQL_PASSWORD=s3cret", container.env_file(s, "mysql"))
+      local s = { name = "c1", engine = "docker", container = "myseal-msb-c1-abc123", port = 23306,
+         dir = "/tmp/msb-c1-abc123", cnf = "/tmp/msb-c1-abc123/my.cnf", datadir = "/tmp/msb-c1-abc123/data",
+         image = "docker.io/library/mariadb:11.4", uid = 102, gid = 105, tcp_user = "tcp_user",
+         tcp_password = "s3cret" }
+      -- what the image says it has (the official image's mariadbd --version)
+      local bin = assert(container.parse_probe(s.image, "server=/usr/sbin/mariadbd\nversion=/usr/sbin/mariadbd  "
+         .. "Ver 11.4.4-MariaDB-ubu2404 for debian-linux-gnu on x86_64 (mariadb.org binary distribution)\n"
+         .. "install=/usr/bin/mariadb-install-db\n"))
+      assert.same({ flavor = "mariadb", server = "/usr/sbin/mariadbd", install = "/usr/bin/mariadb-install-db",
+         version = "11.4.4" }, bin)
+      local argv = container.run_argv(s, bin)
+      assert.same({ "docker", "run", "--detach", "--name", "myseal-msb-c1-abc123",
+         "--label", "myseal.sandbox=/tmp/msb-c1-abc123", "--user", "102:105",
+         "--volume", "/tmp/msb-c1-abc123:/tmp/msb-c1-abc123", "--publish", "127.0.0.1:23306:23306",
+         "--stop-timeout", "60", "--entrypoint", "/bin/sh", "docker.io/library/mariadb:11.4", "-c" },
+         table.move(argv, 1, 19, 1, {}))
+      assert.same({ "myseal-sandbox", "/tmp/msb-c1-abc123/my.cnf", "/tmp/msb-c1-abc123/data", "/usr/sbin/mariadbd", "",
+         "/usr/bin/mariadb-install-db", "--defaults-file=/tmp/msb-c1-abc123/my.cnf", "--skip-test-db",
+         "--auth-root-authentication-method=normal" }, table.move(argv, 21, #argv, 1, {}))
       for _, a in ipairs(argv) do assert.is_nil(a:find("s3cret", 1, true)) end
+      -- a program's environment goes by name, its value through the engine's environment
+      assert.same({ "docker", "exec", "--user", "0", "--interactive", "--env", "MYSQL_PWD", "myseal-msb-c1-abc123",
+         "mariadb", "-e", "SELECT 1" }, container.exec_argv(s, { "mariadb", "-e", "SELECT 1", stdin = "",
+         env = { MYSQL_PWD = "s3cret" } }))
+      assert.same({ "docker", "rm", "--force", "--volumes", "myseal-msb-c1-abc123" }, container.argv("remove", s))
+      assert.same({ "docker", "restart", "--time", "60", "myseal-msb-c1-abc123" }, container.argv("restart", s))
+      -- MySQL initialises with mysqld itself; a root server is told so
+      local my = assert(container.parse_probe("mysql:8.4", "server=/usr/sbin/mysqld\nversion=/usr/sbin/mysqld  "
+         .. "Ver 8.4.3 for Linux on x86_64 (MySQL Community Server - GPL)\n"))
+      assert.same({ flavor = "mysql", server = "/usr/sbin/mysqld", version = "8.4.3" }, my)
+      s.uid, s.gid = 0, 0
+      assert.same({ "/usr/sbin/mysqld", "--defaults-file=/tmp/msb-c1-abc123/my.cnf", "--initialize-insecure",
+         "--user=root" }, container.init_argv(s, my))
+      assert.equal("--user=root", container.run_argv(s, my)[25])
+      assert.same({ nil, "image busybox has no MariaDB or MySQL server (mariadbd, mysqld)" },
+         { container.parse_probe("busybox", "") })
+      assert.same({ nil, "image x has /usr/sbin/mariadbd but no mariadb-install-db" },
+         { container.parse_probe("x", "server=/usr/sbin/mariadbd\nversion=mariadbd Ver 10.6.1-MariaDB\n") })
+      assert.has_error(function() sandbox.start{ driver = "container", engine = "lxc" } end,
+         "unknown container engine 'lxc' (docker or podman)")
+      assert.has_error(function() sandbox.start{ driver = "container", image = "a b" } end, "bad image name 'a b'")
+      assert.has_error(function() sandbox.start{ engine = "docker" } end,
+         "sandbox.start: engine and image are the container driver's")
    end)
 
    describe("command line", function()
@@ -266,10 +295,29 @@ describe("myseal.sandbox", function()
          assert.equal("no sandboxes\n", h.myseal({ "sandbox", "status" }, { env = env }).stdout)
       end)
 
+      it("says which container engines do not answer, and leaves nothing", function()
+         local r = h.myseal({ "sandbox", "start", "--driver", "container", "--name", "noengine" },
+            { env = { MYSEAL_STATE_DIR = env.MYSEAL_STATE_DIR, PATH = "/nonexistent" } })
+         assert.equal(1, r.status)
+         assert.equal("myseal: no container engine answers (docker info: cannot run 'docker': No such file or "
+            .. "directory; podman info: cannot run 'podman': No such file or directory)\n", r.stderr)
+         r = h.myseal({ "sandbox", "start", "--driver", "container", "--engine", "podman" },
+            { env = { MYSEAL_STATE_DIR = env.MYSEAL_STATE_DIR, PATH = "/nonexistent" } })
+         assert.equal("myseal: the container engine podman does not answer (podman info: cannot run 'podman': No "
+            .. "such file or directory)\n", r.stderr)
+         assert.equal("no sandboxes\n", h.myseal({ "sandbox", "status" }, { env = env }).stdout)
+      end)
+
       it("says what is wrong with bad usage", function()
          local r = h.myseal({ "sandbox", "start", "--flavor", "db2" }, { env = env })
          assert.equal(2, r.status)
          assert.equal("myseal: sandbox start: unknown flavour 'db2' (mariadb, mysql or auto)\n", r.stderr)
+         r = h.myseal({ "sandbox", "start", "--engine", "podman" }, { env = env })
+         assert.equal(2, r.status)
+         assert.equal("myseal: sandbox start: --engine and --image are for --driver container\n", r.stderr)
+         r = h.myseal({ "sandbox", "start", "--driver", "container", "--engine", "lxc" }, { env = env })
+         assert.equal(2, r.status)
+         assert.equal("myseal: sandbox start: unknown --engine 'lxc' (docker or podman)\n", r.stderr)
          r = h.myseal({ "sandbox", "stop", "nosuch" }, { env = env })
          assert.equal(2, r.status)
          assert.equal("myseal: no sandbox named 'nosuch' (see 'myseal sandbox status')\n", r.stderr)

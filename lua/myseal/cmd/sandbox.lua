@@ -9,11 +9,12 @@ local SUBCOMMANDS = {
       name = "start",
       summary = "start a disposable server (or a lab host) and print how to reach it",
       usage = "myseal sandbox start [--driver local|container|host] [--flavor F] [--name N] [--user U] [--tls] "
-         .. "[--option K=V]... [--app tomcat] [--ip ADDR/PREFIX] [--etc DIR] [--json]",
+         .. "[--option K=V]... [--engine docker|podman] [--image IMAGE] [--app tomcat] [--ip ADDR/PREFIX] "
+         .. "[--etc DIR] [--json]",
       help = [[
   --driver D     local (default: mariadbd or mysqld from this machine),
-                 container (needs a container engine) or host (a Debian-shaped
-                 lab host; needs root and Linux namespaces)
+                 container (docker or podman, from an image) or host (a
+                 Debian-shaped lab host; needs root and Linux namespaces)
   --flavor F     mariadb, mysql or auto (default: what is installed)
   --name N       its name (default sb1, sb2, ...): letters, digits, '-' and '_'
   --user U       the server's user (default mysql when root starts it; --user
@@ -21,6 +22,11 @@ local SUBCOMMANDS = {
   --tls          a CA, a server certificate for localhost/127.0.0.1/::1 and a
                  client certificate, with the server's TLS options set
   --option K=V   an extra [mysqld] option (K alone for a bare flag); repeat it
+  --engine E     a container: docker or podman (default: the first whose
+                 'info' answers)
+  --image I      a container: any image with mariadbd or mysqld (default
+                 docker.io/library/mariadb:11.4, or mysql:8.4 for --flavor
+                 mysql); the image's entrypoint is not used
   --app tomcat   a host: Debian's Tomcat 10 with a JNDI pool and a page
                  (/db.jsp) showing a row count and the session's Ssl_cipher
   --ip A/P       a host: its address on the lab's private network
@@ -37,12 +43,14 @@ local SUBCOMMANDS = {
    },
    {
       name = "restart",
-      summary = "stop a sandbox and start it again with its current option file (a host: its service script)",
+      summary = "stop a sandbox and start it again with its current option file (a container: its restart; "
+         .. "a host: its service script)",
       usage = "myseal sandbox restart NAME",
    },
    {
       name = "exec",
-      summary = "run a command where the sandbox runs (a host: inside it); its exit status is exec's",
+      summary = "run a command where the sandbox runs (a container or a host: inside it); its exit status is "
+         .. "exec's",
       usage = "myseal sandbox exec NAME -- COMMAND [ARG...]",
    },
    {
@@ -83,6 +91,11 @@ Debian's postinst makes it (root by unix_socket only), MariaDB started by
 (/var/log/syslog), and with --app tomcat Debian's Tomcat 10. Nothing of this
 machine's own /etc, /var/lib or processes changes.
 
+A container sandbox (--driver container) is the same server in a container
+of docker or podman: its directory is mounted at the same path inside, the
+datadir is initialised there as the server's user (this machine's mysql),
+the port is published on 127.0.0.1, and restart is the container's restart.
+
 ]] .. table.concat(list, "\n") .. [[
 
 
@@ -90,13 +103,15 @@ machine's own /etc, /var/lib or processes changes.
 has its options.
 
 State lives in $MYSEAL_STATE_DIR (default ~/.local/state/myseal/sandboxes);
-template datadirs in ~/.cache/myseal/templates. Only the pid a sandbox
-started is ever signalled.]],
+template datadirs in ~/.cache/myseal/templates. Only the pid (or the
+container) a sandbox started is ever signalled. docs/containers.md has the
+container driver, docs/lab.md the lab hosts.]],
 }
 
 local function start(argv)
    local o = args.parse("sandbox start", argv, {
-      flags = { "tls", "json" }, options = { "flavor", "name", "driver", "user", "app", "ip", "etc" },
+      flags = { "tls", "json" },
+      options = { "flavor", "name", "driver", "user", "app", "ip", "etc", "engine", "image" },
       multi = { "option" } })
    local flavor = o.flavor or "auto"
    if flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql" then
@@ -111,6 +126,12 @@ local function start(argv)
    end
    if driver ~= "host" and (o.app or o.ip or o.etc) then
       errors.usage("sandbox start: --app, --ip and --etc are for --driver host")
+   end
+   if driver ~= "container" and (o.engine or o.image) then
+      errors.usage("sandbox start: --engine and --image are for --driver container")
+   end
+   if o.engine and o.engine ~= "docker" and o.engine ~= "podman" then
+      errors.usage("sandbox start: unknown --engine '%s' (docker or podman)", o.engine)
    end
    if o.app and o.app ~= "tomcat" then errors.usage("sandbox start: unknown --app '%s' (tomcat)", o.app) end
    if o.ip and not o.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$") then
@@ -127,7 +148,7 @@ local function start(argv)
       options[k] = v
    end
    local s, err = sandbox.start{ flavor = flavor, name = o.name, tls = o.tls, options = options,
-      driver = driver, user = o.user, app = o.app, ip = o.ip, etc = o.etc }
+      driver = driver, user = o.user, app = o.app, ip = o.ip, etc = o.etc, engine = o.engine, image = o.image }
    if not s then errors.fail("%s", err) end
    if o.json then print(json.encode(s:info())) else print(s:describe()) end
    return 0
@@ -163,7 +184,7 @@ local function restart(argv)
    local s = attach(pos[1])
    local ok, err = s:restart()
    if not ok then errors.fail("%s", err) end
-   print(string.format("sandbox %s restarted (pid %d)", s.name, s.pid))
+   print(string.format("sandbox %s restarted (pid %s)", s.name, tostring(s.pid)))
    return 0
 end
 

@@ -28,6 +28,53 @@ function M.error_lines(text)
    return table.concat(errs, "\n", math.max(1, #errs - 4))
 end
 
+--- The size of a file, 0 when there is none.
+function M.file_size(path)
+   local st = sys.stat(path)
+   return st and st.size or 0
+end
+
+local function read_from(path, offset)
+   local f = io.open(path, "rb")
+   if not f then return "" end
+   f:seek("set", offset)
+   local text = f:read("a") or ""
+   f:close()
+   return text
+end
+
+--- Waits until a server's log says "ready for connections" after `offset`.
+-- @param log the error log's path
+-- @param offset where its new lines start (its size before the start)
+-- @param alive function: does the server (or its container) still run?
+-- @param timeout seconds
+-- @return true, or nil, why, the log's new text
+function M.wait_ready(log, offset, alive, timeout)
+   local deadline = sys.clock() + timeout
+   local delay = 0.02
+   while true do
+      local text = read_from(log, offset)
+      if text:find("ready for connections", 1, true) then return true end
+      if not alive() then return nil, "the server exited during start-up", text end
+      if sys.clock() > deadline then
+         return nil, string.format("the server was not ready after %d s", timeout), text
+      end
+      sys.sleep(delay)
+      delay = math.min(delay * 1.5, 0.2)
+   end
+end
+
+--- Waits for process `pid` to make the file `path`, its way of saying it is ready.
+-- @return true, or false when the process ended or `timeout` seconds passed first
+function M.wait_file(pid, path, timeout)
+   local deadline = sys.clock() + timeout
+   while not sys.stat(path) do
+      if not sys.alive(pid) or sys.clock() > deadline then return false end
+      sys.sleep(0.02)
+   end
+   return true
+end
+
 --- Runs argv; true, or nil, "what failed:" and the program's own error lines.
 function M.run_ok(argv, what)
    local r, err = sys.run(argv)

@@ -4,7 +4,8 @@
 -- path. Run by root, the server runs as the packaged server user (`mysql`) and its files are
 -- owned the way the package owns them: datadir and tmpdir `mysql` 0700, the socket directory
 -- `mysql:root` 0755, the sandbox directory `root:mysql` 0750 (the server enters it, reads
--- its option file, and cannot write there).
+-- its option file, and cannot write there). The container driver uses the same layout, option
+-- file and server account (the functions exported below).
 -- @module myseal.sandbox.local
 local sys = require "sys"
 local state = require "myseal.state"
@@ -80,22 +81,8 @@ function M.available()
    return out
 end
 
-local function file_size(path)
-   local st = sys.stat(path)
-   return st and st.size or 0
-end
-
-local function read_from(path, offset)
-   local f = io.open(path, "rb")
-   if not f then return "" end
-   f:seek("set", offset)
-   local text = f:read("a") or ""
-   f:close()
-   return text
-end
-
 --- Is `pid` a live server started on `cnf`? (pids are reused: check its argv)
-local function our_process(pid, cnf)
+function M.our_process(pid, cnf)
    if not pid or not sys.alive(pid) then return false end
    local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
    if not f then return true end  -- no /proc: trust the pid
@@ -103,30 +90,22 @@ local function our_process(pid, cnf)
    f:close()
    return cmdline:find("--defaults-file=" .. cnf, 1, true) ~= nil
 end
+local our_process = M.our_process
 
 -- Spawns argv with output appended to log and waits for "ready for
 -- connections". Returns pid, or nil, message, log excerpt.
 local function launch(argv, log)
-   local offset = file_size(log)
+   local offset = common.file_size(log)
    local spec = table.move(argv, 1, #argv, 1, { log = log })
    local pid, err = sys.spawn(spec)
    if not pid then return nil, err, "" end
-   local deadline = sys.clock() + START_TIMEOUT
-   local delay = 0.02
-   while true do
-      local text = read_from(log, offset)
-      if text:find("ready for connections", 1, true) then return pid end
-      if not sys.alive(pid) then
-         return nil, "the server exited during start-up", text
-      end
-      if sys.clock() > deadline then
-         sys.kill(pid, "KILL")
-         while sys.alive(pid) do sys.sleep(0.05) end
-         return nil, string.format("the server was not ready after %d s", START_TIMEOUT), text
-      end
-      sys.sleep(delay)
-      delay = math.min(delay * 1.5, 0.2)
+   local ok, why, text = common.wait_ready(log, offset, function() return sys.alive(pid) end, START_TIMEOUT)
+   if ok then return pid end
+   if sys.alive(pid) then
+      sys.kill(pid, "KILL")
+      while sys.alive(pid) do sys.sleep(0.05) end
    end
+   return nil, why, text
 end
 
 -- Stops pid: SIGTERM, then SIGKILL after STOP_TIMEOUT. True when it is gone.
@@ -159,7 +138,8 @@ local function ports_in_use()
    return used
 end
 
-local function free_port()
+--- A TCP port between 20000 and 40000 that nothing listens on here (nor on port + 10000).
+function M.free_port()
    local used = ports_in_use()
    local seed = tonumber(state.random_hex(4), 16)
    for i = 0, 20000 do
@@ -168,8 +148,13 @@ local function free_port()
    end
    error("no free TCP port between 20000 and 40000", 0)
 end
+local free_port = M.free_port
 
-local function write_cnf(s, options)
+--- Writes the sandbox's option file `s.cnf` (0644): its paths under `s.dir`, its port, and the
+-- extra `options`. `how.bind` is the address it listens on (default 127.0.0.1); with
+-- `how.log_error` the error log is `s.log` whatever the flavour.
+function M.write_cnf(s, options, how)
+   how = how or {}
    local lines = {
       "# myseal sandbox '" .. s.name .. "': this server's own option file (--defaults-file).",
       "# Edit it and run 'myseal sandbox restart " .. s.name .. "'.",
@@ -181,7 +166,7 @@ local function write_cnf(s, options)
       "datadir=" .. s.datadir,
       "socket=" .. s.socket,
       "port=" .. s.port,
-      "bind-address=127.0.0.1",
+      "bind-address=" .. (how.bind or "127.0.0.1"),
       "pid-file=" .. s.dir .. "/run/mysqld.pid",
       "tmpdir=" .. s.dir .. "/tmp",
       "innodb_buffer_pool_size=64M",
@@ -190,10 +175,8 @@ local function write_cnf(s, options)
       "character-set-server=utf8mb4",
       "collation-server=utf8mb4_general_ci",
    }
-   if s.flavor == "mysql" then
-      lines[#lines + 1] = "mysqlx=OFF"
-      lines[#lines + 1] = "log-error=" .. s.dir .. "/error.log"
-   end
+   if s.flavor == "mysql" then lines[#lines + 1] = "mysqlx=OFF" end
+   if s.flavor == "mysql" or how.log_error then lines[#lines + 1] = "log-error=" .. s.log end
    for _, l in ipairs(common.option_lines(options)) do lines[#lines + 1] = l end
    return sys.write_file(s.cnf, table.concat(lines, "\n") .. "\n", { mode = tonumber("644", 8) })
 end
@@ -272,9 +255,10 @@ end
 
 -- Starting -------------------------------------------------------------------
 
--- The server's user: the packaged one when root starts it, else whoever runs this.
--- Returns the account, or nil, message.
-local function server_account(user)
+--- The server's user: the packaged one (`mysql`, created when missing) when root starts it, else
+-- whoever runs this; `user` asks for another one.
+-- @return account (common.account's), or nil, message
+function M.server_account(user)
    if not common.is_root() then
       local me = sys.user().name
       if user and user ~= me then
@@ -286,8 +270,10 @@ local function server_account(user)
    return common.account(user)
 end
 
--- The sandbox's directories, owned the way the package owns the server's.
-local function make_dirs(s, account)
+--- The sandbox's directories (`s.dir`, run/, tmp/, the datadir, the error log), owned the way the
+-- package owns the server's when root makes them.
+-- @return true, or nil, message
+function M.make_dirs(s, account)
    local root = common.is_root()
    local function dir(path, mode, owner)
       local ok, err = sys.mkdir(path, mode)
@@ -305,7 +291,9 @@ local function make_dirs(s, account)
    return ok, err
 end
 
-local function with_tls(s, options, account)
+--- A CA, a server and a client certificate in `s.dir/tls` (in `s.tls`), and `options` with the
+-- server's TLS options added.
+function M.with_tls(s, options, account)
    local tls = require("myseal.sandbox.tls").make(s.dir .. "/tls", s.name, account)
    s.tls = tls
    local out = {}
@@ -331,7 +319,7 @@ function M.start(s, flavor, opts)
    end
    s.flavor, s.version = bin.flavor, bin.version:match("^%d+%.%d+%.%d+") or bin.version
    local account
-   account, err = server_account(opts.user)
+   account, err = M.server_account(opts.user)
    if not account then return nil, err end
    s.user = account.name
    local tpl
@@ -344,15 +332,15 @@ function M.start(s, flavor, opts)
    s.cnf, s.log = dir .. "/my.cnf", dir .. "/error.log"
    s.tcp_password = assert(sys.read_file(tpl .. "/tcp_password"))
    local ok, cerr = common.run_ok({ "cp", "-a", tpl .. "/data", s.datadir }, "copying the template datadir")
-   if ok then ok, cerr = make_dirs(s, account) end
+   if ok then ok, cerr = M.make_dirs(s, account) end
    if not ok then sys.rmtree(dir); return nil, cerr end
    local options = opts.options
-   if opts.tls then options = with_tls(s, options, account) end
+   if opts.tls then options = M.with_tls(s, options, account) end
    s.argv = { bin.server, "--defaults-file=" .. s.cnf }
    if common.is_root() then s.argv[3] = "--user=" .. account.name end
    for _ = 1, 3 do  -- a port taken between our look and the server's bind: another one
       s.port = free_port()
-      local wok, werr = write_cnf(s, options)
+      local wok, werr = M.write_cnf(s, options)
       if not wok then sys.rmtree(dir); return nil, werr end
       local pid, perr, text = launch(s.argv, s.log)
       if pid then

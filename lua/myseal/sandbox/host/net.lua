@@ -38,12 +38,8 @@ local function lab_holder()
          .. 'exec sleep infinity', "myseal-lab-network", ready,
       env = { PATH = PATH, MYSEAL_LAB_NETWORK = dir }, log = dir .. "/network.log" }
    if not pid then return nil, err end
-   local deadline = sys.clock() + 20
-   while not sys.stat(ready) do
-      if not sys.alive(pid) or sys.clock() > deadline then
-         return nil, "the lab network did not come up: " .. (sys.read_file(dir .. "/network.log") or "")
-      end
-      sys.sleep(0.02)
+   if not common.wait_file(pid, ready, 20) then
+      return nil, "the lab network did not come up: " .. (sys.read_file(dir .. "/network.log") or "")
    end
    os.remove(ready)
    assert(sys.write_file(lab_state_path(), json.encode{ pid = pid } .. "\n", { mode = OCTAL("600") }))
