@@ -156,6 +156,54 @@ local function table_findings(ctx, out)
    end
 end
 
+-- What the verify step's disk scan found (at_rest.disk_scan=yes, `myseal check --deep`): one finding
+-- per file that holds application values, failing where the file should be encrypted.
+local function plaintext_findings(c, out)
+   local scan = c and c.run.records.disk_scan
+   if not scan then return end
+   local proof = require "myseal.atrest.proof"
+   for _, f in ipairs(scan.files) do
+      local sources = {}
+      for name, n in pairs(f.sources) do sources[#sources + 1] = ("%s %d"):format(name, n) end
+      table.sort(sources)
+      finding(out, { area = "at rest", id = "plaintext:" .. f.path, severity = f.can_encrypt and "fail" or "warn",
+         title = ("%s (%s): %s readable: %s"):format(f.path, f.what, text.count(f.hits, "application value"),
+            f.reason),
+         detail = ("remedy: %s; values from %s"):format(f.remedy, table.concat(sources, ", ")),
+         path = f.path, kind = f.kind, hits = f.hits, should_be_encrypted = f.can_encrypt == true,
+         fix = { runbook = "at-rest", step = f.step or proof.step_for(f) } })
+   end
+   if #scan.files == 0 then
+      finding(out, { area = "at rest", id = "plaintext", severity = "ok",
+         title = ("no application value readable in %s (%s) the server writes"):format(
+            text.count(scan.scanned, "file"), text.bytes(scan.bytes)) })
+   end
+end
+
+-- The last successful restore rehearsal (journal records of at-rest and rotate-master-key): ok when
+-- it proved the key material as it is now, a warning when the keys changed since or there is none.
+local function rehearsal_findings(c, out)
+   if not c or not c.ctx:fact("keyring_active") then return end
+   local proof = require "myseal.atrest.proof"
+   local ctx = c.ctx
+   local last, current = proof.last_rehearsal(ctx, ctx.dialect:key_files(atrest.settings(ctx)))
+   local change = ctx:history("key_backup")[1]
+   local f = { area = "at rest", id = "rehearsal", rehearsed_at = last and last.at,
+               key_changed_at = change and change.at }
+   if current then
+      f.severity = "ok"
+      f.title = ("the last restore rehearsal, %s (%s), restored the key backup as it is now"):format(last.at,
+         last.runbook)
+   else
+      f.severity = "warn"
+      f.title = last and ("no restore rehearsal since the key material changed%s; the last one: %s"):format(
+            change and (" (" .. change.at .. ")") or "", last.at)
+         or "no restore rehearsal of the key backup yet: nothing proves the backed-up keys open the data"
+      f.fix = { runbook = "at-rest", step = "rehearsal" }
+   end
+   finding(out, f)
+end
+
 local function on(v) return v ~= nil and intransit.same(v, "ON") end
 
 -- The certificate the server is configured with, its chain and names; versions; accounts; sessions.
@@ -267,6 +315,8 @@ function M.run(opts)
       end
       local limits = { warn = facts.ctx.params.check.warn_days, fail = facts.ctx.params.check.fail_days }
       table_findings(contexts["at-rest"].ctx, findings)
+      plaintext_findings(contexts["at-rest"], findings)
+      rehearsal_findings(contexts["at-rest"], findings)
       tls_findings(contexts["in-transit"].ctx, limits, findings)
       if contexts["app-tomcat"] then truststore_findings(contexts["app-tomcat"].ctx, limits, findings) end
    end)

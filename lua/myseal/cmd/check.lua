@@ -8,7 +8,7 @@ local sys = require "sys"
 local M = {
    summary = "report encryption at rest and in transit, read-only (text, JSON or HTML)",
    usage = "myseal check (--site F | --sandbox N) [--format text|json|html] [--output FILE] "
-      .. "[--fail-on warn|fail] [--set S.K=V]...",
+      .. "[--fail-on warn|fail] [--deep] [--set S.K=V]...",
    help = [[
 Inspects the server and changes nothing: the keyring, every schema's tables
 (the unencrypted ones by name), log, binary log and temporary-file encryption;
@@ -22,6 +22,9 @@ info, warn, fail) and the runbook and step that fix it.
   --output FILE      write the report there (atomically) instead of standard output
   --fail-on LEVEL    exit 1 when a finding is at least LEVEL: fail (default) or warn,
                      for cron and monitoring
+  --deep             also read every file the server writes (on its host) for values
+                     drawn from the application's rows: one finding per file that holds
+                     them (= --set at_rest.disk_scan=yes); the values are never shown
   --set check.warn_days=N, --set check.fail_days=N   the expiry thresholds
 Exit status: 0 below --fail-on, 1 at or above it, 2 bad usage.
 targets (one is needed):
@@ -31,7 +34,7 @@ targets (one is needed):
 
 function M.run(argv)
    local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail-on" },
-                                            multi = { "set" } })
+                                            flags = { "deep" }, multi = { "set" } })
    local format = opts.format or "text"
    if format ~= "text" and format ~= "json" and format ~= "html" then
       errors.usage("check: --format is text, json or html, not '%s'", format)
@@ -44,7 +47,9 @@ function M.run(argv)
       errors.usage("check: name a target: --site FILE or --sandbox NAME (try 'myseal help check')")
    end
    local target = cli.target("check", opts)
-   local report = check.run{ target = target, set = opts.set }
+   local set = opts.set or {}
+   if opts.deep then set[#set + 1] = "at_rest.disk_scan=yes" end
+   local report = check.run{ target = target, set = set }
    local text = check[format](report)
    if opts.output then
       local ok, err = sys.write_file(opts.output, text, { mode = tonumber("644", 8) })
