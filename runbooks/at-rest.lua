@@ -124,10 +124,7 @@ steps["key-material"].check = function(ctx)
    if not ctx:exists(s.dir) then return false, "no keyring directory " .. s.dir end
    local mine, why = owned(s.dir, s.user, d.keyring_dir_mode)
    if not mine then return false, why end
-   if not d.myseal_makes_keys then
-      -- the server writes its keyring itself; what it wrote is for its user only
-      return owned(s.key_file, s.user, OCTAL_600)
-   end
+   if not d.myseal_makes_keys then return true end   -- the server writes its keyring itself
    if not ctx:read_file(s.key_file) then return false, "no key file " .. s.key_file end
    if s.filekey and not ctx:exists(s.filekey) then
       ctx:fail("the key file %s is there but its filekey %s is not: restore the filekey from its backup",
@@ -149,12 +146,7 @@ steps["key-material"].apply = function(ctx)
    local s, d = settings(ctx), ctx.dialect
    ctx:mkdir(s.dir, { mode = d.keyring_dir_mode, owner = s.user })
    local key = { mode = OCTAL_600, owner = s.user, secret = true, key_material = true }
-   if not d.myseal_makes_keys then
-      -- a keyring the server wrote: its content stays, its mode and owner become the server's user's
-      local data = ctx:read_file(s.key_file)
-      if data then ctx:write_file(s.key_file, data, key) end
-      return
-   end
+   if not d.myseal_makes_keys then return end   -- the server writes it (master-key makes it its user's)
    -- existing key material is never rewritten, only given back to the server's user
    if s.filekey then ctx:write_file(s.filekey, ctx:read_file(s.filekey) or pki.digest(pki.random(32)), key) end
    local data = ctx:read_file(s.key_file) or atrest.key_data(ctx, s, keyring.new_key_file(ctx.params.keyring.key_count))
@@ -262,11 +254,20 @@ end
 
 steps["master-key"].when = function(ctx) return ctx.dialect.master_key_sql and true or false end
 steps["master-key"].check = function(ctx)
-   if not ctx:fact("keyring_has_key", settings(ctx).key_file) then return false, "the keyring has no master key yet" end
+   local s = settings(ctx)
+   if not ctx:fact("keyring_has_key", s.key_file) then return false, "the keyring has no master key yet" end
+   -- the server wrote its keyring file: for its user only
+   local mine, why = owned(s.key_file, s.user, OCTAL_600)
+   if not mine then return false, why end
    return backed_up(ctx)
 end
 steps["master-key"].apply = function(ctx)
-   if not ctx:fact("keyring_has_key", settings(ctx).key_file) then ctx:sql(ctx.dialect.master_key_sql) end
+   local s = settings(ctx)
+   if not ctx:fact("keyring_has_key", s.key_file) then ctx:sql(ctx.dialect.master_key_sql) end
+   local data = not ctx.planning and ctx:read_file(s.key_file)
+   if data then
+      ctx:write_file(s.key_file, data, { mode = OCTAL_600, owner = s.user, secret = true, key_material = true })
+   end
    if ctx.params.keyring.backup_dir then back_up(ctx) end
 end
 

@@ -325,12 +325,16 @@ function M.encrypt_in_background(ctx, todo, all)
    ctx:sql("SET GLOBAL innodb_encryption_threads = ?", math.tointeger(p.parallel))
    -- setting it again makes the threads look at every tablespace (MDEV-14398)
    ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
+   -- what is left of `todo`, by the one fact that changes (the tables' own state is asked at the end)
+   local left = todo
    M.wait_for_threads(ctx, ("%d tables encrypted by %d background threads"):format(#todo, p.parallel), function()
-      local n = 0
-      for _, t in ipairs((M.table_state(ctx))) do
-         if not t.aria then n = n + 1 end
+      local enc, still = ctx:fact("table_encryption"), {}
+      for _, t in ipairs(left) do
+         local e = enc[t.schema .. "\0" .. t.name]
+         if not (e and e.encrypted) then still[#still + 1] = t end
       end
-      return n
+      left = still
+      return #left
    end, #all)
 end
 

@@ -113,8 +113,9 @@ describe("at-rest and the disk", function()
          .. "%d+%): the Aria log is never encrypted", out)
       assert.matches("rehearsal%s+[^\n]*\n", out)
       assert.matches("restore rehearsal: a copy restored with the key backup ", out)
-      -- neither value shows anywhere myseal prints
+      -- neither value shows anywhere myseal prints, nor in what it writes (journals, caches)
       for _, x in ipairs(all) do assert.is_nil((out .. r.stderr):find(x, 1, true), "a value in the output") end
+      assert.same({}, readable(all, { state.path(), assert(state.cache()) }))
 
       -- the disk, searched here: only what the run named
       assert.same({ "binlog.000001", "data/aria_log.00000001", "data/ibdata1", "general.log" },
