@@ -212,14 +212,15 @@ steps["option-file"].apply = function(ctx)
    local keyring_names, first, second = {}, {}, {}
    for _, o in ipairs(d:keyring_options(s)) do keyring_names[o.name] = true end
    for _, o in ipairs(edits) do table.insert(keyring_names[o.name] and first or second, o) end
-   options.write(ctx, first, d.flavor_group, { keep = "the keyring's options: the server may already have used its key" })
+   local keep = "the keyring's options: the server may already have used its key"
+   options.write(ctx, first, d.flavor_group, { keep = keep })
    options.write(ctx, second, d.flavor_group)
    for _, f in ipairs(d:component_files(s, ctx.params, atrest.plugin_dir(ctx))) do
       local old = ctx:read_file(f.path)
       if old and old ~= f.data and not old:find("component_keyring_file", 1, true) then
          ctx:fail("%s exists and names other components: add component_keyring_file to it by hand", f.path)
       end
-      ctx:write_file(f.path, f.data, { mode = f.mode, owner = f.owner })
+      ctx:write_file(f.path, f.data, { mode = f.mode, owner = f.owner, keep = keep })
    end
 end
 
@@ -320,6 +321,11 @@ end
 
 steps["system-tablespace"].when = function(ctx) return ctx.params.at_rest.system_tablespace end
 steps["system-tablespace"].check = function(ctx)
+   local blocked = ctx.dialect:system_spaces_blocked(settings(ctx))
+   if blocked then
+      ctx:warn("%s", blocked)
+      return true
+   end
    local todo = system_todo(ctx)
    local names = {}
    for i, sp in ipairs(todo) do names[i] = sp.name end
@@ -394,11 +400,11 @@ end
 -- Freed pages: the tables the disk scan found encrypted yet readable, from the check to its apply.
 local residue = setmetatable({}, { __mode = "k" })
 
+-- Only where the disk is scanned (a run, check --deep): a plan cannot know what the files hold.
 steps["freed-pages"].when = function(ctx)
-   return ctx.params.at_rest.scrub and (ctx.mode == "plan" or proof.scanning(ctx))
+   return ctx.params.at_rest.scrub and proof.scanning(ctx)
 end
 steps["freed-pages"].check = function(ctx)
-   if ctx.mode == "plan" then return false, "the run scans the disk here (at_rest.disk_scan)" end
    local report, why = proof.disk_scan(ctx)
    if not report then
       ctx:warn("%s: freed pages were not looked for", why)
@@ -410,10 +416,6 @@ steps["freed-pages"].check = function(ctx)
       :format(table.concat(names, ", ")))
 end
 steps["freed-pages"].apply = function(ctx)
-   if ctx.planning then
-      ctx:log("a table whose file still holds application values is rebuilt: ALTER TABLE ... FORCE, online")
-      return
-   end
    local wanted = {}
    for _, n in ipairs(residue[ctx] or {}) do wanted[n] = true end
    local d, list = ctx.dialect, {}

@@ -214,6 +214,11 @@ function base.schema_encryption_sql()
    return false
 end
 
+--- Why the server's own tablespaces stay plain with these settings (`s`: atrest.settings), or nil.
+function base.system_spaces_blocked()
+   return nil
+end
+
 --- Statements that encrypt the server's own tablespaces (`spaces`: from the system_spaces fact),
 -- and whether to wait for the server to finish them afterwards.
 -- @return list of `{ sql, args }`, wait (boolean)

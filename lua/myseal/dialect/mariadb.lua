@@ -111,9 +111,17 @@ end
 
 function mariadb.rotate_sql() return {} end
 
+--- Why the server's own tablespaces stay plain with these settings, or nil: the threads encrypt them
+-- only under innodb_encrypt_tables=ON (OFF: they would decrypt tablespaces of the default kind).
+function mariadb.system_spaces_blocked(_, s)
+   if s.new_tables or s.method == "background" then return nil end
+   return "at_rest.new_tables=false with the rebuild method keeps innodb_encrypt_tables OFF, and the encryption "
+      .. "threads leave the system tablespace, the undo tablespaces and the mysql schema's tables plain then"
+end
+
 --- The encryption threads, once more (setting innodb_encrypt_tables again sends them over every
 -- tablespace: MDEV-14398): they encrypt the system and undo tablespaces and the mysql schema's
--- tables, whatever the method. Only with innodb_encrypt_tables ON (OFF: they would decrypt them).
+-- tables, whatever the method.
 function mariadb.system_spaces_sql(_, _, s)
    return {
       { sql = "SET GLOBAL innodb_encryption_rotation_iops = ?", args = { math.tointeger(s.rotation_iops) } },
@@ -157,17 +165,13 @@ end
 -- tables, each encrypted or not (the encryption threads do them; ALTER TABLE does not reach the
 -- first two).
 function facts.system_spaces(_, ctx)
-   local on = tostring(ctx:fact("variable", "innodb_encrypt_tables") or ""):upper()
-   local can = on == "ON" or on == "FORCE"
    local out = {}
    for _, r in ipairs(ctx:query(([[
          SELECT s.NAME, COALESCE(%s, 0) FROM INFORMATION_SCHEMA.INNODB_SYS_TABLESPACES s
          LEFT JOIN INFORMATION_SCHEMA.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = s.SPACE
          WHERE s.NAME = 'innodb_system' OR s.NAME LIKE 'innodb_undo%%' OR s.NAME LIKE 'mysql/%%'
          ORDER BY s.SPACE]]):format(ENCRYPTED))) do
-      out[#out + 1] = { name = r[1], encrypted = tonumber(r[2]) == 1, can_encrypt = can,
-         why = not can and "innodb_encrypt_tables is OFF (at_rest.new_tables=false): the encryption threads "
-            .. "leave tablespaces of the default kind plain" or nil }
+      out[#out + 1] = { name = r[1], encrypted = tonumber(r[2]) == 1, can_encrypt = true }
    end
    return out
 end
