@@ -18,6 +18,17 @@ local function plain(s)
    return out
 end
 
+-- The server's own tablespaces that are encrypted
+local function server_spaces(c)
+   local out = {}
+   for _, row in ipairs(assert(c:query([[SELECT s.NAME FROM INFORMATION_SCHEMA.INNODB_SYS_TABLESPACES s
+         JOIN INFORMATION_SCHEMA.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = s.SPACE
+         WHERE (s.NAME = 'innodb_system' OR s.NAME LIKE 'mysql/%') AND e.MIN_KEY_VERSION > 0 ORDER BY 1]]))) do
+      out[#out + 1] = row[1]
+   end
+   return out
+end
+
 describe("at-rest online", function()
    local dir
    before_each(function() dir = assert(sys.tmpdir("at-rest-online-spec")) end)
@@ -110,6 +121,9 @@ describe("at-rest online", function()
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.same({}, plain(s))
       assert.equal(sum, c:query("CHECKSUM TABLE app.big")[1][2])
+      -- the rebuild method too has the threads encrypt what no ALTER reaches
+      assert.same({ "innodb_system", "mysql/gtid_slave_pos", "mysql/innodb_index_stats", "mysql/innodb_table_stats",
+                    "mysql/transaction_registry" }, server_spaces(c))
 
       assert(sys.write_file(stop, ""))
       while sys.alive(loop) do sys.sleep(0.01) end
