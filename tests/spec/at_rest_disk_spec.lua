@@ -160,7 +160,7 @@ describe("at-rest and the disk", function()
       assert.equal("0", tostring(c:query("SELECT @@general_log")[1][1]))
    end)
 
-   it("refuses a schema that does not exist, and every table of one that does is in scope", function()
+   it("refuses a schema that does not exist, and the query logs moved nowhere", function()
       local s <close> = assert(sandbox.start{ name = "spec-at-rest-scope" })
       do
          local c <close> = assert(s:connect())
@@ -176,5 +176,11 @@ describe("at-rest and the disk", function()
          "--set", "at_rest.schemas=app" }, {})
       assert.equal(0, r.status, r.stderr)
       assert.matches("1 table to encrypt", r.stdout)
+      -- moving the query logs needs somewhere to move them to
+      r = E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
+         "--set", "at_rest.query_logs=move" }, {})
+      assert.equal(2, r.status, r.stdout)
+      assert.matches("step query%-logs[^\n]*: at_rest.query_logs=move needs at_rest.query_log_dir: the directory they "
+         .. "go to\n$", r.stderr)
    end)
 end)

@@ -147,7 +147,7 @@ describe("at-rest runbook", function()
       local before = checksums(s, tables)
       local args = { E.MYSEAL, "run", "at-rest", "--sandbox", s.name, "--yes", "--json",
          "--set", "keyring.backup_dir=" .. backup, "--set", "at_rest.parallel=1", "--set", "at_rest.method=rebuild",
-         log = state .. "/run.log" }
+         "--set", "at_rest.rehearsal=false", "--set", "at_rest.disk_scan=no", log = state .. "/run.log" }
       -- a reader holds biobank.t12: the run tries it again and again, with the larger tables done
       local blocker = assert(s:connect())
       assert(blocker:exec("LOCK TABLES biobank.t12 READ"))
@@ -166,7 +166,8 @@ describe("at-rest runbook", function()
       assert.equal(1, r.status)
       assert.matches("resume", r.stderr)
       r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--resume", "--set", "keyring.backup_dir=" .. backup,
-         "--set", "at_rest.parallel=1", "--set", "at_rest.method=rebuild" }
+         "--set", "at_rest.parallel=1", "--set", "at_rest.method=rebuild", "--set", "at_rest.rehearsal=false",
+         "--set", "at_rest.disk_scan=no" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.same({}, unencrypted(s))
       assert.same(before, checksums(s, tables))
@@ -177,7 +178,8 @@ describe("at-rest runbook", function()
       local tables = fixture(s)
       local before = checksums(s, tables)
       local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
-         "--set", "at_rest.method=background", "--set", "at_rest.parallel=2" }
+         "--set", "at_rest.method=background", "--set", "at_rest.parallel=2", "--set", "at_rest.rehearsal=false",
+         "--set", "at_rest.disk_scan=no" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.same({}, unencrypted(s))
       assert.same(before, checksums(s, tables))
