@@ -290,10 +290,12 @@ end
 steps["encrypt-tables"].apply = function(ctx)
    local d = ctx.dialect
    local todo, all = innodb_todo(ctx)
-   if settings(ctx).method == "background" then return atrest.encrypt_in_background(ctx, todo, all) end
+   local background = settings(ctx).method == "background"
    local list, spaces = {}, {}
    for _, t in ipairs(todo) do
-      if t.tablespace then   -- a general tablespace, encrypted once for all its tables
+      if background and not d:threads_skip(t) then
+         -- the threads do it
+      elseif t.tablespace then   -- a general tablespace, encrypted once for all its tables
          if not spaces[t.tablespace] then
             spaces[t.tablespace] = true
             ctx:sql(d:encrypt_tablespace_sql(t.tablespace))
@@ -303,6 +305,7 @@ steps["encrypt-tables"].apply = function(ctx)
       end
    end
    alter.run(ctx, list, { label = "tables" })
+   if background then atrest.encrypt_in_background(ctx, todo, all) end
 end
 
 -- The server's own tablespaces that can be encrypted and are not; those that cannot are warned of

@@ -68,6 +68,9 @@ describe("at-rest and the disk", function()
          exec("CREATE TABLE app.notes (id INT PRIMARY KEY, body VARCHAR(200)) ENGINE=Aria")
          for i = 1, 10 do exec("INSERT INTO app.notes VALUES (?, ?)", i, v("Notiz Zaunkoenig")) end
          exec("CREATE SEQUENCE app.sample_no")
+         -- a table the encryption threads never touch (ENCRYPTED=NO): an ALTER does it
+         exec("CREATE TABLE app.opted_out (a VARCHAR(60)) ENGINE=InnoDB ENCRYPTED=NO")
+         exec("INSERT INTO app.opted_out VALUES (?)", v("Ausnahme Kormoran"))
          exec("CREATE DATABASE `Case`")
          exec("CREATE TABLE `Case`.`T` (a VARCHAR(50)) ENGINE=InnoDB")
          exec("CREATE TABLE `Case`.`t` (a VARCHAR(50)) ENGINE=InnoDB")
@@ -81,8 +84,8 @@ describe("at-rest and the disk", function()
       for _, x in ipairs(values) do all[#all + 1] = x end
       for _, x in ipairs(old) do all[#all + 1] = x end
       local before = readable(all, { s.datadir, logs })
-      for _, f in ipairs{ "app/patients.ibd", "app/visits.ibd", "app/notes.MAD", "Case/T.ibd", "Case/t.ibd",
-                          "binlog.000001", "general.log", "mysql/column_stats.MAD" } do
+      for _, f in ipairs{ "app/patients.ibd", "app/visits.ibd", "app/notes.MAD", "app/opted_out.ibd", "Case/T.ibd",
+                          "Case/t.ibd", "binlog.000001", "general.log", "mysql/column_stats.MAD" } do
          assert.is_truthy(table.concat(before, "\n"):find(f, 1, true), f .. " before")
       end
 
@@ -96,6 +99,12 @@ describe("at-rest and the disk", function()
       local out = r.stdout
       assert.matches("aria%-tables%s+changed: %d+ Aria tables to rebuild: [^\n]*`mysql`.`global_priv`", out)
       assert.matches("aria%-tables%s+changed: [^\n]*`app`.`notes`", out)
+      local journal = E.journals(require("myseal.engine.target").state_root(), "sandbox-" .. s.name, "at-rest")[1]
+      local alters = {}
+      for _, e in ipairs(E.select(E.events(journal), "effect", "step", "encrypt-tables")) do
+         if (e.sql or ""):match("^ALTER") then alters[#alters + 1] = e.sql end
+      end
+      assert.same({ "ALTER TABLE `app`.`opted_out` NOWAIT ENCRYPTED=YES" }, alters)
       assert.matches("freed%-pages%s+changed: application values are readable in pages freed before encryption: "
          .. "`app`.`visits`  %(", out)
       -- binlog.000001 has the rows, binlog.000002 began with the last restart before the run

@@ -214,6 +214,11 @@ function base.schema_encryption_sql()
    return false
 end
 
+--- Would the encryption threads leave table `t` (`{ create_options }`) plain? (Then an ALTER does it.)
+function base.threads_skip()
+   return false
+end
+
 --- Why the server's own tablespaces stay plain with these settings (`s`: atrest.settings), or nil.
 function base.system_spaces_blocked()
    return nil

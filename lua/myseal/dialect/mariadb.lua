@@ -111,6 +111,11 @@ end
 
 function mariadb.rotate_sql() return {} end
 
+--- A table created with ENCRYPTED=NO is one the encryption threads never touch.
+function mariadb.threads_skip(_, t)
+   return (t.create_options or ""):upper():find("`ENCRYPTED`='NO'", 1, true) ~= nil
+end
+
 --- Why the server's own tablespaces stay plain with these settings, or nil: the threads encrypt them
 -- only under innodb_encrypt_tables=ON (OFF: they would decrypt tablespaces of the default kind).
 function mariadb.system_spaces_blocked(_, s)
