@@ -140,7 +140,7 @@ describe("at-rest and the disk", function()
       local f = h.findings(report)
       local binlog = f["plaintext:" .. logs .. "/binlog.000001"]
       assert.same({ "fail", "binlog", true, "binary-logs" },
-         { binlog.severity, binlog.kind, binlog.should_be_encrypted, binlog.fix.step })
+         { binlog.severity, binlog.file_kind, binlog.should_be_encrypted, binlog.fix.step })
       assert.matches("^" .. logs:gsub("%p", "%%%0") .. "/binlog.000001 %(binary log%): %d+ application values? "
          .. "readable: a binary log written before encrypt_binlog=ON$", binlog.title)
       local general = f["plaintext:" .. logs .. "/general.log"]
@@ -148,9 +148,17 @@ describe("at-rest and the disk", function()
       assert.equal("fail", f["plaintext:" .. s.datadir .. "/ibdata1"].severity)
       assert.equal("warn", f["plaintext:" .. s.datadir .. "/aria_log.00000001"].severity)
       assert.equal("ok", f["at-rest:verify"].severity)
-      assert.equal("ok", f["rehearsal"].severity)
+      assert.equal("ok", f["restore-rehearsal"].severity)
       assert.matches("^the last restore rehearsal, %d+%-%d+%-%d+T[%d:]+Z %(at%-rest%), restored the key backup "
-         .. "as it is now$", f["rehearsal"].title)
+         .. "as it is now$", f["restore-rehearsal"].title)
+      assert.is_true(math.abs(f["restore-rehearsal"].rehearsed - os.time()) < 600)
+      local files = {}
+      for id in pairs(f) do files[#files + 1] = id:match("^plaintext:.*/([^/]+)$") end
+      table.sort(files)
+      assert.same({ "aria_log.00000001", "binlog.000001", "general.log", "ibdata1" }, files)
+      assert.equal("fail", f["disk-scan"].severity)
+      assert.matches("^application values readable in 4 files of the %d+ files %([%d.]+ [KMG]iB%) the server "
+         .. "writes$", f["disk-scan"].title)
       -- both tables of Case are encrypted (and counted apart)
       assert.same({ "ok", 2 }, { f["tables:Case"].severity, f["tables:Case"].encrypted })
       for _, x in ipairs(all) do assert.is_nil(r.stdout:find(x, 1, true), "a value in the report") end

@@ -46,7 +46,7 @@ describe("rotate-master-key runbook", function()
       -- nothing proves the key backup yet: check says so
       local report = assert(json.decode(E.myseal({ "check", "--sandbox", s.name, "--format", "json",
          table.unpack(set) }, {}).stdout))
-      local f = findings(report).rehearsal
+      local f = findings(report)["restore-rehearsal"]
       assert.same({ "warn",
                     "no restore rehearsal of the key backup yet: nothing proves the backed-up keys open the data",
                     { runbook = "at-rest", step = "rehearsal" } }, { f.severity, f.title, f.fix })
@@ -62,7 +62,7 @@ describe("rotate-master-key runbook", function()
       assert.matches("rehearsal%s+nothing to change", r.stdout)
       report = assert(json.decode(E.myseal({ "check", "--sandbox", s.name, "--format", "json", table.unpack(set) },
          {}).stdout))
-      f = findings(report).rehearsal
+      f = findings(report)["restore-rehearsal"]
       assert.equal("ok", f.severity)
       assert.matches("^the last restore rehearsal, [%dT:Z-]+ %(rotate%-master%-key%), restored the key backup "
          .. "as it is now$", f.title)

@@ -23,8 +23,9 @@ info, warn, fail) and the runbook and step that fix it.
   --fail-on LEVEL    exit 1 when a finding is at least LEVEL: fail (default) or warn,
                      for cron and monitoring
   --deep             also read every file the server writes (on its host) for values
-                     drawn from the application's rows: one finding per file that holds
-                     them (= --set at_rest.disk_scan=yes); the values are never shown
+                     drawn from the application's rows: a disk-scan finding and one
+                     plaintext:PATH finding per file that holds them (= --set
+                     at_rest.disk_scan=yes); the values are never shown
   --set check.warn_days=N, --set check.fail_days=N   the expiry thresholds
 Exit status: 0 below --fail-on, 1 at or above it, 2 bad usage.
 targets (one is needed):
