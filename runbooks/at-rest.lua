@@ -1,17 +1,18 @@
--- at-rest.lua: encryption at rest for MySQL 5.7 / 8.0 / 8.4 and MariaDB 10.x / 11.x.
--- The steps ask the dialect (lua/myseal/dialect/) what the server does; the shared parts are in
--- lua/myseal/atrest.lua; docs/servers.md has the facts behind them.
+-- at-rest.lua: encryption at rest for MySQL 5.7 / 8.0 / 8.4 and MariaDB 10.x / 11.x, until nothing
+-- the server writes is readable on disk. The steps ask the dialect (lua/myseal/dialect/) what the
+-- server does; the shared parts are in lua/myseal/atrest.lua and lua/myseal/atrest/;
+-- docs/servers.md and docs/at-rest-disk.md have the facts behind them.
 local runbook = require "myseal.runbook"
 
 local steps = runbook.outline {
    { name = "preflight", severity = "warn",
      doc = "server, storage engines, free disk, replicas, an existing keyring: refuse what would lose data" },
    { name = "key-material",
-     doc = "the keyring directory (0750) and, on MariaDB, a key file of random keys (0600, the server's own)" },
+     doc = "the keyring directory (the server's user only) and, on MariaDB, a key file of random keys (0600)" },
    { name = "key-backup",
      doc = "MariaDB: a verified copy of the key material in keyring.backup_dir, before the server can use it" },
    { name = "option-file",
-     doc = "the keyring and the encryption options in the server's option file (and MySQL 8.4's manifest)",
+     doc = "the keyring and the encryption options in the server's option file (and MySQL's component files)",
      undo = "the keyring configuration stays: data and logs may be encrypted with it" },
    { name = "restart",
      doc = "the server runs with the keyring active and the options set (a restart, or SET GLOBAL when "
@@ -19,31 +20,52 @@ local steps = runbook.outline {
    { name = "master-key",
      doc = "MySQL: the keyring holds an InnoDB master key (made now), and a verified copy of it, before anything "
         .. "is encrypted" },
-   { name = "encrypt-tables", doc = "every InnoDB table encrypted, largest first, resumable (progress by bytes)",
+   { name = "encrypt-tables",
+     doc = "every InnoDB table encrypted: MariaDB's encryption threads, or one online ALTER per table (largest "
+        .. "first, resumable, never making the application wait)",
      undo = "the tables are encrypted: decrypt them first (ALTER TABLE ... ENCRYPTED=NO / ENCRYPTION='N') "
         .. "if the keyring is ever to go" },
-   { name = "system-tablespace", doc = "MySQL 8.0.16+: the mysql system tablespace encrypted",
-     undo = "the mysql tablespace is encrypted: ALTER TABLESPACE mysql ENCRYPTION='N' first" },
-   { name = "verify", doc = "the server's own tables say every table in scope is encrypted; what is not, and why" },
+   { name = "system-tablespace",
+     doc = "the server's own tablespaces: MariaDB's system and undo tablespaces and mysql tables, MySQL's mysql",
+     undo = "the server's tablespaces are encrypted: decrypt them first if the keyring is ever to go" },
+   { name = "schema-defaults", doc = "MySQL 8.0.16+: every schema's DEFAULT ENCRYPTION='Y', for new tables in it" },
+   { name = "aria-tables",
+     doc = "MariaDB: every Aria table (the mysql schema's accounts too) rebuilt with aria_encrypt_tables=ON" },
+   { name = "freed-pages",
+     doc = "pages freed before encryption keep what they held: tables whose files still show application values "
+        .. "are rebuilt online; what no statement rewrites (the system tablespace's) is named" },
+   { name = "binary-logs",
+     doc = "the binary log rotated to an encrypted file; older plain ones purged (at_rest.purge_binlogs) or listed" },
+   { name = "query-logs", severity = "warn",
+     doc = "the general and slow query logs, never encrypted: listed, or turned off or moved (at_rest.query_logs)" },
+   { name = "verify",
+     doc = "the server's tables say every table is encrypted, and the disk agrees: no application value is "
+        .. "readable in any file the server writes" },
+   { name = "rehearsal",
+     doc = "a copy of the data restored with nothing but the key backup gives the live checksums" },
 }
 
 -- ------------------------------------------------------------------------------------------------
 
 local atrest = require "myseal.atrest"
+local alter = require "myseal.atrest.alter"
+local proof = require "myseal.atrest.proof"
 local keyring = require "myseal.keyring"
 local options = require "myseal.options"
 local pki = require "pki"
 local sys = require "sys"
 local text = require "myseal.text"
 
-local OCTAL_750, OCTAL_600, OCTAL_644 = tonumber("750", 8), tonumber("600", 8), tonumber("644", 8)
-local PARALLEL_FROM = 16 * 1024 * 1024   -- bytes: smaller tables are rebuilt one after another
-local settings, done, bytes = atrest.settings, runbook.done, text.bytes
+local OCTAL_600 = tonumber("600", 8)
+local settings, done, bytes, named = atrest.settings, runbook.done, text.bytes, atrest.named
 
 steps.preflight.check = function(ctx)
    local p, d = ctx.params, ctx.dialect
    local s = settings(ctx)
-   ctx:log("%s; keyring %s in %s", d:describe(), d.keyring, s.dir)
+   local unsupported = d:keyring_unsupported()
+   if unsupported then return false, unsupported end
+   ctx:log("%s; keyring %s in %s; method %s", d:describe(), s.keyring, s.dir, s.method)
+   if s.keyring_note then ctx:warn("%s", s.keyring_note) end
    local who = options.server_user_mismatch(ctx)
    if who then ctx:reject("%s", who) end
    if not p.keyring.backup_dir and not p.keyring.accept_no_backup then
@@ -68,7 +90,7 @@ steps.preflight.check = function(ctx)
          .. "a filekey by hand when the server is stopped, or move it off the data's disk", s.key_file)
    end
    local doc = atrest.option_tree(ctx)
-   local conflict = doc and d:keyring_conflict(doc)
+   local conflict = doc and d:keyring_conflict(doc, s)
    if conflict then return false, conflict end
    local replicas = ctx:fact("replicas")
    if replicas > 0 and not p.at_rest.replicas_have_keyring then
@@ -77,8 +99,9 @@ steps.preflight.check = function(ctx)
    end
    local todo, others = atrest.table_state(ctx)
    for _, t in ipairs(others) do ctx:warn("%s.%s is not encrypted: %s", t.schema, t.name, t.why) end
-   -- room for the largest rebuild
-   local largest = todo[1] and todo[1].bytes or 0
+   -- room for the largest rebuild (the encryption threads rewrite pages in place)
+   local rebuilt = s.method == "rebuild" and todo or {}
+   local largest = rebuilt[1] and rebuilt[1].bytes or 0
    local need = largest + largest * p.at_rest.disk_margin // 100
    local free = ctx:fact("disk_free")
    if free and need > free then
@@ -86,16 +109,16 @@ steps.preflight.check = function(ctx)
          .. "datadir and %s is free"):format(todo[1].schema, todo[1].name, bytes(largest), bytes(need), bytes(free))
    end
    ctx:log("%s to encrypt (%s), the largest %s", text.count(#todo, "table"), bytes(atrest.total_bytes(todo)),
-      bytes(largest))
+      bytes(todo[1] and todo[1].bytes or 0))
    return true
 end
 
 -- Is the key material the server's own: mode 0600, owned by the server's user? (A run killed
 -- between writing a key file and giving it away leaves it root's, which the server cannot read.)
-local function owned(path, user)
+local function owned(path, user, mode)
    local st = sys.stat(path)
    if not st then return true end   -- planned by this plan
-   if st.mode ~= OCTAL_600 then return false, ("%s has mode %04o, not 0600"):format(path, st.mode) end
+   if st.mode ~= mode then return false, ("%s has mode %04o, not %04o"):format(path, st.mode, mode) end
    if st.user ~= user and tostring(st.uid) ~= tostring(user) then
       return false, ("%s belongs to %s, not %s (the server's user)"):format(path, tostring(st.user or st.uid), user)
    end
@@ -104,9 +127,10 @@ end
 
 steps["key-material"].check = function(ctx)
    local s, d = settings(ctx), ctx.dialect
-   if not d.myseal_makes_keys then
-      return done(ctx:exists(s.dir), "no keyring directory " .. s.dir)
-   end
+   if not ctx:exists(s.dir) then return false, "no keyring directory " .. s.dir end
+   local mine, why = owned(s.dir, s.user, d.keyring_dir_mode)
+   if not mine then return false, why end
+   if not d.myseal_makes_keys then return true end   -- the server writes its keyring itself
    if not ctx:read_file(s.key_file) then return false, "no key file " .. s.key_file end
    if s.filekey and not ctx:exists(s.filekey) then
       ctx:fail("the key file %s is there but its filekey %s is not: restore the filekey from its backup",
@@ -118,7 +142,7 @@ steps["key-material"].check = function(ctx)
          .. "fix it or restore it from its backup", err)
    end
    for _, f in ipairs{ s.key_file, s.filekey } do
-      local mine, why = owned(f, s.user)
+      mine, why = owned(f, s.user, OCTAL_600)
       if not mine then return false, why end
    end
    return true
@@ -126,9 +150,9 @@ end
 
 steps["key-material"].apply = function(ctx)
    local s, d = settings(ctx), ctx.dialect
-   ctx:mkdir(s.dir, { mode = OCTAL_750, owner = s.user })
-   if not d.myseal_makes_keys then return end
+   ctx:mkdir(s.dir, { mode = d.keyring_dir_mode, owner = s.user })
    local key = { mode = OCTAL_600, owner = s.user, secret = true, key_material = true }
+   if not d.myseal_makes_keys then return end   -- the server writes it (master-key makes it its user's)
    -- existing key material is never rewritten, only given back to the server's user
    if s.filekey then ctx:write_file(s.filekey, ctx:read_file(s.filekey) or pki.digest(pki.random(32)), key) end
    local data = ctx:read_file(s.key_file) or atrest.key_data(ctx, s, keyring.new_key_file(ctx.params.keyring.key_count))
@@ -194,14 +218,15 @@ steps["option-file"].apply = function(ctx)
    local keyring_names, first, second = {}, {}, {}
    for _, o in ipairs(d:keyring_options(s)) do keyring_names[o.name] = true end
    for _, o in ipairs(edits) do table.insert(keyring_names[o.name] and first or second, o) end
-   options.write(ctx, first, d.flavor_group, { keep = "the keyring's options: the server may already have used its key" })
+   local keep = "the keyring's options: the server may already have used its key"
+   options.write(ctx, first, d.flavor_group, { keep = keep })
    options.write(ctx, second, d.flavor_group)
    for _, f in ipairs(d:component_files(s, ctx.params, atrest.plugin_dir(ctx))) do
       local old = ctx:read_file(f.path)
       if old and old ~= f.data and not old:find("component_keyring_file", 1, true) then
          ctx:fail("%s exists and names other components: add component_keyring_file to it by hand", f.path)
       end
-      ctx:write_file(f.path, f.data, { mode = OCTAL_644 })
+      ctx:write_file(f.path, f.data, { mode = f.mode, owner = f.owner, keep = keep })
    end
 end
 
@@ -232,88 +257,280 @@ end
 
 steps["master-key"].when = function(ctx) return ctx.dialect.master_key_sql and true or false end
 steps["master-key"].check = function(ctx)
-   if not ctx:fact("keyring_has_key", settings(ctx).key_file) then return false, "the keyring has no master key yet" end
+   local s = settings(ctx)
+   if not ctx:fact("keyring_has_key", s.key_file) then return false, "the keyring has no master key yet" end
+   -- the server wrote its keyring file: for its user only
+   local mine, why = owned(s.key_file, s.user, OCTAL_600)
+   if not mine then return false, why end
    return backed_up(ctx)
 end
 steps["master-key"].apply = function(ctx)
-   if not ctx:fact("keyring_has_key", settings(ctx).key_file) then ctx:sql(ctx.dialect.master_key_sql) end
+   local s = settings(ctx)
+   if not ctx:fact("keyring_has_key", s.key_file) then ctx:sql(ctx.dialect.master_key_sql) end
+   local data = not ctx.planning and ctx:read_file(s.key_file)
+   if data then
+      ctx:write_file(s.key_file, data, { mode = OCTAL_600, owner = s.user, secret = true, key_material = true })
+   end
    if ctx.params.keyring.backup_dir then back_up(ctx) end
 end
 
-steps["encrypt-tables"].check = function(ctx)
-   local todo = atrest.table_state(ctx)
-   return done(#todo == 0, ("%s (%s) to encrypt"):format(text.count(#todo, "table"), bytes(atrest.total_bytes(todo))))
+-- The tables the encrypt-tables step does (Aria tables have a step of their own).
+local function innodb_todo(ctx)
+   local todo, _, all = atrest.table_state(ctx)
+   local out = {}
+   for _, t in ipairs(todo) do
+      if not t.aria then out[#out + 1] = t end
+   end
+   return out, all
 end
 
--- MariaDB's background threads: set them going and wait until every tablespace is encrypted.
-local function encrypt_in_background(ctx, todo, all)
-   local p = ctx.params.at_rest
-   ctx:sql("SET GLOBAL innodb_encryption_threads = ?", math.tointeger(p.parallel))
-   -- setting it again makes the threads look at every tablespace (MDEV-14398)
-   ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
-   -- the threads sometimes pass tablespaces over (seen on 10.11, about one start in fifty): when
-   -- nothing moves for a while, setting the variable again sends them back
-   local last_left, since = #todo, sys.clock()
-   ctx:wait(("%d tables encrypted by %d background threads"):format(#todo, p.parallel), function()
-      local left = atrest.table_state(ctx)
-      if #left < last_left then
-         last_left, since = #left, sys.clock()
-      elseif #left > 0 and sys.clock() - since > 3 then
-         ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
-         since = sys.clock()
-      end
-      return #left == 0, #all - #left, #all
-   end, { timeout = p.wait_timeout, interval = 0.25 })
+steps["encrypt-tables"].check = function(ctx)
+   local todo = innodb_todo(ctx)
+   return done(#todo == 0, ("%s (%s) to encrypt"):format(text.count(#todo, "table"), bytes(atrest.total_bytes(todo))))
 end
 
 steps["encrypt-tables"].apply = function(ctx)
    local d = ctx.dialect
-   local todo, _, all = atrest.table_state(ctx)
-   if ctx.params.at_rest.method == "background" then return encrypt_in_background(ctx, todo, all) end
-   -- large tables in parallel, each on a connection of its own; small ones (where a new
-   -- connection costs more than the rebuild) one after another on this one
-   local large, small, small_total = {}, {}, 0
+   local todo, all = innodb_todo(ctx)
+   local background = settings(ctx).method == "background"
+   local list, spaces = {}, {}
    for _, t in ipairs(todo) do
-      local item = { sql = d:encrypt_table_sql(t), weight = math.max(t.bytes, 1) }
-      if t.bytes >= PARALLEL_FROM then
-         large[#large + 1] = item
+      if background and not d:threads_skip(t) then
+         -- the threads do it
+      elseif t.tablespace then   -- a general tablespace, encrypted once for all its tables
+         if not spaces[t.tablespace] then
+            spaces[t.tablespace] = true
+            ctx:sql(d:encrypt_tablespace_sql(t.tablespace))
+         end
       else
-         small[#small + 1] = item
-         small_total = small_total + item.weight
+         list[#list + 1] = { t = t, sql = function(wait) return d:encrypt_table_sql(t, nil, wait) end }
       end
    end
-   ctx:sql_parallel(large, { parallel = ctx.params.at_rest.parallel, label = "large tables", unit = "bytes" })
-   local done_bytes = 0
-   for _, item in ipairs(small) do
-      ctx:sql(item.sql)
-      done_bytes = done_bytes + item.weight
-      ctx:progress(done_bytes, small_total, "small tables", { unit = "bytes" })
+   alter.run(ctx, list, { label = "tables" })
+   if background then atrest.encrypt_in_background(ctx, todo, all) end
+end
+
+-- The server's own tablespaces that can be encrypted and are not; those that cannot are warned of
+-- unless `quiet`.
+local function system_todo(ctx, quiet)
+   local todo = {}
+   for _, sp in ipairs(ctx:fact("system_spaces")) do
+      if not sp.encrypted and sp.can_encrypt then
+         todo[#todo + 1] = sp
+      elseif (not sp.encrypted or sp.why) and not quiet then
+         ctx:warn("%s: %s", sp.name, sp.why or "not encrypted")
+      end
+   end
+   return todo
+end
+
+steps["system-tablespace"].when = function(ctx) return ctx.params.at_rest.system_tablespace end
+steps["system-tablespace"].check = function(ctx)
+   local blocked = ctx.dialect:system_spaces_blocked(settings(ctx))
+   if blocked then
+      ctx:warn("%s", blocked)
+      return true
+   end
+   local todo = system_todo(ctx)
+   local names = {}
+   for i, sp in ipairs(todo) do names[i] = sp.name end
+   return done(#todo == 0, "not encrypted: " .. table.concat(names, ", "))
+end
+steps["system-tablespace"].apply = function(ctx)
+   local statements, wait = ctx.dialect:system_spaces_sql(system_todo(ctx, true), settings(ctx))
+   for _, st in ipairs(statements) do ctx:sql(st.sql, table.unpack(st.args or {})) end
+   if wait then
+      atrest.wait_for_threads(ctx, "the server's own tablespaces", function()
+         return #system_todo(ctx, true)
+      end)
    end
 end
 
-steps["system-tablespace"].when = function(ctx)
-   return ctx.params.at_rest.system_tablespace and ctx.dialect:system_tablespace_sql() and true or false
+-- Schemas in scope whose default does not encrypt new tables.
+local function plain_schemas(ctx)
+   local only, out = atrest.scope(ctx), {}
+   for _, sch in ipairs(ctx:fact("schemas")) do
+      if (not only or only[sch.name]) and tostring(sch.default_encryption):upper() ~= "YES" then
+         out[#out + 1] = sch
+      end
+   end
+   return out
 end
-steps["system-tablespace"].check = function(ctx)
-   return done(ctx:fact("system_encrypted"), "the mysql tablespace is not encrypted")
+
+steps["schema-defaults"].when = function(ctx)
+   return ctx.params.at_rest.new_tables and ctx.dialect:schema_encryption_sql("x") and true or false
 end
-steps["system-tablespace"].apply = function(ctx) ctx:sql(ctx.dialect:system_tablespace_sql()) end
+steps["schema-defaults"].check = function(ctx)
+   local list = plain_schemas(ctx)
+   local names = {}
+   for i, sch in ipairs(list) do names[i] = sch.name end
+   return done(#list == 0, "DEFAULT ENCRYPTION='N' (new tables plain): " .. table.concat(names, ", "))
+end
+steps["schema-defaults"].apply = function(ctx)
+   for _, sch in ipairs(plain_schemas(ctx)) do ctx:sql(ctx.dialect:schema_encryption_sql(sch.name)) end
+end
+
+-- Aria tables to rebuild: those of the server's own schemas and those in scope, ROW_FORMAT=PAGE (the
+-- only one Aria encrypts), not encrypted (or not known to be: their files are elsewhere).
+local function aria_todo(ctx)
+   local only, system, out = atrest.scope(ctx), ctx.dialect.system_schemas, {}
+   for _, t in ipairs(ctx:fact("aria_tables")) do
+      if (system[t.schema] or not only or only[t.schema]) and t.page and not t.encrypted then out[#out + 1] = t end
+   end
+   return out
+end
+
+steps["aria-tables"].when = function(ctx)
+   return ctx.params.at_rest.aria and ctx.dialect:aria_rebuild_sql{ schema = "mysql", name = "db" } and true or false
+end
+steps["aria-tables"].check = function(ctx)
+   local on = tostring(ctx:fact("variable", "aria_encrypt_tables") or ""):upper()
+   if on ~= "ON" and on ~= "1" then return false, "aria_encrypt_tables is OFF" end
+   local todo = aria_todo(ctx)
+   local names = {}
+   for i, t in ipairs(todo) do
+      names[i] = named(t) .. (t.encrypted == nil and " (its files are not on this host to tell)" or "")
+   end
+   return done(#todo == 0, ("%s to rebuild: %s"):format(text.count(#todo, "Aria table"), table.concat(names, ", ")))
+end
+steps["aria-tables"].apply = function(ctx)
+   local d = ctx.dialect
+   local list = {}
+   for _, t in ipairs(aria_todo(ctx)) do
+      list[#list + 1] = { t = t, sql = function(wait) return d:aria_rebuild_sql(t, wait), {} end }
+   end
+   alter.run(ctx, list, { label = "Aria tables" })
+end
+
+-- Freed pages: the tables the disk scan found encrypted yet readable, from the check to its apply.
+local residue = setmetatable({}, { __mode = "k" })
+
+-- Only where the disk is scanned (a run, check --deep): a plan cannot know what the files hold.
+steps["freed-pages"].when = function(ctx)
+   return ctx.params.at_rest.scrub and proof.scanning(ctx)
+end
+steps["freed-pages"].check = function(ctx)
+   local report, why = proof.disk_scan(ctx)
+   if not report then
+      ctx:warn("%s: freed pages were not looked for", why)
+      return true
+   end
+   local names = proof.residue_tables(report)
+   residue[ctx] = names
+   return done(#names == 0, ("application values are readable in pages freed before encryption: %s")
+      :format(table.concat(names, ", ")))
+end
+steps["freed-pages"].apply = function(ctx)
+   local wanted = {}
+   for _, n in ipairs(residue[ctx] or {}) do wanted[n] = true end
+   local d, list = ctx.dialect, {}
+   local _, _, all = atrest.table_state(ctx)
+   for _, t in ipairs(all) do
+      if wanted[named(t)] then
+         list[#list + 1] = { t = t, sql = function(wait) return d:rebuild_table_sql(t, wait) end }
+      end
+   end
+   alter.run(ctx, list, { label = "tables rebuilt" })
+end
+
+-- The binary logs: the current one's state, and the older ones that hold plain data.
+local function binlog_state(ctx)
+   local b = ctx:fact("binlogs")
+   if not b.enabled or #b.files == 0 then return nil end
+   local current = b.files[#b.files]
+   local plain = {}
+   for i = 1, #b.files - 1 do
+      if b.files[i].encrypted == false then plain[#plain + 1] = b.files[i].name end
+   end
+   return current, plain
+end
+
+-- The name the next binary log gets: the same base, the number one higher.
+local function next_binlog(name)
+   local base, n = name:match("^(.*)%.(%d+)$")
+   return base and ("%s.%0" .. #n .. "d"):format(base, tonumber(n) + 1) or name
+end
+
+steps["binary-logs"].when = function(ctx) return ctx.params.at_rest.binlog end
+steps["binary-logs"].check = function(ctx)
+   local current, plain = binlog_state(ctx)
+   if not current then return true end
+   if not ctx.dialect:can_encrypt_binlog() then
+      ctx:warn("%s cannot encrypt its binary logs: %s and every later one stay plain", ctx.dialect:describe(),
+         current.name)
+      return true
+   end
+   if current.encrypted == false then
+      return false, ("the current binary log %s is not encrypted"):format(current.name)
+   end
+   if #plain == 0 then return true end
+   if ctx.params.at_rest.purge_binlogs then
+      return false, ("%s written before encryption to purge: %s"):format(text.count(#plain, "binary log"),
+         table.concat(plain, ", "))
+   end
+   ctx:warn("%s written before encryption hold plain data: %s; once every replica and backup has them: PURGE "
+      .. "BINARY LOGS TO '%s' (or run again with at_rest.purge_binlogs=true)", text.count(#plain, "binary log"),
+      table.concat(plain, ", "), current.name)
+   return true
+end
+steps["binary-logs"].apply = function(ctx)
+   local current, plain = binlog_state(ctx)
+   local d = ctx.dialect
+   local keep = current.name
+   if current.encrypted == false then
+      ctx:sql(d.rotate_binlog_sql)
+      plain[#plain + 1] = current.name
+      keep = ctx.planning and next_binlog(current.name) or binlog_state(ctx).name
+   end
+   if ctx.params.at_rest.purge_binlogs and #plain > 0 then ctx:sql(d:purge_binlogs_sql(keep)) end
+end
+
+steps["query-logs"].check = function(ctx)
+   return atrest.query_logs_check(ctx)
+end
+steps["query-logs"].apply = function(ctx)
+   atrest.query_logs_apply(ctx)
+end
 
 steps.verify.when = function(ctx) return ctx.mode ~= "plan", "after the changes" end
 steps.verify.check = function(ctx)
    local todo, others, all = atrest.table_state(ctx)
-   for _, t in ipairs(others) do ctx:warn("not encrypted: %s: %s", atrest.named(t), t.why) end
-   for _, t in ipairs(todo) do ctx:warn("not encrypted: %s", atrest.named(t)) end
+   for _, t in ipairs(others) do ctx:warn("not encrypted: %s: %s", named(t), t.why) end
+   for _, t in ipairs(todo) do ctx:warn("not encrypted: %s", named(t)) end
    for _, o in ipairs(atrest.stale_variables(ctx, settings(ctx))) do
       ctx:warn("%s is %s, not %s", o.var, text.shown(ctx:fact("variable", o.var)), o.value)
    end
+   for _, note in ipairs(ctx.dialect:unencryptable_notes()) do ctx:log("%s", note) end
    ctx:log("%d of %d tables in scope encrypted", #all - #todo - #others, #all)
-   return done(#todo == 0, ("%s still not encrypted"):format(text.count(#todo, "InnoDB table")))
+   if #todo > 0 then return false, ("%s still not encrypted"):format(text.count(#todo, "table")) end
+   if not proof.scanning(ctx) then return true end
+   local report, why = proof.disk_scan(ctx)
+   if not report then
+      ctx:warn("%s: the disk was not scanned", why)
+      return true
+   end
+   ctx:record("disk_scan", proof.summary(report))
+   local readable = {}
+   for _, f in ipairs(report.files) do
+      ctx:warn("plaintext: %s", proof.describe_hit(f))
+      if f.can_encrypt and not proof.accepted(f, ctx.params.at_rest.purge_binlogs) then
+         readable[#readable + 1] = f.path
+      end
+   end
+   ctx:log("disk scan: %s (%s) searched for %s from the application's rows%s", text.count(report.scanned, "file"),
+      bytes(report.bytes), text.count(report.probes, "value"), report.note and ("; " .. report.note) or "")
+   return done(#readable == 0, ("application values are readable in %s that should be encrypted: %s")
+      :format(text.count(#readable, "file"), table.concat(readable, ", ")))
 end
+
+steps.rehearsal.when = proof.rehearsal.when
+steps.rehearsal.check = proof.rehearsal.check
+steps.rehearsal.apply = proof.rehearsal.apply
 
 return runbook.new {
    name = "at-rest",
-   summary = "encrypt the server's data at rest: keyring, key backup, every table, logs",
+   summary = "encrypt the server's data at rest until nothing is readable on disk: keyring, key backup, every table, "
+      .. "the server's own files, logs; proved by the disk and a restore",
    params = atrest.params(),
    steps = steps,
 }

@@ -18,13 +18,17 @@ local steps = runbook.outline {
    { name = "key-backup", doc = "a verified copy of the key material as it is now" },
    { name = "restart", doc = "MariaDB: the server reads the key file at start only: restarted if it is older than the key" },
    { name = "default-key", doc = "MariaDB: new tables use the new key (innodb_default_encryption_key_id)" },
-   { name = "re-encrypt", doc = "MariaDB: every encrypted table rebuilt with the new key, largest first, resumable",
-     undo = "the tables use the new key now" },
+   { name = "re-encrypt", doc = "MariaDB: every encrypted table rebuilt with the new key, largest first, resumable, "
+        .. "never making the application wait", undo = "the tables use the new key now" },
+   { name = "rehearsal",
+     doc = "a copy of the data restored with nothing but the new key backup gives the live checksums" },
 }
 
 -- ------------------------------------------------------------------------------------------------
 
 local atrest = require "myseal.atrest"
+local alter = require "myseal.atrest.alter"
+local proof = require "myseal.atrest.proof"
 local keyring = require "myseal.keyring"
 local options = require "myseal.options"
 local sys = require "sys"
@@ -40,12 +44,13 @@ local function target_id(ctx, s)
    return (highest or 0) + 1
 end
 
--- Tables (encrypted ones, in scope) whose tablespaces do not all use key id `id` yet.
+-- InnoDB tables (encrypted ones, in scope) whose tablespaces do not all use key id `id` yet. (Aria
+-- has no key ids: its tables stay on key 1.)
 local function tables_not_on(ctx, id)
    local _, _, all = atrest.table_state(ctx)
    local out = {}
    for _, t in ipairs(all) do
-      if t.encrypted and t.key_id ~= id then out[#out + 1] = t end
+      if t.encrypted and t.key_id ~= id and (t.engine or ""):lower() == "innodb" then out[#out + 1] = t end
    end
    return out
 end
@@ -94,7 +99,10 @@ end
 
 steps.rotate.when = function(ctx) return not by_key_id(ctx) end
 steps.rotate.apply = function(ctx)
-   for _, sql in ipairs(ctx.dialect:rotate_sql(settings(ctx))) do ctx:sql(sql) end
+   local binlog_on = atrest.same_value(ctx:fact("variable", "binlog_encryption"), "ON")
+   for _, sql in ipairs(ctx.dialect:rotate_sql(settings(ctx), ctx.params.at_rest.binlog and binlog_on)) do
+      ctx:sql(sql)
+   end
 end
 
 steps["key-backup"].when = function(ctx) return ctx.params.keyring.backup_dir ~= nil end
@@ -144,10 +152,14 @@ steps["re-encrypt"].apply = function(ctx)
    local id = target_id(ctx, settings(ctx))
    local list = {}
    for _, t in ipairs(tables_not_on(ctx, id)) do
-      list[#list + 1] = { sql = d:encrypt_table_sql(t, id), weight = math.max(t.bytes, 1) }
+      list[#list + 1] = { t = t, sql = function(wait) return d:encrypt_table_sql(t, id, wait) end }
    end
-   ctx:sql_parallel(list, { parallel = ctx.params.at_rest.parallel, label = "tables", unit = "bytes" })
+   alter.run(ctx, list, { label = "tables" })
 end
+
+steps.rehearsal.when = proof.rehearsal.when
+steps.rehearsal.check = proof.rehearsal.check
+steps.rehearsal.apply = proof.rehearsal.apply
 
 local params = atrest.params(atrest.SETTINGS, { "keyring.backup_dir", "keyring.accept_no_backup" })
 params["rotate.key_id"] = { type = "integer",

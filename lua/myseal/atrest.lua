@@ -3,7 +3,9 @@
 -- state of the tables. What the servers do differently is in the dialects
 -- (lua/myseal/dialect/); docs/servers.md has the facts.
 -- @module myseal.atrest
+local sys = require "sys"
 local sqltext = require "myseal.sqltext"
+local text_count = require("myseal.text").count
 
 local M = {}
 
@@ -32,11 +34,13 @@ M.PARAMS = {
       doc = "MySQL 8.4: the directory of the mysqld binary, where the manifest mysqld.my goes" },
    ["keyring.plugin_dir"] = { type = "path",
       doc = "MySQL 8.4: the server's plugin_dir, where component_keyring_file.cnf goes (default: asked)" },
-   ["at_rest.method"] = { type = "enum", values = { "rebuild", "background" }, default = "rebuild",
-      doc = "rebuild: one ALTER TABLE per table; background (MariaDB): encryption threads do every tablespace" },
+   ["at_rest.method"] = { type = "enum", values = { "auto", "rebuild", "background" }, default = "auto",
+      doc = "auto: the fastest complete and online method of the server (MariaDB: background; MySQL: rebuild); "
+         .. "rebuild: one ALTER TABLE per table; background (MariaDB): encryption threads do every tablespace" },
    ["at_rest.parallel"] = { type = "integer", default = 2,
-      doc = "tables rebuilt at once (rebuild), or encryption threads (background)" },
-   ["at_rest.schemas"] = { type = "list", doc = "only these schemas (default: every application schema)" },
+      doc = "tables rebuilt at once (rebuild), or encryption threads (background, and the system tablespace)" },
+   ["at_rest.schemas"] = { type = "list",
+      doc = "only these schemas (default: every application schema); one that does not exist is an error" },
    ["at_rest.convert_myisam"] = { type = "boolean", default = false,
       doc = "convert MyISAM tables to InnoDB so they can be encrypted (otherwise they are listed)" },
    ["at_rest.replicas_have_keyring"] = { type = "boolean", default = false,
@@ -44,20 +48,48 @@ M.PARAMS = {
    ["at_rest.disk_margin"] = { type = "integer", default = 20,
       doc = "free disk wanted beyond the largest table, in percent of it" },
    ["at_rest.new_tables"] = { type = "boolean", default = true,
-      doc = "new tables are encrypted by default (MySQL 8.0.16+ default_table_encryption, MariaDB innodb_encrypt_tables)" },
+      doc = "new tables are encrypted by default (MySQL 8.0.16+ default_table_encryption and every schema's "
+         .. "DEFAULT ENCRYPTION, MariaDB innodb_encrypt_tables)" },
    ["at_rest.logs"] = { type = "boolean", default = true,
       doc = "encrypt the redo and undo logs (MySQL 8.0+) or the redo log (MariaDB)" },
    ["at_rest.binlog"] = { type = "boolean", default = true,
       doc = "encrypt the binary and relay logs (MySQL 8.0.14+ binlog_encryption, MariaDB encrypt_binlog); "
-         .. "rotate-master-key: rotate the binary log's master key too (MySQL 8.0.16+)" },
+         .. "rotate-master-key: rotate the binary log's master key too (MySQL 8.0.16+, when it is on)" },
+   ["at_rest.purge_binlogs"] = { type = "boolean", default = false,
+      doc = "every replica and every backup has the binary logs written before encryption: purge them "
+         .. "(otherwise they are listed, with the PURGE statement to run once they have)" },
    ["at_rest.temp"] = { type = "boolean", default = true,
       doc = "encrypt temporary tables and files (MySQL 8.0.16+, MariaDB)" },
    ["at_rest.system_tablespace"] = { type = "boolean", default = true,
-      doc = "MySQL 8.0.16+: encrypt the mysql system tablespace" },
+      doc = "encrypt the server's own tablespaces: MariaDB the system and undo tablespaces and the mysql schema's "
+         .. "InnoDB tables (encryption threads); MySQL 8.0.16+ the mysql tablespace" },
+   ["at_rest.aria"] = { type = "boolean", default = true,
+      doc = "MariaDB: aria_encrypt_tables, and every Aria table rebuilt with it (the mysql schema's accounts too)" },
+   ["at_rest.scrub"] = { type = "boolean", default = true,
+      doc = "MariaDB: innodb_immediate_scrub_data_uncompressed, so pages freed from now on are zeroed" },
+   ["at_rest.query_logs"] = { type = "enum", values = { "report", "off", "move" }, default = "report",
+      doc = "the general and slow query logs, which no setting encrypts: report them; off: turn them off; "
+         .. "move: write them to at_rest.query_log_dir (and log_output=FILE)" },
+   ["at_rest.query_log_dir"] = { type = "path",
+      doc = "at_rest.query_logs=move: the directory the query logs go to (an encrypted file system)" },
+   ["at_rest.lock_wait"] = { type = "number", default = 0.25,
+      doc = "seconds an ALTER TABLE may wait for a table's metadata lock (application queries on the table "
+         .. "wait as long) before it is stopped and tried again later" },
+   ["at_rest.lock_give_up"] = { type = "integer", default = 300,
+      doc = "seconds a table may stay locked by others before the run gives up on it (named with the "
+         .. "session holding it; the run can be resumed)" },
+   ["at_rest.disk_scan"] = { type = "enum", values = { "auto", "yes", "no" }, default = "auto",
+      doc = "the disk scan of the verify step (every file the server writes, searched for the application's "
+         .. "own values): auto = in run, and in myseal check with --deep" },
+   ["at_rest.scan_markers"] = { type = "secret",
+      doc = "more values the disk scan searches for, one a line (file:PATH or env:VAR; never printed)" },
+   ["at_rest.rehearsal"] = { type = "boolean", default = true,
+      doc = "rehearse a restore with nothing but the backed-up keys after encrypting (MariaDB: mariadb-backup; "
+         .. "MySQL: the commands are named)" },
    ["at_rest.rotation_iops"] = { type = "integer", default = 10000,
-      doc = "background method (MariaDB): innodb_encryption_rotation_iops, pages a second per thread" },
+      doc = "encryption threads (MariaDB): innodb_encryption_rotation_iops, pages a second per thread" },
    ["at_rest.wait_timeout"] = { type = "integer", default = 86400,
-      doc = "background method: seconds to wait for the encryption threads" },
+      doc = "seconds to wait for the encryption threads" },
 }
 
 --- The declarations of the named parameters (all of them without a list).
@@ -82,21 +114,23 @@ end
 
 --- The parameters `settings` and `table_state` read: a runbook using them declares these.
 M.SETTINGS = { "keyring.dir", "keyring.use_filekey", "keyring.filekey", "keyring.algorithm", "at_rest.method",
-               "at_rest.parallel", "at_rest.rotation_iops", "at_rest.new_tables", "at_rest.logs", "at_rest.binlog", "at_rest.temp",
-               "at_rest.schemas", "at_rest.convert_myisam" }
+               "at_rest.parallel", "at_rest.rotation_iops", "at_rest.new_tables", "at_rest.logs", "at_rest.binlog",
+               "at_rest.temp", "at_rest.schemas", "at_rest.convert_myisam", "at_rest.aria", "at_rest.scrub",
+               "at_rest.lock_wait", "at_rest.lock_give_up", "at_rest.rehearsal", "keyring.backup_dir" }
 
---- The settings of this run: where the key material is, which method and options.
+--- The settings of this run: where the key material is, which keyring, method and options.
 -- @param ctx the step's context
--- @return `{ dir, key_file, filekey, algorithm, method, threads, rotation_iops, new_tables, logs, binlog,
---   temp, user }`
+-- @return `{ dir, key_file, filekey, algorithm, keyring, keyring_note, method, threads, rotation_iops,
+--   new_tables, logs, binlog, temp, aria, scrub, user }`
 function M.settings(ctx)
    local p, d = ctx.params, ctx.dialect
    local k, a = p.keyring, p.at_rest
    local s = {
       dir = k.dir or ctx:default_dir("keyring") or d.keyring_dir_default,
-      filekey = k.filekey, algorithm = k.algorithm, method = a.method, threads = a.parallel,
+      filekey = k.filekey, algorithm = k.algorithm, threads = a.parallel,
+      method = a.method == "auto" and d.default_method or a.method,
       rotation_iops = a.rotation_iops, new_tables = a.new_tables, logs = a.logs, binlog = a.binlog,
-      temp = a.temp, user = p.server.user,
+      temp = a.temp, aria = a.aria, scrub = a.scrub, user = p.server.user,
    }
    -- MariaDB: a new key file is encrypted with a filekey unless the profile says use_filekey = false;
    -- a plain key file already there stays plain (myseal never rewrites key material)
@@ -105,6 +139,7 @@ function M.settings(ctx)
    elseif s.filekey == nil and d.myseal_makes_keys and not ctx:exists(s.dir .. "/" .. d:key_file_name(s)) then
       s.filekey = s.dir .. "/filekey"
    end
+   s.keyring, s.keyring_note = d:keyring_for(ctx, M.option_tree(ctx))
    s.key_file = s.dir .. "/" .. d:key_file_name(s)
    return s
 end
@@ -181,27 +216,79 @@ end
 
 -- The tables -----------------------------------------------------------------------------------
 
+--- The schemas in scope: a set of names, or nil for every application schema. A schema in
+-- at_rest.schemas that the server does not have is bad input (exit status 2), not a run that
+-- encrypts nothing.
+-- @param ctx the step's context
+-- @return set | nil
+function M.scope(ctx)
+   local list = ctx.params.at_rest.schemas
+   if not list or #list == 0 then return nil end
+   local present = {}
+   for _, sch in ipairs(ctx:fact("schemas")) do present[sch.name] = true end
+   local only, missing = {}, {}
+   for _, sch in ipairs(list) do
+      if not present[sch] then missing[#missing + 1] = sch end
+      only[sch] = true
+   end
+   if #missing > 0 then
+      ctx:reject("at_rest.schemas: %s %s not exist on %s", table.concat(missing, ", "),
+         #missing == 1 and "does" or "do", ctx.dialect:describe())
+   end
+   return only
+end
+
+--- The Aria tables the server has (the mysql schema's too), "schema\0name" -> `{ schema, name,
+-- encrypted, page }`.
+function M.aria_state(ctx)
+   local out = {}
+   for _, a in ipairs(ctx:fact("aria_tables")) do out[a.schema .. "\0" .. a.name] = a end
+   return out
+end
+
 --- The tables in scope and what the server says of their encryption.
 -- @return todo (tables to encrypt, largest first), others (tables that cannot be encrypted here,
---   with `why`), all (every table in scope)
+--   with `why`), all (every table in scope). In todo, a table in a general tablespace the server
+--   encrypts as a whole has `tablespace` (encrypt_tablespace_sql does it), and an Aria table has
+--   `aria` (the aria-tables step rebuilds it).
 function M.table_state(ctx)
-   local p = ctx.params.at_rest
-   local only
-   if p.schemas and #p.schemas > 0 then
-      only = {}
-      for _, sch in ipairs(p.schemas) do only[sch] = true end
-   end
+   local p, d = ctx.params.at_rest, ctx.dialect
+   local only = M.scope(ctx)
    local enc = ctx:fact("table_encryption")
-   local todo, others, all = {}, {}, {}
+   local shared = ctx:fact("shared_tablespace_tables")
+   local todo, others, all, aria = {}, {}, {}, nil
    for _, t in ipairs(ctx:fact("tables")) do
       if not only or only[t.schema] then
          all[#all + 1] = t
          local engine = (t.engine or ""):lower()
-         local state = enc[t.schema .. "\0" .. t.name]
+         local key = t.schema .. "\0" .. t.name
+         local state, sp = enc[key], shared[key]
          if state and state.encrypted then
             t.encrypted, t.key_id = true, state.key_id
+         elseif sp and engine == "innodb" then
+            t.tablespace = sp.tablespace
+            if sp.tablespace ~= "innodb_system" and d:encrypt_tablespace_sql(sp.tablespace) then
+               todo[#todo + 1] = t
+            else
+               t.why = ("it lives in the shared tablespace %s, which %s cannot encrypt: move it to a tablespace of "
+                  .. "its own (ALTER TABLE %s TABLESPACE=innodb_file_per_table), then run at-rest again")
+                  :format(sp.tablespace, d:describe(), M.named(t))
+               others[#others + 1] = t
+            end
          elseif engine == "innodb" then
             todo[#todo + 1] = t
+         elseif engine == "aria" and p.aria and d:aria_rebuild_sql(t) then
+            aria = aria or M.aria_state(ctx)
+            local a = aria[key]
+            if a and a.encrypted then
+               t.encrypted = true
+            elseif a and not a.page then
+               t.why = ("Aria encrypts ROW_FORMAT=PAGE tables only: ALTER TABLE %s ROW_FORMAT=PAGE"):format(M.named(t))
+               others[#others + 1] = t
+            else
+               t.aria = true
+               todo[#todo + 1] = t
+            end
          elseif engine == "myisam" and p.convert_myisam then
             t.convert = true
             todo[#todo + 1] = t
@@ -224,6 +311,143 @@ function M.total_bytes(list)
    local total = 0
    for _, t in ipairs(list) do total = total + t.bytes end
    return total
+end
+
+-- Encryption threads (MariaDB) -------------------------------------------------------------------
+
+--- Waits for the encryption threads until `left()` (how many tablespaces are still to do) is 0,
+-- with progress. The threads sometimes pass tablespaces over (seen on 10.11, about one start in
+-- fifty): when nothing moves for a while, setting innodb_encrypt_tables again sends them back.
+-- @param ctx the step's context
+-- @param label what is waited for
+-- @param left function() -> count still to do
+-- @param total optional count in all (for the progress bar)
+function M.wait_for_threads(ctx, label, left, total)
+   local last, since = math.huge, sys.clock()
+   ctx:wait(label, function()
+      local n = left()
+      if n < last then
+         last, since = n, sys.clock()
+      elseif n > 0 and sys.clock() - since > 3 then
+         ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
+         since = sys.clock()
+      end
+      total = math.max(total or 0, n)
+      return n == 0, total - n, total
+   end, { timeout = ctx.params.at_rest.wait_timeout, interval = 0.25 })
+end
+
+--- MariaDB's background threads: set them going and wait until every table in scope is encrypted.
+-- @param ctx the step's context
+-- @param todo the tables still plain
+-- @param all every table in scope
+function M.encrypt_in_background(ctx, todo, all)
+   local p = ctx.params.at_rest
+   ctx:sql("SET GLOBAL innodb_encryption_rotation_iops = ?", math.tointeger(p.rotation_iops))
+   ctx:sql("SET GLOBAL innodb_encryption_threads = ?", math.tointeger(p.parallel))
+   -- setting it again makes the threads look at every tablespace (MDEV-14398)
+   ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
+   -- what is left of `todo`, by the one fact that changes (the tables' own state is asked at the end)
+   local left = todo
+   M.wait_for_threads(ctx, ("%d tables encrypted by %d background threads"):format(#todo, p.parallel), function()
+      local enc, still = ctx:fact("table_encryption"), {}
+      for _, t in ipairs(left) do
+         local e = enc[t.schema .. "\0" .. t.name]
+         if not (e and e.encrypted) then still[#still + 1] = t end
+      end
+      left = still
+      return #left
+   end, #all)
+end
+
+-- The query logs -------------------------------------------------------------------------------
+
+-- A log file the server names, as a path (relative names are in the datadir).
+local function log_path(ctx, file)
+   if not file or file == "" then return nil end
+   if file:match("^/") then return file end
+   return (ctx:fact("variable", "datadir") or ""):gsub("/?$", "/") .. file
+end
+
+-- What the query logs are and where they go: { { name, on, file } }, the output, the log tables' rows.
+local function query_logs(ctx)
+   local q = ctx:fact("query_logs")
+   return { { name = "general_log", file_var = "general_log_file", on = q.general.on, base = "general.log",
+              file = log_path(ctx, q.general.file) },
+            { name = "slow_query_log", file_var = "slow_query_log_file", on = q.slow.on, base = "slow.log",
+              file = log_path(ctx, q.slow.file) } }, q
+end
+
+--- The query-logs step's check: what holds statements in plain text is listed (the files and the
+-- log tables); in report mode the logs that are on are too, off and move say whether the server is
+-- so (and its option file too).
+function M.query_logs_check(ctx)
+   local p = ctx.params.at_rest
+   local logs, q = query_logs(ctx)
+   local plain = {}
+   for _, l in ipairs(logs) do
+      if l.file and sys.stat(l.file) then plain[#plain + 1] = l.file end
+   end
+   for name, n in pairs(q.table_rows) do
+      if n > 0 then plain[#plain + 1] = ("mysql.%s (%s, a CSV table)"):format(name, text_count(n, "row")) end
+   end
+   table.sort(plain)
+   if #plain > 0 then
+      ctx:warn("statements in plain text (review them, then remove or truncate them): %s", table.concat(plain, ", "))
+   end
+   local doc = M.option_tree(ctx)
+   local groups = ctx.dialect:server_groups()
+   local function in_file(name, want) return doc and M.same_value(doc:effective(groups, name), want) end
+   if p.query_logs == "off" then
+      for _, l in ipairs(logs) do
+         if l.on or not in_file(l.name, "OFF") then return false, l.name .. " is to turn off" end
+      end
+   elseif p.query_logs == "move" then
+      local dir = p.query_log_dir
+      if not dir then ctx:reject("at_rest.query_logs=move needs at_rest.query_log_dir: the directory they go to") end
+      for _, l in ipairs(logs) do
+         local want = dir:gsub("/+$", "") .. "/" .. l.base
+         if l.file ~= want or not in_file(l.file_var, want) then
+            return false, ("%s is to move to %s"):format(l.name, want)
+         end
+      end
+      if q.output ~= "FILE" and q.output ~= "NONE" then return false, "log_output is to be FILE" end
+   else
+      local active = {}
+      for _, l in ipairs(logs) do
+         if l.on then
+            active[#active + 1] = ("%s (%s)"):format(l.name, q.output:find("TABLE") and "to a table" or l.file)
+         end
+      end
+      if #active > 0 then
+         ctx:warn("on, and never encrypted: %s (at_rest.query_logs=off turns them off, =move writes them elsewhere)",
+            table.concat(active, ", "))
+      end
+   end
+   return true
+end
+
+--- The query-logs step's apply: turns the logs off, or points them at at_rest.query_log_dir (FILE output).
+function M.query_logs_apply(ctx)
+   local p = ctx.params.at_rest
+   local logs = query_logs(ctx)
+   local edits = {}
+   if p.query_logs == "off" then
+      for _, l in ipairs(logs) do
+         ctx:sql(("SET GLOBAL %s = OFF"):format(l.name))
+         edits[#edits + 1] = { name = l.name, value = "OFF" }
+      end
+   elseif p.query_logs == "move" then
+      local dir = p.query_log_dir:gsub("/+$", "")
+      ctx:mkdir(dir, { mode = tonumber("750", 8), owner = ctx.params.server.user })
+      ctx:sql("SET GLOBAL log_output = 'FILE'")
+      edits[#edits + 1] = { name = "log_output", value = "FILE" }
+      for _, l in ipairs(logs) do
+         ctx:sql(("SET GLOBAL %s = ?"):format(l.file_var), dir .. "/" .. l.base)
+         edits[#edits + 1] = { name = l.file_var, value = dir .. "/" .. l.base }
+      end
+   end
+   require("myseal.options").write(ctx, edits)
 end
 
 -- Key material ---------------------------------------------------------------------------------

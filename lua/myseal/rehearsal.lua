@@ -92,12 +92,13 @@ local function live_state(conn)
    local st = { flavor = server.flavor, version = server.version, vars = vars, tables = {}, key_ids = { 1 } }
    if server.flavor ~= "mariadb" then return st end
    rows, err = conn:query(([[
-      SELECT %s, %s, MIN(e.CURRENT_KEY_ID), SUM(s.FILE_SIZE), MIN(SUBSTRING_INDEX(t.NAME, '#', 1))
+      SELECT MIN(%s), MIN(%s), MIN(e.CURRENT_KEY_ID), SUM(s.FILE_SIZE), MIN(SUBSTRING_INDEX(t.NAME, '#', 1))
       FROM information_schema.INNODB_SYS_TABLES t
       JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE
       JOIN information_schema.INNODB_SYS_TABLESPACES s ON s.SPACE = t.SPACE
       WHERE t.SPACE > 0 AND t.NAME LIKE '%%/%%' AND e.ENCRYPTION_SCHEME = 1 AND e.MIN_KEY_VERSION > 0
-      GROUP BY 1, 2 ORDER BY 4, 1, 2]]):format(DECODE:format("SUBSTRING_INDEX(t.NAME, '/', 1)"),
+      GROUP BY CAST(SUBSTRING_INDEX(t.NAME, '#', 1) AS BINARY) ORDER BY 4, 1, 2]]):format(
+      DECODE:format("SUBSTRING_INDEX(t.NAME, '/', 1)"),
       DECODE:format("SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1)")))
    if not rows then return nil, "cannot read which tables are encrypted: " .. err end
    local seen = { [1] = true }

@@ -156,16 +156,16 @@ describe("at-rest runbook", function()
       local tables = fixture(s)
       local before = checksums(s, tables)
       local args = { E.MYSEAL, "run", "at-rest", "--sandbox", s.name, "--yes", "--json",
-         "--set", "keyring.backup_dir=" .. backup, "--set", "at_rest.parallel=1",
-         log = state .. "/run.log" }
-      -- a reader holds biobank.t12: the run waits there, with the larger tables done
+         "--set", "keyring.backup_dir=" .. backup, "--set", "at_rest.parallel=1", "--set", "at_rest.method=rebuild",
+         "--set", "at_rest.rehearsal=false", "--set", "at_rest.disk_scan=no", log = state .. "/run.log" }
+      -- a reader holds biobank.t12: the run tries it again and again, with the larger tables done
       local blocker = assert(s:connect())
       assert(blocker:exec("LOCK TABLES biobank.t12 READ"))
       local pid = assert(sys.spawn(args))
       local root = require("myseal.engine.target").state_root()
       assert.is_true(E.wait_for(function()
          local j = E.journals(root, "sandbox-" .. s.name, "at-rest")[1]
-         return j ~= nil and (sys.read_file(j) or ""):find("`biobank`.`t12` ENCRYPTED", 1, true) ~= nil
+         return j ~= nil and (sys.read_file(j) or ""):find("`biobank`.`t12` NOWAIT ENCRYPTED", 1, true) ~= nil
       end, 60))
       assert(sys.kill(pid, "KILL"))
       while sys.alive(pid) do sys.sleep(0.01) end
@@ -175,7 +175,9 @@ describe("at-rest runbook", function()
       local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup }
       assert.equal(1, r.status)
       assert.matches("resume", r.stderr)
-      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--resume", "--set", "keyring.backup_dir=" .. backup }
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--resume", "--set", "keyring.backup_dir=" .. backup,
+         "--set", "at_rest.parallel=1", "--set", "at_rest.method=rebuild", "--set", "at_rest.rehearsal=false",
+         "--set", "at_rest.disk_scan=no" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.same({}, unencrypted(s))
       assert.same(before, checksums(s, tables))
@@ -186,7 +188,8 @@ describe("at-rest runbook", function()
       local tables = fixture(s)
       local before = checksums(s, tables)
       local r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
-         "--set", "at_rest.method=background", "--set", "at_rest.parallel=2" }
+         "--set", "at_rest.method=background", "--set", "at_rest.parallel=2", "--set", "at_rest.rehearsal=false",
+         "--set", "at_rest.disk_scan=no" }
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.same({}, unencrypted(s))
       assert.same(before, checksums(s, tables))
@@ -254,38 +257,95 @@ describe("at-rest runbook", function()
       end
       local MY_CNF = "tests/fixtures/at-rest/my.cnf"
 
-      it("MySQL 5.7: the keyring_file plugin, table by table, largest first", function()
+      it("MySQL 5.7: the keyring_file plugin, table by table, largest first; what 5.7 cannot encrypt is named",
+            function()
          local out = plan("5.7.44", MY_CNF)
          assert.matches("\n        %+early%-plugin%-load=keyring_file.so\n        %+keyring_file_data=/var/lib/mysql%-keyring/keyring\n", out)
          assert.is_nil(out:find("default_table_encryption", 1, true))   -- 8.0.16+
          assert.is_nil(out:find("innodb_redo_log_encrypt", 1, true))    -- 8.0+
          assert.matches("sql: ALTER INSTANCE ROTATE INNODB MASTER KEY", out)
-         local a = out:find("sql: ALTER TABLE `biobank`.`specimens` ENCRYPTION='Y'", 1, true)
-         local b = out:find("sql: ALTER TABLE `biobank`.`patients` ENCRYPTION='Y'", 1, true)
-         assert.is_truthy(a and b and a < b)
+         -- one session setting bounds the lock waits (MySQL has no per-statement form for ALTER)
+         assert.matches("sql: SET SESSION lock_wait_timeout = 1\n"
+            .. "%s+sql: ALTER TABLE `biobank`.`specimens` ENCRYPTION='Y'\n"
+            .. "%s+sql: ALTER TABLE `biobank`.`patients` ENCRYPTION='Y'\n", out)
          assert.is_nil(out:find("`audit log` ENCRYPTION", 1, true))      -- encrypted already
          assert.matches("biobank.legacy is not encrypted: MyISAM cannot be encrypted", out)
-         assert.matches("%[8/9%] system%-tablespace%s+skipped", out)
+         -- tables in shared tablespaces are found here, not by a failing ALTER
+         assert.matches("warning: biobank.old_codes is not encrypted: it lives in the shared tablespace "
+            .. "innodb_system, which MySQL 5.7.44 cannot encrypt: move it to a tablespace of its own "
+            .. "%(ALTER TABLE `biobank`.`old_codes` TABLESPACE=innodb_file_per_table%), then run at%-rest again", out)
+         assert.matches("warning: biobank.shared_codes is not encrypted: it lives in the shared tablespace "
+            .. "ts_codes", out)
+         assert.is_nil(out:find("ALTER TABLE `biobank`.`old_codes` ENCRYPTION", 1, true))
+         assert.is_nil(out:find("ALTER TABLESPACE", 1, true))
+         assert.matches("system%-tablespace%s+already done\n%s+warning: innodb_system: MySQL 5.7 encrypts "
+            .. "file%-per%-table tablespaces only\n", out)
+         assert.matches("schema%-defaults%s+skipped", out)
+         assert.matches("binary%-logs%s+already done\n%s+warning: MySQL 5.7.44 cannot encrypt its binary logs: "
+            .. "binlog.000042 and every later one stay plain\n", out)
+         assert.matches("rehearsal: plan only: myseal does not run MySQL backups", out)
          assert.matches("Nothing was changed%.\n$", out)
       end)
 
-      it("MySQL 8.0: logs, binary log, new tables and the mysql tablespace too", function()
-         local out = plan("8.0.36", MY_CNF, "--set", "at_rest.convert_myisam=true")
-         for _, line in ipairs{ "early-plugin-load=keyring_file.so", "default_table_encryption=ON",
-               "innodb_redo_log_encrypt=ON", "innodb_undo_log_encrypt=ON", "binlog_encryption=ON",
-               "innodb_temp_tablespace_encrypt=ON" } do
+      it("MySQL 5.7 before 5.7.11 has no keyring: refused", function()
+         local desc = state .. "/old.lua"
+         assert(sys.write_file(desc, (assert(sys.read_file("tests/fixtures/at-rest/mysql-5.7.44.lua"))
+            :gsub("5%.7%.44", "5.7.10"))))
+         local r = myseal{ "plan", "at-rest", "--describe", desc, "--set", "server.cnf=" .. MY_CNF,
+            "--set", "keyring.backup_dir=/srv/kb" }
+         assert.equal(1, r.status)
+         assert.matches("step preflight[^\n]*: MySQL 5.7.10 has no keyring: the keyring_file plugin came with MySQL "
+            .. "5.7.11; upgrade first\n", r.stderr)
+      end)
+
+      it("MySQL 8.0.24+: component_keyring_file for a new setup, schemas, general tablespaces, the mysql tablespace, "
+         .. "binary logs", function()
+         local out = plan("8.0.36", MY_CNF, "--set", "at_rest.convert_myisam=true",
+            "--set", "at_rest.purge_binlogs=true")
+         assert.is_nil(out:find("early-plugin-load", 1, true))
+         assert.matches("MySQL 8.0.36; keyring component_keyring_file in /var/lib/mysql%-keyring; method rebuild", out)
+         for _, line in ipairs{ "default_table_encryption=ON", "innodb_redo_log_encrypt=ON",
+               "innodb_undo_log_encrypt=ON", "binlog_encryption=ON", "innodb_temp_tablespace_encrypt=ON" } do
             assert.is_truthy(out:find("\n        +" .. line .. "\n", 1, true), line)
          end
+         -- the component's files: the manifest, and its configuration for the server's user only
+         assert.matches('create /usr/sbin/mysqld.my %(0644%)\n.-%+  "components": '
+            .. '"file://component_keyring_file"\n', out)
+         assert.matches("create /usr/lib/mysql/plugin/component_keyring_file.cnf %(0600, mysql%)\n", out)
+         assert.matches("create directory /var/lib/mysql%-keyring %(0700%)", out)
          assert.matches("sql: ALTER TABLE `biobank`.`legacy` ENCRYPTION='Y', ENGINE=InnoDB", out)
+         assert.matches("sql: ALTER TABLESPACE `ts_codes` ENCRYPTION='Y'\n", out)
          assert.matches("sql: ALTER TABLESPACE mysql ENCRYPTION='Y'", out)
+         assert.matches("warning: innodb_undo_001: undo pages written before innodb_undo_log_encrypt=ON stay "
+            .. "plain until the undo tablespace is truncated: ALTER UNDO TABLESPACE innodb_undo_001 SET INACTIVE", out)
+         -- a new table in an existing schema follows the schema's default
+         assert.matches("schema%-defaults%s+to do: DEFAULT ENCRYPTION='N' %(new tables plain%): biobank\n"
+            .. "%s+sql: ALTER SCHEMA `biobank` DEFAULT ENCRYPTION='Y'\n", out)
+         assert.is_nil(out:find("ALTER SCHEMA `lims`", 1, true))
+         -- the binary log rotated, the plain ones purged (replicas and backups have them: the parameter says so)
+         assert.matches("binary%-logs%s+to do: the current binary log binlog.000008 is not encrypted\n"
+            .. "%s+sql: FLUSH BINARY LOGS\n%s+sql: PURGE BINARY LOGS TO 'binlog.000009'\n", out)
+      end)
+
+      it("MySQL 8.0 with the keyring_file plugin keeps it and names the migration", function()
+         local out = plan("8.0.36-plugin", MY_CNF)
+         assert.matches("MySQL 8.0.36; keyring keyring_file in /var/lib/mysql%-keyring", out)
+         assert.matches("warning: MySQL 8.0.36 keeps the keyring_file plugin it has %(deprecated since 8.0.34, "
+            .. "gone in 8.4%); component_keyring_file replaces it by a key migration, the server stopped, as its "
+            .. "own user: mysqld %-%-defaults%-file=<my.cnf> %-%-keyring%-migration%-to%-component "
+            .. "%-%-keyring%-migration%-source=keyring_file.so %-%-keyring_file_data=/var/lib/mysql%-keyring/keyring "
+            .. "%-%-keyring%-migration%-destination=component_keyring_file.so", out)
+         assert.matches("\n        %+early%-plugin%-load=keyring_file.so\n", out)
+         assert.is_nil(out:find("create /usr/sbin/mysqld.my", 1, true))
       end)
 
       it("MySQL 8.4: the component's manifest and configuration, no plugin", function()
          local out = plan("8.4.3", MY_CNF)
          assert.is_nil(out:find("early-plugin-load", 1, true))
          assert.matches('create /usr/sbin/mysqld.my %(0644%)\n.-%+  "components": "file://component_keyring_file"\n', out)
-         assert.matches('create /usr/lib/mysql/plugin/component_keyring_file.cnf %(0644%)\n.-'
-            .. '%+  "path": "/var/lib/mysql%-keyring/component_keyring_file",\n%s+%+  "read_only": false\n', out)
+         -- 0600: the plan does not show its content
+         assert.matches("create /usr/lib/mysql/plugin/component_keyring_file.cnf %(0600, mysql%)\n%s+%(84 bytes, "
+            .. "content not shown%)\n", out)
          assert.matches("sql: ALTER TABLE `biobank`.`specimens` ENCRYPTION='Y'", out)
       end)
 

@@ -7,11 +7,7 @@ local jsonschema = require "support.jsonschema"
 
 local SCHEMA = assert(json.decode(assert(sys.read_file("docs/check.schema.json"))))
 
-local function findings_by_id(report)
-   local out = {}
-   for _, f in ipairs(report.findings) do out[f.id] = f end
-   return out
-end
+local findings_by_id = require("support.helpers").findings
 
 describe("myseal check", function()
    local dir

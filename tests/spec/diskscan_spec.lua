@@ -16,17 +16,7 @@ local function by_path(report, suffix)
    end
 end
 
--- Every regular file under dir.
-local function files_under(dir, out)
-   out = out or {}
-   for _, n in ipairs(sys.dir(dir) or {}) do
-      local p = dir .. "/" .. n
-      local st = sys.stat(p, { link = true })
-      if st and st.type == "directory" then files_under(p, out)
-      elseif st and st.type == "file" then out[#out + 1] = p end
-   end
-   return out
-end
+local files_under = require("support.helpers").files_under
 
 describe("diskscan", function()
    local logs

@@ -188,4 +188,26 @@ describe("engine on a server", function()
          assert.equal(original, sys.read_file(s.cnf))
       end)
    end)
+
+   it("retries a failed statement, gives it up, runs the small ones here and watches the others", function()
+      local conn <close> = assert(s:connect())
+      assert(conn:exec("CREATE DATABASE IF NOT EXISTS enginetest"))
+      local r = myseal("run", RUNBOOK, "--sandbox", s.name, "--yes", "--only", "tables", "--set", "test.tables=8",
+                       "--set", "test.bad_table=true", "--set", "test.on_error=retry")
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("\n      given up: CREATE TABLE enginetest%.bad %(id INT PRIMARY KEY, id INT%)\n", r.stdout)
+      assert.matches("\n      watched: yes\n", r.stdout)
+      -- every attempt is journaled: the bad one three times, the others once
+      local events = support.events(support.journals(target.state_root(), "sandbox-" .. s.name, "engine-server")[1])
+      local bad = 0
+      for _, e in ipairs(support.select(events, "effect", "step", "tables")) do
+         if e.sql:find("enginetest.bad", 1, true) then bad = bad + 1 end
+      end
+      assert.same({ 3, 10 }, { bad, #support.select(events, "effect", "step", "tables") })
+      -- p1 .. p8 but p3, whose statement was the bad one
+      assert.equal(7, #conn:query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'enginetest' "
+         .. "AND table_name LIKE 'p%'"))
+      assert.is_nil(r.stdout:find("given up: CREATE TABLE IF NOT EXISTS", 1, true))
+      assert(conn:exec("DROP DATABASE enginetest"))
+   end)
 end)

@@ -161,6 +161,76 @@ local function table_findings(ctx, out)
    end
 end
 
+-- The ids of the proof that believes the disk (docs/check.md): the scan's summary, one finding
+-- per file holding values of the application's rows, the last restore rehearsal.
+M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL = "disk-scan", "plaintext:", "restore-rehearsal"
+
+-- Seconds since 1970 of a journal time ("YYYY-mm-ddTHH:MM:SSZ", UTC).
+local function epoch(at)
+   local y, m, d, hh, mm, ss = at:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)Z$")
+   if not y then return nil end
+   y, m, d = tonumber(y), tonumber(m), tonumber(d)
+   if m <= 2 then y = y - 1 end
+   local era = y // 400
+   local yoe = y - era * 400
+   local doy = (153 * (m > 2 and m - 3 or m + 9) + 2) // 5 + d - 1
+   local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+   return days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+end
+
+-- What the verify step's disk scan found (at_rest.disk_scan=yes, `myseal check --deep`): the summary,
+-- then one finding per file that holds application values, failing where the file should be
+-- encrypted, warning where nothing can encrypt it.
+local function plaintext_findings(c, out)
+   local scan = c and c.run.records.disk_scan
+   if not scan then return end
+   local proof = require "myseal.atrest.proof"
+   local worst, list = scan.note and "warn" or (scan.errors or 0) > 0 and "warn" or "ok", {}
+   for _, f in ipairs(scan.files) do
+      local sources = {}
+      for name, n in pairs(f.sources) do sources[#sources + 1] = ("%s %d"):format(name, n) end
+      table.sort(sources)
+      local sev = f.can_encrypt and "fail" or "warn"
+      if RANK[sev] > RANK[worst] then worst = sev end
+      list[#list + 1] = { area = "at rest", id = M.PLAINTEXT .. f.path, severity = sev,
+         title = ("%s (%s): %s readable: %s"):format(f.path, f.what, text.count(f.hits, "application value"),
+            f.reason),
+         detail = ("remedy: %s; values from %s"):format(f.remedy, table.concat(sources, ", ")),
+         path = f.path, file_kind = f.kind, hits = f.hits, should_be_encrypted = f.can_encrypt == true,
+         fix = { runbook = "at-rest", step = f.step or proof.step_for(f) } }
+   end
+   finding(out, { area = "at rest", id = M.DISK_SCAN, severity = worst, scanned = scan.scanned,
+      title = #scan.files > 0 and ("application values readable in %s of the %s (%s) the server writes")
+            :format(text.count(#scan.files, "file"), text.count(scan.scanned, "file"), text.bytes(scan.bytes))
+         or scan.note or ("no application value readable in the %s (%s) the server writes")
+            :format(text.count(scan.scanned, "file"), text.bytes(scan.bytes)) })
+   for _, f in ipairs(list) do finding(out, f) end
+end
+
+-- The last successful restore rehearsal (journal records of at-rest and rotate-master-key): ok when
+-- it proved the key material as it is now, a warning when the keys changed since or there is none.
+local function rehearsal_findings(c, out)
+   if not c or not c.ctx:fact("keyring_active") then return end
+   local proof = require "myseal.atrest.proof"
+   local ctx = c.ctx
+   local last, current = proof.last_rehearsal(ctx, ctx.dialect:key_files(atrest.settings(ctx)))
+   local change = ctx:history("key_backup")[1]
+   local f = { area = "at rest", id = M.REHEARSAL, rehearsed = last and epoch(last.at),
+               rehearsed_at = last and last.at, key_changed_at = change and change.at }
+   if current then
+      f.severity = "ok"
+      f.title = ("the last restore rehearsal, %s (%s), restored the key backup as it is now"):format(last.at,
+         last.runbook)
+   else
+      f.severity = "warn"
+      f.title = last and ("no restore rehearsal since the key material changed%s; the last one: %s"):format(
+            change and (" (" .. change.at .. ")") or "", last.at)
+         or "no restore rehearsal of the key backup yet: nothing proves the backed-up keys open the data"
+      f.fix = { runbook = "at-rest", step = "rehearsal" }
+   end
+   finding(out, f)
+end
+
 local function on(v) return v ~= nil and intransit.same(v, "ON") end
 
 -- The certificate the server is configured with, its chain and names; versions; accounts; sessions.
@@ -273,6 +343,8 @@ function M.run(opts)
       end
       local limits = { warn = facts.ctx.params.check.warn_days, fail = facts.ctx.params.check.fail_days }
       table_findings(contexts["at-rest"].ctx, findings)
+      plaintext_findings(contexts["at-rest"], findings)
+      rehearsal_findings(contexts["at-rest"], findings)
       tls_findings(contexts["tls-enforce"].ctx, limits, findings)
       if contexts["app-tomcat"] then truststore_findings(contexts["app-tomcat"].ctx, limits, findings) end
    end)

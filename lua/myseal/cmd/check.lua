@@ -8,7 +8,7 @@ local sys = require "sys"
 local M = {
    summary = "report encryption at rest and in transit, read-only (text, JSON, HTML or metrics)",
    usage = "myseal check (--site F | --sandbox N) [--format text|json|html|prometheus] [--output FILE] "
-      .. "[--fail-on warn|fail] [--set S.K=V]...",
+      .. "[--fail-on warn|fail] [--deep] [--set S.K=V]...",
    help = [[
 Inspects the server and changes nothing: the keyring, every schema's tables
 (the unencrypted ones by name), log, binary log and temporary-file encryption;
@@ -26,6 +26,10 @@ PCI DSS) with the target's journal: what was done, when, by whom.
                      never reads half a file) instead of standard output
   --fail-on LEVEL    exit 1 when a finding is at least LEVEL: fail (default) or warn,
                      for cron and monitoring
+  --deep             also read every file the server writes (on its host) for values
+                     drawn from the application's rows: a disk-scan finding and one
+                     plaintext:PATH finding per file that holds them (= --set
+                     at_rest.disk_scan=yes); the values are never shown
   --set check.warn_days=N, --set check.fail_days=N   the expiry thresholds
 Exit status: 0 below --fail-on, 1 at or above it, 2 bad usage.
 targets (one is needed):
@@ -37,7 +41,7 @@ local FORMATS = { text = true, json = true, html = true, prometheus = true }
 
 function M.run(argv)
    local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail-on" },
-                                            multi = { "set" } })
+                                            flags = { "deep" }, multi = { "set" } })
    local format = opts.format or "text"
    if not FORMATS[format] then
       errors.usage("check: --format is text, json, html or prometheus, not '%s'", format)
@@ -50,7 +54,9 @@ function M.run(argv)
       errors.usage("check: name a target: --site FILE or --sandbox NAME (try 'myseal help check')")
    end
    local target = cli.target("check", opts)
-   local report = check.run{ target = target, set = opts.set }
+   local set = opts.set or {}
+   if opts.deep then set[#set + 1] = "at_rest.disk_scan=yes" end
+   local report = check.run{ target = target, set = set }
    local text = check[format](report)
    if opts.output then
       local ok, err = sys.write_file(opts.output, text, { mode = tonumber("644", 8) })

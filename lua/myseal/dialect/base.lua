@@ -74,19 +74,20 @@ function described.plugin(_, desc, name)
    return desc.plugins and desc.plugins[name] or nil
 end
 
---- fact tables: base tables of the applications (system schemas left out), largest first:
--- list of `{ schema, name, engine, bytes, create_options }`.
+--- fact tables: base tables (and MariaDB's sequences, which are stored as tables) of the
+-- applications (system schemas left out), largest first:
+-- list of `{ schema, name, engine, bytes, create_options, sequence = true or nil }`.
 function facts.tables(d, ctx)
    local out = {}
    local rows = ctx:query([[
-      SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, DATA_LENGTH + INDEX_LENGTH, CREATE_OPTIONS
-      FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE = 'BASE TABLE'
+      SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, DATA_LENGTH + INDEX_LENGTH, CREATE_OPTIONS, TABLE_TYPE
+      FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE')
       ORDER BY DATA_LENGTH + INDEX_LENGTH DESC, TABLE_SCHEMA, TABLE_NAME]])
    for _, r in ipairs(rows) do
       if not d.system_schemas[r[1]] then
          out[#out + 1] = { schema = r[1], name = r[2], engine = value(r[3]),
                            bytes = math.tointeger(tonumber(value(r[4]) or 0)) or 0,
-                           create_options = value(r[5]) or "" }
+                           create_options = value(r[5]) or "", sequence = r[6] == "SEQUENCE" or nil }
       end
    end
    return out
@@ -128,20 +129,65 @@ end
 
 -- At rest --------------------------------------------------------------------------------------
 -- Every flavour defines: keyring (the name of its keyring plugin or component), keyring_variable
--- (the variable naming its key file), keyring_dir_default, myseal_makes_keys (false: the server
--- writes its keyring itself), supports_background, rotates_by_key_id, master_key_sql,
--- key_file_name, key_files, keyring_options, encryption_options, rotate_sql,
--- system_tablespace_sql, and the facts keyring_active, keyring_file, table_encryption.
+-- (the variable naming its key file), keyring_dir_default, keyring_dir_mode, myseal_makes_keys
+-- (false: the server writes its keyring itself), supports_background, default_method,
+-- rotates_by_key_id, master_key_sql, key_file_name, key_files, keyring_options,
+-- encryption_options, rotate_sql, encryption_clause, lock_wait, and the facts keyring_active,
+-- keyring_file, table_encryption. The places beyond the tables (system tablespaces, Aria, binary
+-- logs, query logs) have defaults here that say "nothing to do" where a flavour has no such thing.
+
+--- How encryption at rest proceeds when at_rest.method is "auto": the fastest method that is
+-- complete (the system tablespace too) and online on this flavour.
+base.default_method = "rebuild"
+
+--- Can myseal rehearse a restore of this server here (with its flavour's backup tool)? Where it
+-- cannot, the rehearsal's commands are named (myseal.rehearsal.plan).
+base.rehearses = false
+
+--- The keyring this server uses, or would get: a name (`d.keyring` unless the flavour offers a
+-- choice), and a note for the operator, or nil. `doc` is the server's option tree (or nil).
+function base.keyring_for(d)
+   return d.keyring, nil
+end
+
+--- Why this server cannot be encrypted at rest at all (a message), or nil.
+function base.keyring_unsupported()
+   return nil
+end
 
 --- The statement that encrypts one table `t` (`{ schema, name, convert }`; `convert`: a MyISAM
--- table becomes InnoDB in the same statement), with an optional key id.
+-- table becomes InnoDB in the same statement), with an optional key id and a bound on how long it
+-- may wait for the table's metadata lock.
 -- @param t table
 -- @param key_id optional integer key id (MariaDB's key management plugin)
--- @return SQL text (identifiers quoted; no values)
-function base.encrypt_table_sql(d, t, key_id)
-   local sql = ("ALTER TABLE %s.%s %s"):format(d:ident(t.schema), d:ident(t.name), d:encryption_clause(key_id))
+-- @param wait optional seconds to wait for the metadata lock (0: not at all)
+-- @return SQL text (identifiers quoted; no values), and the statements to run before it on the same
+--   connection (`{ { sql, args } }`, maybe empty)
+function base.encrypt_table_sql(d, t, key_id, wait)
+   local clause, before = d:lock_wait(wait)
+   local sql = ("ALTER TABLE %s.%s%s %s"):format(d:ident(t.schema), d:ident(t.name), clause,
+      d:encryption_clause(key_id))
    if t.convert then sql = sql .. ", ENGINE=InnoDB" end
-   return sql
+   return sql, before
+end
+
+--- The statement that rebuilds table `t` as it is (every page written again, in a new file).
+-- @param t table
+-- @param wait optional seconds to wait for the metadata lock
+-- @return sql, before (as encrypt_table_sql)
+function base.rebuild_table_sql(d, t, wait)
+   local clause, before = d:lock_wait(wait)
+   return ("ALTER TABLE %s.%s%s FORCE"):format(d:ident(t.schema), d:ident(t.name), clause), before
+end
+
+--- A bound on the metadata lock wait of an ALTER TABLE: a clause for the statement and the
+-- statements that set it for the session instead (MySQL has no per-statement form for ALTER and
+-- waits at least a second).
+-- @param wait seconds, or nil for the server's own lock_wait_timeout
+-- @return clause (with a leading space, or ""), list of `{ sql, args }`
+function base.lock_wait(_, wait)
+   if not wait then return "", {} end
+   return "", { { sql = "SET SESSION lock_wait_timeout = ?", args = { math.max(1, math.ceil(wait)) } } }
 end
 
 --- Why the option files keep this keyring from working (a message), or nil. `doc` is the
@@ -150,13 +196,61 @@ function base.keyring_conflict(_, _)
    return nil
 end
 
---- The files a component keyring needs beside the server (MySQL 8.4), or an empty list.
+--- The files a component keyring needs beside the server (MySQL 8.0.24+), or an empty list.
 function base.component_files()
    return {}
 end
 
 --- The statement that makes the first master key, or false when the flavour has none.
 base.master_key_sql = false
+
+--- The statement that encrypts a general tablespace and every table in it, or false.
+function base.encrypt_tablespace_sql()
+   return false
+end
+
+--- The statement that sets a schema's default encryption for new tables, or false.
+function base.schema_encryption_sql()
+   return false
+end
+
+--- Would the encryption threads leave table `t` (`{ create_options }`) plain? (Then an ALTER does it.)
+function base.threads_skip()
+   return false
+end
+
+--- Why the server's own tablespaces stay plain with these settings (`s`: atrest.settings), or nil.
+function base.system_spaces_blocked()
+   return nil
+end
+
+--- Statements that encrypt the server's own tablespaces (`spaces`: from the system_spaces fact),
+-- and whether to wait for the server to finish them afterwards.
+-- @return list of `{ sql, args }`, wait (boolean)
+function base.system_spaces_sql()
+   return {}, false
+end
+
+--- Notes on what the server writes that no setting encrypts, or encrypts only from now on.
+function base.unencryptable_notes()
+   return {}
+end
+
+--- Can the server encrypt its binary and relay logs?
+function base.can_encrypt_binlog()
+   return true
+end
+
+--- Rotating and purging the binary log: `FLUSH BINARY LOGS`; `PURGE BINARY LOGS TO ?`.
+base.rotate_binlog_sql = "FLUSH BINARY LOGS"
+function base.purge_binlogs_sql(_, first_kept)
+   return "PURGE BINARY LOGS TO ?", first_kept
+end
+
+--- The statement that rebuilds an Aria table (so that aria_encrypt_tables applies to it), or false.
+function base.aria_rebuild_sql()
+   return false
+end
 
 --- fact keyring_has_key(key_file): the keyring holds a key (MySQL: a master key was made).
 function facts.keyring_has_key()
@@ -174,9 +268,153 @@ function described.table_encryption(_, desc)
    end
    return out
 end
-function described.system_encrypted(_, desc)
-   return desc.system_encrypted == true
+
+--- fact schemas: the application schemas, `{ name, default_encryption = "YES" | "NO" | nil }`.
+function facts.schemas(d, ctx)
+   local out = {}
+   for _, r in ipairs(ctx:query("SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY SCHEMA_NAME")) do
+      if not d.system_schemas[r[1]] then out[#out + 1] = { name = r[1] } end
+   end
+   return out
 end
+--- described schemas: the description's `schemas` (names or tables), else the schemas of its tables.
+function described.schemas(d, desc)
+   local out, seen = {}, {}
+   local function add(s)
+      if type(s) == "string" then s = { name = s } end
+      if not seen[s.name] and not d.system_schemas[s.name] then
+         seen[s.name] = true
+         out[#out + 1] = { name = s.name, default_encryption = s.default_encryption }
+      end
+   end
+   for _, s in ipairs(desc.schemas or {}) do add(s) end
+   for _, t in ipairs(desc.tables or {}) do add(t.schema) end
+   table.sort(out, function(a, b) return a.name < b.name end)
+   return out
+end
+
+--- fact shared_tablespace_tables: tables that live in a shared tablespace an ALTER TABLE cannot
+-- encrypt in place, "schema\0name" -> `{ tablespace, why, remedy }` (empty where there is none).
+function facts.shared_tablespace_tables()
+   return {}
+end
+function described.shared_tablespace_tables(_, desc)
+   local out = {}
+   for _, t in ipairs(desc.tables or {}) do
+      if t.tablespace then out[t.schema .. "\0" .. t.name] = { tablespace = t.tablespace } end
+   end
+   return out
+end
+
+--- fact system_spaces: the server's own tablespaces (system, undo, the mysql schema's), `{ name,
+-- encrypted, can_encrypt, why }` (why: what keeps one plain). Empty where there is nothing to do.
+function facts.system_spaces()
+   return {}
+end
+function described.system_spaces(_, desc)
+   return desc.system_spaces or {}
+end
+
+--- fact aria_tables: Aria tables (system ones too), largest first, `{ schema, name, bytes, encrypted =
+-- bool | nil (cannot tell: the files are not on this host), page = ROW_FORMAT=PAGE }`. Empty where
+-- there is no Aria.
+function facts.aria_tables()
+   return {}
+end
+function described.aria_tables(_, desc)
+   return desc.aria_tables or {}
+end
+
+-- SHOW BINARY LOGS as rows and column names, or nil when binary logging is off.
+local function binary_logs(ctx)
+   local ok, rows, meta = pcall(ctx.query, ctx, "SHOW BINARY LOGS")
+   if not ok then return nil end
+   local col = {}
+   for i, n in ipairs(meta.columns) do col[n] = i end
+   return rows, col
+end
+
+--- fact binlogs: the binary log files, oldest first, `{ enabled, files = { { name, encrypted =
+-- bool | nil (cannot tell) } } }`; `enabled` false when the server writes none.
+function facts.binlogs(d, ctx)
+   local rows, col = binary_logs(ctx)
+   if not rows then return { enabled = false, files = {} } end
+   local files = {}
+   for _, r in ipairs(rows) do
+      local f = { name = r[col.Log_name] }
+      if col.Encrypted then
+         f.encrypted = r[col.Encrypted] == "Yes"
+      else
+         f.encrypted = d:binlog_encrypted(ctx, f.name)
+      end
+      files[#files + 1] = f
+   end
+   return { enabled = true, files = files }
+end
+function described.binlogs(_, desc)
+   return desc.binlogs or { enabled = false, files = {} }
+end
+
+--- Is binary log `name` encrypted? (nil: this flavour cannot tell)
+function base.binlog_encrypted()
+   return nil
+end
+
+--- fact query_logs: the general and slow query logs, where they go and whether the log tables hold
+-- rows: `{ output = "FILE" | "TABLE" | ..., general = { on, file }, slow = { on, file },
+-- table_rows = { general_log = n, slow_log = n } }`.
+function facts.query_logs(_, ctx)
+   local function on(name) return tostring(ctx:fact("variable", name) or ""):upper() == "ON"
+      or ctx:fact("variable", name) == "1" end
+   local out = { output = tostring(ctx:fact("variable", "log_output") or "FILE"):upper(),
+                 general = { on = on("general_log"), file = ctx:fact("variable", "general_log_file") },
+                 slow = { on = on("slow_query_log"), file = ctx:fact("variable", "slow_query_log_file") },
+                 table_rows = {} }
+   for _, t in ipairs{ "general_log", "slow_log" } do
+      local ok, rows = pcall(ctx.query, ctx, "SELECT COUNT(*) FROM mysql." .. t)
+      out.table_rows[t] = ok and math.tointeger(tonumber(rows[1][1])) or 0
+   end
+   return out
+end
+function described.query_logs(_, desc)
+   return desc.query_logs or { output = "FILE", general = { on = false }, slow = { on = false }, table_rows = {} }
+end
+
+--- How long a session has been in its state, as PROCESSLIST has it (seconds, an SQL expression).
+base.processlist_seconds = "TIME"
+
+--- fact mdl_waits(ids): of these connections, those waiting for a table's metadata lock, id ->
+-- seconds waited.
+function facts.mdl_waits(d, ctx, ids)
+   local out = {}
+   if #ids == 0 then return out end
+   local marks = {}
+   for i = 1, #ids do marks[i] = "?" end
+   for _, r in ipairs(ctx:query(("SELECT ID, %s FROM INFORMATION_SCHEMA.PROCESSLIST WHERE ID IN (%s) "
+         .. "AND STATE = 'Waiting for table metadata lock'"):format(d.processlist_seconds, table.concat(marks, ", ")),
+         table.unpack(ids))) do
+      out[math.tointeger(tonumber(r[1]))] = tonumber(r[2]) or 0
+   end
+   return out
+end
+described.mdl_waits = function() return {} end
+
+--- fact lock_holders(schema, name, except): the sessions that hold (or, where the server cannot
+-- say, may hold) a metadata lock on the table, `{ id, user, host, seconds, transaction, certain }`
+-- (seconds: how long its transaction has been open when `transaction`, else how long it has been in
+-- its present state).
+function facts.lock_holders(_, ctx, _, _, except)
+   local out = {}
+   for _, r in ipairs(ctx:query([[
+      SELECT p.ID, p.USER, p.HOST, TIMESTAMPDIFF(SECOND, t.trx_started, NOW())
+      FROM INFORMATION_SCHEMA.INNODB_TRX t JOIN INFORMATION_SCHEMA.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+      WHERE p.ID <> CONNECTION_ID() AND p.ID <> ? ORDER BY t.trx_started]], except or 0)) do
+      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = r[3],
+                        seconds = math.tointeger(tonumber(value(r[4]) or 0)), transaction = true, certain = false }
+   end
+   return out
+end
+described.lock_holders = function(_, desc) return desc.lock_holders or {} end
 
 -- In transit -----------------------------------------------------------------------------------
 

@@ -23,11 +23,14 @@ function mysql.server_groups(d)
    return { "mysqld", "server", ("mysqld-%d.%d"):format(d.major, d.minor) }
 end
 
--- At rest: the keyring_file plugin (5.7.11 - 8.0), a COPY rebuild per table ---------------------
+-- At rest: the keyring_file plugin (5.7.11 - 8.0), component_keyring_file (8.0.24+), a COPY
+-- rebuild per table ----------------------------------------------------------------------------
 
 mysql.keyring = "keyring_file"
 mysql.keyring_variable = "keyring_file_data"
 mysql.keyring_dir_default = "/var/lib/mysql-keyring"
+--- The server writes its keyring files itself, into a directory only its user may enter.
+mysql.keyring_dir_mode = tonumber("700", 8)
 --- The server writes the keyring file itself: myseal makes only its directory.
 mysql.myseal_makes_keys = false
 mysql.supports_background = false
@@ -35,15 +38,72 @@ mysql.supports_background = false
 mysql.rotates_by_key_id = false
 mysql.master_key_sql = "ALTER INSTANCE ROTATE INNODB MASTER KEY"
 
-function mysql.key_file_name() return "keyring" end
+local COMPONENT = "component_keyring_file"
+
+-- Does the option tree load the keyring_file plugin?
+local function plugin_configured(d, doc)
+   local epl = doc and doc:effective(d:server_groups(), "early-plugin-load")
+   return type(epl) == "string" and epl:find("keyring_file", 1, true) ~= nil
+end
+
+--- 5.7.11 - 8.0.23: the keyring_file plugin. 8.0.24+: component_keyring_file for a new setup; a
+-- server that has the plugin (active, or in its option files) keeps it, and the note names the
+-- migration (the two keyrings' files differ: it is a key migration, not a rename).
+function mysql.keyring_for(d, ctx, doc)
+   if not d:at_least("8.0.24") then return "keyring_file" end
+   if ctx:fact("plugin", "keyring_file") == "ACTIVE" or plugin_configured(d, doc) then
+      local file = ctx:fact("keyring_file") or "<keyring_file_data>"
+      return "keyring_file", ("%s keeps the keyring_file plugin it has (deprecated since 8.0.34, gone in 8.4); "
+         .. "component_keyring_file replaces it by a key migration, the server stopped, as its own user: "
+         .. "mysqld --defaults-file=<my.cnf> --keyring-migration-to-component "
+         .. "--keyring-migration-source=keyring_file.so --keyring_file_data=%s "
+         .. "--keyring-migration-destination=component_keyring_file.so, then the manifest mysqld.my and "
+         .. "component_keyring_file.cnf, and early-plugin-load removed"):format(d:describe(), file)
+   end
+   return COMPONENT
+end
+
+--- 5.7 before 5.7.11 has no keyring_file plugin.
+function mysql.keyring_unsupported(d)
+   if not d:at_least("5.7.11") then
+      return ("%s has no keyring: the keyring_file plugin came with MySQL 5.7.11; upgrade first"):format(d:describe())
+   end
+   return nil
+end
+
+function mysql.key_file_name(_, s) return s.keyring == COMPONENT and COMPONENT or "keyring" end
 function mysql.key_files(_, s) return { s.key_file } end
 
 function mysql.keyring_options(_, s)
+   if s.keyring == COMPONENT then return {} end
    return {
       -- early-plugin-load is one value, a ';' list: keyring_file.so joins what is there
       { name = "early-plugin-load", value = "keyring_file.so", list = ";" },
       { name = "keyring_file_data", value = s.key_file, var = "keyring_file_data" },
    }
+end
+
+--- The component's manifest beside mysqld (it names no secret: 0644) and its configuration in
+-- plugin_dir (the keyring's path: the server's user only, 0600). Both keys of the configuration
+-- are required.
+function mysql.component_files(_, s, p, plugin_dir)
+   if s.keyring ~= COMPONENT then return {} end
+   return {
+      { path = (p.keyring.manifest_dir or "/usr/sbin") .. "/mysqld.my", mode = tonumber("644", 8),
+        data = '{\n  "components": "file://component_keyring_file"\n}\n' },
+      { path = plugin_dir .. "/component_keyring_file.cnf", mode = tonumber("600", 8), owner = s.user,
+        data = ('{\n  "path": "%s",\n  "read_only": false\n}\n'):format(s.key_file) },
+   }
+end
+
+--- The plugin configured next to the component this run sets up: refused (one keyring at a time).
+function mysql.keyring_conflict(d, doc, s)
+   if s and s.keyring == COMPONENT and plugin_configured(d, doc) then
+      return ("early-plugin-load=%s: the keyring_file plugin is configured; its keys must be migrated to "
+         .. "component_keyring_file (mysqld --keyring-migration-to-component ...) before this runbook can go on")
+         :format(doc:effective(d:server_groups(), "early-plugin-load"))
+   end
+   return nil
 end
 
 function mysql.encryption_options(d, s)
@@ -74,18 +134,140 @@ function mysql.encryption_clause()
    return "ENCRYPTION='Y'"
 end
 
-function mysql.rotate_sql(d, s)
+--- The InnoDB master key, and the binary log's (8.0.16+) when binary log encryption is on: that
+-- statement fails on a server that does not encrypt its binary log.
+function mysql.rotate_sql(d, _, binlog_on)
    local out = { "ALTER INSTANCE ROTATE INNODB MASTER KEY" }
-   if s.binlog and d:at_least("8.0.16") then out[#out + 1] = "ALTER INSTANCE ROTATE BINLOG MASTER KEY" end
+   if binlog_on and d:at_least("8.0.16") then out[#out + 1] = "ALTER INSTANCE ROTATE BINLOG MASTER KEY" end
    return out
 end
 
-function mysql.system_tablespace_sql(d)
-   return d:at_least("8.0.16") and "ALTER TABLESPACE mysql ENCRYPTION='Y'" or false
+--- 8.0.16+: a new table in an existing schema follows the schema's default, not only
+-- default_table_encryption.
+function mysql.schema_encryption_sql(d, name)
+   if not d:at_least("8.0.16") then return false end
+   return ("ALTER SCHEMA %s DEFAULT ENCRYPTION='Y'"):format(d:ident(name))
 end
 
-function facts.keyring_active(d, ctx) return ctx:fact("plugin", d.keyring) == "ACTIVE" end
-function facts.keyring_file(d, ctx) return ctx:fact("variable", d.keyring_variable) end
+--- 8.0.13+: a general tablespace is encrypted in place, every table in it; before, not at all.
+function mysql.encrypt_tablespace_sql(d, name)
+   if not d:at_least("8.0.13") then return false end
+   return ("ALTER TABLESPACE %s ENCRYPTION='Y'"):format(d:ident(name))
+end
+
+--- 8.0.16+: the mysql tablespace (data dictionary, accounts) by ALTER TABLESPACE; nothing waits.
+function mysql.system_spaces_sql(d, spaces)
+   local out = {}
+   for _, sp in ipairs(spaces) do
+      if sp.name == "mysql" and not sp.encrypted and d:at_least("8.0.16") then
+         out[#out + 1] = { sql = "ALTER TABLESPACE mysql ENCRYPTION='Y'" }
+      end
+   end
+   return out, false
+end
+
+local UNDO_WHY = "undo pages written before innodb_undo_log_encrypt=ON stay plain until the undo tablespace is "
+   .. "truncated: ALTER UNDO TABLESPACE %s SET INACTIVE, wait until its STATE in "
+   .. "INFORMATION_SCHEMA.INNODB_TABLESPACES is 'empty', then SET ACTIVE (one at a time: two must stay active)"
+
+--- What MySQL writes that no setting encrypts, or encrypts only from now on.
+function mysql.unencryptable_notes(d)
+   local out = {}
+   if not d:at_least("8.0.20") then
+      out[#out + 1] = "the doublewrite buffer is in the system tablespace, which MySQL cannot encrypt: page copies "
+         .. "of encrypted tables pass through it in plain"
+   elseif not d:at_least("8.0.23") then
+      out[#out + 1] = "the doublewrite files (#ib_*.dblwr) hold plain copies of encrypted pages before MySQL 8.0.23: "
+         .. "upgrade to 8.0.23 or later"
+   else
+      out[#out + 1] = "the doublewrite files (#ib_*.dblwr) hold pages as they are written: encrypted for encrypted "
+         .. "tablespaces; copies written before stay until the files are overwritten by later writes"
+   end
+   return out
+end
+
+local SYSTEM_WHY = "MySQL cannot encrypt the system tablespace (the change buffer stays plain there)"
+local SYSTEM_57 = { name = "innodb_system", encrypted = false, can_encrypt = false,
+                    why = "MySQL 5.7 encrypts file-per-table tablespaces only" }
+
+-- The server's own tablespaces as a description has them (or as a fresh server of that version has).
+function described.system_spaces(d, desc)
+   if desc.system_spaces then return desc.system_spaces end
+   if not d:at_least("8.0.0") then return { SYSTEM_57 } end
+   local out = { { name = "innodb_system", encrypted = false, can_encrypt = false, why = SYSTEM_WHY } }
+   do
+      out[#out + 1] = { name = "mysql", encrypted = desc.system_encrypted == true, can_encrypt = d:at_least("8.0.16"),
+                        why = not d:at_least("8.0.16") and "the mysql tablespace can be encrypted from 8.0.16" or nil }
+      for _, u in ipairs{ "innodb_undo_001", "innodb_undo_002" } do
+         out[#out + 1] = { name = u, encrypted = false, can_encrypt = false, why = UNDO_WHY:format(u) }
+      end
+   end
+   return out
+end
+
+function facts.system_spaces(d, ctx)
+   local out = {}
+   if not d:at_least("8.0.0") then return { SYSTEM_57 } end
+   for _, r in ipairs(ctx:query([[SELECT NAME, ENCRYPTION, SPACE_TYPE FROM INFORMATION_SCHEMA.INNODB_TABLESPACES
+         WHERE NAME IN ('mysql', 'innodb_system') OR SPACE_TYPE = 'Undo' ORDER BY SPACE]])) do
+      local sp = { name = r[1], encrypted = r[2] == "Y" }
+      if r[1] == "mysql" then
+         sp.can_encrypt = d:at_least("8.0.16")
+      elseif r[1] == "innodb_system" then
+         sp.can_encrypt, sp.why = false, SYSTEM_WHY
+      else
+         sp.can_encrypt, sp.why = false, UNDO_WHY:format(r[1])
+      end
+      out[#out + 1] = sp
+   end
+   return out
+end
+
+--- fact shared_tablespace_tables: tables in the system tablespace (innodb_file_per_table=OFF) or
+-- in a general tablespace, which ALTER TABLE ... ENCRYPTION='Y' refuses.
+function facts.shared_tablespace_tables(d, ctx)
+   local sql = d:at_least("8.0.0") and [[
+      SELECT t.NAME, s.NAME, s.SPACE_TYPE FROM INFORMATION_SCHEMA.INNODB_TABLES t
+      JOIN INFORMATION_SCHEMA.INNODB_TABLESPACES s ON s.SPACE = t.SPACE
+      WHERE s.SPACE_TYPE IN ('System', 'General') AND t.NAME LIKE '%/%']]
+      or [[SELECT t.NAME, COALESCE(s.NAME, 'innodb_system'), COALESCE(s.SPACE_TYPE, 'System')
+      FROM INFORMATION_SCHEMA.INNODB_SYS_TABLES t
+      LEFT JOIN INFORMATION_SCHEMA.INNODB_SYS_TABLESPACES s ON s.SPACE = t.SPACE
+      WHERE (t.SPACE = 0 OR s.SPACE_TYPE = 'General') AND t.NAME LIKE '%/%']]
+   local out = {}
+   for _, r in ipairs(ctx:query(sql)) do
+      local schema, name = r[1]:match("^([^/]+)/([^#]+)")
+      -- file names encode what is not [A-Za-z0-9_] as @XXXX
+      local function decode(s) return (s:gsub("@(%x%x%x%x)", function(h) return utf8.char(tonumber(h, 16)) end)) end
+      if schema then
+         out[decode(schema) .. "\0" .. decode(name)] = { tablespace = r[3] == "System" and "innodb_system" or r[2] }
+      end
+   end
+   return out
+end
+
+function facts.keyring_active(d, ctx)
+   if ctx:fact("plugin", "keyring_file") == "ACTIVE" then return true end
+   if not d:at_least("8.0.24") then return false end
+   local ok, rows = pcall(ctx.query, ctx, [[SELECT STATUS_VALUE FROM performance_schema.keyring_component_status
+                                           WHERE STATUS_KEY = 'Component_status']])
+   return ok and rows[1] ~= nil and rows[1][1] == "Active"
+end
+function facts.keyring_file(d, ctx)
+   if ctx:fact("plugin", "keyring_file") == "ACTIVE" or not d:at_least("8.0.24") then
+      return ctx:fact("variable", "keyring_file_data")
+   end
+   local ok, rows = pcall(ctx.query, ctx, [[SELECT STATUS_VALUE FROM performance_schema.keyring_component_status
+                                           WHERE STATUS_KEY = 'Data_file']])
+   return ok and rows[1] and rows[1][1] or nil
+end
+function described.keyring_active(_, desc)
+   return (desc.plugins or {}).keyring_file == "ACTIVE" or (desc.components or {})[COMPONENT] == "Active"
+end
+function described.keyring_file(_, desc)
+   if (desc.plugins or {}).keyring_file == "ACTIVE" then return (desc.variables or {}).keyring_file_data end
+   return (desc.component_status or {}).Data_file
+end
 
 --- fact keyring_has_key(key_file): the keyring file has content (the server writes a master key
 -- into it when one is made).
@@ -105,9 +287,36 @@ function facts.table_encryption(_, ctx)
    return out
 end
 
-function facts.system_encrypted(_, ctx)
-   local rows = ctx:query("SELECT ENCRYPTION FROM INFORMATION_SCHEMA.INNODB_TABLESPACES WHERE NAME = 'mysql'")
-   return rows[1] ~= nil and rows[1][1] == "Y"
+--- 8.0.16+: `SCHEMATA.DEFAULT_ENCRYPTION`.
+function facts.schemas(d, ctx)
+   if not d:at_least("8.0.16") then return require("myseal.dialect.base")[1][3].facts.schemas(d, ctx) end
+   local out = {}
+   for _, r in ipairs(ctx:query([[SELECT SCHEMA_NAME, DEFAULT_ENCRYPTION FROM INFORMATION_SCHEMA.SCHEMATA
+                                 ORDER BY SCHEMA_NAME]])) do
+      if not d.system_schemas[r[1]] then out[#out + 1] = { name = r[1], default_encryption = r[2] } end
+   end
+   return out
+end
+
+--- binlog_encryption came with 8.0.14 (SHOW BINARY LOGS has an Encrypted column from then on).
+function mysql.can_encrypt_binlog(d) return d:at_least("8.0.14") end
+function mysql.binlog_encrypted() return false end
+
+--- performance_schema.metadata_locks names the holders (it is on by default from 5.7's
+-- instrument, always in 8.0); PROCESSLIST_TIME is how long the session is in its state.
+function facts.lock_holders(_, ctx, schema, name, except)
+   local out = {}
+   local ok, rows = pcall(ctx.query, ctx, [[
+      SELECT t.PROCESSLIST_ID, t.PROCESSLIST_USER, t.PROCESSLIST_HOST, t.PROCESSLIST_TIME
+      FROM performance_schema.metadata_locks m JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID
+      WHERE m.OBJECT_TYPE = 'TABLE' AND m.OBJECT_SCHEMA = ? AND m.OBJECT_NAME = ? AND m.LOCK_STATUS = 'GRANTED'
+        AND t.PROCESSLIST_ID <> ? AND t.PROCESSLIST_ID <> CONNECTION_ID()]], schema, name, except or 0)
+   if not ok then return require("myseal.dialect.base")[1][3].facts.lock_holders(nil, ctx, schema, name, except) end
+   for _, r in ipairs(rows) do
+      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = sqltext.value(r[3]) or "",
+                        seconds = math.tointeger(tonumber(sqltext.value(r[4]) or 0)), certain = true }
+   end
+   return out
 end
 
 -- In transit -----------------------------------------------------------------------------------
@@ -187,22 +396,12 @@ end
 -- plugin_dir (both keys are required).
 
 local mysql84 = {
-   keyring = "component_keyring_file",
+   keyring = COMPONENT,
    keyring_variable = false,
    facts = {}, described = {},
 }
 
-function mysql84.key_file_name() return "component_keyring_file" end
-function mysql84.keyring_options() return {} end
-
-function mysql84.component_files(_, s, p, plugin_dir)
-   return {
-      { path = (p.keyring.manifest_dir or "/usr/sbin") .. "/mysqld.my",
-        data = '{\n  "components": "file://component_keyring_file"\n}\n' },
-      { path = plugin_dir .. "/component_keyring_file.cnf",
-        data = ('{\n  "path": "%s",\n  "read_only": false\n}\n'):format(s.key_file) },
-   }
-end
+function mysql84.keyring_for() return COMPONENT end
 
 --- An early-plugin-load of keyring_file: the plugin does not exist in 8.4.
 function mysql84.keyring_conflict(d, doc)
@@ -224,7 +423,7 @@ end
 function mysql84.facts.keyring_active(_, ctx) return component_status(ctx, "Component_status") == "Active" end
 function mysql84.facts.keyring_file(_, ctx) return component_status(ctx, "Data_file") end
 function mysql84.described.keyring_active(_, desc)
-   return (desc.components or {}).component_keyring_file == "Active"
+   return (desc.components or {})[COMPONENT] == "Active"
 end
 
 return {

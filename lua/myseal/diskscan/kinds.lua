@@ -33,8 +33,10 @@ M.kinds = {
             return "the encryption threads are still rewriting this tablespace",
                "wait until ROTATING_OR_FLUSHING is 0 in INNODB_TABLESPACES_ENCRYPTION, then scan again", true
          end
-         return "InnoDB reports the table encrypted, yet its file holds plaintext (pages written before)",
-            alter(f, "FORCE") .. " rewrites every page", true
+         return "InnoDB reports the table encrypted, yet its file holds plaintext: pages freed before it was "
+               .. "encrypted keep what they held (the encryption threads skip free pages)",
+            alter(f, "FORCE") .. " writes the table again in a new file (myseal run at-rest does, step freed-pages)",
+            true
       end,
    },
    system = {

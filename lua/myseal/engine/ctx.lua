@@ -180,6 +180,17 @@ function methods:connect(opts)
    return setmetatable({ conn = conn }, Reader)
 end
 
+--- How a client program logs in to the target's server as myseal does, for a tool that must (a
+-- backup program): `{ socket | host, port, user, password }`. The password is a secret: give it to
+-- the program in a 0600 option file, never as an argument.
+-- @return options | nil, message
+function methods:client_options()
+   local run = self._run
+   local spec, password = run.target:connect_spec(run.values, run.secrets)
+   if not spec then return nil, password end
+   return guard.allow(require("myseal.engine.target").client_options, spec, password)
+end
+
 --- The server: `{ flavor, version, major, minor, patch, described }`.
 function methods:_server()
    local run = self._run
@@ -292,6 +303,29 @@ end
 -- @return integer
 function methods:changes_planned()
    return self.planning and (self._run.planned_changes or 0) or 0
+end
+
+--- The values ctx:record kept under `key` in the journals of every run on this target (every
+-- runbook, this run included), newest first: `{ value, at, runbook }` (at: the record's time,
+-- "YYYY-mm-ddTHH:MM:SSZ"). Empty for a target that keeps no state (a described server).
+-- @param key string
+-- @return list
+function methods:history(key)
+   local dir = self._run.target:state_dir()
+   local out = {}
+   if not dir then return out end
+   local journal = require "myseal.engine.journal"
+   for _, rb in ipairs(sys.dir(dir .. "/runs") or {}) do
+      for _, path in ipairs(journal.list(dir, rb)) do
+         for _, ev in ipairs(journal.read(path) or {}) do
+            if ev.event == "record" and ev.key == key then
+               out[#out + 1] = { value = ev.value, at = ev.at, runbook = rb }
+            end
+         end
+      end
+   end
+   table.sort(out, function(a, b) return a.at > b.at end)
+   return out
 end
 
 M.extend(require "myseal.engine.files")

@@ -1,7 +1,9 @@
 --- A worker process for ctx:sql_parallel: runs one statement on its own connection.
 -- Started as `myseal lua -e "require('myseal.engine.worker').main()"` with the job file in
--- $MYSEAL_WORKER_JOB (JSON: { spec, sql, args }) and the password, if any, on its standard input
--- (never in its environment, which other processes of the same user can read); writes
+-- $MYSEAL_WORKER_JOB (JSON: { spec, sql, args, before = { { sql, args } } }) and the password, if
+-- any, on its standard input (never in its environment, which other processes of the same user can
+-- read); writes its connection's id to JOB.id once connected (so the pool can watch and stop the
+-- statement), runs the `before` statements (session settings), then the statement, and writes
 -- { ok, affected } or { ok = false, message, errno } to JOB.out.
 -- @module myseal.engine.worker
 local json = require "myseal.json"
@@ -20,7 +22,14 @@ function M.main()
    if not conn then
       result = { ok = false, message = "cannot connect to the server: " .. tostring(err), errno = errno }
    else
-      local rows, meta, qerrno = conn:query(job.sql, table.unpack(job.args or {}))
+      local id = conn:query("SELECT CONNECTION_ID()")
+      if id then assert(sys.write_file(job_path .. ".id", tostring(id[1][1]), { mode = tonumber("600", 8) })) end
+      local rows, meta, qerrno = true, nil, nil
+      for _, b in ipairs(job.before or {}) do
+         rows, meta, qerrno = conn:query(b.sql, table.unpack(b.args or {}))
+         if not rows then break end
+      end
+      if rows then rows, meta, qerrno = conn:query(job.sql, table.unpack(job.args or {})) end
       if rows then
          result = { ok = true, affected = type(meta) == "table" and meta.affected_rows or nil }
       else

@@ -26,6 +26,25 @@ function M.write(path, text, mode)
    return path
 end
 
+--- Every regular file under dir, recursively (symbolic links not followed), appended to `out`.
+function M.files_under(dir, out)
+   out = out or {}
+   for _, n in ipairs(sys.dir(dir) or {}) do
+      local p = dir .. "/" .. n
+      local st = sys.stat(p, { link = true })
+      if st and st.type == "directory" then M.files_under(p, out)
+      elseif st and st.type == "file" then out[#out + 1] = p end
+   end
+   return out
+end
+
+--- The findings of a `myseal check` report by id.
+function M.findings(report)
+   local out = {}
+   for _, f in ipairs(report.findings) do out[f.id] = f end
+   return out
+end
+
 --- The current resident set size of this process, in KiB.
 function M.rss_kib()
    for line in io.lines("/proc/self/status") do

@@ -236,6 +236,30 @@ function M.connect_spec(spec, password)
    return require("mysql").connect(opts)
 end
 
+--- How a client program logs in with a spec from Target:connect_spec: `{ socket | host, port, user,
+-- password }` (a sandbox: its socket as root; a profile: its [connection], filled in from its
+-- defaults_file's group where the profile does not say).
+-- @param spec the spec
+-- @param password the password or nil
+-- @return options | nil, message
+function M.client_options(spec, password)
+   if spec.sandbox then
+      local s, err = require("myseal.sandbox").attach(spec.sandbox)
+      if not s then return nil, err end
+      return { socket = s.socket, user = "root" }
+   end
+   local c = spec.connect
+   local out = { host = c.host, port = c.port, socket = c.socket, user = c.user, password = password }
+   if c.defaults_file then
+      local doc, err = require("cnf").load(c.defaults_file)
+      if not doc then return nil, err end
+      for _, k in ipairs{ "host", "port", "socket", "user", "password" } do
+         if out[k] == nil then out[k] = doc:get(c.defaults_group or "client", k) end
+      end
+   end
+   return out
+end
+
 -- The server's own lines of a log that many programs write to (syslog): mariadbd's and mysqld's.
 local function server_lines(text)
    local out = {}
