@@ -226,6 +226,16 @@ function M.compose(def)
          steps[#steps + 1] = entry
       end
    end
+   -- every step of every part, or the story would silently skip what a part does
+   local listed = {}
+   for _, st in ipairs(steps) do listed[st.name] = true end
+   for _, name in ipairs(def.parts or {}) do
+      for _, sname in ipairs(parts[name]:step_names()) do
+         if not listed[name .. "/" .. sname] then
+            author_error("runbook %s: the story leaves out step %s/%s: list it in steps", def.name, name, sname)
+         end
+      end
+   end
    local clean = {}
    for k, d in pairs(decls) do
       clean[k] = { type = d.type, default = d.default, doc = d.doc, values = d.values, required = d.required }

@@ -117,7 +117,8 @@ describe("the Ansible collection #lab", function()
       local play = local_play{ tested("r", task) }
       local cnf = read(s.cnf)
       local journals = target.state_root() .. "/targets/sandbox-" .. s.name .. "/runs/at-rest"
-      local wanted = { "key-material", "key-backup", "option-file", "restart", "encrypt-tables" }
+      local wanted = { "key-material", "key-backup", "option-file", "restart", "encrypt-tables", "system-tablespace",
+                       "aria-tables", "rehearsal" }
 
       -- check mode: what would change, and the diff of the option file; nothing changes
       local r = playbook(play, { check = true, diff = true })
@@ -141,9 +142,14 @@ describe("the Ansible collection #lab", function()
       r = playbook(play)
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.equal(1, r.recap.localhost.changed)
-      assert.same(wanted, r.results.r.changed_steps)
+      -- what the plan showed, but for the tables the encryption threads may have done from the restart on
+      local ran = {}
+      for _, name in ipairs(r.results.r.changed_steps) do
+         if name ~= "encrypt-tables" and name ~= "system-tablespace" then ran[#ran + 1] = name end
+      end
+      assert.same({ "key-material", "key-backup", "option-file", "restart", "aria-tables" }, ran)
       assert.equal("ok", r.results.r.result.status)
-      assert.equal(5, r.results.r.result.changed)
+      assert.equal(#r.results.r.changed_steps, r.results.r.result.changed)
       assert.truthy(sys.stat(r.results.r.result.journal), r.results.r.result.journal)
       assert.truthy(keyring_active(s))
       assert.truthy(contains(read(s.cnf), "\nplugin_load_add=file_key_management\n"))
@@ -185,8 +191,8 @@ describe("the Ansible collection #lab", function()
                   { r.results.bad_set.failed, r.results.bad_set.msg, r.results.bad_set.rc })
       assert.same({ true, "set: 'nope' is not a parameter name (section.key)" },
                   { r.results.bad_name.failed, r.results.bad_name.msg })
-      assert.same({ true, "runbook at-rest has no step 'nosuch' (steps: preflight, key-material, key-backup, "
-                       .. "option-file, restart, master-key, encrypt-tables, system-tablespace, verify)", 2 },
+      local names = table.concat(require("myseal.runbook").load("at-rest"):step_names(), ", ")
+      assert.same({ true, "runbook at-rest has no step 'nosuch' (steps: " .. names .. ")", 2 },
                   { r.results.no_step.failed, r.results.no_step.msg, r.results.no_step.rc })
       assert.equal(cnf, read(s.cnf))
    end)

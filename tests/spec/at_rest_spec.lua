@@ -294,8 +294,9 @@ describe("at-rest runbook", function()
          local r = myseal{ "plan", "at-rest", "--describe", desc, "--set", "server.cnf=" .. MY_CNF,
             "--set", "keyring.backup_dir=/srv/kb" }
          assert.equal(1, r.status)
-         assert.matches("step preflight[^\n]*: MySQL 5.7.10 has no keyring: the keyring_file plugin came with MySQL "
-            .. "5.7.11; upgrade first\n", r.stderr)
+         assert.equal("myseal: a run would stop where this step refuses: preflight: MySQL 5.7.10 has no keyring: the "
+            .. "keyring_file plugin came with MySQL 5.7.11; upgrade first\n", r.stderr)
+         assert.matches("%[1/%d+%] preflight +WOULD REFUSE: MySQL 5%.7%.10 has no keyring", r.stdout)
       end)
 
       it("MySQL 8.0.24+: component_keyring_file for a new setup, schemas, general tablespaces, the mysql tablespace, "

@@ -175,14 +175,17 @@ describe("myseal check: metrics and evidence", function()
       end
       local steps = {}
       for _, st in ipairs(runs[at_rest].sessions[1].steps) do steps[st.step] = st.state end
+      -- MariaDB's encryption threads encrypt the tables and the system tablespace from the restart on
       assert.same({ preflight = "ok", ["key-material"] = "changed", ["option-file"] = "changed", restart = "changed",
-                    ["master-key"] = "skipped", ["key-backup"] = "changed", ["encrypt-tables"] = "changed",
-                    ["system-tablespace"] = "skipped", verify = "ok" }, steps)
+                    ["master-key"] = "skipped", ["key-backup"] = "changed", ["encrypt-tables"] = "done",
+                    ["system-tablespace"] = "done", ["schema-defaults"] = "skipped", ["aria-tables"] = "changed",
+                    ["freed-pages"] = "done", ["binary-logs"] = "done", ["query-logs"] = "done", verify = "ok",
+                    rehearsal = "unchanged" }, steps)
 
       -- the terminal says it in a line per control
       local shown = check("text")
       assert.matches("\ncontrols:\n  %[ok  %] HIPAA 45 CFR 164%.312%(a%)%(2%)%(iv%), Encryption and decryption\n"
-         .. "         findings: %d+ ok; the disk scan has not run; last run: [%dTZ:%-]+ at%-rest ok, by " .. me
+         .. "         findings: %d+ ok; disk: 1 ok; the disk scan has not run; last run: [%dTZ:%-]+ at%-rest ok, by " .. me
          .. " on " .. here .. "\n", shown)
 
       -- the HTML renders with nothing on the console, the control table has the five rows
@@ -198,7 +201,7 @@ describe("myseal check: metrics and evidence", function()
       local _, rows = journal:gsub('<tr class="ok" id="r%d+">', "")
       assert.equal(3, rows)
       assert.matches("<b>run</b> [%dTZ:%-]+ by " .. me .. ": changed key%-material, key%-backup, option%-file, "
-         .. "restart, encrypt%-tables; 4 steps done already, skipped or checked", journal)
+         .. "restart, aria%-tables, rehearsal; 9 steps done already, skipped or checked", journal)
 
       -- a rollback is in the journal too, with its user; the control then fails
       r = E.myseal({ "rollback", "in-transit", "--sandbox", s.name, "--yes" }, {})
@@ -216,8 +219,9 @@ describe("myseal check: metrics and evidence", function()
       assert.equal("fail", statuses(rolled)["pci-dss-4.0-4.2.1"])
       assert.equal("ok", statuses(rolled)["pci-dss-4.0-3.5.1"])
 
-      -- the disk scan's findings, by hand until the scan is wired into check: the at-rest controls
-      -- fail with the files named, the metrics count them, and the page still renders clean
+      -- the disk scan's findings as check --deep makes them (at_rest_spec runs it), here for a file that
+      -- holds plaintext: the at-rest controls fail with the files named, the metrics count them, and
+      -- the page still renders clean
       local scan = { scanned = 58, errors = {}, files = {
          { path = s.datadir .. "/clinic/visits.ibd", kind = "innodb_table", what = "InnoDB tablespace",
            table = "`clinic`.`visits`", hits = 2, reason = "the table is not encrypted", remedy = "ALTER TABLE" },
@@ -225,7 +229,8 @@ describe("myseal check: metrics and evidence", function()
       for _, x in ipairs(evidence.disk_findings(scan)) do after.findings[#after.findings + 1] = x end
       after.controls = evidence.controls(after.findings, after.runs)
       c = by_id(after.controls)
-      assert.same({ "disk-scan", "plaintext:" .. s.datadir .. "/clinic/visits.ibd" }, c["pci-dss-4.0-3.5.1"].disk)
+      assert.same({ "restore-rehearsal", "disk-scan", "plaintext:" .. s.datadir .. "/clinic/visits.ibd" },
+                  c["pci-dss-4.0-3.5.1"].disk)
       assert.same({ "fail", "ran", "ok" }, { c["pci-dss-4.0-3.5.1"].status, c["pci-dss-4.0-3.5.1"].disk_scan,
                                              c["pci-dss-4.0-4.2.1"].status })
       assert.is_true(jsonschema.validate(SCHEMA, json.decode(require("myseal.check").json(after))))

@@ -76,6 +76,38 @@ describe("runbook", function()
       end)
    end)
 
+   describe("compose", function()
+      local ENFORCE = { "tls-enforce/preflight", "tls-enforce/require-transport", "tls-enforce/accounts",
+                        "tls-enforce/watch", "tls-enforce/verify" }
+      local function story(steps, extra)
+         local def = { name = "s", summary = "a story", parts = { "tls-enforce" }, steps = steps }
+         for k, v in pairs(extra or {}) do def[k] = v end
+         return pcall(runbook.compose, def)
+      end
+      it("makes one runbook of its parts' steps, named part/step, with steps of its own between them", function()
+         local steps = { table.unpack(ENFORCE) }
+         table.insert(steps, 2, { name = "announce", apply = function() end })
+         local ok, rb = story(steps)
+         assert.is_true(ok, rb)
+         assert.same({ "tls-enforce/preflight", "announce", "tls-enforce/require-transport", "tls-enforce/accounts",
+                       "tls-enforce/watch", "tls-enforce/verify" }, rb:step_names())
+         assert.truthy(rb.params["tls.watch_seconds"])
+         assert.same({ "tls-enforce" }, rb.parts)
+      end)
+      it("refuses a story that leaves a part's step out, names a step a part lacks, or a part it lacks", function()
+         local ok, err = story{ "tls-enforce/preflight" }
+         assert.is_false(ok)
+         assert.matches("runbook s: the story leaves out step tls%-enforce/require%-transport: list it in steps$", err)
+         ok, err = story{ "tls-enforce/preflight", "tls-enforce/nosuch" }
+         assert.is_false(ok)
+         assert.matches("runbook s: step 2: tls%-enforce has no step 'nosuch' %(steps: preflight, require%-transport, "
+            .. "accounts, watch, verify%)$", err)
+         ok, err = story{ "at-rest/preflight" }
+         assert.is_false(ok)
+         assert.matches("runbook s: step 1 %(at%-rest/preflight%): no part at%-rest$", err)
+      end)
+   end)
+
    describe("extend", function()
       local base = runbook.new{
          name = "base", summary = "base summary",
