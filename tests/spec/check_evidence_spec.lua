@@ -93,7 +93,8 @@ describe("myseal check: metrics and evidence", function()
          assert.is_truthy(id:match("^at%-rest:") or id:match("^tables:"), id)
       end
 
-      for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" }, { "tls-enforce" } } do
+      for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" },
+                           { "tls-enforce", "--set", "tls.watch_seconds=1" } } do
          local argv = { "run", rb[1], "--sandbox", s.name, "--yes" }
          for i = 2, #rb do argv[#argv + 1] = rb[i] end
          local r = E.myseal(argv, {})

@@ -58,7 +58,8 @@ describe("myseal check", function()
       assert.equal(2, r.status)
       assert.equal("myseal: --set nosuch.key=1: no parameter nosuch.key in check or the runbooks it asks\n", r.stderr)
 
-      for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" }, { "tls-enforce" } } do
+      for _, rb in ipairs{ { "at-rest", "--set", backup }, { "in-transit" },
+                           { "tls-enforce", "--set", "tls.watch_seconds=1" } } do
          local argv = { "run", rb[1], "--sandbox", s.name, "--yes" }
          for i = 2, #rb do argv[#argv + 1] = rb[i] end
          r = E.myseal(argv, {})

@@ -142,6 +142,8 @@ function M.inventory(opts)
                      backup_dir = backup and (work .. "/" .. name .. "-key-backup") or nil },
          pki = { dir = work .. "/" .. name .. "-tls", server_names = { "localhost", "127.0.0.1" } },
          accounts = { ["lims@%"] = "ssl" },
+         -- the watch after enforcing, short: nothing here logs in without TLS
+         tls = { watch_seconds = 2 },
       }
    end
    local p, q, tomcat = opts.primary, opts.replica, opts.tomcat
