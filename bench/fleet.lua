@@ -1,8 +1,8 @@
 -- The story across a replication group on this machine (a primary and a replica, MariaDB sandboxes, and
 -- an application host, a Tomcat-shaped directory), two ways on the same data:
 --   manual: the myseal commands typed one after another, in the order the role keeps (replica at rest,
---           primary at rest, TLS offered on both, the primary's CA copied, the application tier, TLS
---           enforced on both), with the profiles written by hand;
+--           primary at rest, TLS offered on both, the primary's CA copied, the replica's channel, the
+--           application tier, TLS enforced on both), with the profiles written by hand;
 --   myseal: the role myseal.myseal.encrypt run by ansible-playbook (connection local, 5 forks).
 -- Then each again, with nothing left to do. Prints the per-host time spent in myseal's steps (from the
 -- journals), and what the role's ordering costs the controller at 100 and 1,000 hosts: the
@@ -68,10 +68,12 @@ local function manual(inventory)
    end
    return function()
       myseal("db2", "at-rest", files.db2)
-      myseal("db1", "at-rest", files.db1, "--set", "at_rest.replicas_have_keyring=true")
+      myseal("db1", "at-rest", files.db1)
       for _, db in ipairs{ "db1", "db2" } do myseal(db, "in-transit", files[db]) end
       local ca = assert(sys.read_file(h.db1.myseal_site.pki.dir .. "/ca.pem"))
       assert(sys.write_file(h.app1.myseal_site.tomcat.ca, ca))
+      assert(sys.write_file(h.db2.myseal_site.replication.ca, ca))
+      myseal("db2", "replica-tls", files.db2)
       myseal("app1", "app-tomcat", files.app1)
       for _, db in ipairs{ "db1", "db2" } do myseal(db, "tls-enforce", files[db]) end
    end
@@ -80,7 +82,7 @@ end
 -- seconds of the steps in a site's journals that start after `since` (a journal name)
 local function step_seconds(site, since)
    local total = 0
-   for _, runbook in ipairs{ "at-rest", "in-transit", "app-tomcat", "tls-enforce" } do
+   for _, runbook in ipairs{ "at-rest", "in-transit", "replica-tls", "app-tomcat", "tls-enforce" } do
       local runs = state .. "/targets/site-" .. site .. "/runs/" .. runbook
       for _, name in ipairs(sys.dir(runs) or {}) do
          if name > since then

@@ -144,6 +144,11 @@ function M.inventory(opts)
          accounts = { ["lims@%"] = "ssl" },
       }
    end
+   -- where the story copies the primary's CA for the replica's channel
+   local function replica(site)
+      site.replication = { ca = work .. "/db2-primary-ca.pem" }
+      return site
+   end
    local p, q, tomcat = opts.primary, opts.replica, opts.tomcat
    local inventory = { all = {
       vars = { ansible_connection = "local", myseal_state_dir = opts.state, myseal_path = myseal },
@@ -151,7 +156,7 @@ function M.inventory(opts)
          db1 = { myseal_role = "primary", myseal_site_path = work .. "/db1/site.ini", myseal_package = opts.package,
                  myseal_site = server("db1", p, true), myseal_secrets = { ["connection.password"] = p.tcp_password } },
          db2 = { myseal_role = "replica", myseal_primary = "db1", myseal_site_path = work .. "/db2/site.ini",
-                 myseal_site = server("db2", q, opts.replica_backup ~= false),
+                 myseal_site = replica(server("db2", q, opts.replica_backup ~= false)),
                  myseal_secrets = { ["connection.password"] = q.tcp_password } },
          app1 = { myseal_role = "app", myseal_primary = "db1", myseal_site_path = work .. "/app1/site.ini",
                   myseal_site = { site = { name = prefix .. "-app1" },
