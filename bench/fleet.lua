@@ -79,39 +79,18 @@ local function manual(inventory)
    end
 end
 
--- seconds of the steps in a site's journals that start after `since` (a journal name)
-local function step_seconds(site, since)
-   local total = 0
-   for _, runbook in ipairs{ "at-rest", "in-transit", "replica-tls", "app-tomcat", "tls-enforce" } do
-      local runs = state .. "/targets/site-" .. site .. "/runs/" .. runbook
-      for _, name in ipairs(sys.dir(runs) or {}) do
-         if name > since then
-            for line in io.lines(runs .. "/" .. name) do
-               local e = json.decode(line)
-               if e and e.event == "step" and e.seconds then total = total + e.seconds end
-            end
-         end
-      end
-   end
-   return total
-end
-
-local function stamp()   -- a journal name's time prefix for now
-   return os.date("!%Y%m%d-%H%M%S")
-end
-
 local ok, err = pcall(function()
    local by_hand, hand_sites = group("manual")
    local by_role, role_sites = group("role")
    local rows = {}
    local run_by_hand = manual(by_hand)
    local t_hand = bench.time(run_by_hand, 1)
-   local before = stamp()
+   local before = fleet.stamp()
    local r = fleet.playbook(env, dir, fleet.role_play, { inventory = by_role })
    assert(r.status == 0, r.stdout .. r.stderr)
    rows[#rows + 1] = { "the story, 3 hosts (2 servers, 1 Tomcat)", t_hand, r.seconds }
    local per_host = {}
-   for i, site in ipairs(role_sites) do per_host[i] = step_seconds(site, before) end
+   for i, site in ipairs(role_sites) do per_host[i] = fleet.step_seconds(state, site, before) end
    local t_again = bench.time(run_by_hand, 1)
    r = fleet.playbook(env, dir, fleet.role_play, { inventory = by_role })
    assert(r.status == 0, r.stdout .. r.stderr)

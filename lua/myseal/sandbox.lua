@@ -54,7 +54,7 @@ end
 local FIELDS = { "name", "flavor", "version", "driver", "user", "host", "port", "socket", "datadir",
    "cnf", "dir", "pid", "tcp_user", "tcp_password", "argv", "log", "tls", "started",
    -- the host driver's
-   "app", "address", "ns", "profile", "etc", "syslog", "app_user", "app_password", "lab" }
+   "app", "address", "ns", "profile", "etc", "syslog", "app_user", "app_password", "lab", "app_db", "ssh" }
 
 local function state_path(name, ext)
    local dir, err = state.dir("sandboxes")
@@ -141,8 +141,9 @@ end
 --   `tls` (true: a CA, a server certificate for localhost/127.0.0.1/::1 and a
 --   client certificate, in `server.tls`), `driver` ("local", "container" or "host"),
 --   `user` (local driver: the server's operating-system user; default `mysql` when root
---   starts it, "root" keeps it root's), and the host driver's `app` ("tomcat"), `ip`
---   ("ADDR/PREFIX"), `etc` (a site's /etc/mysql tree to copy).
+--   starts it, "root" keeps it root's), and the host driver's `app` ("tomcat"), `app_db` (the
+--   address the application's pool connects to), `ip` ("ADDR/PREFIX"), `etc` (a site's
+--   /etc/mysql tree to copy), `ssh_key` (a public key file: sshd lets root in with it).
 -- @return server, or nil, message
 function M.start(opts)
    opts = opts or {}
@@ -161,8 +162,8 @@ function M.start(opts)
    if opts.user ~= nil and (type(opts.user) ~= "string" or not opts.user:match("^[%w_][%w_%-]*$")) then
       error(string.format("bad user name '%s'", tostring(opts.user)), 2)
    end
-   if driver_name ~= "host" and (opts.app or opts.ip or opts.etc) then
-      error("sandbox.start: app, ip and etc are the host driver's", 2)
+   if driver_name ~= "host" and (opts.app or opts.ip or opts.etc or opts.app_db or opts.ssh_key) then
+      error("sandbox.start: app, app_db, ip, etc and ssh_key are the host driver's", 2)
    end
    local name = opts.name or next_name()
    check_name(name)

@@ -12,9 +12,11 @@ M.COLLECTION = host.home .. "/ansible"
 local function read(path) return assert(sys.read_file(path)) end
 
 --- An Ansible setup in `dir`: the collection on its collections path, a configuration, and the
--- environment that uses them (MYSEAL_STATE_DIR = `state`).
+-- environment that uses them (MYSEAL_STATE_DIR = `state`). With `ssh = { key, known_hosts }` the
+-- configuration logs in as root with that private key, trusting only those host keys (nothing of
+-- this machine's ~/.ssh is read or written), its connections multiplexed under dir/cp.
 -- @return the environment for ansible-playbook and ansible-doc
-function M.ansible(dir, state)
+function M.ansible(dir, state, ssh)
    -- ansible finds the collection as ansible_collections/myseal/myseal under its collections path
    assert(sys.mkdir(dir .. "/collections/ansible_collections/myseal"))
    assert(sys.run{ "ln", "-s", M.COLLECTION, dir .. "/collections/ansible_collections/myseal/myseal" }.ok)
@@ -27,8 +29,14 @@ function M.ansible(dir, state)
       "remote_tmp = " .. dir .. "/tmp-remote",
       "retry_files_enabled = false",
       "nocolor = true",
+      ssh and ("remote_user = root\nprivate_key_file = " .. ssh.key) or "",
+      ssh and table.concat({ "[ssh_connection]",
+         "ssh_args = -F /dev/null -o IdentitiesOnly=yes -o UserKnownHostsFile=" .. ssh.known_hosts
+            .. " -o StrictHostKeyChecking=yes -o ControlMaster=auto -o ControlPersist=60s",
+         "control_path = " .. dir .. "/cp/%%h", "pipelining = True" }, "\n") or "",
       "",
    }, "\n")))
+   if ssh then assert(sys.mkdir(dir .. "/cp", tonumber("700", 8))) end
    return { ANSIBLE_CONFIG = dir .. "/ansible.cfg", MYSEAL_STATE_DIR = state }
 end
 
@@ -166,6 +174,29 @@ function M.inventory(opts)
       },
    } }
    return inventory, { prefix .. "-db1", prefix .. "-db2", prefix .. "-app1" }
+end
+
+--- Seconds spent in the steps of a site's runbooks (from their journals under `state`) in the runs
+-- that started after `since` (a journal name's time prefix, `M.stamp()`).
+function M.step_seconds(state, site, since)
+   local total = 0
+   for _, runbook in ipairs{ "at-rest", "in-transit", "replica-tls", "app-tomcat", "tls-enforce" } do
+      local runs = state .. "/targets/site-" .. site .. "/runs/" .. runbook
+      for _, name in ipairs(sys.dir(runs) or {}) do
+         if name > since then
+            for line in io.lines(runs .. "/" .. name) do
+               local e = json.decode(line)
+               if e and e.event == "step" and e.seconds then total = total + e.seconds end
+            end
+         end
+      end
+   end
+   return total
+end
+
+--- A journal name's time prefix for now (journals started later sort after it).
+function M.stamp()
+   return os.date("!%Y%m%d-%H%M%S")
 end
 
 --- The journals of a site target's runbook, oldest first (their names start with the time, to the
