@@ -19,6 +19,8 @@ local sandbox = require "myseal.sandbox"
 local target = require "myseal.engine.target"
 
 local dir = assert(sys.tmpdir("bench-fleet"))
+-- the servers run as mysql: the key and TLS directories under dir must be reachable
+assert(sys.chmod(dir, tonumber("755", 8)))
 local state = target.state_root()
 local env = fleet.ansible(dir, state)
 local servers = {}

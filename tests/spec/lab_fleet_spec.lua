@@ -17,13 +17,7 @@ local CA = "/etc/mysql/primary-ca.pem"   -- where the story copies db1's CA on d
 
 local function contains(text, what) return text:find(what, 1, true) ~= nil end
 
--- the rows of `sql` as root on a host, each a list of its columns' values
-local function query(s, sql, ...)
-   local c <close> = assert(s:connect())
-   local out = {}
-   for i, r in ipairs(assert(c:query(sql, ...))) do out[i] = { table.unpack(r) } end
-   return out
-end
+local query = repl.rows
 
 describe("the role over SSH on a primary, its replica and an application host", function()
    local dir, hosts, env, inventory, pw, done, times = nil, {}, nil, nil, nil, {}, {}

@@ -11,13 +11,7 @@ local sandbox = require "myseal.sandbox"
 local repl = require "support.replication"
 local E = require "support.engine"
 
--- the rows of `sql` on a server, each a list of its columns' values
-local function query(s, sql, ...)
-   local c <close> = assert(s:connect())
-   local out = {}
-   for i, r in ipairs(assert(c:query(sql, ...))) do out[i] = { table.unpack(r) } end
-   return out
-end
+local query = repl.rows
 
 local function contains(text, what) return text:find(what, 1, true) ~= nil end
 

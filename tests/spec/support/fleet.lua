@@ -149,6 +149,8 @@ function M.inventory(opts)
          keyring = { dir = s.dir .. "/keyring",
                      backup_dir = backup and (work .. "/" .. name .. "-key-backup") or nil },
          pki = { dir = work .. "/" .. name .. "-tls", server_names = { "localhost", "127.0.0.1" } },
+         -- tls-enforce watches failed logins for 2 s, not a site's 30: no client here to cut off
+         tls = { watch_seconds = 2 },
          accounts = { ["lims@%"] = "ssl" },
       }
    end

@@ -34,6 +34,15 @@ function M.setup(p, q, opts)
    return { repl_password = pw.repl, check_password = pw.check }
 end
 
+--- The rows of `sql` as root on a server (a sandbox or a lab host), each a list of its columns'
+-- values.
+function M.rows(s, sql, ...)
+   local c <close> = assert(s:connect())
+   local out = {}
+   for i, r in ipairs(assert(c:query(sql, ...))) do out[i] = { table.unpack(r) } end
+   return out
+end
+
 --- The replica's channel `name` (default ""), column -> value, as SHOW SLAVE STATUS shows it.
 function M.status(q, name)
    local c <close> = assert(q:connect())
