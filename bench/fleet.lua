@@ -1,8 +1,8 @@
 -- The story across a replication group on this machine (a primary and a replica, MariaDB sandboxes, and
 -- an application host, a Tomcat-shaped directory), two ways on the same data:
 --   manual: the myseal commands typed one after another, in the order the role keeps (replica at rest,
---           primary at rest, TLS offered on both, the primary's CA copied, the application tier, TLS
---           enforced on both), with the profiles written by hand;
+--           primary at rest, TLS offered on both, the primary's CA copied, the replica's channel, the
+--           application tier, TLS enforced on both), with the profiles written by hand;
 --   myseal: the role myseal.myseal.encrypt run by ansible-playbook (connection local, 5 forks).
 -- Then each again, with nothing left to do. Prints the per-host time spent in myseal's steps (from the
 -- journals), and what the role's ordering costs the controller at 100 and 1,000 hosts: the
@@ -19,6 +19,8 @@ local sandbox = require "myseal.sandbox"
 local target = require "myseal.engine.target"
 
 local dir = assert(sys.tmpdir("bench-fleet"))
+-- the servers run as mysql: the key and TLS directories under dir must be reachable
+assert(sys.chmod(dir, tonumber("755", 8)))
 local state = target.state_root()
 local env = fleet.ansible(dir, state)
 local servers = {}
@@ -68,34 +70,15 @@ local function manual(inventory)
    end
    return function()
       myseal("db2", "at-rest", files.db2)
-      myseal("db1", "at-rest", files.db1, "--set", "at_rest.replicas_have_keyring=true")
+      myseal("db1", "at-rest", files.db1)
       for _, db in ipairs{ "db1", "db2" } do myseal(db, "in-transit", files[db]) end
       local ca = assert(sys.read_file(h.db1.myseal_site.pki.dir .. "/ca.pem"))
       assert(sys.write_file(h.app1.myseal_site.tomcat.ca, ca))
+      assert(sys.write_file(h.db2.myseal_site.replication.ca, ca))
+      myseal("db2", "replica-tls", files.db2)
       myseal("app1", "app-tomcat", files.app1)
       for _, db in ipairs{ "db1", "db2" } do myseal(db, "tls-enforce", files[db]) end
    end
-end
-
--- seconds of the steps in a site's journals that start after `since` (a journal name)
-local function step_seconds(site, since)
-   local total = 0
-   for _, runbook in ipairs{ "at-rest", "in-transit", "app-tomcat", "tls-enforce" } do
-      local runs = state .. "/targets/site-" .. site .. "/runs/" .. runbook
-      for _, name in ipairs(sys.dir(runs) or {}) do
-         if name > since then
-            for line in io.lines(runs .. "/" .. name) do
-               local e = json.decode(line)
-               if e and e.event == "step" and e.seconds then total = total + e.seconds end
-            end
-         end
-      end
-   end
-   return total
-end
-
-local function stamp()   -- a journal name's time prefix for now
-   return os.date("!%Y%m%d-%H%M%S")
 end
 
 local ok, err = pcall(function()
@@ -104,12 +87,12 @@ local ok, err = pcall(function()
    local rows = {}
    local run_by_hand = manual(by_hand)
    local t_hand = bench.time(run_by_hand, 1)
-   local before = stamp()
+   local before = fleet.stamp()
    local r = fleet.playbook(env, dir, fleet.role_play, { inventory = by_role })
    assert(r.status == 0, r.stdout .. r.stderr)
    rows[#rows + 1] = { "the story, 3 hosts (2 servers, 1 Tomcat)", t_hand, r.seconds }
    local per_host = {}
-   for i, site in ipairs(role_sites) do per_host[i] = step_seconds(site, before) end
+   for i, site in ipairs(role_sites) do per_host[i] = fleet.step_seconds(state, site, before) end
    local t_again = bench.time(run_by_hand, 1)
    r = fleet.playbook(env, dir, fleet.role_play, { inventory = by_role })
    assert(r.status == 0, r.stdout .. r.stderr)

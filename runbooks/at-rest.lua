@@ -53,6 +53,7 @@ local proof = require "myseal.atrest.proof"
 local keyring = require "myseal.keyring"
 local options = require "myseal.options"
 local pki = require "pki"
+local replication = require "myseal.replication"
 local sys = require "sys"
 local text = require "myseal.text"
 
@@ -92,10 +93,10 @@ steps.preflight.check = function(ctx)
    local doc = atrest.option_tree(ctx)
    local conflict = doc and d:keyring_conflict(doc, s)
    if conflict then return false, conflict end
-   local replicas = ctx:fact("replicas")
-   if replicas > 0 and not p.at_rest.replicas_have_keyring then
-      return false, ("%s read this server's binary log: encryption DDL replicates, so every replica needs its "
-         .. "keyring first; then set at_rest.replicas_have_keyring=true"):format(text.count(replicas, "replica"))
+   -- encryption DDL replicates: every replica needs an active keyring first (asked of each one)
+   if not p.at_rest.replicas_have_keyring then
+      local why = replication.keyring_problem(ctx)
+      if why then return false, why end
    end
    local todo, others = atrest.table_state(ctx)
    for _, t in ipairs(others) do ctx:warn("%s.%s is not encrypted: %s", t.schema, t.name, t.why) end
@@ -531,6 +532,7 @@ return runbook.new {
    name = "at-rest",
    summary = "encrypt the server's data at rest until nothing is readable on disk: keyring, key backup, every table, "
       .. "the server's own files, logs; proved by the disk and a restore",
-   params = atrest.params(),
+   params = replication.params({ "replication.replicas", "replication.check_user", "replication.check_password" },
+      atrest.params()),
    steps = steps,
 }

@@ -1,8 +1,8 @@
 -- encrypt.lua: the whole story, in the order that never cuts a client off. At rest and the TLS
 -- offer go in with one server restart between them (both option files first); then the
 -- application tier moves to verified TLS (each data source trusts the CA itself: a context
--- reload, no JVM restart); then enforcement, which watches for clients it cuts off and puts
--- itself back. `myseal rollback encrypt` undoes it in the reverse order. The parts are the stock
+-- reload, no JVM restart) and, on a replica, its channels to its primary; then enforcement, which
+-- watches for clients it cuts off and puts itself back. `myseal rollback encrypt` undoes it in the reverse order. The parts are the stock
 -- runbooks; their steps are named part/step here.
 local runbook = require "myseal.runbook"
 local atrest = require "myseal.atrest"
@@ -11,7 +11,7 @@ local intransit = require "myseal.intransit"
 return runbook.compose {
    name = "encrypt",
    summary = "the whole story: at rest and TLS with one restart, the application on verified TLS, then enforcement",
-   parts = { "at-rest", "in-transit", "app-tomcat", "tls-enforce" },
+   parts = { "at-rest", "in-transit", "app-tomcat", "replica-tls", "tls-enforce" },
    -- the application tier where the profile names a Tomcat
    optional = { ["app-tomcat"] = function(ctx) return ctx.params.tomcat.catalina_base ~= nil end },
    steps = {
@@ -31,7 +31,7 @@ return runbook.compose {
       "at-rest/freed-pages", "at-rest/binary-logs", "at-rest/query-logs", "at-rest/verify", "at-rest/rehearsal",
       "in-transit/verify",
       "app-tomcat/truststore", "app-tomcat/jvm-options", "app-tomcat/jdbc-url", "app-tomcat/reload",
-      "app-tomcat/restart", "app-tomcat/probe",
+      "app-tomcat/restart", "app-tomcat/probe", "replica-tls/preflight", "replica-tls/channels", "replica-tls/verify",
       "tls-enforce/preflight", "tls-enforce/require-transport", "tls-enforce/accounts", "tls-enforce/watch",
       "tls-enforce/verify",
    },

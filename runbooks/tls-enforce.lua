@@ -21,6 +21,7 @@ local steps = runbook.outline {
 
 local tls = require "myseal.intransit"
 local options = require "myseal.options"
+local replication = require "myseal.replication"
 local text = require "myseal.text"
 local sys = require "sys"
 
@@ -28,12 +29,17 @@ local done = runbook.done
 local CHANGED = "tls-enforce.changed"   -- recorded: what this run enforced, for the watch to put back
 local BEFORE = "tls-enforce.before"     -- recorded: the same, kept for a rollback
 
+-- The accounts that get REQUIRE: those of [accounts], and the ones this server's replicas log in as.
+local function accounts(ctx)
+   return replication.with_replica_accounts(ctx, tls.accounts(ctx))
+end
+
 local function wants_transport(ctx)
    return ctx.params.tls.require_secure_transport and ctx.dialect:has_require_secure_transport()
 end
 
 steps.preflight.when = function(ctx)
-   if not (wants_transport(ctx) or #tls.accounts(ctx) > 0) then return false end
+   if not (wants_transport(ctx) or #accounts(ctx) > 0) then return false end
    -- in the story's plan the server does not offer TLS yet: the run judges it after the parts before
    if ctx:changes_planned() > 0 then return false, "after the changes above" end
    return true
@@ -55,12 +61,14 @@ steps.preflight.check = function(ctx)
    for _, r in ipairs(ctx:fact("replication_without_tls")) do
       problems[#problems + 1] = ("replication channel %s from %s without SSL"):format(r.channel, r.host)
    end
+   -- as a primary: each replica's channel from here, as the replica shows it
+   for _, p in ipairs(replication.channel_problems(ctx)) do problems[#problems + 1] = p end
    -- the accounts clients really log in as; REQUIRE on one that is in use over the socket locks it
    -- out there too (MySQL and MariaDB refuse a non-TLS connection for it, socket or not)
    local live = ctx:fact("sessions")
    local tcp, socket = live.tcp, live.socket
    local wanted = {}
-   for _, a in ipairs(tls.accounts(ctx)) do wanted[a.user .. "@" .. a.host] = a end
+   for _, a in ipairs(accounts(ctx)) do wanted[a.user .. "@" .. a.host] = a end
    local seen = {}
    for _, s in ipairs(tcp) do
       local acc = ctx:fact("account_for", s.user, s.host)
@@ -123,9 +131,9 @@ steps["require-transport"].undo = function(ctx)
    if (ctx:recorded(BEFORE) or {}).transport then ctx:sql("SET GLOBAL require_secure_transport = OFF") end
 end
 
-steps.accounts.when = function(ctx) return #tls.accounts(ctx) > 0 end
+steps.accounts.when = function(ctx) return #accounts(ctx) > 0 end
 steps.accounts.check = function(ctx)
-   local a, cur = tls.first_unrequired(ctx, function(x) return tls.wanted_requirement(ctx, x) end)
+   local a, cur = tls.first_unrequired(ctx, function(x) return tls.wanted_requirement(ctx, x) end, accounts(ctx))
    if a and not cur then ctx:reject("[accounts] %s: no such account on the server", a.account) end
    if a then return false, ("%s requires %s"):format(a.account, cur.ssl_type == "" and "nothing" or cur.ssl_type) end
    return true
@@ -135,7 +143,7 @@ steps.accounts.apply = function(ctx)
    local now = ctx:fact("account_tls")
    local c, before = ctx:recorded(CHANGED) or {}, ctx:recorded(BEFORE) or {}
    c.accounts, before.accounts = c.accounts or {}, before.accounts or {}
-   for _, a in ipairs(tls.accounts(ctx)) do
+   for _, a in ipairs(accounts(ctx)) do
       local cur = now[a.account]
       local want, subject, issuer, level = tls.wanted_requirement(ctx, a)
       if cur.ssl_type ~= want or (subject and (cur.subject ~= subject or cur.issuer ~= issuer)) then
@@ -234,20 +242,22 @@ steps.watch.apply = function(ctx)
 end
 
 steps.verify.when = function(ctx)
-   if not (wants_transport(ctx) or #tls.accounts(ctx) > 0) then return false end
+   if not (wants_transport(ctx) or #accounts(ctx) > 0) then return false end
    return ctx.mode ~= "plan", "after the changes"
 end
 steps.verify.check = function(ctx)
    tls.drop_leftover_logins(ctx)
-   return tls.verify_enforced(ctx)
+   return tls.verify_enforced(ctx, accounts(ctx))
 end
 
 return runbook.new {
    name = "tls-enforce",
    summary = "the server requires TLS (require_secure_transport, REQUIRE), watching for clients it cuts off",
    needs = { "in-transit" },
-   params = tls.params{ "pki.dir", "pki.ca_cert", "pki.ca_key", "pki.server_cert", "pki.server_key",
-      "pki.organization", "tls.require_secure_transport", "tls.accept_lockout", "tls.watch_seconds", "tls.confirmed",
-      "tls.delivered", "tls.verify_user", "tls.verify_password", "accounts" },
+   params = replication.params({ "replication.replicas", "replication.check_user", "replication.check_password",
+      "replication.require", "replication.wait_seconds" },
+      tls.params{ "pki.dir", "pki.ca_cert", "pki.ca_key", "pki.server_cert", "pki.server_key", "pki.organization",
+         "tls.require_secure_transport", "tls.accept_lockout", "tls.watch_seconds", "tls.confirmed", "tls.delivered",
+         "tls.verify_user", "tls.verify_password", "accounts" }),
    steps = steps,
 }

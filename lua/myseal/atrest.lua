@@ -44,7 +44,8 @@ M.PARAMS = {
    ["at_rest.convert_myisam"] = { type = "boolean", default = false,
       doc = "convert MyISAM tables to InnoDB so they can be encrypted (otherwise they are listed)" },
    ["at_rest.replicas_have_keyring"] = { type = "boolean", default = false,
-      doc = "this server has replicas and every one of them has its keyring already" },
+      doc = "this server has replicas and every one of them has its keyring already: an override, for replicas "
+         .. "the check account cannot reach (otherwise each is asked, [replication])" },
    ["at_rest.disk_margin"] = { type = "integer", default = 20,
       doc = "free disk wanted beyond the largest table, in percent of it" },
    ["at_rest.new_tables"] = { type = "boolean", default = true,

@@ -372,11 +372,12 @@ function M.same(a, b)
    return tostring(a):upper() == tostring(b):upper()
 end
 
---- Is each account of [accounts] required as wanted? `wanted(a)` gives ssl_type, subject, issuer.
+--- Is each account of [accounts] (or of the list `accounts`) required as wanted? `wanted(a)` gives
+-- ssl_type, subject, issuer.
 -- @return nil when all are, else the first account that is not and what it requires now
-function M.first_unrequired(ctx, wanted)
+function M.first_unrequired(ctx, wanted, accounts)
    local now = ctx:fact("account_tls")
-   for _, a in ipairs(M.accounts(ctx)) do
+   for _, a in ipairs(accounts or M.accounts(ctx)) do
       local cur = now[a.account]
       if not cur then return a, nil end
       local want, subject, issuer = wanted(a)
@@ -514,8 +515,9 @@ function M.drop_leftover_logins(ctx)
 end
 
 --- Enforcement as a client sees it: plain TCP refused to an account that could otherwise log in
--- (when require_secure_transport is wanted), and every account's REQUIRE as wanted.
-function M.verify_enforced(ctx)
+-- (when require_secure_transport is wanted), and every account's REQUIRE as wanted (of [accounts],
+-- or of the list `accounts`).
+function M.verify_enforced(ctx, accounts)
    local failures = {}
    if ctx.params.tls.require_secure_transport and ctx.dialect:has_require_secure_transport() then
       local host = ctx.target.host or "127.0.0.1"
@@ -545,7 +547,7 @@ function M.verify_enforced(ctx)
       end)
    end
    local now = ctx:fact("account_tls")
-   for _, a in ipairs(M.accounts(ctx)) do
+   for _, a in ipairs(accounts or M.accounts(ctx)) do
       local want = M.wanted_requirement(ctx, a)
       local cur = now[a.account]
       if not cur or cur.ssl_type ~= want then failures[#failures + 1] = a.account .. " does not require " .. want end

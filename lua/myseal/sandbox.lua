@@ -58,7 +58,7 @@ local FIELDS = { "name", "flavor", "version", "driver", "user", "host", "port", 
    -- the container driver's
    "engine", "image", "container",
    -- the host driver's
-   "app", "address", "ns", "profile", "etc", "syslog", "app_user", "app_password", "lab" }
+   "app", "address", "ns", "profile", "etc", "syslog", "app_user", "app_password", "lab", "app_db", "ssh" }
 
 local function state_path(name, ext)
    local dir, err = state.dir("sandboxes")
@@ -147,8 +147,9 @@ end
 --   `user` (local driver: the server's operating-system user; default `mysql` when root
 --   starts it, "root" keeps it root's), the container driver's `engine` ("docker" or "podman";
 --   default the first that answers) and `image` (default the official mariadb or mysql image),
---   and the host driver's `app` ("tomcat"), `ip` ("ADDR/PREFIX"), `etc` (a site's /etc/mysql
---   tree to copy).
+--   and the host driver's `app` ("tomcat"), `app_db` (the address the application's pool
+--   connects to), `ip` ("ADDR/PREFIX"), `etc` (a site's /etc/mysql tree to copy), `ssh_key`
+--   (a public key file: sshd lets root in with it).
 -- @return server, or nil, message
 function M.start(opts)
    opts = opts or {}
@@ -167,8 +168,8 @@ function M.start(opts)
    if opts.user ~= nil and (type(opts.user) ~= "string" or not opts.user:match("^[%w_][%w_%-]*$")) then
       error(string.format("bad user name '%s'", tostring(opts.user)), 2)
    end
-   if driver_name ~= "host" and (opts.app or opts.ip or opts.etc) then
-      error("sandbox.start: app, ip and etc are the host driver's", 2)
+   if driver_name ~= "host" and (opts.app or opts.ip or opts.etc or opts.app_db or opts.ssh_key) then
+      error("sandbox.start: app, app_db, ip, etc and ssh_key are the host driver's", 2)
    end
    if driver_name ~= "container" and (opts.engine or opts.image) then
       error("sandbox.start: engine and image are the container driver's", 2)

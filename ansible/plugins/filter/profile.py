@@ -14,8 +14,8 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
 # The sections of site.example.ini, in its order; others follow, sorted (a site runbook's own).
-SECTIONS = ('site', 'server', 'connection', 'keyring', 'at_rest', 'rotate', 'pki', 'tls', 'accounts', 'tomcat',
-            'check')
+SECTIONS = ('site', 'server', 'connection', 'keyring', 'at_rest', 'rotate', 'pki', 'tls', 'accounts', 'replication',
+            'tomcat', 'check')
 
 SECTION_NAME = re.compile(r'^[A-Za-z0-9_.-]+$')
 KEY_NAME = re.compile(r'^[^\s=\[\]#;][^=\r\n]*$')

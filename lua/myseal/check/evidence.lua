@@ -42,17 +42,17 @@ function M.disk_findings(scan)
 end
 
 local AT_REST = {
-   findings = { "at-rest:", "rotate-master-key:", "tables:" },
+   findings = { "at-rest:", "rotate-master-key:", "tables:", "replica-keyring", "replica:" },
    disk = { M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL },
    runbooks = { "at-rest", "rotate-master-key", "encrypt" },
 }
 
 local IN_TRANSIT = {
-   findings = { "in-transit:", "tls-enforce:", "app-tomcat:", "server-chain", "server-san", "server-expiry:", "ca-expiry:",
-                "client-expiry:", "truststore-expiry:", "tls-versions", "accounts", "plain-accounts",
-                "plain-sessions" },
+   findings = { "in-transit:", "tls-enforce:", "app-tomcat:", "replica-tls:", "server-chain", "server-san",
+                "server-expiry:", "ca-expiry:", "client-expiry:", "truststore-expiry:", "tls-versions", "accounts",
+                "plain-accounts", "plain-sessions" },
    disk = {},
-   runbooks = { "in-transit", "tls-enforce", "rotate-certs", "app-tomcat", "encrypt" },
+   runbooks = { "in-transit", "tls-enforce", "rotate-certs", "app-tomcat", "replica-tls", "encrypt" },
 }
 
 --- The controls, in the order reports show them. `asks`: what the control asks, in short;

@@ -6,7 +6,8 @@
 -- nothing can change, and answers done (ok) or not and why (fail, or the step's own severity:
 -- a preflight that would refuse warns), with that runbook and step as the fix. Verification steps run too: they look at the
 -- server as a client does. Read-only facts no step has an opinion on come after: the tables
--- per schema, the certificates' days left, accounts and sessions without TLS, the truststore.
+-- per schema, a replica's keyring and a primary's replicas, the certificates' days left, accounts
+-- and sessions without TLS, the truststore.
 -- The JSON form is documented in docs/check.md (schema docs/check.schema.json).
 -- @module myseal.check
 local sys = require "sys"
@@ -15,6 +16,7 @@ local errors = require "myseal.errors"
 local runbook = require "myseal.runbook"
 local atrest = require "myseal.atrest"
 local intransit = require "myseal.intransit"
+local replication = require "myseal.replication"
 local text = require "myseal.text"
 local render = require "myseal.check.render"
 local html = require "myseal.check.html"
@@ -30,7 +32,7 @@ local RANK = { ok = 0, info = 1, warn = 2, fail = 3 }
 
 -- The runbooks whose steps are the posture, with the area their findings go to.
 local POSTURE = { { "at-rest", "at rest" }, { "in-transit", "in transit" }, { "app-tomcat", "in transit" },
-                  { "tls-enforce", "in transit" } }
+                  { "replica-tls", "in transit" }, { "tls-enforce", "in transit" } }
 
 --- check's own parameters: the expiry thresholds.
 M.PARAMS = {
@@ -345,6 +347,7 @@ function M.run(opts)
       table_findings(contexts["at-rest"].ctx, findings)
       plaintext_findings(contexts["at-rest"], findings)
       rehearsal_findings(contexts["at-rest"], findings)
+      for _, f in ipairs(replication.findings(contexts["at-rest"].ctx)) do finding(findings, f) end
       tls_findings(contexts["tls-enforce"].ctx, limits, findings)
       if contexts["app-tomcat"] then truststore_findings(contexts["app-tomcat"].ctx, limits, findings) end
    end)

@@ -9,8 +9,8 @@ local SUBCOMMANDS = {
       name = "start",
       summary = "start a disposable server (or a lab host) and print how to reach it",
       usage = "myseal sandbox start [--driver local|container|host] [--flavor F] [--name N] [--user U] [--tls] "
-         .. "[--option K=V]... [--engine docker|podman] [--image IMAGE] [--app tomcat] [--ip ADDR/PREFIX] "
-         .. "[--etc DIR] [--json]",
+         .. "[--option K=V]... [--engine docker|podman] [--image IMAGE] [--app tomcat [--app-db ADDR]] "
+         .. "[--ip ADDR/PREFIX] [--etc DIR] [--ssh-key FILE] [--json]",
       help = [[
   --driver D     local (default: mariadbd or mysqld from this machine),
                  container (docker or podman, from an image) or host (a
@@ -29,8 +29,12 @@ local SUBCOMMANDS = {
                  mysql); the image's entrypoint is not used
   --app tomcat   a host: Debian's Tomcat 10 with a JNDI pool and a page
                  (/db.jsp) showing a row count and the session's Ssl_cipher
+  --app-db ADDR  a host with --app: the pool connects to the server at ADDR
+                 (another host on the lab's network) instead of its own
   --ip A/P       a host: its address on the lab's private network
   --etc DIR      a host: copy a site's /etc/mysql tree instead of Debian's
+  --ssh-key FILE a host: Debian's sshd runs in it and lets root in with this
+                 public key (a host's --option goes to its mariadb.conf.d)
   --json         print name, port, socket, cnf, datadir, pid, ... as JSON (a
                  host: its namespace pid, paths, address and site profile)]],
    },
@@ -111,7 +115,7 @@ container driver, docs/lab.md the lab hosts.]],
 local function start(argv)
    local o = args.parse("sandbox start", argv, {
       flags = { "tls", "json" },
-      options = { "flavor", "name", "driver", "user", "app", "ip", "etc", "engine", "image" },
+      options = { "flavor", "name", "driver", "user", "app", "app-db", "ip", "etc", "ssh-key", "engine", "image" },
       multi = { "option" } })
    local flavor = o.flavor or "auto"
    if flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql" then
@@ -124,8 +128,8 @@ local function start(argv)
    if o.name and not o.name:match("^[%w][%w_%-]*$") then
       errors.usage("sandbox start: bad name '%s' (letters, digits, '-' and '_')", o.name)
    end
-   if driver ~= "host" and (o.app or o.ip or o.etc) then
-      errors.usage("sandbox start: --app, --ip and --etc are for --driver host")
+   if driver ~= "host" and (o.app or o.ip or o.etc or o.ssh_key) then
+      errors.usage("sandbox start: --app, --ip, --etc and --ssh-key are for --driver host")
    end
    if driver ~= "container" and (o.engine or o.image) then
       errors.usage("sandbox start: --engine and --image are for --driver container")
@@ -134,6 +138,7 @@ local function start(argv)
       errors.usage("sandbox start: unknown --engine '%s' (docker or podman)", o.engine)
    end
    if o.app and o.app ~= "tomcat" then errors.usage("sandbox start: unknown --app '%s' (tomcat)", o.app) end
+   if o.app_db and not o.app then errors.usage("sandbox start: --app-db goes with --app tomcat") end
    if o.ip and not o.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$") then
       errors.usage("sandbox start: --ip wants ADDR/PREFIX, e.g. 10.23.0.2/24, not '%s'", o.ip)
    end
@@ -148,7 +153,8 @@ local function start(argv)
       options[k] = v
    end
    local s, err = sandbox.start{ flavor = flavor, name = o.name, tls = o.tls, options = options,
-      driver = driver, user = o.user, app = o.app, ip = o.ip, etc = o.etc, engine = o.engine, image = o.image }
+      driver = driver, user = o.user, app = o.app, ip = o.ip, etc = o.etc, app_db = o.app_db,
+      ssh_key = o.ssh_key, engine = o.engine, image = o.image }
    if not s then errors.fail("%s", err) end
    if o.json then print(json.encode(s:info())) else print(s:describe()) end
    return 0

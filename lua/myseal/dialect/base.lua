@@ -108,11 +108,10 @@ function described.accounts(_, desc)
    return desc.accounts or {}
 end
 
---- fact replicas: how many replicas read this server's binary log (their dump threads).
+--- fact replicas: how many sessions read this server's binary log (replicas' dump threads; fact
+-- binlog_dumps has them, dialect/replication.lua the rest of replication).
 function facts.replicas(_, ctx)
-   local rows = ctx:query([[SELECT COUNT(*) FROM INFORMATION_SCHEMA.PROCESSLIST
-                            WHERE COMMAND LIKE 'Binlog Dump%']])
-   return math.tointeger(tonumber(rows[1][1])) or 0
+   return #ctx:fact("binlog_dumps")
 end
 function described.replicas(_, desc)
    return desc.replicas or 0
@@ -474,8 +473,10 @@ function base.ssl_type(_, level)
    return SSL_TYPES[level]
 end
 
---- `ALTER USER ?@? REQUIRE ...` for a level, with its values to bind (user, host, and for
--- subject the certificate's subject and the CA's).
+--- `ALTER USER IF EXISTS ?@? REQUIRE ...` for a level, with its values to bind (user, host, and for
+-- subject the certificate's subject and the CA's). IF EXISTS: the statement goes to the binary
+-- log, and a replica that lacks the account would stop replicating at it (the runbooks check that
+-- the account exists here first).
 -- @param user user name
 -- @param host host pattern
 -- @param level "ssl" | "x509" | "subject" | "none"
@@ -484,13 +485,13 @@ end
 -- @return sql, values (a list)
 function base.require_sql(_, user, host, level, subject, issuer)
    if level == "subject" and issuer then
-      return "ALTER USER ?@? REQUIRE SUBJECT ? AND ISSUER ?", { user, host, subject, issuer }
+      return "ALTER USER IF EXISTS ?@? REQUIRE SUBJECT ? AND ISSUER ?", { user, host, subject, issuer }
    elseif level == "subject" then
-      return "ALTER USER ?@? REQUIRE SUBJECT ?", { user, host, subject }
+      return "ALTER USER IF EXISTS ?@? REQUIRE SUBJECT ?", { user, host, subject }
    end
    local clause = ({ ssl = "SSL", x509 = "X509", none = "NONE" })[level]
    if not clause then error(("require_sql: level '%s' is not ssl, x509, subject or none"):format(tostring(level)), 2) end
-   return "ALTER USER ?@? REQUIRE " .. clause, { user, host }
+   return "ALTER USER IF EXISTS ?@? REQUIRE " .. clause, { user, host }
 end
 
 -- The certificate a TLS handshake to addr:port gets (the MySQL protocol's STARTTLS, no login),

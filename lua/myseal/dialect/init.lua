@@ -2,6 +2,7 @@
 -- in one place (this directory: base.lua, mysql.lua, mariadb.lua, each by topic), so runbooks
 -- and the library ask instead of branching on the flavour or the version.
 --
+-- Replication is one file for every flavour (replication.lua), layered over them.
 -- Dialects form chains, most specific first:
 --   mysql-8.4 -> mysql-8.0 -> mysql-5.7 -> mysql -> base
 --   mariadb-11 -> mariadb-10 -> mariadb -> base
@@ -254,5 +255,7 @@ end
 for _, file in ipairs{ "base", "mysql", "mariadb" } do
    for _, d in ipairs(require("myseal.dialect." .. file)) do M.define(d[1], d[2], d[3]) end
 end
+-- topics kept in one file for every flavour, layered over them
+for name, entries in pairs(require "myseal.dialect.replication") do M.extend(name, entries) end
 
 return M

@@ -276,17 +276,14 @@ function facts.denied_logins(_, ctx)
    return tonumber(ctx:fact("status", "Access_denied_errors"))
 end
 
-function facts.replication_without_tls(_, ctx)
+--- fact replication_without_tls: this server's channels (as a replica) without TLS; none when
+-- myseal's account may not read them (SLAVE MONITOR).
+function facts.replication_without_tls(d, ctx)
    local out = {}
-   local ok, rows, meta = pcall(ctx.query, ctx, "SHOW ALL SLAVES STATUS")
+   local ok, channels = pcall(ctx.fact, ctx, "replica_channels")
    if not ok then return out end
-   local col = {}
-   for i, n in ipairs(meta.columns) do col[n] = i end
-   for _, r in ipairs(rows) do
-      if r[col.Master_SSL_Allowed] ~= "Yes" then
-         out[#out + 1] = { channel = r[col.Connection_name] ~= "" and r[col.Connection_name] or "(default)",
-                           host = r[col.Master_Host] }
-      end
+   for _, c in ipairs(channels) do
+      if not c.ssl then out[#out + 1] = { channel = d:channel_name(c.name), host = c.host } end
    end
    return out
 end

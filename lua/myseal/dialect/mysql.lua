@@ -382,11 +382,11 @@ function mysql.tls_reload_sql(d)
    return nil
 end
 
-function facts.replication_without_tls(_, ctx)
+function facts.replication_without_tls(d, ctx)
    local out = {}
    for _, r in ipairs(ctx:query([[SELECT CHANNEL_NAME, HOST FROM
          performance_schema.replication_connection_configuration WHERE SSL_ALLOWED <> 'YES']])) do
-      out[#out + 1] = { channel = r[1] ~= "" and r[1] or "(default)", host = r[2] }
+      out[#out + 1] = { channel = d:channel_name(r[1]), host = r[2] }
    end
    return out
 end

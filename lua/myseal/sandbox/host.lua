@@ -15,8 +15,11 @@
 -- /etc/init.d/tomcat10 stands in for the unit), MariaDB Connector/J in its lib, a JNDI
 -- DataSource with a pool (jdbc/biobank, plain TCP as a stock application has it) and a page,
 -- http://127.0.0.1:8080/db.jsp, answering with the number of patients and the session's
--- Ssl_cipher. With `ip = "ADDR/PREFIX"` the host joins the lab's bridge, which lives in a
--- network namespace of the lab's own (never this machine's).
+-- Ssl_cipher (`app_db = ADDR`: the pool connects to the server at that address instead of this
+-- host's). With `ip = "ADDR/PREFIX"` the host joins the lab's bridge, which lives in a
+-- network namespace of the lab's own (never this machine's). With `ssh_key = PATH` Debian's
+-- sshd runs in it and lets root in with that public key; `options` go to the server's own
+-- drop-in file, /etc/mysql/mariadb.conf.d/60-myseal-lab.cnf.
 -- The datadir and /etc tree are prepared once per package versions (a template in the
 -- cache directory) and copied for each host. A site profile for the host, written as a
 -- Debian DBA would write it, is its /root/site.ini.
@@ -30,6 +33,7 @@ local ns = require "myseal.sandbox.host.ns"
 local template = require "myseal.sandbox.host.template"
 local app = require "myseal.sandbox.host.app"
 local net = require "myseal.sandbox.host.net"
+local ssh = require "myseal.sandbox.host.ssh"
 
 local M = {}
 
@@ -123,6 +127,23 @@ function M.check_options(opts, level)
    if opts.user ~= nil and opts.user ~= "mysql" then
       error("a lab host runs its server as mysql, as the package does", level)
    end
+   if opts.app_db ~= nil and (type(opts.app_db) ~= "string" or not opts.app_db:match("^[%w][%w.:-]*$")) then
+      error(string.format("bad database address '%s' for the application", tostring(opts.app_db)), level)
+   end
+   if opts.app_db ~= nil and not opts.app then error("app_db is the application's: give app too", level) end
+   if opts.ssh_key ~= nil and type(opts.ssh_key) ~= "string" then
+      error("ssh_key is the path of a public key file", level)
+   end
+end
+
+-- Extra server options (`options`, as a local sandbox takes them) in a drop-in file read after
+-- Debian's own, as a DBA adds them.
+local function write_options(s, options)
+   if not options or next(options) == nil then return end
+   local lines = { "# Written by myseal sandbox start (--option): read after 50-server.cnf", "[mysqld]" }
+   for _, l in ipairs(common.option_lines(options)) do lines[#lines + 1] = l end
+   assert(sys.write_file(fs(s, "/etc/mysql/mariadb.conf.d/60-myseal-lab.cnf"), table.concat(lines, "\n") .. "\n",
+      { mode = OCTAL("644") }))
 end
 
 --- Starts a new host `s` (name): fills in its paths, pid, socket, profile.
@@ -162,7 +183,7 @@ function M.start(s, flavor, opts)
       sys.rmtree(dir)
       return nil, msg
    end
-   ok, err = ns.make_tree(dir, { name = s.name, app = opts.app, address = s.address })
+   ok, err = ns.make_tree(dir, { name = s.name, app = opts.app, address = s.address, ssh = opts.ssh_key ~= nil })
    if not ok then return fail(err) end
    local f = fs(s)
    local parts = { { opts.etc or (tpl .. "/fs/etc/mysql"), "/etc/mysql" }, { tpl .. "/fs/etc/init.d", "/etc/init.d" },
@@ -171,8 +192,15 @@ function M.start(s, flavor, opts)
       ok, err = run_ok({ "cp", "-a", part[1] .. "/.", f .. part[2] .. "/" }, "copying " .. part[2])
       if not ok then return fail(err) end
    end
+   write_options(s, opts.options)
+   if opts.ssh_key then
+      ok, err = ssh.make(s, opts.ssh_key)
+      if not ok then return fail(err) end
+      s.ssh = true
+   end
    if opts.app then
-      ok, err = app.make(s, s.app_password)
+      s.app_db = opts.app_db
+      ok, err = app.make(s, s.app_password, opts.app_db)
       if not ok then return fail(err) end
       assert(sys.write_file(f .. "/root/.tomcat-truststore-password", state.random_hex(12), { mode = OCTAL("600") }))
    end
@@ -185,6 +213,10 @@ function M.start(s, flavor, opts)
    end
    ok, err = ns.mariadb(s, "start")
    if not ok then return fail(err) end
+   if s.ssh then
+      ok, err = ssh.start(s)
+      if not ok then return fail(err) end
+   end
    if opts.app then
       ok, err = app.start(s)
       if not ok then return fail(err) end
@@ -227,6 +259,7 @@ function M.paths(s)
       p.catalina_base, p.tomcat_conf = fs(s, "/var/lib/tomcat10"), fs(s, "/etc/tomcat10")
       p.catalina_out = fs(s, "/var/log/tomcat10/catalina.out")
    end
+   if s.ssh then p.ssh_host_key = fs(s, "/etc/ssh/ssh_host_ed25519_key.pub") end
    return p
 end
 
@@ -241,7 +274,12 @@ function M.describe(s)
       string.format("  profile  %s (inside: %s)", p.profile, s.profile),
       string.format("  enter    myseal sandbox exec %s -- mariadb", s.name),
    }
-   if s.app then lines[#lines + 1] = string.format("  app      %s: %s (inside)", s.app, app.PAGE) end
+   if s.app then
+      lines[#lines + 1] = string.format("  app      %s: %s (inside), its database at %s", s.app, app.PAGE,
+         s.app_db or "127.0.0.1")
+   end
+   if s.ssh then lines[#lines + 1] = string.format("  ssh      root@%s, host key %s", s.address or "(loopback only)",
+      ssh.host_key(s) or "?") end
    return table.concat(lines, "\n")
 end
 
@@ -253,7 +291,8 @@ function M.info(s)
    return { name = s.name, driver = s.driver, flavor = s.flavor, version = s.version, pid = s.pid,
       alive = s.alive, user = s.user, socket = s.socket, cnf = s.cnf, datadir = s.datadir, port = s.port,
       paths = M.paths(s), address = s.address, app = s.app, profile = s.profile,
-      app_user = s.app_user, app_password = s.app_password }
+      app_user = s.app_user, app_password = s.app_password, app_db = s.app_db,
+      ssh_host_key = s.ssh and ssh.host_key(s) or nil }
 end
 
 return M

@@ -12,9 +12,11 @@ M.COLLECTION = host.home .. "/ansible"
 local function read(path) return assert(sys.read_file(path)) end
 
 --- An Ansible setup in `dir`: the collection on its collections path, a configuration, and the
--- environment that uses them (MYSEAL_STATE_DIR = `state`).
+-- environment that uses them (MYSEAL_STATE_DIR = `state`). With `ssh = { key, known_hosts }` the
+-- configuration logs in as root with that private key, trusting only those host keys (nothing of
+-- this machine's ~/.ssh is read or written), its connections multiplexed under dir/cp.
 -- @return the environment for ansible-playbook and ansible-doc
-function M.ansible(dir, state)
+function M.ansible(dir, state, ssh)
    -- ansible finds the collection as ansible_collections/myseal/myseal under its collections path
    assert(sys.mkdir(dir .. "/collections/ansible_collections/myseal"))
    assert(sys.run{ "ln", "-s", M.COLLECTION, dir .. "/collections/ansible_collections/myseal/myseal" }.ok)
@@ -27,8 +29,14 @@ function M.ansible(dir, state)
       "remote_tmp = " .. dir .. "/tmp-remote",
       "retry_files_enabled = false",
       "nocolor = true",
+      ssh and ("remote_user = root\nprivate_key_file = " .. ssh.key) or "",
+      ssh and table.concat({ "[ssh_connection]",
+         "ssh_args = -F /dev/null -o IdentitiesOnly=yes -o UserKnownHostsFile=" .. ssh.known_hosts
+            .. " -o StrictHostKeyChecking=yes -o ControlMaster=auto -o ControlPersist=60s",
+         "control_path = " .. dir .. "/cp/%%h", "pipelining = True" }, "\n") or "",
       "",
    }, "\n")))
+   if ssh then assert(sys.mkdir(dir .. "/cp", tonumber("700", 8))) end
    return { ANSIBLE_CONFIG = dir .. "/ansible.cfg", MYSEAL_STATE_DIR = state }
 end
 
@@ -141,10 +149,17 @@ function M.inventory(opts)
          keyring = { dir = s.dir .. "/keyring",
                      backup_dir = backup and (work .. "/" .. name .. "-key-backup") or nil },
          pki = { dir = work .. "/" .. name .. "-tls", server_names = { "localhost", "127.0.0.1" } },
+         -- tls-enforce watches failed logins for 2 s, not a site's 30: no client here to cut off
+         tls = { watch_seconds = 2 },
          accounts = { ["lims@%"] = "ssl" },
          -- the watch after enforcing, short: nothing here logs in without TLS
          tls = { watch_seconds = 2 },
       }
+   end
+   -- where the story copies the primary's CA for the replica's channel
+   local function replica(site)
+      site.replication = { ca = work .. "/db2-primary-ca.pem" }
+      return site
    end
    local p, q, tomcat = opts.primary, opts.replica, opts.tomcat
    local inventory = { all = {
@@ -153,7 +168,7 @@ function M.inventory(opts)
          db1 = { myseal_role = "primary", myseal_site_path = work .. "/db1/site.ini", myseal_package = opts.package,
                  myseal_site = server("db1", p, true), myseal_secrets = { ["connection.password"] = p.tcp_password } },
          db2 = { myseal_role = "replica", myseal_primary = "db1", myseal_site_path = work .. "/db2/site.ini",
-                 myseal_site = server("db2", q, opts.replica_backup ~= false),
+                 myseal_site = replica(server("db2", q, opts.replica_backup ~= false)),
                  myseal_secrets = { ["connection.password"] = q.tcp_password } },
          app1 = { myseal_role = "app", myseal_primary = "db1", myseal_site_path = work .. "/app1/site.ini",
                   myseal_site = { site = { name = prefix .. "-app1" },
@@ -163,6 +178,29 @@ function M.inventory(opts)
       },
    } }
    return inventory, { prefix .. "-db1", prefix .. "-db2", prefix .. "-app1" }
+end
+
+--- Seconds spent in the steps of a site's runbooks (from their journals under `state`) in the runs
+-- that started after `since` (a journal name's time prefix, `M.stamp()`).
+function M.step_seconds(state, site, since)
+   local total = 0
+   for _, runbook in ipairs{ "at-rest", "in-transit", "replica-tls", "app-tomcat", "tls-enforce" } do
+      local runs = state .. "/targets/site-" .. site .. "/runs/" .. runbook
+      for _, name in ipairs(sys.dir(runs) or {}) do
+         if name > since then
+            for line in io.lines(runs .. "/" .. name) do
+               local e = json.decode(line)
+               if e and e.event == "step" and e.seconds then total = total + e.seconds end
+            end
+         end
+      end
+   end
+   return total
+end
+
+--- A journal name's time prefix for now (journals started later sort after it).
+function M.stamp()
+   return os.date("!%Y%m%d-%H%M%S")
 end
 
 --- The journals of a site target's runbook, oldest first (their names start with the time, to the

@@ -29,7 +29,7 @@ local CONTEXT = [[
     <!-- The biobank application's database: a connection pool over TCP. -->
     <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource"
               driverClassName="org.mariadb.jdbc.Driver"
-              url="jdbc:mariadb://127.0.0.1:3306/biobank"
+              url="jdbc:mariadb://%s:3306/biobank"
               username="biobank" password="%s"
               initialSize="2" minIdle="2" maxIdle="4" maxTotal="8" maxWaitMillis="5000"
               validationQuery="SELECT 1" testOnBorrow="true"/>
@@ -38,8 +38,9 @@ local CONTEXT = [[
 
 -- /etc/tomcat10, /etc/default/tomcat10 and /var/lib/tomcat10 as the tomcat10 package and its
 -- postinst make them (from the package's own copies in /usr/share/tomcat10), plus the
--- application: the driver in CATALINA_BASE/lib, the pool in context.xml, the page.
-local function make_tomcat(s, password)
+-- application: the driver in CATALINA_BASE/lib, the pool in context.xml (to the database at
+-- `db`, an address; this host's own server by default), the page.
+local function make_tomcat(s, password, db)
    local list, err = versions{ "tomcat10", "tomcat10-common", "libmariadb-java" }
    if not list then return nil, err end
    local f = fs(s)
@@ -63,7 +64,7 @@ local function make_tomcat(s, password)
       local p = f .. "/etc/tomcat10/policy.d/" .. name
       assert(sys.chown(p, "root", "tomcat")); assert(sys.chmod(p, OCTAL("640")))
    end
-   assert(sys.write_file(f .. "/etc/tomcat10/context.xml", CONTEXT:format(password), { mode = OCTAL("640") }))
+   assert(sys.write_file(f .. "/etc/tomcat10/context.xml", CONTEXT:format(db or "127.0.0.1", password), { mode = OCTAL("640") }))
    assert(sys.chown(f .. "/etc/tomcat10/context.xml", "root", "tomcat"))
    assert(sys.copy_file("/usr/share/tomcat10/default.template", f .. "/etc/default/tomcat10"))
    local base = f .. "/var/lib/tomcat10"

@@ -31,7 +31,7 @@ ln -s /proc/self/fd/2 /dev/stderr
 # The host's own trees over the machine's (each was prepared under ROOT/fs). Sources are
 # relative to ROOT/fs, the working directory: ROOT may lie under a path bound here (/tmp, /root).
 cd "$fs"
-for path in /etc/mysql /etc/init.d /etc/default /etc/tomcat10 /etc/hosts /etc/hostname \
+for path in /etc/mysql /etc/init.d /etc/default /etc/tomcat10 /etc/ssh /etc/hosts /etc/hostname \
             /var/lib/mysql /var/lib/tomcat10 /var/cache/tomcat10 /var/log /var/tmp /root /run /tmp; do
   if [ -e ".$path" ]; then
     mount --bind ".$path" "$path"

@@ -110,6 +110,7 @@ local function make_tree(root, opts)
       { "/var/log/mysql", "2750", "mysql", "adm" }, { "/run", "755" }, { "/run/mysqld", "755", "mysql", "root" },
       { "/run/myseal-lab", "700" }, { "/tmp", "1777" }, { "/var/tmp", "1777" }, { "/root", "700" },
    }
+   if opts.ssh then dirs[#dirs + 1] = { "/etc/ssh", "755" } end
    if opts.app then
       for _, d in ipairs{ { "/etc/tomcat10", "755" }, { "/etc/tomcat10/Catalina", "775", "root", "tomcat" },
                           { "/var/lib/tomcat10", "755" }, { "/var/lib/tomcat10/lib", "755", "tomcat", "tomcat" },
