@@ -350,7 +350,8 @@ function M.encrypt_in_background(ctx, todo, all)
    ctx:sql("SET GLOBAL innodb_encrypt_tables = ON")
    -- what is left of `todo`, by the one fact that changes (the tables' own state is asked at the end)
    local left = todo
-   M.wait_for_threads(ctx, ("%d tables encrypted by %d background threads"):format(#todo, p.parallel), function()
+   local label = ("%s encrypted by %s"):format(text_count(#todo, "table"), text_count(p.parallel, "background thread"))
+   M.wait_for_threads(ctx, label, function()
       local enc, still = ctx:fact("table_encryption"), {}
       for _, t in ipairs(left) do
          local e = enc[t.schema .. "\0" .. t.name]

@@ -109,7 +109,7 @@ plan: engine-dialect on described mysql 5.7.44 (MySQL 5.7.44)
         +hello from MySQL
         \ No newline at end of file
 [2/2] reload-tls                     skipped
-plan: 1 step(s) to do, 0 already done. Nothing was changed.
+plan: 1 step to do, 0 already done. Nothing was changed.
 ]]):gsub("DIR", dir), r.stdout)
          r = plan("mysql-8.4")
          assert.matches("%(MySQL 8%.4%.3%)\n", r.stdout)

@@ -49,7 +49,7 @@ describe("engine on files", function()
       assert.matches("%(%d+ bytes, content not shown%)", out)            -- token.conf is 0600
       assert.matches("run: sh %-c 'cat > \"%$0\"' .-/token%.log", out)
       assert.matches("%[4/4%] mistake +skipped", out)
-      assert.matches("plan: 3 step%(s%) to do, 0 already done%. Nothing was changed%.\n$", out)
+      assert.matches("plan: 3 steps to do, 0 already done%. Nothing was changed%.\n$", out)
       assert.is_nil(out:find(TOKEN, 1, true))
    end)
 
@@ -58,7 +58,7 @@ describe("engine on files", function()
       assert.equal("", r.stderr)
       assert.is_true(r.ok)
       assert.matches("%[1/4%] greeting +changed", r.stdout)
-      assert.matches("run: done, 3 step%(s%) changed, 0 already done", r.stdout)
+      assert.matches("run: done, 3 steps changed, 0 already done", r.stdout)
       assert.equal("hello\n", sys.read_file(work .. "/greeting.txt"))
       assert.equal("token=" .. TOKEN .. "\n", sys.read_file(work .. "/token.conf"))
       assert.equal(tonumber("600", 8), sys.stat(work .. "/token.conf").mode)
@@ -197,7 +197,7 @@ describe("engine on files", function()
       local r = myseal("rollback", RUNBOOK, "--site", site, "--yes")
       assert.equal("", r.stderr)
       assert.is_true(r.ok)
-      assert.matches("rollback: done, 3 step%(s%) rolled back", r.stdout)
+      assert.matches("rollback: done, 3 steps rolled back", r.stdout)
       local after = support.snapshot(work)
       for name in pairs(after) do
          if name:match("%.bak$") then after[name] = nil end   -- the backups stay
@@ -266,13 +266,13 @@ describe("engine on files", function()
 
       it("shows the plan and asks before it changes anything", function()
          local r = in_pty(cmd("run", RUNBOOK, "--site", site), "printf 'n\\n'")
-         assert.matches("plan: 3 step%(s%) to do, 0 already done%. Nothing was changed%.\r\nApply these changes to "
+         assert.matches("plan: 3 steps to do, 0 already done%. Nothing was changed%.\r\nApply these changes to "
             .. "site files%? %[y/N%] ", r.stdout)
          assert.matches("myseal: run: not confirmed; nothing was changed", r.stdout)
          assert.same({}, support.snapshot(work))
          r = in_pty(cmd("run", RUNBOOK, "--site", site, "--set", "test.count=3", "--set", "test.delay=0.1"),
             "printf 'y\\n'")
-         assert.matches("run: done, 3 step%(s%) changed", r.stdout)
+         assert.matches("run: done, 3 steps changed", r.stdout)
          -- the progress bar of the slow step, drawn over itself
          assert.matches("\r\27%[K      %[########################%] 100%%  3/3 files", r.stdout)
          assert.equal("hello\n", sys.read_file(work .. "/greeting.txt"))
@@ -282,7 +282,7 @@ describe("engine on files", function()
          local r = in_pty(cmd("run", RUNBOOK, "--site", site, "--yes"), "(sleep 0.5; printf 'Pr0mpted-S3cret\\n')",
             { MYSEAL_SECRET_TEST_TOKEN = false })
          assert.matches("test%.token: ", r.stdout)
-         assert.matches("run: done, 3 step%(s%) changed", r.stdout)
+         assert.matches("run: done, 3 steps changed", r.stdout)
          assert.is_nil(r.stdout:find("Pr0mpted", 1, true))
          assert.equal("token=Pr0mpted-S3cret\n", sys.read_file(work .. "/token.conf"))
       end)

@@ -83,7 +83,8 @@ function M.text(report)
    end
    local s = report.summary
    out[#out + 1] = ""
-   out[#out + 1] = ("%d ok, %d info, %d warnings, %d failures"):format(s.ok, s.info, s.warn, s.fail)
+   local count = require("myseal.text").count
+   out[#out + 1] = ("%d ok, %d info, %s, %s"):format(s.ok, s.info, count(s.warn, "warning"), count(s.fail, "failure"))
    return table.concat(out, "\n") .. "\n"
 end
 

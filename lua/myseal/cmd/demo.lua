@@ -100,7 +100,9 @@ function M.run(argv)
          local r = myseal(table.unpack(argv))
          local rep = require("myseal.json").decode(r.stdout)
          if not rep then error("check failed: " .. r.stderr, 0) end
-         stage("check %s: %d ok, %d warnings, %d failures", label, rep.summary.ok, rep.summary.warn, rep.summary.fail)
+         local count = require("myseal.text").count
+         stage("check %s: %d ok, %s, %s", label, rep.summary.ok, count(rep.summary.warn, "warning"),
+            count(rep.summary.fail, "failure"))
          return rep
       end
       local function runbook(name, ...)
@@ -114,7 +116,7 @@ function M.run(argv)
             return r
          end
          local plan = call("plan")
-         local todo = plan.stdout:match("plan: (%d+) step%(s%) to do") or "0"
+         local todo = plan.stdout:match("plan: (%d+) steps? to do") or "0"
          local run = call("run", { "--yes" })
          stage("%s: planned %s steps; run: %s", name, todo, run.stdout:match("\nrun: (.-) %(%d") or "done")
       end
@@ -129,7 +131,8 @@ function M.run(argv)
       if not sys.stat(report) then error("the report was not written: " .. r.stderr, 0) end
       stage("report: %s", sys.realpath(report) or report)
       if after.summary.fail > 0 then
-         error(("%d failures remain after the runbooks (see %s)"):format(after.summary.fail, report), 0)
+         error(("%s after the runbooks (see %s)"):format(require("myseal.text").count(after.summary.fail,
+            "failure remains", "failures remain"), report), 0)
       end
       return before
    end)

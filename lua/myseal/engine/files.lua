@@ -126,7 +126,7 @@ function methods:write_file(path, data, opts)
    if #attrs > 0 then summary = summary .. " (" .. table.concat(attrs, ", ") .. ")" end
    local detail
    if hidden and old ~= data then
-      detail = ("(%d bytes, content not shown)"):format(#data)
+      detail = ("(%s, content not shown)"):format(require("myseal.text").count(#data, "byte"))
    elseif old ~= data then
       detail = cnf.diff(old or "", data, old and path or "/dev/null", path)
    end

@@ -7,6 +7,7 @@
 -- `result` (status, changed, todo, done, seconds, error, journal).
 -- @module myseal.engine.report
 local json = require "myseal.json"
+local count = require("myseal.text").count
 local sys = require "sys"
 
 local M = {}
@@ -156,19 +157,19 @@ function Text:result_text(ev)
    end
    if m == "plan" then
       if ev.todo == 0 then return "plan: nothing to do; every step is done. Nothing was changed." end
-      return ("plan: %d step(s) to do, %d already done. Nothing was changed."):format(ev.todo, ev.done)
+      return ("plan: %s to do, %d already done. Nothing was changed."):format(count(ev.todo, "step"), ev.done)
    elseif m == "rollback" then
-      return ("rollback: done, %d step(s) rolled back (%s)"):format(ev.changed, duration(ev.seconds or 0))
+      return ("rollback: done, %s rolled back (%s)"):format(count(ev.changed, "step"), duration(ev.seconds or 0))
    end
    if ev.resumed then
-      return ("run: resumed and finished: %d step(s) completed now, %d done before (%s); journal: %s"):format(
-         ev.changed, ev.done, duration(ev.seconds or 0), tostring(ev.journal))
+      return ("run: resumed and finished: %s completed now, %d done before (%s); journal: %s"):format(
+         count(ev.changed, "step"), ev.done, duration(ev.seconds or 0), tostring(ev.journal))
    end
    if ev.changed == 0 then
       return ("run: nothing to do; every step was already done (%s)"):format(duration(ev.seconds or 0))
    end
-   return ("run: done, %d step(s) changed, %d already done (%s); journal: %s"):format(
-      ev.changed, ev.done, duration(ev.seconds or 0), tostring(ev.journal))
+   return ("run: done, %s changed, %d already done (%s); journal: %s"):format(
+      count(ev.changed, "step"), ev.done, duration(ev.seconds or 0), tostring(ev.journal))
 end
 
 --- Ask a yes/no question on the terminal; true for yes.

@@ -363,8 +363,9 @@ function M.rollback(engine, rb, opts)
             if (fx.kind == "sql" or fx.kind == "run") and not fx.transient then others = others + 1 end
          end
          if others > 0 then
-            run.emit{ event = "log", level = "warn", message = ("%d SQL statement(s) or command(s) of step %s "
-               .. "stay as they are: the step has no undo"):format(others, t.name) }
+            run.emit{ event = "log", level = "warn", message = ("%s of step %s stay as they are: the step "
+               .. "has no undo"):format(require("myseal.text").count(others, "statement or command",
+               "statements or commands"), t.name) }
          end
       end
       if failure then
