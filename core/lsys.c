@@ -803,6 +803,19 @@ static int sys_trap_interrupt (lua_State *L) {
 }
 
 
+/* sys.hide_env(NAME) -> true | nil, msg: no program sys.run or sys.spawn starts inherits the
+** variable NAME (the source of a secret); MYSEAL_SECRET_* are never inherited. */
+static int sys_hide_env (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  luaL_argcheck(L, name[0] != '\0' && strchr(name, '=') == NULL, 1, "not a variable name");
+  int err = su_hide_env(name);
+  if (err != 0)
+    return myseal_fail_errno(L, "sys.hide_env", err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
 /* sys.interrupted() -> true once after each Ctrl-C received while trapped */
 static int sys_interrupted (lua_State *L) {
   lua_pushboolean(L, interrupted);
@@ -814,6 +827,7 @@ static int sys_interrupted (lua_State *L) {
 static const luaL_Reg sys_funcs[] = {
   {"run", sys_run},
   {"spawn", sys_spawn},
+  {"hide_env", sys_hide_env},
   {"alive", sys_alive},
   {"kill", sys_kill},
   {"getpid", sys_getpid},

@@ -77,17 +77,83 @@ static void close_fd (int *fd) {
 }
 
 
-/* In the child after fork: only async-signal-safe calls until exec. */
-static void child_exec (char *const *argv, char *const *env, const char *cwd, int errfd) {
+/* Names of variables a child never inherits, besides every MYSEAL_SECRET_*: the env:VAR
+** sources of secrets (su_hide_env). */
+#define HIDDEN_MAX 64
+static char *hidden[HIDDEN_MAX];
+static int hidden_count = 0;
+
+int su_hide_env (const char *name) {
+  for (int i = 0; i < hidden_count; i++)
+    if (strcmp(hidden[i], name) == 0)
+      return 0;
+  if (hidden_count == HIDDEN_MAX)
+    return ENOSPC;
+  char *copy = strdup(name);
+  if (copy == NULL)
+    return ENOMEM;
+  hidden[hidden_count++] = copy;
+  return 0;
+}
+
+
+static int name_is (const char *entry, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+
+static int inherited (const char *entry, char *const *env) {
+  if (strncmp(entry, "MYSEAL_SECRET_", 14) == 0)
+    return 0;
+  for (int i = 0; i < hidden_count; i++)
+    if (name_is(entry, hidden[i]))
+      return 0;
+  if (env != NULL)
+    for (char *const *e = env; *e != NULL; e++) {
+      const char *eq = strchr(*e, '=');
+      size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+      if (strncmp(entry, *e, n) == 0 && entry[n] == '=')
+        return 0;  /* given again by the caller */
+    }
+  return 1;
+}
+
+
+extern char **environ;
+
+/* The child's environment, built before fork (no malloc after it): ours without the
+** secrets' variables, plus the caller's entries. Free the array only (the strings are
+** borrowed). NULL when out of memory. */
+char **su_child_env (char *const *env) {
+  size_t n = 0, k = 0;
+  for (char **e = environ; *e != NULL; e++)
+    n++;
   if (env != NULL)
     for (char *const *e = env; *e != NULL; e++)
-      putenv(*e);
+      n++;
+  char **out = malloc((n + 1) * sizeof(char *));
+  if (out == NULL)
+    return NULL;
+  for (char **e = environ; *e != NULL; e++)
+    if (inherited(*e, env))
+      out[k++] = *e;
+  if (env != NULL)
+    for (char *const *e = env; *e != NULL; e++)
+      out[k++] = *e;
+  out[k] = NULL;
+  return out;
+}
+
+
+/* In the child after fork: only async-signal-safe calls until exec. */
+static void child_exec (char *const *argv, char *const *envp, const char *cwd, int errfd) {
   if (cwd != NULL && chdir(cwd) != 0) {
     int err = errno;
     (void)!write(errfd, &err, sizeof(err));
     _exit(127);
   }
-  execvp(argv[0], argv);
+  execvpe(argv[0], argv, envp);
   int err = errno;
   (void)!write(errfd, &err, sizeof(err));
   _exit(127);
@@ -137,9 +203,15 @@ int su_run (const su_run_opts *opts, su_run_result *res) {
     rc = errno;
     goto cleanup;
   }
+  char **envp = su_child_env(opts->env);
+  if (envp == NULL) {
+    rc = ENOMEM;
+    goto cleanup;
+  }
   pid_t pid = fork();
   if (pid < 0) {
     rc = errno;
+    free(envp);
     goto cleanup;
   }
   if (pid == 0) {
@@ -149,8 +221,9 @@ int su_run (const su_run_opts *opts, su_run_result *res) {
     dup2(outp[1], 1);
     dup2(errp[1], 2);
     signal(SIGPIPE, SIG_DFL);
-    child_exec(opts->argv, opts->env, opts->cwd, execp[1]);
+    child_exec(opts->argv, envp, opts->cwd, execp[1]);
   }
+  free(envp);
   setpgid(pid, pid);  /* also in the parent: no race with the kill below */
   close_fd(&execp[1]);
   close_fd(&inp[0]);
@@ -272,9 +345,11 @@ int su_spawn_input (char *const *argv, char *const *env, const char *cwd,
     close(execp[0]); close(execp[1]); close_fd(&inp[0]); close_fd(&inp[1]);
     return err;
   }
-  pid_t pid = fork();
+  char **envp = su_child_env(env);
+  pid_t pid = envp != NULL ? fork() : -1;
   if (pid < 0) {
-    int err = errno;
+    int err = envp != NULL ? errno : ENOMEM;
+    free(envp);
     close(execp[0]); close(execp[1]); close(logfd); close_fd(&inp[0]); close_fd(&inp[1]);
     return err;
   }
@@ -285,8 +360,9 @@ int su_spawn_input (char *const *argv, char *const *env, const char *cwd,
     dup2(logfd, 1);
     dup2(logfd, 2);
     signal(SIGPIPE, SIG_DFL);
-    child_exec(argv, env, cwd, execp[1]);
+    child_exec(argv, envp, cwd, execp[1]);
   }
+  free(envp);
   close(execp[1]);
   close(logfd);
   close_fd(&inp[0]);

@@ -45,6 +45,15 @@ typedef struct su_run_result {
 int su_run (const su_run_opts *opts, su_run_result *res);
 void su_run_result_free (su_run_result *res);
 
+/* Children (su_run, su_spawn) never inherit MYSEAL_SECRET_* nor a variable named here (the
+** source of a secret given as env:NAME); the caller's `env` entries are still passed.
+** Returns 0, or ENOSPC past 64 names, ENOMEM. */
+int su_hide_env (const char *name);
+
+/* The environment a child gets (see su_hide_env) with `env`'s entries added: a malloc'd
+** array of borrowed strings (free the array only), or NULL when out of memory. */
+char **su_child_env (char *const *env);
+
 /* Starts a program in the background, in a new session, stdin from
 ** /dev/null, stdout and stderr appended to log (or /dev/null when NULL).
 ** Returns 0 and *pid, or an errno (the exec failure is reported, not lost). */

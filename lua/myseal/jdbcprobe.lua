@@ -2,7 +2,7 @@
 -- Tomcat application does and prints "OK <tls version> <cipher>" or "FAIL <reason>". The
 -- app-tomcat runbook and the specs compile and run it through here. Nothing secret reaches argv:
 -- the JVM options (the truststore password among them) go in a 0600 @argfile in a private
--- directory, the database credentials in the environment.
+-- directory, the URL and user in the environment, the password on stdin.
 -- @module myseal.jdbcprobe
 local sys = require "sys"
 
@@ -65,8 +65,8 @@ function M.run(opts)
    local sep = sys.platform() == "windows" and ";" or ":"
    local r
    r, err = (opts.run or sys.run){ opts.java or "java", "@" .. argfile, "-cp", opts.driver_jar .. sep .. opts.classes, "JdbcProbe",
-      env = { MYSEAL_JDBC_URL = opts.url, MYSEAL_JDBC_USER = opts.user or "",
-              MYSEAL_JDBC_PASSWORD = opts.password or "" },
+      env = { MYSEAL_JDBC_URL = opts.url, MYSEAL_JDBC_USER = opts.user or "" },
+      stdin = opts.password or "",
       timeout = opts.timeout or 60 }
    sys.rmtree(dir)
    if not r then return nil, ("cannot run %s: %s"):format(opts.java or "java", err) end

@@ -305,6 +305,35 @@ describe("engine on files", function()
          .. "| prompt in %[test%] of the site profile\n$", r.stderr)
    end)
 
+   it("passes no secret's variable on to the programs a step runs", function()
+      -- a step that runs before the secret is read, and writes what its program's environment holds
+      local rb = dir .. "/env-dump.lua"
+      assert(sys.write_file(rb, ([[
+local runbook = require "myseal.runbook"
+return runbook.new {
+   name = "env-dump", summary = "writes the environment of a program it runs",
+   params = { ["test.dir"] = { type = "path", required = true, doc = "where" },
+              ["test.token"] = { type = "secret", doc = "a secret" },
+              ["test.other"] = { type = "secret", doc = "another" } },
+   steps = { { name = "dump", doc = "env.txt",
+      check = function(ctx) return ctx:exists(ctx.params.test.dir .. "/env.txt") end,
+      apply = function(ctx)
+         ctx:run{ "sh", "-c", 'env > "$0"', ctx.params.test.dir .. "/env.txt" }
+         assert(ctx:secret("test.token") ~= "" and ctx:secret("test.other") ~= "")
+      end } },
+}
+]]):format()))
+      env.SITE_TOKEN_VAR = "from-the-site-variable"
+      env.MYSEAL_SECRET_TEST_OTHER = "from-myseal-secret"
+      local r = myseal("run", rb, "--site", site, "--yes", "--set", "test.token=env:SITE_TOKEN_VAR")
+      assert.is_true(r.ok, r.stderr)
+      local dumped = assert(sys.read_file(work .. "/env.txt"))
+      assert.matches("\nMYSEAL_STATE_DIR=", "\n" .. dumped)       -- the rest of the environment is there
+      assert.is_nil(dumped:find("from-the-site-variable", 1, true))
+      assert.is_nil(dumped:find("from-myseal-secret", 1, true))
+      assert.is_nil(dumped:find(TOKEN, 1, true))
+   end)
+
    it("refuses to run without --yes when there is no terminal", function()
       local r = myseal("run", RUNBOOK, "--site", site)
       assert.equal(2, r.status)

@@ -33,6 +33,32 @@ describe("sys", function()
             stdin = "in\n", env = { FOO = "bar" }, cwd = dir })
          assert.equal("in\nbar\n" .. sys.realpath(dir) .. "\n", r.stdout)
       end)
+      it("never passes on a secret's variable: MYSEAL_SECRET_* and the names given to hide_env", function()
+         -- a myseal process started with the secrets in its environment, as a site or Ansible starts it
+         local code = [[
+            local sys = require "sys"
+            assert(sys.hide_env("SITE_DB_PASSWORD"))
+            local r = assert(sys.run{ "env", env = { GIVEN = "by-the-caller" } })
+            io.write(r.stdout, "--\n")
+            local log = arg[1]
+            local pid = assert(sys.spawn{ "env", log = log })
+            while sys.alive(pid) do sys.sleep(0.02) end
+            io.write(assert(sys.read_file(log)))
+         ]]
+         assert(sys.write_file(dir .. "/child.lua", code))
+         local r = assert(sys.run{ MYSEAL, "lua", dir .. "/child.lua", dir .. "/spawned.log",
+            env = { MYSEAL_SECRET_TEST_TOKEN = "token-value-1", SITE_DB_PASSWORD = "site-value-2",
+                    OTHER_VAR = "kept" } })
+         assert.is_true(r.ok, r.stderr)
+         local run_env, spawn_env = r.stdout:match("^(.-)%-%-\n(.*)$")
+         for _, out in ipairs{ run_env, spawn_env } do
+            assert.is_nil(out:find("token-value-1", 1, true), out)
+            assert.is_nil(out:find("site-value-2", 1, true), out)
+            assert.matches("\nOTHER_VAR=kept\n", "\n" .. out)
+         end
+         assert.matches("\nGIVEN=by%-the%-caller\n", "\n" .. run_env)
+         assert.has_error(function() sys.hide_env("A=B") end)
+      end)
       it("reports a signal", function()
          local r = assert(sys.run{ "sh", "-c", "kill -9 $$" })
          assert.equal(9, r.signal)

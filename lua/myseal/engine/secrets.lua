@@ -122,6 +122,7 @@ function Secrets:get(name, source)
          value, err = sys.getpass(("%s: "):format(name))
          if not value then return nil, ("secret %s: %s"):format(name, err) end
       elseif kind == "env" then
+         sys.hide_env(arg)   -- never passed on to the programs myseal runs
          value = os.getenv(arg)
          if value == nil then
             return nil, ("secret %s: environment variable %s is not set"):format(name, arg)

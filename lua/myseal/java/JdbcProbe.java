@@ -2,10 +2,11 @@
 // application on Tomcat would. The app-tomcat runbook's probe step and the specs
 // compile and run it through lua/myseal/jdbcprobe.lua.
 //
-//   MYSEAL_JDBC_URL=jdbc:... MYSEAL_JDBC_USER=.. MYSEAL_JDBC_PASSWORD=.. \
-//   java @OPTIONS-FILE -cp DRIVER.jar:DIR JdbcProbe
+//   MYSEAL_JDBC_URL=jdbc:... MYSEAL_JDBC_USER=.. \
+//   java @OPTIONS-FILE -cp DRIVER.jar:DIR JdbcProbe < PASSWORD
 //
-// Credentials come from the environment, never the command line. Prints
+// The URL and user come from the environment, the password from stdin (all of it,
+// UTF-8), never the command line. Prints
 // "OK <tls version> <cipher>" and exits 0, or "FAIL <reason>" and exits 1.
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -16,7 +17,14 @@ public class JdbcProbe {
     public static void main(String[] args) {
         String url = System.getenv("MYSEAL_JDBC_URL");
         String user = System.getenv("MYSEAL_JDBC_USER");
-        String password = System.getenv("MYSEAL_JDBC_PASSWORD");
+        String password;
+        try {
+            password = new String(System.in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        } catch (java.io.IOException e) {
+            System.out.println("FAIL cannot read the password from stdin: " + e);
+            System.exit(2);
+            return;
+        }
         if (url == null) {
             System.out.println("FAIL MYSEAL_JDBC_URL is not set");
             System.exit(2);
