@@ -74,6 +74,15 @@ steps.preflight.check = function(ctx)
    if by_key_id(ctx) then
       local ok, err = keyring.parse_key_file(atrest.key_text(ctx, s) or "", s.key_file)
       if not ok then return false, err end
+      -- the rebuild (ALTER TABLE ... ENCRYPTION_KEY_ID) replicates: a replica without the key stops
+      local readers = #ctx:fact("binlog_dumps")
+      if readers > 0 and not p.rotate.replicas_have_key and not ctx:recorded("rotate_key_id") then
+         local id = target_id(ctx, s)
+         return false, ("%s this server's binary log: the tables rebuilt with key %d replicate, and a replica "
+            .. "whose key file has no key %d stops replicating; run rotate-master-key --set rotate.key_id=%d on "
+            .. "each replica first, then set rotate.replicas_have_key=true here"):format(
+            text.count(readers, "session reads", "sessions read"), id, id, id)
+      end
    end
    return true
 end
@@ -164,6 +173,9 @@ steps.rehearsal.apply = proof.rehearsal.apply
 local params = atrest.params(atrest.SETTINGS, { "keyring.backup_dir", "keyring.accept_no_backup" })
 params["rotate.key_id"] = { type = "integer",
    doc = "MariaDB: the key id to rotate to (default: one past the highest in the key file)" }
+params["rotate.replicas_have_key"] = { type = "boolean", default = false,
+   doc = "MariaDB: every replica's key file has the new key id already (rotate-master-key ran there with it), "
+      .. "so the rebuild may replicate" }
 
 return runbook.new {
    name = "rotate-master-key",

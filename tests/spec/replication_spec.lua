@@ -71,6 +71,19 @@ describe("replication", function()
       if not done[what] then pending("needs " .. what) end
    end
 
+   -- the replica caught up, still replicating, the same rows on both, and the application's table
+   -- with `value` in column `column` of INNODB_TABLESPACES_ENCRYPTION on both
+   local function in_step(column, value)
+      assert(repl.wait_caught_up(p, q))
+      for _, s in ipairs{ p, q } do
+         assert.same({ { "biobank/patients", value } }, query(s, ("SELECT NAME, %s FROM "
+            .. "information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME LIKE 'biobank/%%'"):format(column)))
+      end
+      local st = repl.wait_io(q, "Yes")
+      assert.same({ "Yes", "Yes", "" }, { st.Slave_IO_Running, st.Slave_SQL_Running, st.Last_SQL_Error })
+      assert.same(repl.checksums(p), repl.checksums(q))
+   end
+
    it("at-rest on the primary asks the replica for its keyring, and refuses naming it", function()
       local r = E.myseal{ "plan", "at-rest", "--sandbox", p.name, "--set", "keyring.backup_dir=" .. dir .. "/kb" }
       assert.equal(1, r.status, r.stdout .. r.stderr)
@@ -81,7 +94,7 @@ describe("replication", function()
       -- the acknowledgement is still an override
       r = plan(p, "at-rest", "--set", "at_rest.replicas_have_keyring=true")
       assert.equal(0, r.status, r.stdout .. r.stderr)
-      assert.truthy(contains(r.stdout, "sql: ALTER TABLE `biobank`.`patients` ENCRYPTED=YES\n"), r.stdout)
+      assert.truthy(contains(r.stdout, "        +innodb_encrypt_tables=ON\n"), r.stdout)
       -- a run stops there and changes nothing
       local cnf = assert(sys.read_file(p.cnf))
       r = run(p, "at-rest")
@@ -97,15 +110,27 @@ describe("replication", function()
       assert.equal(0, r.status, r.stdout .. r.stderr)
       assert.truthy(contains(r.stdout, ("replica 127.0.0.1:%d (MariaDB %s): keyring file_key_management active")
          :format(q.port, q.version)), r.stdout)
-      assert(repl.wait_caught_up(p, q))
-      for _, s in ipairs{ p, q } do
-         assert.same({ { "biobank/patients", 1 } }, query(s, "SELECT NAME, ENCRYPTION_SCHEME FROM "
-            .. "information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME LIKE 'biobank/%'"))
-      end
-      local st = repl.wait_io(q, "Yes")
-      assert.same({ "Yes", "Yes", "" }, { st.Slave_IO_Running, st.Slave_SQL_Running, st.Last_SQL_Error })
-      assert.same(repl.checksums(p), repl.checksums(q))
+      in_step("ENCRYPTION_SCHEME", 1)
       done.at_rest = true
+   end)
+
+   it("rotate-master-key on the primary waits for the new key on the replica, whose replication goes on", function()
+      needs(pending, "at_rest")
+      local function rotate(s, ...)
+         return myseal{ "run", "rotate-master-key", "--sandbox", s.name, "--yes", "--set",
+            "keyring.backup_dir=" .. dir .. "/kb-" .. s.name, "--set", "at_rest.rehearsal=false", ... }
+      end
+      local r = rotate(p)
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      assert.equal("myseal: runbook rotate-master-key, step preflight: 1 session reads this server's binary log: "
+         .. "the tables rebuilt with key 2 replicate, and a replica whose key file has no key 2 stops replicating; "
+         .. "run rotate-master-key --set rotate.key_id=2 on each replica first, then set "
+         .. "rotate.replicas_have_key=true here\n", r.stderr)
+      r = rotate(q, "--set", "rotate.key_id=2")
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      r = rotate(p, "--set", "rotate.replicas_have_key=true")
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      in_step("CURRENT_KEY_ID", 2)
    end)
 
    it("tls-enforce on the primary refuses while the replica's channel has no TLS", function()
