@@ -256,6 +256,8 @@ describe("runbook", function()
             { "x.mode=slow", "x.mode must be one of fast, safe, not 'slow'" },
             { "x.key=hunter2", "x.key must be where the secret comes from: env:NAME, file:PATH or prompt "
               .. "(never the secret itself), not 'hunter2'" },
+            { "x.where=false", "x.where must be a path (to leave it unset, leave the line out), not 'false'" },
+            { "x.where=None", "x.where must be a path (to leave it unset, leave the line out), not 'None'" },
             { "x.nmae=a", "--set: no parameter x.nmae in this runbook" },
             { "nodot", "--set nodot: write --set section.key=value" },
          }

@@ -27,6 +27,10 @@ end
 
 function convert.path(_, v, base)
    if type(v) ~= "string" or v == "" then return nil, "a path" end
+   -- `backup_dir = false` means "none", not a directory called false beside the profile
+   if BOOL[trim(v):lower()] ~= nil or trim(v):lower() == "none" then
+      return nil, "a path (to leave it unset, leave the line out)"
+   end
    if base and not v:match("^/") and not v:match("^%a:[/\\]") and not v:match("^\\\\") then
       v = base .. "/" .. v
    end
