@@ -223,9 +223,10 @@ describe("myseal check: metrics and evidence", function()
       -- the disk scan's findings as check --deep makes them (at_rest_spec runs it), here for a file that
       -- holds plaintext: the at-rest controls fail with the files named, the metrics count them, and
       -- the page still renders clean
-      local scan = { scanned = 58, errors = {}, files = {
+      local scan = { scanned = 58, bytes = 1024, errors = 0, files = {
          { path = s.datadir .. "/clinic/visits.ibd", kind = "innodb_table", what = "InnoDB tablespace",
-           table = "`clinic`.`visits`", hits = 2, reason = "the table is not encrypted", remedy = "ALTER TABLE" },
+           table = "`clinic`.`visits`", hits = 2, reason = "the table is not encrypted", remedy = "ALTER TABLE",
+           can_encrypt = true, sources = { ["`clinic`.`visits`"] = 2 }, step = "encrypt-tables" },
       } }
       for _, x in ipairs(evidence.disk_findings(scan)) do after.findings[#after.findings + 1] = x end
       after.controls = evidence.controls(after.findings, after.runs)
@@ -243,7 +244,7 @@ describe("myseal check: metrics and evidence", function()
       seen = browser.open(page, dir)
       assert.same({}, seen.messages)
       assert.same({ CONTROLS[1], "FAIL" }, control_rows(seen.dom)[1])
-      assert.matches("visits%.ibd %(InnoDB tablespace, `clinic`%.`visits`%): 2 matches of the application's rows",
+      assert.matches("visits%.ibd %(InnoDB tablespace%): 2 application values readable: the table is not encrypted",
          seen.dom)
    end)
 

@@ -51,11 +51,14 @@ local function report()
       { area = "at rest", id = "restore-rehearsal", severity = "ok", rehearsed = 1796100000,
         title = "a restored copy opened every sampled table" },
    }
-   local scan = { scanned = 61, errors = {}, files = {
+   -- the disk scan as the at-rest verification journals it (myseal.atrest.proof's summary)
+   local scan = { scanned = 61, bytes = 123456789, errors = 0, files = {
       { path = "/var/lib/mysql/clinic/visits.ibd", kind = "innodb_table", what = "InnoDB tablespace",
-        table = "`clinic`.`visits`", hits = 12, reason = "the table is not encrypted",
+        table = "`clinic`.`visits`", hits = 12, reason = "the table is not encrypted", can_encrypt = true,
+        sources = { ["`clinic`.`visits`"] = 12 }, step = "encrypt-tables",
         remedy = "ALTER TABLE `clinic`.`visits` ENCRYPTED=YES" },
-      { path = "/var/lib/mysql/mysql-bin.000001", kind = "binlog", what = "binary log", hits = 3,
+      { path = "/var/lib/mysql/mysql-bin.000001", kind = "binlog", what = "binary log", hits = 3, can_encrypt = true,
+        sources = { ["`clinic`.`visits`"] = 3 }, step = "binary-logs",
         reason = "written before encrypt_binlog", remedy = "purge it once a newer log is backed up" },
    } }
    for _, f in ipairs(evidence.disk_findings(scan)) do findings[#findings + 1] = f end
@@ -106,10 +109,12 @@ describe("myseal check --format prometheus", function()
    it("says 0 files in plaintext after a clean scan, and nothing about a scan that did not run", function()
       local r = report()
       local clean = { r.findings[1] }
-      for _, f in ipairs(evidence.disk_findings{ scanned = 40, errors = {}, files = {} }) do clean[#clean + 1] = f end
+      for _, f in ipairs(evidence.disk_findings{ scanned = 40, bytes = 2 * 1024 * 1024, errors = 0, files = {} }) do
+         clean[#clean + 1] = f
+      end
       r.findings = clean
       assert.same({ area = "at rest", id = "disk-scan", severity = "ok", scanned = 40,
-                    title = "no plaintext in the 40 files the server writes" }, clean[2])
+                    title = "no application value readable in the 40 files (2.0 MiB) the server writes" }, clean[2])
       local s = series(metrics.prometheus(r))
       assert.equal("0", s['myseal_plaintext_files{target="site db1"}'])
       r.findings = { clean[1] }
@@ -119,25 +124,37 @@ describe("myseal check --format prometheus", function()
       assert.is_nil(text:find("myseal_restore_rehearsal", 1, true))
    end)
 
-   it("turns the disk scan's report into findings", function()
-      local list = evidence.disk_findings{ scanned = 61, files = { {
-         path = "/var/lib/mysql/ibdata1", kind = "system", what = "InnoDB system tablespace", hits = 4,
-         reason = "the system tablespace is not encrypted", remedy = "innodb_encrypt_tables=ON" } },
-         errors = { { path = "/var/lib/mysql/ib_logfile0", error = "Permission denied" } } }
+   it("turns the disk scan's summary into findings: fail where a file should be encrypted, else warn", function()
+      local list = evidence.disk_findings{ scanned = 61, bytes = 3 * 1024 * 1024, errors = 1, files = {
+         { path = "/var/lib/mysql/ibdata1", kind = "system", what = "InnoDB system tablespace", hits = 4,
+           sources = { ["`clinic`.`visits`"] = 3, ["`clinic`.`notes`"] = 1 }, can_encrypt = true,
+           step = "system-tablespace", reason = "the system tablespace is not encrypted",
+           remedy = "innodb_encrypt_tables=ON" },
+         { path = "/var/log/mysql/general.log", kind = "general_log", what = "general query log", hits = 1,
+           sources = { ["`clinic`.`visits`"] = 1 }, can_encrypt = false, step = "query-logs",
+           reason = "nothing encrypts the general query log", remedy = "turn it off, or move it" } } }
       assert.same({
          { area = "at rest", id = "disk-scan", severity = "fail", scanned = 61,
-           title = "plaintext of the application's rows in 1 file the server writes",
-           detail = "not read: /var/lib/mysql/ib_logfile0: Permission denied" },
+           title = "application values readable in 2 files of the 61 files (3.0 MiB) the server writes" },
          { area = "at rest", id = "plaintext:/var/lib/mysql/ibdata1", severity = "fail",
-           title = "/var/lib/mysql/ibdata1 (InnoDB system tablespace): 4 matches of the application's rows in "
-              .. "plaintext",
-           detail = "the system tablespace is not encrypted; remedy: innodb_encrypt_tables=ON",
-           path = "/var/lib/mysql/ibdata1", file_kind = "system", hits = 4 },
+           title = "/var/lib/mysql/ibdata1 (InnoDB system tablespace): 4 application values readable: the system "
+              .. "tablespace is not encrypted",
+           detail = "remedy: innodb_encrypt_tables=ON; values from `clinic`.`notes` 1, `clinic`.`visits` 3",
+           path = "/var/lib/mysql/ibdata1", file_kind = "system", hits = 4, should_be_encrypted = true,
+           fix = { runbook = "at-rest", step = "system-tablespace" } },
+         { area = "at rest", id = "plaintext:/var/log/mysql/general.log", severity = "warn",
+           title = "/var/log/mysql/general.log (general query log): 1 application value readable: nothing "
+              .. "encrypts the general query log",
+           detail = "remedy: turn it off, or move it; values from `clinic`.`visits` 1",
+           path = "/var/log/mysql/general.log", file_kind = "general_log", hits = 1, should_be_encrypted = false,
+           fix = { runbook = "at-rest", step = "query-logs" } },
       }, list)
       local note = "no probe could be drawn from the rows in scope: nothing was searched"
-      local none = evidence.disk_findings{ scanned = 0, files = {}, errors = {}, note = note }
+      local none = evidence.disk_findings{ scanned = 0, files = {}, errors = 0, note = note }
       assert.equal("warn", none[1].severity)
       assert.equal(note, none[1].title)
+      -- files the scan could not read make the summary a warning
+      assert.equal("warn", evidence.disk_findings{ scanned = 3, files = {}, errors = 2 }[1].severity)
    end)
 
    it("reads times as UTC whatever the local zone", function()

@@ -15,30 +15,39 @@ local M = {}
 -- scan's summary, one finding per file holding plaintext (`plaintext:PATH`), the rehearsal.
 M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL = "disk-scan", "plaintext:", "restore-rehearsal"
 
---- The disk scan's report (myseal.diskscan: `{ files = list of { path, kind, what, table, hits,
--- reason, remedy }, scanned, errors = list of { path, error }, note }`) as findings: `disk-scan`,
--- then `plaintext:PATH` for each file holding rows in plaintext, its remedy in the detail (a
--- table, a binary log and the system tablespace each have their own). No probe is in a scan
--- report, so none can reach a finding.
--- @param scan the report
--- @return list of findings
+--- What the at-rest verification's disk scan found, as it journals it (myseal.atrest.proof's
+-- summary: `{ files = list of { path, kind, what, hits, sources = { name = count }, reason, remedy,
+-- can_encrypt, step }, scanned, bytes, errors = count, note }`), as findings: `disk-scan`, then
+-- `plaintext:PATH` for each file holding values of the application's rows, failing where the file
+-- should be encrypted and warning where nothing can encrypt it (the general log, the Aria log),
+-- with the remedy and the step that addresses it. No value is in a summary, so none can reach a
+-- finding.
+-- @param scan the summary
+-- @return list of findings, the summary's first
 function M.disk_findings(scan)
-   local errs = {}
-   for _, e in ipairs(scan.errors or {}) do errs[#errs + 1] = ("%s: %s"):format(e.path, e.error) end
-   local sev = #scan.files > 0 and "fail" or (#errs > 0 or scan.note) and "warn" or "ok"
-   local title = #scan.files > 0
-      and ("plaintext of the application's rows in %s the server writes"):format(text.count(#scan.files, "file"))
-      or scan.note or ("no plaintext in the %s the server writes"):format(text.count(scan.scanned, "file"))
-   local out = { { area = "at rest", id = M.DISK_SCAN, severity = sev, title = title, scanned = scan.scanned,
-                   detail = #errs > 0 and ("not read: " .. table.concat(errs, "; ")) or nil } }
+   local RANKS = { ok = 0, warn = 1, fail = 2 }
+   local worst, list = (scan.note or (scan.errors or 0) > 0) and "warn" or "ok", {}
    for _, f in ipairs(scan.files) do
-      out[#out + 1] = { area = "at rest", id = M.PLAINTEXT .. f.path, severity = "fail",
-         title = ("%s (%s%s): %s of the application's rows in plaintext"):format(f.path, f.what,
-            f.table and (", " .. f.table) or "", text.count(f.hits, "match", "matches")),
-         detail = ("%s; remedy: %s"):format(f.reason, f.remedy), path = f.path, file_kind = f.kind,
-         hits = f.hits }
+      local sources = {}
+      for name, n in pairs(f.sources or {}) do sources[#sources + 1] = ("%s %d"):format(name, n) end
+      table.sort(sources)
+      local sev = f.can_encrypt and "fail" or "warn"
+      if RANKS[sev] > RANKS[worst] then worst = sev end
+      list[#list + 1] = { area = "at rest", id = M.PLAINTEXT .. f.path, severity = sev,
+         title = ("%s (%s): %s readable: %s"):format(f.path, f.what, text.count(f.hits, "application value"),
+            f.reason),
+         detail = ("remedy: %s%s"):format(f.remedy, #sources > 0 and ("; values from " .. table.concat(sources, ", "))
+            or ""),
+         path = f.path, file_kind = f.kind, hits = f.hits, should_be_encrypted = f.can_encrypt == true,
+         fix = { runbook = "at-rest", step = f.step or require("myseal.atrest.proof").step_for(f) } }
    end
-   return out
+   local summary = { area = "at rest", id = M.DISK_SCAN, severity = worst, scanned = scan.scanned,
+      title = #scan.files > 0 and ("application values readable in %s of the %s (%s) the server writes")
+            :format(text.count(#scan.files, "file"), text.count(scan.scanned, "file"), text.bytes(scan.bytes or 0))
+         or scan.note or ("no application value readable in the %s (%s) the server writes")
+            :format(text.count(scan.scanned, "file"), text.bytes(scan.bytes or 0)) }
+   table.insert(list, 1, summary)
+   return list
 end
 
 local AT_REST = {

@@ -165,7 +165,7 @@ end
 
 -- The ids of the proof that believes the disk (docs/check.md): the scan's summary, one finding
 -- per file holding values of the application's rows, the last restore rehearsal.
-M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL = "disk-scan", "plaintext:", "restore-rehearsal"
+M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL = evidence.DISK_SCAN, evidence.PLAINTEXT, evidence.REHEARSAL
 
 -- Seconds since 1970 of a journal time ("YYYY-mm-ddTHH:MM:SSZ", UTC).
 local function epoch(at)
@@ -180,33 +180,12 @@ local function epoch(at)
    return days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
 end
 
--- What the verify step's disk scan found (at_rest.disk_scan=yes, `myseal check --deep`): the summary,
--- then one finding per file that holds application values, failing where the file should be
--- encrypted, warning where nothing can encrypt it.
+-- What the verify step's disk scan found (at_rest.disk_scan=yes, `myseal check --deep`), as
+-- check/evidence.lua makes the findings of it.
 local function plaintext_findings(c, out)
    local scan = c and c.run.records.disk_scan
    if not scan then return end
-   local proof = require "myseal.atrest.proof"
-   local worst, list = scan.note and "warn" or (scan.errors or 0) > 0 and "warn" or "ok", {}
-   for _, f in ipairs(scan.files) do
-      local sources = {}
-      for name, n in pairs(f.sources) do sources[#sources + 1] = ("%s %d"):format(name, n) end
-      table.sort(sources)
-      local sev = f.can_encrypt and "fail" or "warn"
-      if RANK[sev] > RANK[worst] then worst = sev end
-      list[#list + 1] = { area = "at rest", id = M.PLAINTEXT .. f.path, severity = sev,
-         title = ("%s (%s): %s readable: %s"):format(f.path, f.what, text.count(f.hits, "application value"),
-            f.reason),
-         detail = ("remedy: %s; values from %s"):format(f.remedy, table.concat(sources, ", ")),
-         path = f.path, file_kind = f.kind, hits = f.hits, should_be_encrypted = f.can_encrypt == true,
-         fix = { runbook = "at-rest", step = f.step or proof.step_for(f) } }
-   end
-   finding(out, { area = "at rest", id = M.DISK_SCAN, severity = worst, scanned = scan.scanned,
-      title = #scan.files > 0 and ("application values readable in %s of the %s (%s) the server writes")
-            :format(text.count(#scan.files, "file"), text.count(scan.scanned, "file"), text.bytes(scan.bytes))
-         or scan.note or ("no application value readable in the %s (%s) the server writes")
-            :format(text.count(scan.scanned, "file"), text.bytes(scan.bytes)) })
-   for _, f in ipairs(list) do finding(out, f) end
+   for _, f in ipairs(evidence.disk_findings(scan)) do finding(out, f) end
 end
 
 -- The last successful restore rehearsal (journal records of at-rest and rotate-master-key): ok when
