@@ -147,13 +147,14 @@ char **su_child_env (char *const *env) {
 
 
 /* In the child after fork: only async-signal-safe calls until exec. */
-static void child_exec (char *const *argv, char *const *envp, const char *cwd, int errfd) {
+static void child_exec (char *const *argv, char **envp, const char *cwd, int errfd) {
   if (cwd != NULL && chdir(cwd) != 0) {
     int err = errno;
     (void)!write(errfd, &err, sizeof(err));
     _exit(127);
   }
-  execvpe(argv[0], argv, envp);
+  environ = envp;  /* before the lookup: a PATH the caller gives is the one searched */
+  execvp(argv[0], argv);
   int err = errno;
   (void)!write(errfd, &err, sizeof(err));
   _exit(127);

@@ -59,6 +59,17 @@ describe("sys", function()
          assert.matches("\nGIVEN=by%-the%-caller\n", "\n" .. run_env)
          assert.has_error(function() sys.hide_env("A=B") end)
       end)
+      it("looks the program up in the PATH it is given", function()
+         assert(sys.write_file(dir .. "/myseal-spec-tool", "#!/bin/sh\necho found in the given PATH\n",
+            { mode = tonumber("755", 8) }))
+         local r = assert(sys.run{ "myseal-spec-tool", env = { PATH = dir .. ":/usr/bin:/bin" } })
+         assert.equal("found in the given PATH\n", r.stdout)
+         local pid = assert(sys.spawn{ "myseal-spec-tool", env = { PATH = dir .. ":/usr/bin:/bin" },
+            log = dir .. "/log" })
+         while sys.alive(pid) do sys.sleep(0.02) end
+         assert.equal("found in the given PATH\n", sys.read_file(dir .. "/log"))
+         fails(ENOENT, sys.run{ "myseal-spec-tool" })
+      end)
       it("reports a signal", function()
          local r = assert(sys.run{ "sh", "-c", "kill -9 $$" })
          assert.equal(9, r.signal)
