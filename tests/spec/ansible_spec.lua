@@ -3,6 +3,7 @@
 -- installs the Debian package made from this build, inside a private mount namespace whose /usr,
 -- /etc and /var are overlays on a tmpfs, so nothing of the machine changes.
 local sys = require "sys"
+local text = require "myseal.text"
 local json = require "myseal.json"
 local host = require "myseal.host"
 local sandbox = require "myseal.sandbox"
@@ -232,7 +233,7 @@ describe("the Ansible collection #lab", function()
          if finding.severity == "fail" then failing[#failing + 1] = finding.id end
       end
       assert.is_true(#failing > 0)
-      assert.same({ true, ("%d finding(s) at fail or worse: %s"):format(#failing, table.concat(failing, ", ")) },
+      assert.same({ true, ("%s at fail or worse: %s"):format(text.count(#failing, "finding"), table.concat(failing, ", ")) },
                   { r.results.strict.failed, r.results.strict.msg })
    end)
 

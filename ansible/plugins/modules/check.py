@@ -123,7 +123,8 @@ def main():
     if limit != 'never':
         bad = [f['id'] for f in report['findings'] if RANK.get(f.get('severity'), 2) >= RANK[limit]]
         if bad:
-            module.fail_json(msg='%d finding(s) at %s or worse: %s' % (len(bad), limit, ', '.join(bad)), **ret)
+            noun = 'finding' if len(bad) == 1 else 'findings'
+            module.fail_json(msg='%d %s at %s or worse: %s' % (len(bad), noun, limit, ', '.join(bad)), **ret)
     module.exit_json(**ret)
 
 
