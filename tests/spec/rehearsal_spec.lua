@@ -6,7 +6,7 @@ local sys = require "sys"
 local keyring = require "myseal.keyring"
 local rehearsal = require "myseal.rehearsal"
 
-describe("restore rehearsal", function()
+describe("restore rehearsal #slow", function()
    local s, dir, keyfile, keys, sums
    setup(function()
       dir = assert(sys.tmpdir("rehearsal-spec"))

@@ -15,7 +15,7 @@ local query = repl.rows
 
 local function contains(text, what) return text:find(what, 1, true) ~= nil end
 
-describe("replication", function()
+describe("replication #slow", function()
    local p, q, dir, pw, env, done = nil, nil, nil, nil, nil, {}
    local NOT_SET, NO_KEYRING
 
