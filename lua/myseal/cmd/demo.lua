@@ -81,16 +81,20 @@ function M.run(argv)
       if probe then assert(sys.run{ "ln", "-s", DRIVER, tomcat .. "/lib/mariadb-java-client.jar" }.ok) end
       stage("biobank schema (500 patients, 3000 specimens), account lims, Tomcat directory %s", tomcat)
 
-      local env = { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = hex(12) }
+      -- the truststore's password in a 0600 file named the way a profile names one (file:PATH), not in the
+      -- environment of the myseal commands below
+      local password_file = work .. "/truststore-password"
+      assert(sys.write_file(password_file, hex(12) .. "\n", { mode = tonumber("600", 8) }))
       local user = sys.user().name
       local group = sys.stat(work).group
       local backup = { "--set", "keyring.backup_dir=" .. work .. "/key-backup" }
       local tomcat_set = { "--set", "tomcat.truststore=" .. tomcat .. "/conf/db-truststore.p12",
          "--set", "tomcat.catalina_base=" .. tomcat, "--set", "tomcat.ca=" .. s.dir .. "/tls-myseal/ca.pem",
-         "--set", "tomcat.user=" .. user, "--set", "tomcat.group=" .. group, "--set", "tomcat.probe=" .. tostring(probe) }
+         "--set", "tomcat.user=" .. user, "--set", "tomcat.group=" .. group, "--set", "tomcat.probe=" .. tostring(probe),
+         "--set", "tomcat.truststore_password=file:" .. password_file }
       local checked = { backup[1], backup[2], table.unpack(tomcat_set) }
       local function myseal(...)
-         local argv = { exe, env = env, timeout = 300 }
+         local argv = { exe, timeout = 300 }
          table.move({ ... }, 1, select("#", ...), 2, argv)
          return assert(sys.run(argv))
       end
