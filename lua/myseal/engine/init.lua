@@ -112,11 +112,7 @@ local call = M.call
 function M.new_run(rb, opts, mode)
    local target = opts.target
    local decls, values, origins = M.resolve(rb, target, opts.set)
-   -- a secret's variable (env:VAR) is never passed on to the programs myseal runs
-   for name, decl in pairs(decls) do
-      local var = decl.type == "secret" and type(values[name]) == "string" and values[name]:match("^env:(.+)$")
-      if var then assert(sys.hide_env(var)) end
-   end
+   secrets_mod.hide_sources(decls, values)
    local run = {
       mode = mode, runbook = rb, decls = decls, values = values, origins = origins,
       secrets = opts.secrets or secrets_mod.new(function()

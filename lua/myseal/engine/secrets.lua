@@ -90,6 +90,17 @@ function M.env_name(name)
    return "MYSEAL_SECRET_" .. name:upper():gsub("[^%w]", "_")
 end
 
+--- Keep the variables the secret parameters name (env:VAR) from the programs myseal runs, from
+-- the start of the run, before any secret is read (MYSEAL_SECRET_* never reach them anyway).
+-- @param decls the run's declarations, name -> { type, ... }
+-- @param values the run's values, name -> value (a secret's is its source)
+function M.hide_sources(decls, values)
+   for name, decl in pairs(decls) do
+      local var = decl.type == "secret" and type(values[name]) == "string" and values[name]:match("^env:(.+)$")
+      if var then assert(sys.hide_env(var)) end
+   end
+end
+
 local function from_file(name, path)
    local data, err = sys.read_file(path)
    if not data then return nil, ("secret %s: %s"):format(name, err) end
@@ -122,7 +133,6 @@ function Secrets:get(name, source)
          value, err = sys.getpass(("%s: "):format(name))
          if not value then return nil, ("secret %s: %s"):format(name, err) end
       elseif kind == "env" then
-         sys.hide_env(arg)   -- never passed on to the programs myseal runs
          value = os.getenv(arg)
          if value == nil then
             return nil, ("secret %s: environment variable %s is not set"):format(name, arg)
