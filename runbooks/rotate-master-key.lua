@@ -75,7 +75,7 @@ steps.preflight.check = function(ctx)
       local ok, err = keyring.parse_key_file(atrest.key_text(ctx, s) or "", s.key_file)
       if not ok then return false, err end
       -- the rebuild (ALTER TABLE ... ENCRYPTION_KEY_ID) replicates: a replica without the key stops
-      local readers = #ctx:fact("binlog_dumps")
+      local readers = ctx:fact("replicas")
       if readers > 0 and not p.rotate.replicas_have_key and not ctx:recorded("rotate_key_id") then
          local id = target_id(ctx, s)
          return false, ("%s this server's binary log: the tables rebuilt with key %d replicate, and a replica "
