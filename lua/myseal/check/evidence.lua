@@ -15,6 +15,8 @@ local M = {}
 -- scan's summary, one finding per file holding plaintext (`plaintext:PATH`), the rehearsal.
 M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL = "disk-scan", "plaintext:", "restore-rehearsal"
 
+local RANK = { ok = 0, info = 0, warn = 1, fail = 2 }
+
 --- What the at-rest verification's disk scan found, as it journals it (myseal.atrest.proof's
 -- summary: `{ files = list of { path, kind, what, hits, sources = { name = count }, reason, remedy,
 -- can_encrypt, step }, scanned, bytes, errors = count, note }`), as findings: `disk-scan`, then
@@ -25,14 +27,13 @@ M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL = "disk-scan", "plaintext:", "restore-rehe
 -- @param scan the summary
 -- @return list of findings, the summary's first
 function M.disk_findings(scan)
-   local RANKS = { ok = 0, warn = 1, fail = 2 }
    local worst, list = (scan.note or (scan.errors or 0) > 0) and "warn" or "ok", {}
    for _, f in ipairs(scan.files) do
       local sources = {}
       for name, n in pairs(f.sources or {}) do sources[#sources + 1] = ("%s %d"):format(name, n) end
       table.sort(sources)
       local sev = f.can_encrypt and "fail" or "warn"
-      if RANKS[sev] > RANKS[worst] then worst = sev end
+      if RANK[sev] > RANK[worst] then worst = sev end
       list[#list + 1] = { area = "at rest", id = M.PLAINTEXT .. f.path, severity = sev,
          title = ("%s (%s): %s readable: %s"):format(f.path, f.what, text.count(f.hits, "application value"),
             f.reason),
@@ -102,7 +103,6 @@ M.CONTROLS = {
      answers = { IN_TRANSIT } },
 }
 
-local RANK = { ok = 0, info = 0, warn = 1, fail = 2 }
 local WORST = { [0] = "ok", "warn", "fail" }
 
 local function matches(list, id)
