@@ -97,20 +97,10 @@ describe("app-tomcat runbook", function()
    -- a Tomcat-shaped directory: bin/setenv.sh, conf/context.xml (one Resource with
    -- org.mariadb.jdbc.Driver), conf/catalina.properties, lib/ with Debian's Connector/J
    local function linux_tomcat(url_query)
-      local base = dir .. "/tomcat"
-      for _, d in ipairs{ "bin", "conf", "lib", "webapps" } do assert(sys.mkdir(base .. "/" .. d)) end
-      copy(FIX .. "/linux/bin/setenv.sh", base .. "/bin/setenv.sh")
-      copy(FIX .. "/windows/conf/catalina.properties", base .. "/conf/catalina.properties")
-      assert(sys.run{ "ln", "-s", java.driver, base .. "/lib/mariadb-java-client.jar" }.ok)
-      assert(sys.write_file(base .. "/conf/context.xml", ([[
-<?xml version="1.0" encoding="UTF-8"?>
-<Context>
-    <!-- the biobank's database -->
-    <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource" driverClassName="org.mariadb.jdbc.Driver"
-              url="jdbc:mariadb://127.0.0.1:%d/mysql?%s" username="%s" password="%s" maxTotal="20"/>
-</Context>
-]]):format(s.port, url_query, s.tcp_user, s.tcp_password)))
-      return base
+      return h.tomcat_dir(dir .. "/tomcat", { port = s.port, database = "mysql", query = url_query,
+         user = s.tcp_user, password = s.tcp_password, comment = "the biobank's database", dirs = { "webapps" },
+         setenv = FIX .. "/linux/bin/setenv.sh", properties = FIX .. "/windows/conf/catalina.properties",
+         driver = java.driver })
    end
 
    it("by default lets each Resource trust the CA itself: no truststore, no JVM option, no restart", function()

@@ -177,20 +177,10 @@ describe("faults", function()
          local s <close> = assert(sandbox.start{ name = "spec-kill-tomcat", tls = true })
          seed(s)
          local base = dir .. "/tomcat"
-         for _, d in ipairs{ "bin", "conf", "lib" } do assert(sys.mkdir(base .. "/" .. d)) end
-         assert(sys.write_file(base .. "/bin/setenv.sh", "#!/bin/sh\n"))
          -- Tomcat 10's own catalina.properties (Debian's tomcat10 package), where the password goes
-         assert(sys.copy_file("/usr/share/tomcat10/etc/catalina.properties", base .. "/conf/catalina.properties"))
-         local jar = "/usr/share/java/mariadb-java-client.jar"
-         assert(sys.run{ "ln", "-s", jar, base .. "/lib/mariadb-java-client.jar" }.ok)
-         assert(sys.write_file(base .. "/conf/context.xml", ([[
-<?xml version="1.0" encoding="UTF-8"?>
-<Context>
-    <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource"
-              driverClassName="org.mariadb.jdbc.Driver" url="jdbc:mariadb://127.0.0.1:%d/biobank"
-              username="%s" password="%s" maxTotal="8"/>
-</Context>
-]]):format(s.port, s.tcp_user, s.tcp_password)))
+         h.tomcat_dir(base, { port = s.port, user = s.tcp_user, password = s.tcp_password, max_total = 8,
+            properties = "/usr/share/tomcat10/etc/catalina.properties",
+            driver = "/usr/share/java/mariadb-java-client.jar" })
          local env = { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = "fault-spec-pass" }
          local args = { "run", "app-tomcat", "--sandbox", s.name, "--yes", "--set", "tomcat.catalina_base=" .. base,
             "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.user=" .. sys.user().name,

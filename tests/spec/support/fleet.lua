@@ -4,6 +4,7 @@
 local sys = require "sys"
 local json = require "myseal.json"
 local host = require "myseal.host"
+local h = require "support.helpers"
 
 local M = {}
 
@@ -114,20 +115,11 @@ function M.application(s)
    } do assert(c:exec(sql)) end
 end
 
---- A Tomcat-shaped directory whose context.xml points at port `port` of this machine.
+--- A Tomcat-shaped directory whose context.xml points at port `port` of this machine, as the
+-- application's account lims.
 -- @return its path (CATALINA_BASE)
 function M.tomcat(dir, port)
-   for _, d in ipairs{ "/bin", "/conf" } do assert(sys.mkdir(dir .. d)) end
-   assert(sys.write_file(dir .. "/bin/setenv.sh", "#!/bin/sh\n"))
-   assert(sys.write_file(dir .. "/conf/context.xml", ([[
-<?xml version="1.0" encoding="UTF-8"?>
-<Context>
-    <Resource name="jdbc/biobank" auth="Container" type="javax.sql.DataSource"
-              driverClassName="org.mariadb.jdbc.Driver" url="jdbc:mariadb://127.0.0.1:%d/biobank"
-              username="lims" password="lims-application-password" maxTotal="20"/>
-</Context>
-]]):format(port)))
-   return dir
+   return h.tomcat_dir(dir, { port = port, user = "lims", password = "lims-application-password" })
 end
 
 --- The inventory of a replication group on this machine: db1 (primary, sandbox `opts.primary`), db2
