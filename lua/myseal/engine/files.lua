@@ -8,6 +8,7 @@ local cnf = require "cnf"
 local xmledit = require "myseal.xmledit"
 local guard = require "myseal.engine.guard"
 local fault = require "myseal.engine.fault"
+local count = require("myseal.text").count
 
 local OCTAL_600 = tonumber("600", 8)
 
@@ -63,7 +64,7 @@ local function backup(self, path)
       if guard.allow(os.remove, all[i]) then gone[#gone + 1] = all[i] end
    end
    if #gone > 0 then
-      self:log("removed %s of %s, keeping the %d newest: %s", require("myseal.text").count(#gone, "old backup"),
+      self:log("removed %s of %s, keeping the %d newest: %s", count(#gone, "old backup"),
          path, KEEP_BACKUPS, table.concat(gone, ", "))
    end
    return name
@@ -126,7 +127,7 @@ function methods:write_file(path, data, opts)
    if #attrs > 0 then summary = summary .. " (" .. table.concat(attrs, ", ") .. ")" end
    local detail
    if hidden and old ~= data then
-      detail = ("(%s, content not shown)"):format(require("myseal.text").count(#data, "byte"))
+      detail = ("(%s, content not shown)"):format(count(#data, "byte"))
    elseif old ~= data then
       detail = cnf.diff(old or "", data, old and path or "/dev/null", path)
    end

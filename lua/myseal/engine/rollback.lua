@@ -5,6 +5,7 @@
 local sys = require "sys"
 local errors = require "myseal.errors"
 local journal_mod = require "myseal.engine.journal"
+local count = require("myseal.text").count
 
 local M = {}
 
@@ -364,7 +365,7 @@ function M.rollback(engine, rb, opts)
          end
          if others > 0 then
             run.emit{ event = "log", level = "warn", message = ("%s of step %s stay as they are: the step "
-               .. "has no undo"):format(require("myseal.text").count(others, "statement or command",
+               .. "has no undo"):format(count(others, "statement or command",
                "statements or commands"), t.name) }
          end
       end
