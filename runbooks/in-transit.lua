@@ -22,26 +22,9 @@ local steps = runbook.outline {
 
 local tls = require "myseal.intransit"
 local options = require "myseal.options"
-local pki = require "pki"
 local text = require "myseal.text"
 
 local done = runbook.done
-
-local stale_variables = tls.stale_variables
-
--- Does the server present our certificate?
-local function serving_ours(ctx)
-   local served = ctx:fact("served_certificate")
-   if not served then return false, "the server offers no TLS" end
-   local certs = tls.load_certs(ctx, tls.paths(ctx).cert)
-   local cert = certs and certs[1]
-   if not cert then return false, "no server certificate yet" end
-   if served.subject and (served.subject ~= cert:subject() or served.not_after ~= cert:not_after()) then
-      return false, ("the server presents %s (until %s), not %s"):format(served.subject,
-         os.date("!%Y-%m-%d", served.not_after or 0), cert:subject())
-   end
-   return true
-end
 
 -- MySQL 8 with [tls] persist: the options go to mysqld-auto.cnf (SET PERSIST).
 local function persisting(ctx)
@@ -53,7 +36,7 @@ steps.preflight.check = function(ctx)
    if who then ctx:reject("%s", who) end
    local why = tls.site_pki_problem(ctx)
    if why then return false, why end
-   local lib = tls.tls_library(ctx)
+   local lib = ctx:fact("tls_library")
    local _, note = ctx.dialect:tls_versions(ctx.params.tls.versions, lib)
    if note then ctx:warn("%s", note) end
    local _, knote = ctx.dialect:key_type(lib, ctx.params.pki.key_type)
@@ -90,13 +73,8 @@ end
 steps.ca.apply = function(ctx)
    local paths = tls.paths(ctx)
    tls.mkdir(ctx, paths.dir)
-   local key = tls.new_key(ctx)
-   local host = tls.server_names(ctx)[1] or "server"
-   local ca = assert(pki.self_signed{ key = key, days = ctx.params.pki.ca_days,
-      subject = ("/O=%s/CN=%s TLS CA (%s)"):format(ctx.params.pki.organization, ctx.params.pki.organization, host) })
-   -- the CA's key stays root's: the server never reads it
-   ctx:write_file(paths.ca_key, key:pem(), { mode = tonumber("600", 8), secret = true })
-   ctx:write_file(paths.ca, ca:pem(), { mode = tonumber("644", 8) })
+   local ca, key = tls.new_ca(ctx)
+   tls.write_pair(ctx, paths.ca, paths.ca_key, ca:pem(), key:pem())   -- root's key: the server never reads it
    if not ctx.planning then
       ctx:log("the CA key %s signs every certificate clients trust: once the certificates are made, move it off "
          .. "the database host (docs/in-transit.md)", paths.ca_key)
@@ -154,11 +132,11 @@ steps["server-options"].apply = function(ctx)
 end
 
 steps["tls-load"].check = function(ctx)
-   local stale = stale_variables(ctx)[1]
+   local stale = tls.stale_variables(ctx)[1]
    if stale then
       return false, ("%s is %s, not %s"):format(stale.var, text.shown(ctx:fact("variable", stale.var)), stale.value)
    end
-   return serving_ours(ctx)
+   return tls.serving_ours(ctx)
 end
 steps["tls-load"].apply = function(ctx)
    local restart, stale = tls.needs_restart(ctx)
@@ -175,7 +153,7 @@ steps["tls-load"].apply = function(ctx)
    for _, o in ipairs(stale) do ctx:sql(("SET GLOBAL %s = ?"):format(o.var), o.value) end
    ctx:sql(ctx.dialect:tls_reload_sql())
 end
-steps["tls-load"].verify = serving_ours
+steps["tls-load"].verify = tls.serving_ours
 
 steps.verify.when = function(ctx) return ctx.mode ~= "plan", "after the changes" end
 steps.verify.check = tls.verify_offer

@@ -29,7 +29,6 @@ local tls = require "myseal.intransit"
 local pki = require "pki"
 
 local done = runbook.done
-local OCTAL_600, OCTAL_644 = tonumber("600", 8), tonumber("644", 8)
 
 -- The next CA's key, made by the add phase and used by the switch phase.
 local function next_key_path(ctx) return tls.paths(ctx).dir .. "/ca-next-key.pem" end
@@ -54,13 +53,8 @@ steps["ca-add"].check = function(ctx)
 end
 steps["ca-add"].apply = function(ctx)
    local cas = tls.ca(ctx) or {}
-   local key = tls.new_key(ctx)
-   local host = tls.server_names(ctx)[1] or "server"
-   local new = assert(pki.self_signed{ key = key, days = ctx.params.pki.ca_days,
-      subject = ("/O=%s/CN=%s TLS CA (%s, %s)"):format(ctx.params.pki.organization,
-         ctx.params.pki.organization, host, os.date("!%Y-%m-%d")) })
-   ctx:write_file(next_key_path(ctx), key:pem(), { mode = OCTAL_600, secret = true })
-   ctx:write_file(tls.paths(ctx).ca, bundle{ cas[1], new }, { mode = OCTAL_644 })
+   local new, key = tls.new_ca(ctx, os.date("!%Y-%m-%d"))
+   tls.write_pair(ctx, tls.paths(ctx).ca, next_key_path(ctx), bundle{ cas[1], new }, key:pem())
    ctx:record("tls_changed", true)
 end
 
@@ -78,8 +72,7 @@ steps["ca-switch"].apply = function(ctx)
    if not new then ctx:fail("no CA in %s goes with %s: run rotate.ca=add again", paths.ca, next_key_path(ctx)) end
    local order = { new }
    for _, c in ipairs(cas) do if c ~= new then order[#order + 1] = c end end
-   ctx:write_file(paths.ca_key, keytext, { mode = OCTAL_600, secret = true })
-   ctx:write_file(paths.ca, bundle(order), { mode = OCTAL_644 })
+   tls.write_pair(ctx, paths.ca, paths.ca_key, bundle(order), keytext)
    ctx:remove_file(next_key_path(ctx))
    ctx:record("tls_changed", true)
 end
@@ -129,17 +122,13 @@ steps["ca-drop"].check = function(ctx)
    return done(#(tls.ca(ctx) or {}) <= 1, "the bundle still has the old CA")
 end
 steps["ca-drop"].apply = function(ctx)
-   ctx:write_file(tls.paths(ctx).ca, tls.ca(ctx)[1]:pem(), { mode = OCTAL_644 })
+   ctx:write_file(tls.paths(ctx).ca, tls.ca(ctx)[1]:pem(), { mode = tonumber("644", 8) })
    ctx:record("tls_changed", true)
 end
 
 steps.reload.check = function(ctx)
    if ctx:recorded("tls_changed") then return false, "certificate files changed in this run" end
-   local served = ctx:fact("served_certificate")
-   local cert = (tls.load_certs(ctx, tls.paths(ctx).cert) or {})[1]
-   return done(served and cert and (not served.subject or
-      (served.subject == cert:subject() and served.not_after == cert:not_after())),
-      "the server presents another certificate than the file")
+   return done(tls.serving_ours(ctx), "the server presents another certificate than the file")
 end
 steps.reload.apply = function(ctx)
    local sql = ctx.dialect:tls_reload_sql()

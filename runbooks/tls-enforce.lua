@@ -66,11 +66,10 @@ steps.preflight.check = function(ctx)
    -- the accounts clients really log in as; REQUIRE on one that is in use over the socket locks it
    -- out there too (MySQL and MariaDB refuse a non-TLS connection for it, socket or not)
    local live = ctx:fact("sessions")
-   local tcp, socket = live.tcp, live.socket
    local wanted = {}
    for _, a in ipairs(accounts(ctx)) do wanted[a.user .. "@" .. a.host] = a end
    local seen = {}
-   for _, s in ipairs(tcp) do
+   for _, s in ipairs(live.tcp) do
       local acc = ctx:fact("account_for", s.user, s.host)
       local name = acc and (acc.user .. "@" .. acc.host)
       if name and not seen[name] then
@@ -83,7 +82,7 @@ steps.preflight.check = function(ctx)
          end
       end
    end
-   for _, s in ipairs(socket) do
+   for _, s in ipairs(live.socket) do
       local acc = ctx:fact("account_for", s.user, "localhost")
       local name = acc and (acc.user .. "@" .. acc.host)
       if name and wanted[name] then
@@ -110,12 +109,11 @@ steps["require-transport"].when = wants_transport
 steps["require-transport"].check = function(ctx)
    local doc = options.tree(ctx)
    local in_file = doc and doc:effective(ctx.dialect:server_groups(), "require_secure_transport")
-   return done(tls.same(ctx:fact("variable", "require_secure_transport") or "", "ON")
-      and tls.same(in_file or "", "ON"), "require_secure_transport is not ON")
+   return done(tls.transport_on(ctx) and tls.same(in_file or "", "ON"), "require_secure_transport is not ON")
 end
 steps["require-transport"].apply = function(ctx)
    -- the server first: a server that cannot take it leaves the option file as it was
-   if not tls.same(ctx:fact("variable", "require_secure_transport") or "", "ON") then
+   if not tls.transport_on(ctx) then
       for _, key in ipairs{ CHANGED, BEFORE } do
          local c = ctx:recorded(key) or {}
          c.transport = true
@@ -133,7 +131,7 @@ end
 
 steps.accounts.when = function(ctx) return #accounts(ctx) > 0 end
 steps.accounts.check = function(ctx)
-   local a, cur = tls.first_unrequired(ctx, function(x) return tls.wanted_requirement(ctx, x) end, accounts(ctx))
+   local a, cur = tls.first_unrequired(ctx, accounts(ctx))
    if a and not cur then ctx:reject("[accounts] %s: no such account on the server", a.account) end
    if a then return false, ("%s requires %s"):format(a.account, cur.ssl_type == "" and "nothing" or cur.ssl_type) end
    return true

@@ -9,8 +9,7 @@ local text = require "myseal.text"
 
 local M = {}
 
-local OCTAL_600, OCTAL_640, OCTAL_644, OCTAL_750 = tonumber("600", 8), tonumber("640", 8), tonumber("644", 8),
-   tonumber("750", 8)
+local OCTAL_600, OCTAL_644, OCTAL_750 = tonumber("600", 8), tonumber("644", 8), tonumber("750", 8)
 
 --- Every parameter of TLS in transit, by name; a runbook takes the ones it reads with
 -- `intransit.params{ ... }`.
@@ -112,12 +111,6 @@ function M.client_paths(ctx, account)
    return base .. "-cert.pem", base .. "-key.pem"
 end
 
---- The server's group (its user's primary group): the TLS directory is group-owned by it.
-function M.server_group(ctx)
-   local u = sys.user(ctx.params.server.user)
-   return u and u.group or nil
-end
-
 -- Certificates ---------------------------------------------------------------------------------
 
 --- The certificates in a PEM file that the run sees (planned writes included), or nil. A file
@@ -135,13 +128,6 @@ function M.ca(ctx)
    return M.load_certs(ctx, M.paths(ctx).ca)
 end
 
---- Days left of a certificate (nil, why for an unreadable date).
-local function days_left(cert)
-   local ok, d = pcall(cert.days_left, cert)
-   if ok then return d end
-   return nil, d
-end
-
 --- Why certificate `cert` is not fit (nil when it is): chain to one of `cas`, purpose,
 -- every name in its SAN, days left, the key it goes with.
 function M.unfit(ctx, cert, cas, purpose, names, key)
@@ -153,7 +139,8 @@ function M.unfit(ctx, cert, cas, purpose, names, key)
    for _, n in ipairs(names or {}) do
       if not have[n:lower()] then return ("its SAN lacks %s"):format(n) end
    end
-   local left = days_left(cert)
+   local readable, left = pcall(cert.days_left, cert)
+   if not readable then left = nil end   -- an unreadable date: renewed as if it had expired
    if not left or left <= ctx.params.pki.renew_days then
       return ("it expires in %s (renewed %d days ahead)"):format(text.count(left or 0, "day"), ctx.params.pki.renew_days)
    end
@@ -161,30 +148,26 @@ function M.unfit(ctx, cert, cas, purpose, names, key)
    return nil
 end
 
---- The TLS library of the server (openssl, or yaSSL on old MySQL 5.7 community builds).
-function M.tls_library(ctx)
-   return ctx:fact("tls_library")
-end
-
 --- A new key as `[pki] key_type` says, unless the server's TLS library cannot use it.
 function M.new_key(ctx)
-   local kind, note = ctx.dialect:key_type(M.tls_library(ctx), ctx.params.pki.key_type)
+   local kind, note = ctx.dialect:key_type(ctx:fact("tls_library"), ctx.params.pki.key_type)
    if note then ctx:warn("%s", note) end
    if kind == "rsa" then return assert(pki.genkey{ type = "rsa", bits = 3072 }) end
    return assert(pki.genkey{ type = "ec", curve = "P-256" })
 end
 
+-- The key in `path` as the run sees it (nil when missing); not a key is bad input, `what` names it.
+local function load_key(ctx, path, what)
+   local data = path and ctx:read_file(path)
+   if not data then return nil end
+   local key, err = pki.load_key(data)
+   if not key then ctx:reject("%s%s: %s", what, path, err) end
+   return key
+end
+
 -- The certificate and key in two files, as the run sees them (nil for what is missing).
 local function pair(ctx, cert_path, key_path)
-   local cert = (M.load_certs(ctx, cert_path) or {})[1]
-   local keytext = ctx:read_file(key_path)
-   local key
-   if keytext then
-      local err
-      key, err = pki.load_key(keytext)
-      if not key then ctx:reject("%s: %s", key_path, err) end
-   end
-   return cert, key
+   return (M.load_certs(ctx, cert_path) or {})[1], load_key(ctx, key_path, "")
 end
 
 --- What is wrong with the site's own CA and server certificate (pki.ca_cert, pki.server_cert),
@@ -246,27 +229,32 @@ function M.server_cert_unfit(ctx, cas)
    return why
 end
 
---- The TLS directory: 0750, group-owned by the server's group, which must enter it.
+--- The TLS directory: 0750, group-owned by the server's group (its user's primary group), which must
+-- enter it.
 function M.mkdir(ctx, dir)
-   ctx:mkdir(dir, { mode = OCTAL_750, group = M.server_group(ctx) })
+   local u = sys.user(ctx.params.server.user)
+   ctx:mkdir(dir, { mode = OCTAL_750, group = u and u.group or nil })
 end
 
---- Writes a key and a certificate through the context: the key 0600 and the given owner (the
--- server's key: the server's user; others: root), the certificate 0644.
-function M.write_pair(ctx, cert_path, key_path, cert, key, owner)
-   ctx:write_file(key_path, key:pem(), { mode = OCTAL_600, owner = owner, secret = true })
-   ctx:write_file(cert_path, cert:pem(), { mode = OCTAL_644 })
+--- Writes a key and a certificate (or a CA bundle), PEM text, through the context: the key 0600 and
+-- the given owner (the server's key: the server's user; others: root), the certificate 0644.
+function M.write_pair(ctx, cert_path, key_path, cert_pem, key_pem, owner)
+   ctx:write_file(key_path, key_pem, { mode = OCTAL_600, owner = owner, secret = true })
+   ctx:write_file(cert_path, cert_pem, { mode = OCTAL_644 })
+end
+
+--- A new self-signed CA and its key, named after [pki] organization and the host (and `made`: the
+-- date of a CA that joins a bundle).
+function M.new_ca(ctx, made)
+   local p, key = ctx.params.pki, M.new_key(ctx)
+   local host = (M.server_names(ctx)[1] or "server") .. (made and (", " .. made) or "")
+   return assert(pki.self_signed{ key = key, days = p.ca_days,
+      subject = ("/O=%s/CN=%s TLS CA (%s)"):format(p.organization, p.organization, host) }), key
 end
 
 --- The CA's key (the site's, or ours).
 function M.ca_key(ctx)
-   local path = M.paths(ctx).ca_key
-   if not path then return nil end
-   local data = ctx:read_file(path)
-   if not data then return nil end
-   local key, err = pki.load_key(data)
-   if not key then ctx:reject("the CA key %s: %s", path, err) end
-   return key
+   return load_key(ctx, M.paths(ctx).ca_key, "the CA key ")
 end
 
 --- Signs a leaf for `usage` ("server" or "client") with the CA.
@@ -287,7 +275,7 @@ function M.issue_server_cert(ctx)
    local cert = M.sign(ctx, M.ca(ctx)[1], ca_key, key, ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]),
       "server", names)
    M.mkdir(ctx, paths.dir)
-   M.write_pair(ctx, paths.cert, paths.key, cert, key, ctx.params.server.user)
+   M.write_pair(ctx, paths.cert, paths.key, cert:pem(), key:pem(), ctx.params.server.user)
 end
 
 --- Why the client certificate of an X509 or SUBJECT account is not fit against `cas`
@@ -316,7 +304,7 @@ function M.issue_client_certs(ctx, cas)
          if M.unfit(ctx, cert, cas, "client", nil, key) then
             key = M.new_key(ctx)
             cert = M.sign(ctx, signing, ca_key, key, M.client_subject(ctx, a.user), "client")
-            M.write_pair(ctx, cert_path, key_path, cert, key)
+            M.write_pair(ctx, cert_path, key_path, cert:pem(), key:pem())
          end
       end
    end
@@ -372,15 +360,19 @@ function M.same(a, b)
    return tostring(a):upper() == tostring(b):upper()
 end
 
---- Is each account of [accounts] (or of the list `accounts`) required as wanted? `wanted(a)` gives
--- ssl_type, subject, issuer.
+--- Is require_secure_transport ON in the running server?
+function M.transport_on(ctx)
+   return M.same(ctx:fact("variable", "require_secure_transport") or "", "ON")
+end
+
+--- Is each account of [accounts] (or of the list `accounts`) required as wanted_requirement says?
 -- @return nil when all are, else the first account that is not and what it requires now
-function M.first_unrequired(ctx, wanted, accounts)
+function M.first_unrequired(ctx, accounts)
    local now = ctx:fact("account_tls")
    for _, a in ipairs(accounts or M.accounts(ctx)) do
       local cur = now[a.account]
       if not cur then return a, nil end
-      local want, subject, issuer = wanted(a)
+      local want, subject, issuer = M.wanted_requirement(ctx, a)
       if cur.ssl_type ~= want or (subject and (cur.subject ~= subject or cur.issuer ~= issuer)) then
          return a, cur
       end
@@ -401,7 +393,7 @@ function M.server_options(ctx)
    }
    local versions = ctx.params.tls.versions
    if versions and d:has_tls_version() then
-      local ok = d:tls_versions(versions, M.tls_library(ctx))
+      local ok = d:tls_versions(versions, ctx:fact("tls_library"))
       out[#out + 1] = { name = "tls_version", value = ok, var = "tls_version", dynamic = dynamic }
    end
    for _, o in ipairs(d:cipher_options(ctx.params.tls.cipher, ctx.params.tls.ciphersuites)) do out[#out + 1] = o end
@@ -417,6 +409,19 @@ function M.stale_variables(ctx)
       if not M.same(now or "", o.value) then out[#out + 1] = o end
    end
    return out
+end
+
+--- Does the server present the certificate of paths().cert? A check: true, or false and why.
+function M.serving_ours(ctx)
+   local served = ctx:fact("served_certificate")
+   if not served then return false, "the server offers no TLS" end
+   local cert = (M.load_certs(ctx, M.paths(ctx).cert) or {})[1]
+   if not cert then return false, "no server certificate yet" end
+   if served.subject and (served.subject ~= cert:subject() or served.not_after ~= cert:not_after()) then
+      return false, ("the server presents %s (until %s), not %s"):format(served.subject,
+         os.date("!%Y-%m-%d", served.not_after or 0), cert:subject())
+   end
+   return true
 end
 
 --- Does the server need a restart to take the TLS options (it cannot reload them: no reload
@@ -523,13 +528,13 @@ function M.verify_enforced(ctx, accounts)
       local host = ctx.target.host or "127.0.0.1"
       M.with_login(ctx, function(user, password)
          if not user then
-            if not M.same(ctx:fact("variable", "require_secure_transport") or "", "ON") then
+            if not M.transport_on(ctx) then
                failures[#failures + 1] = "require_secure_transport is not ON"
             end
             return
          end
-         local opts = { host = host, port = tcp_port(ctx), user = user, password = password }
-         opts.tls = { mode = "required" }
+         local opts = { host = host, port = tcp_port(ctx), user = user, password = password,
+                        tls = { mode = "required" } }
          local tlsconn = ctx:connect(opts)
          if not tlsconn then
             failures[#failures + 1] = ("%s could not log in over TLS to check with"):format(user)

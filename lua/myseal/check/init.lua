@@ -78,8 +78,10 @@ local function step_findings(engine, c, rb, area, out)
          c.run.step = step.name
          local ok, wanted = true, true
          if step.when then ok, wanted = engine.call(step.when, c.ctx) end
-         if ok and wanted then
-            local cok, done, why = engine.call(step.check, c.ctx)
+         -- a `when` that raises fails the step as a `check` that raises does
+         local cok, done, why = ok, wanted
+         if ok and wanted then cok, done, why = engine.call(step.check, c.ctx) end
+         if not ok or wanted then
             local f = { area = area, id = rb.name .. ":" .. step.name, runbook = rb.name, step = step.name }
             if not cok then
                f.severity, f.title = "fail", ("%s: %s"):format(step.name, done.message)
@@ -91,13 +93,9 @@ local function step_findings(engine, c, rb, area, out)
             end
             if f.severity ~= "ok" then
                f.fix = { runbook = rb.name, step = step.name }
-               if c.warnings[step.name] then f.detail = table.concat(c.warnings[step.name], "; ") end
+               if ok and c.warnings[step.name] then f.detail = table.concat(c.warnings[step.name], "; ") end
             end
             finding(out, f)
-         elseif not ok then
-            finding(out, { area = area, id = rb.name .. ":" .. step.name, runbook = rb.name, step = step.name,
-               severity = "fail", title = ("%s: %s"):format(step.name, wanted.message),
-               fix = { runbook = rb.name, step = step.name } })
          end
       end
    end
@@ -163,23 +161,6 @@ local function table_findings(ctx, out)
    end
 end
 
--- The ids of the proof that believes the disk (docs/check.md): the scan's summary, one finding
--- per file holding values of the application's rows, the last restore rehearsal.
-M.DISK_SCAN, M.PLAINTEXT, M.REHEARSAL = evidence.DISK_SCAN, evidence.PLAINTEXT, evidence.REHEARSAL
-
--- Seconds since 1970 of a journal time ("YYYY-mm-ddTHH:MM:SSZ", UTC).
-local function epoch(at)
-   local y, m, d, hh, mm, ss = at:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)Z$")
-   if not y then return nil end
-   y, m, d = tonumber(y), tonumber(m), tonumber(d)
-   if m <= 2 then y = y - 1 end
-   local era = y // 400
-   local yoe = y - era * 400
-   local doy = (153 * (m > 2 and m - 3 or m + 9) + 2) // 5 + d - 1
-   local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-   return days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
-end
-
 -- What the verify step's disk scan found (at_rest.disk_scan=yes, `myseal check --deep`), as
 -- check/evidence.lua makes the findings of it.
 local function plaintext_findings(c, out)
@@ -196,7 +177,7 @@ local function rehearsal_findings(c, out)
    local ctx = c.ctx
    local last, current = proof.last_rehearsal(ctx, ctx.dialect:key_files(atrest.settings(ctx)))
    local change = ctx:history("key_backup")[1]
-   local f = { area = "at rest", id = M.REHEARSAL, rehearsed = last and epoch(last.at),
+   local f = { area = "at rest", id = evidence.REHEARSAL, rehearsed = last and metrics.epoch(last.at),
                rehearsed_at = last and last.at, key_changed_at = change and change.at }
    if current then
       f.severity = "ok"
@@ -211,8 +192,6 @@ local function rehearsal_findings(c, out)
    end
    finding(out, f)
 end
-
-local function on(v) return v ~= nil and intransit.same(v, "ON") end
 
 -- The certificate the server is configured with, its chain and names; versions; accounts; sessions.
 local function tls_findings(ctx, limits, out)
@@ -244,7 +223,7 @@ local function tls_findings(ctx, limits, out)
          title = "TLS versions allowed: " .. versions,
          fix = old and { runbook = "in-transit", step = "server-options" } or nil })
    end
-   local rst = on(ctx:fact("variable", "require_secure_transport"))
+   local rst = intransit.transport_on(ctx)
    local levels, plain = {}, {}
    for _, a in ipairs(ctx:fact("accounts")) do
       local level = a.ssl_type == "" and "NONE" or a.ssl_type

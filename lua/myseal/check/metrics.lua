@@ -32,15 +32,16 @@ local function labels(pairs_)
    return "{" .. table.concat(parts, ",") .. "}"
 end
 
--- Seconds since 1970 of a "YYYY-mm-ddTHH:MM:SSZ" time (UTC, whatever the local zone).
-local function epoch(iso)
+--- Seconds since 1970 of a "YYYY-mm-ddTHH:MM:SSZ" time (UTC, whatever the local zone; a journal's
+-- too), or nil for another text.
+function M.epoch(iso)
    local y, mo, d, h, mi, s = iso:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)Z$")
+   if not y then return nil end
    y, mo = tonumber(y), tonumber(mo)
    if mo <= 2 then y, mo = y - 1, mo + 12 end
    local days = 365 * y + y // 4 - y // 100 + y // 400 + (153 * (mo - 3) + 2) // 5 + tonumber(d) - 719469
    return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
 end
-M.epoch = epoch
 
 --- The report as metrics.
 -- @param report a report of check.run
@@ -64,7 +65,7 @@ function M.prometheus(report)
    family("myseal_check_info", "What myseal check inspected: the server and the report's schema (always 1).",
       { { { { "server", report.server }, { "schema", report.schema } }, 1 } })
    family("myseal_check_timestamp_seconds", "When myseal check ran, in seconds since 1970.",
-      { { {}, epoch(report.generated) } })
+      { { {}, M.epoch(report.generated) } })
    local counts = {}
    for _, sev in ipairs(SEVERITIES) do counts[#counts + 1] = { { { "severity", sev } }, report.summary[sev] } end
    family("myseal_check_findings", "Findings of myseal check by severity.", counts)
