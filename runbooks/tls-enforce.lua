@@ -34,12 +34,8 @@ local function accounts(ctx)
    return replication.with_replica_accounts(ctx, tls.accounts(ctx))
 end
 
-local function wants_transport(ctx)
-   return ctx.params.tls.require_secure_transport and ctx.dialect:has_require_secure_transport()
-end
-
 steps.preflight.when = function(ctx)
-   if not (wants_transport(ctx) or #accounts(ctx) > 0) then return false end
+   if not (tls.wants_transport(ctx) or #accounts(ctx) > 0) then return false end
    -- in the story's plan the server does not offer TLS yet: the run judges it after the parts before
    if ctx:changes_planned() > 0 then return false, "after the changes above" end
    return true
@@ -97,7 +93,7 @@ steps.preflight.check = function(ctx)
          problems[#problems + 1] = ("myseal itself logs in as %s over the socket"):format(acc.user .. "@" .. acc.host)
       end
    end
-   if wants_transport(ctx) then ctx:log("verification will log in over TCP %s", tls.login_text(ctx)) end
+   if tls.wants_transport(ctx) then ctx:log("verification will log in over TCP %s", tls.login_text(ctx)) end
    if #problems == 0 then return true end
    for _, p in ipairs(problems) do ctx:warn("would be cut off: %s", p) end
    if ctx.params.tls.accept_lockout then return true end
@@ -105,7 +101,7 @@ steps.preflight.check = function(ctx)
       :format(text.count(#problems, "connection"), table.concat(problems, "; "))
 end
 
-steps["require-transport"].when = wants_transport
+steps["require-transport"].when = tls.wants_transport
 steps["require-transport"].check = function(ctx)
    local doc = options.tree(ctx)
    local in_file = doc and doc:effective(ctx.dialect:server_groups(), "require_secure_transport")
@@ -240,7 +236,7 @@ steps.watch.apply = function(ctx)
 end
 
 steps.verify.when = function(ctx)
-   if not (wants_transport(ctx) or #accounts(ctx) > 0) then return false end
+   if not (tls.wants_transport(ctx) or #accounts(ctx) > 0) then return false end
    return ctx.mode ~= "plan", "after the changes"
 end
 steps.verify.check = function(ctx)

@@ -511,7 +511,7 @@ end
 --- Accounts a killed verification left behind (myseal_verify_*): dropped.
 function M.drop_leftover_logins(ctx)
    for _, a in ipairs(ctx:fact("accounts")) do
-      if a.user:sub(1, #VERIFY_USER) == VERIFY_USER and a.user:match("^" .. VERIFY_USER .. "%x+$") then
+      if a.user:match("^" .. VERIFY_USER .. "%x+$") then
          ctx._transient = true
          ctx:sql("DROP USER IF EXISTS ?@?", a.user, a.host)
          ctx._transient = false
@@ -519,12 +519,17 @@ function M.drop_leftover_logins(ctx)
    end
 end
 
+--- Is require_secure_transport wanted ([tls] require_secure_transport) and has the server one?
+function M.wants_transport(ctx)
+   return ctx.params.tls.require_secure_transport and ctx.dialect:has_require_secure_transport()
+end
+
 --- Enforcement as a client sees it: plain TCP refused to an account that could otherwise log in
 -- (when require_secure_transport is wanted), and every account's REQUIRE as wanted (of [accounts],
 -- or of the list `accounts`).
 function M.verify_enforced(ctx, accounts)
    local failures = {}
-   if ctx.params.tls.require_secure_transport and ctx.dialect:has_require_secure_transport() then
+   if M.wants_transport(ctx) then
       local host = ctx.target.host or "127.0.0.1"
       M.with_login(ctx, function(user, password)
          if not user then

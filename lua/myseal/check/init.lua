@@ -27,7 +27,6 @@ local evidence = require "myseal.check.evidence"
 local M = {}
 
 M.SCHEMA = "myseal.check/2"
-M.SEVERITIES = { "ok", "info", "warn", "fail" }
 local RANK = { ok = 0, info = 1, warn = 2, fail = 3 }
 
 -- The runbooks whose steps are the posture, with the area their findings go to.
@@ -105,16 +104,10 @@ end
 -- Facts ------------------------------------------------------------------------------------------
 
 -- `limits`: check.warn_days and check.fail_days, as { warn =, fail = }.
-local function days_severity(limits, days)
-   if days <= limits.fail then return "fail" end
-   if days <= limits.warn then return "warn" end
-   return "ok"
-end
-
 local function certificate_findings(limits, out, id, label, certs, fix)
    for i, c in ipairs(certs) do
       local days = c:days_left()
-      local sev = days_severity(limits, days)
+      local sev = days <= limits.fail and "fail" or days <= limits.warn and "warn" or "ok"
       finding(out, { area = "in transit", id = ("%s:%d"):format(id, i), severity = sev,
          title = ("%s %s expires in %s"):format(label, c:subject(), text.count(days, "day")),
          detail = ("until %s, sha256 %s"):format(os.date("!%Y-%m-%d", c:not_after()), c:fingerprint()),

@@ -49,7 +49,9 @@ end
 function M.prometheus(report)
    local out = {}
    local target = report.target
+   -- `samples`: list of { labels, value }, or one value without labels (nil: the family is left out)
    local function family(name, help, samples)
+      if type(samples) ~= "table" then samples = { samples ~= nil and { {}, samples } or nil } end
       if #samples == 0 then return end
       out[#out + 1] = ("# HELP %s %s"):format(name, help)
       out[#out + 1] = ("# TYPE %s gauge"):format(name)
@@ -64,8 +66,7 @@ function M.prometheus(report)
 
    family("myseal_check_info", "What myseal check inspected: the server and the report's schema (always 1).",
       { { { { "server", report.server }, { "schema", report.schema } }, 1 } })
-   family("myseal_check_timestamp_seconds", "When myseal check ran, in seconds since 1970.",
-      { { {}, M.epoch(report.generated) } })
+   family("myseal_check_timestamp_seconds", "When myseal check ran, in seconds since 1970.", M.epoch(report.generated))
    local counts = {}
    for _, sev in ipairs(SEVERITIES) do counts[#counts + 1] = { { { "severity", sev } }, report.summary[sev] } end
    family("myseal_check_findings", "Findings of myseal check by severity.", counts)
@@ -110,22 +111,13 @@ function M.prometheus(report)
    family("myseal_tables", "Tables per schema: encrypted, unencrypted (and encryptable), in engines that "
       .. "cannot be encrypted.", tables)
    family("myseal_accounts", "Accounts by their REQUIRE level (none, any = SSL, x509, specified).", accounts)
-   if tls ~= nil then
-      family("myseal_tls_enforced", "1 when the server refuses TCP connections without TLS "
-         .. "(require_secure_transport=ON), else 0.", { { {}, tls } })
-   end
-   if scanned then
-      family("myseal_disk_scan_files", "Files the disk scan read (every file the server writes).", { { {}, scanned } })
-   end
-   if plaintext then
-      family("myseal_plaintext_files", "Files the disk scan found holding rows of the application in plaintext.",
-         { { {}, plaintext } })
-   end
-   if rehearsed then
-      family("myseal_restore_rehearsal_last_success_timestamp_seconds", "When a restore rehearsal (a copy of the "
-         .. "data started with nothing but the backed-up keys) last passed, in seconds since 1970.",
-         { { {}, rehearsed } })
-   end
+   family("myseal_tls_enforced", "1 when the server refuses TCP connections without TLS "
+      .. "(require_secure_transport=ON), else 0.", tls)
+   family("myseal_disk_scan_files", "Files the disk scan read (every file the server writes).", scanned)
+   family("myseal_plaintext_files", "Files the disk scan found holding rows of the application in plaintext.",
+      plaintext)
+   family("myseal_restore_rehearsal_last_success_timestamp_seconds", "When a restore rehearsal (a copy of the "
+      .. "data started with nothing but the backed-up keys) last passed, in seconds since 1970.", rehearsed)
    return table.concat(out, "\n") .. "\n"
 end
 

@@ -3,7 +3,6 @@
 -- @module myseal.check.render
 local M = {}
 
-
 local MARK = { ok = "ok  ", info = "info", warn = "WARN", fail = "FAIL" }
 
 --- The command that fixes a finding: "myseal run RUNBOOK [--set S] (step STEP)", or nil.
