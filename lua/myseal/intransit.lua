@@ -257,12 +257,14 @@ function M.ca_key(ctx)
    return load_key(ctx, M.paths(ctx).ca_key, "the CA key ")
 end
 
---- Signs a leaf for `usage` ("server" or "client") with the CA.
-function M.sign(ctx, ca, ca_key, key, subject, usage, san)
+--- A new key and a leaf for it, for `usage` ("server" or "client"), signed with the CA: their PEM
+-- text (certificate, key).
+function M.leaf(ctx, ca, ca_key, subject, usage, san)
+   local key = M.new_key(ctx)
    local cert, err = ca:sign{ ca_key = ca_key, public_key = key, subject = subject, usage = usage, san = san,
                               days = ctx.params.pki.leaf_days }
    if not cert then ctx:fail("cannot sign %s: %s", subject, err) end
-   return cert
+   return cert:pem(), key:pem()
 end
 
 --- A new server key and certificate from the signing CA (the first of the bundle).
@@ -271,11 +273,10 @@ function M.issue_server_cert(ctx)
    local ca_key = M.ca_key(ctx)
    if not ca_key then ctx:fail("cannot sign: give pki.ca_key with pki.ca_cert, or pki.server_cert and pki.server_key") end
    local names = M.server_names(ctx)
-   local key = M.new_key(ctx)
-   local cert = M.sign(ctx, M.ca(ctx)[1], ca_key, key, ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]),
+   local cert, key = M.leaf(ctx, M.ca(ctx)[1], ca_key, ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]),
       "server", names)
    M.mkdir(ctx, paths.dir)
-   M.write_pair(ctx, paths.cert, paths.key, cert:pem(), key:pem(), ctx.params.server.user)
+   M.write_pair(ctx, paths.cert, paths.key, cert, key, ctx.params.server.user)
 end
 
 --- Why the client certificate of an X509 or SUBJECT account is not fit against `cas`
@@ -302,9 +303,8 @@ function M.issue_client_certs(ctx, cas)
          local cert_path, key_path = M.client_paths(ctx, a.account)
          local cert, key = pair(ctx, cert_path, key_path)
          if M.unfit(ctx, cert, cas, "client", nil, key) then
-            key = M.new_key(ctx)
-            cert = M.sign(ctx, signing, ca_key, key, M.client_subject(ctx, a.user), "client")
-            M.write_pair(ctx, cert_path, key_path, cert:pem(), key:pem())
+            local cert_pem, key_pem = M.leaf(ctx, signing, ca_key, M.client_subject(ctx, a.user), "client")
+            M.write_pair(ctx, cert_path, key_path, cert_pem, key_pem)
          end
       end
    end

@@ -237,18 +237,15 @@ local function tls_findings(ctx, limits, out)
          detail = table.concat(plain, ", "), accounts = plain,
          fix = not rst and { runbook = "tls-enforce", step = "require-transport" } or nil })
    end
-   local sessions = ctx:fact("plain_sessions")
-   if #sessions > 0 then
-      local who = {}
-      for _, s in ipairs(sessions) do
-         who[#who + 1] = ("%s@%s%s"):format(s.user, s.host, s.tls == nil and " (TLS unknown)" or "")
-      end
-      finding(out, { area = "in transit", id = "plain-sessions", severity = "warn",
-         title = ("%s without TLS (or not known to use it)"):format(text.count(#sessions, "TCP session")),
-         detail = table.concat(who, ", "), fix = { runbook = "tls-enforce", step = "preflight" } })
-   else
-      finding(out, { area = "in transit", id = "plain-sessions", severity = "ok", title = "no TCP session without TLS" })
+   local who = {}
+   for _, s in ipairs(ctx:fact("plain_sessions")) do
+      who[#who + 1] = ("%s@%s%s"):format(s.user, s.host, s.tls == nil and " (TLS unknown)" or "")
    end
+   finding(out, { area = "in transit", id = "plain-sessions", severity = #who > 0 and "warn" or "ok",
+      title = #who > 0 and ("%s without TLS (or not known to use it)"):format(text.count(#who, "TCP session"))
+         or "no TCP session without TLS",
+      detail = #who > 0 and table.concat(who, ", ") or nil,
+      fix = #who > 0 and { runbook = "tls-enforce", step = "preflight" } or nil })
    local clients = intransit.paths(ctx).clients
    local list = {}
    for _, n in ipairs(sys.dir(clients) or {}) do
