@@ -98,7 +98,6 @@ steps["client-certs"].apply = function(ctx)
    -- has reached its client ([tls] delivered); until then its REQUIRE names no issuer, so the old
    -- certificate and the new one both get in
    if ctx.params.rotate.ca == "switch" then
-      local d = ctx.dialect
       for _, a in ipairs(tls.accounts(ctx)) do
          if a.level == "subject" then
             local cert = tls.load_certs(ctx, (tls.client_paths(ctx, a.account)))[1]
@@ -107,8 +106,7 @@ steps["client-certs"].apply = function(ctx)
                ctx:warn("%s: REQUIRE SUBJECT without ISSUER until its new certificate reaches it; then run again "
                   .. "with tls.delivered=%s", a.account, a.account)
             end
-            local sql, values = d:require_sql(a.user, a.host, "subject", cert:subject(), issuer)
-            ctx:sql(sql, table.unpack(values))
+            tls.require(ctx, a.user, a.host, "subject", cert:subject(), issuer)
          end
       end
    end

@@ -133,7 +133,6 @@ steps.accounts.check = function(ctx)
    return true
 end
 steps.accounts.apply = function(ctx)
-   local d = ctx.dialect
    local now = ctx:fact("account_tls")
    local c, before = ctx:recorded(CHANGED) or {}, ctx:recorded(BEFORE) or {}
    c.accounts, before.accounts = c.accounts or {}, before.accounts or {}
@@ -151,8 +150,7 @@ steps.accounts.apply = function(ctx)
          before.accounts[#before.accounts + 1] = was
          ctx:record(CHANGED, c)
          ctx:record(BEFORE, before)
-         local sql, values = d:require_sql(a.user, a.host, level, subject, issuer)
-         ctx:sql(sql, table.unpack(values))
+         tls.require(ctx, a.user, a.host, level, subject, issuer)
       end
    end
 end
@@ -162,11 +160,9 @@ local LEVEL = { [""] = "none", ANY = "ssl", X509 = "x509", SPECIFIED = "subject"
 
 -- Each account's REQUIRE as it was before this run.
 local function put_back_accounts(ctx, list)
-   local d = ctx.dialect
    for _, a in ipairs(list or {}) do
-      local sql, values = d:require_sql(a.user, a.host, LEVEL[a.ssl_type] or "none",
-         a.subject ~= "" and a.subject or nil, a.issuer ~= "" and a.issuer or nil)
-      ctx:sql(sql, table.unpack(values))
+      tls.require(ctx, a.user, a.host, LEVEL[a.ssl_type] or "none", a.subject ~= "" and a.subject or nil,
+         a.issuer ~= "" and a.issuer or nil)
    end
 end
 

@@ -365,6 +365,12 @@ function M.transport_on(ctx)
    return M.same(ctx:fact("variable", "require_secure_transport") or "", "ON")
 end
 
+--- Sets an account's REQUIRE (level "none", "ssl", "x509" or "subject") with the dialect's ALTER USER.
+function M.require(ctx, user, host, level, subject, issuer)
+   local sql, values = ctx.dialect:require_sql(user, host, level, subject, issuer)
+   ctx:sql(sql, table.unpack(values))
+end
+
 --- Is each account of [accounts] (or of the list `accounts`) required as wanted_requirement says?
 -- @return nil when all are, else the first account that is not and what it requires now
 function M.first_unrequired(ctx, accounts)
