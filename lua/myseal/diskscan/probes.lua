@@ -14,6 +14,7 @@
 -- @module myseal.diskscan.probes
 local sys = require "sys"
 local mysql = require "mysql"
+local value = require("myseal.sqltext").value
 
 local M = {}
 
@@ -67,11 +68,6 @@ function M.distinctive(v, min_length)
       if b >= 128 then high = true end
    end
    return distinct >= 5 and (letters >= 3 or high)
-end
-
-local function value(v)
-   if v == nil or v == mysql.null then return nil end
-   return v
 end
 
 -- The base tables in scope with their string columns: { schema, name, columns = {...} }.
