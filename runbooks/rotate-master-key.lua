@@ -102,8 +102,7 @@ steps["new-key"].apply = function(ctx)
    plain = plain .. keyring.key_line(id)
    -- the id first: a run killed right after the write resumes with this key, not one more
    ctx:record("rotate_key_id", id)
-   ctx:write_file(s.key_file, atrest.key_data(ctx, s, plain), { mode = tonumber("600", 8), owner = s.user,
-                                                               secret = true, key_material = true })
+   ctx:write_file(s.key_file, atrest.key_data(ctx, s, plain), atrest.key_file_opts(s))
 end
 
 steps.rotate.when = function(ctx) return not by_key_id(ctx) end
@@ -166,9 +165,7 @@ steps["re-encrypt"].apply = function(ctx)
    alter.run(ctx, list, { label = "tables" })
 end
 
-steps.rehearsal.when = proof.rehearsal.when
-steps.rehearsal.check = proof.rehearsal.check
-steps.rehearsal.apply = proof.rehearsal.apply
+for k, f in pairs(proof.rehearsal) do steps.rehearsal[k] = f end
 
 local params = atrest.params(atrest.SETTINGS, { "keyring.backup_dir", "keyring.accept_no_backup" })
 params["rotate.key_id"] = { type = "integer",
