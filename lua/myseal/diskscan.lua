@@ -147,18 +147,15 @@ function M.files(conn, st)
    local v = st.vars
    local out, seen, raw_names = {}, {}, {}
    local function add(path, kind, extra)
+      extra = extra or {}
       -- a /proc link to a deleted file has no real path: it is its own name
-      local real = (extra and extra.shown) and path or sys.realpath(path)
+      local real = extra.shown and path or sys.realpath(path)
       if not real or seen[real] then return end
       local s = sys.stat(real)
       if not s or s.type ~= "file" then return end
       seen[real] = true
-      out[#out + 1] = { path = real, kind = kind, table = extra and extra.table, shown = extra and extra.shown,
-                        raw = extra and extra.raw }
-      if extra and extra.raw then
-         raw_names[extra.raw[1]] = true
-         raw_names[extra.raw[2]] = true
-      end
+      out[#out + 1] = { path = real, kind = kind, table = extra.table, shown = extra.shown, raw = extra.raw }
+      if extra.raw then raw_names[extra.raw[1]], raw_names[extra.raw[2]] = true, true end
    end
    -- the files named by variables first: their kind wins over a guess from the name
    local function logs(basename, kind)
