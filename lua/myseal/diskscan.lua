@@ -16,6 +16,7 @@
 -- @module myseal.diskscan
 local sys = require "sys"
 local mysql = require "mysql"
+local value = require("myseal.sqltext").value
 local probes = require "myseal.diskscan.probes"
 local kinds = require "myseal.diskscan.kinds"
 
@@ -65,9 +66,17 @@ local function table_name(schema, t)
    return mysql.ident(schema) .. "." .. mysql.ident(t)
 end
 
-local function value(v)
-   if v == nil or v == mysql.null or v == "" then return nil end
-   return v
+--- Global variables of the server by lower-case name; an empty one is left out like NULL.
+-- @param conn a `mysql` connection
+-- @param names list of variable names
+-- @return { [name] = value } or nil, message
+function M.variables(conn, names)
+   local rows, err = conn:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" .. ("?"):rep(#names, ", ") .. ")",
+      table.unpack(names))
+   if not rows then return nil, "cannot read the server's variables: " .. err end
+   local vars = {}
+   for _, r in ipairs(rows) do vars[r[1]:lower()] = r[2] ~= "" and value(r[2]) or nil end
+   return vars
 end
 
 --- What the scan needs to know of the server: its variables and, on MariaDB, the
@@ -78,12 +87,9 @@ end
 function M.state(conn)
    local server, err = conn:server()
    if not server then return nil, err end
-   local rows
-   rows, err = conn:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" .. ("?"):rep(#VARIABLES, ", ") .. ")",
-      table.unpack(VARIABLES))
-   if not rows then return nil, "cannot read the server's variables: " .. err end
-   local vars = {}
-   for _, r in ipairs(rows) do vars[r[1]:lower()] = value(r[2]) end
+   local vars, rows
+   vars, err = M.variables(conn, VARIABLES)
+   if not vars then return nil, err end
    if not vars.datadir then return nil, "the server does not report its datadir" end
    local st = { flavor = server.flavor, vars = vars }
    st.datadir = sys.realpath(vars.datadir) or vars.datadir:gsub("/+$", "")

@@ -19,17 +19,13 @@ local sys = require "sys"
 local cnf = require "cnf"
 local mysql = require "mysql"
 local keyring = require "myseal.keyring"
+local value = require("myseal.sqltext").value
 
 local M = {}
 
 local INVALID_KEY_VERSION = "4294967295"   -- INNODB_TABLESPACES_ENCRYPTION: the key is not there
 local DECODE = "CONVERT(CONVERT(CAST(%s AS BINARY) USING filename) USING utf8mb4)"
 local TIMEOUT = 3600
-
-local function value(v)
-   if v == nil or v == mysql.null or v == "" then return nil end
-   return v
-end
 
 local function basename(p) return p:match("([^/\\]+)$") end
 
@@ -82,13 +78,10 @@ end
 local function live_state(conn)
    local server, err = conn:server()
    if not server then return nil, err end
-   local names = { "datadir", "file_key_management_filename", "file_key_management_filekey",
-      "file_key_management_encryption_algorithm", "innodb_encrypt_log" }
-   local rows
-   rows, err = conn:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN (?, ?, ?, ?, ?)", table.unpack(names))
-   if not rows then return nil, "cannot read the server's variables: " .. err end
-   local vars = {}
-   for _, r in ipairs(rows) do vars[r[1]:lower()] = value(r[2]) end
+   local vars, rows
+   vars, err = require("myseal.diskscan").variables(conn, { "datadir", "file_key_management_filename",
+      "file_key_management_filekey", "file_key_management_encryption_algorithm", "innodb_encrypt_log" })
+   if not vars then return nil, err end
    local st = { flavor = server.flavor, version = server.version, vars = vars, tables = {}, key_ids = { 1 } }
    if server.flavor ~= "mariadb" then return st end
    rows, err = conn:query(([[
