@@ -472,9 +472,7 @@ function M.key_data(ctx, s, text)
    return require("myseal.keyring").encrypt(text, password)
 end
 
---- How key material is written: 0600, owned by the server's user, a secret.
--- @param s the settings
--- @return options for ctx:write_file
+--- The ctx:write_file options of key material: 0600, the server's user's, a secret.
 function M.key_file_opts(s)
    return { mode = tonumber("600", 8), owner = s.user, secret = true, key_material = true }
 end

@@ -66,10 +66,7 @@ local function table_name(schema, t)
    return mysql.ident(schema) .. "." .. mysql.ident(t)
 end
 
---- Global variables of the server by lower-case name; an empty one is left out like NULL.
--- @param conn a `mysql` connection
--- @param names list of variable names
--- @return { [name] = value } or nil, message
+--- The server's global variables `names` by lower-case name (an empty one left out like NULL), or nil, message.
 function M.variables(conn, names)
    local rows, err = conn:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" .. ("?"):rep(#names, ", ") .. ")",
       table.unpack(names))
@@ -254,10 +251,7 @@ function M.files(conn, st)
    return out
 end
 
---- The pid of the server process on this host: the one its pid file names, when that runs a
--- mariadbd or mysqld.
--- @param pid_file the server's pid file (or nil)
--- @return pid text, or nil
+--- The pid the server's pid file names when that process (on this host) is a mariadbd or mysqld, or nil.
 function M.server_pid(pid_file)
    local pid = pid_file and (sys.read_file(pid_file) or ""):match("^%s*(%d+)")
    local cmdline = pid and sys.read_file("/proc/" .. pid .. "/cmdline") or ""
