@@ -90,7 +90,7 @@ steps.preflight.check = function(ctx)
       ctx:warn("the key file %s is plain text (it was there before); myseal does not rewrite it: encrypt it with "
          .. "a filekey by hand when the server is stopped, or move it off the data's disk", s.key_file)
    end
-   local doc = atrest.option_tree(ctx)
+   local doc = options.tree(ctx)
    local conflict = doc and d:keyring_conflict(doc, s)
    if conflict then return false, conflict end
    -- encryption DDL replicates: every replica needs an active keyring first (asked of each one)
@@ -152,11 +152,12 @@ end
 steps["key-material"].apply = function(ctx)
    local s, d = settings(ctx), ctx.dialect
    ctx:mkdir(s.dir, { mode = d.keyring_dir_mode, owner = s.user })
-   local key = { mode = OCTAL_600, owner = s.user, secret = true, key_material = true }
+   local key = atrest.key_file_opts(s)
    if not d.myseal_makes_keys then return end   -- the server writes it (master-key makes it its user's)
    -- existing key material is never rewritten, only given back to the server's user
    if s.filekey then ctx:write_file(s.filekey, ctx:read_file(s.filekey) or pki.digest(pki.random(32)), key) end
-   local data = ctx:read_file(s.key_file) or atrest.key_data(ctx, s, keyring.new_key_file(ctx.params.keyring.key_count))
+   local data = ctx:read_file(s.key_file)
+      or atrest.key_data(ctx, s, keyring.new_key_file(ctx.params.keyring.key_count))
    ctx:write_file(s.key_file, data, key)
 end
 
@@ -176,7 +177,9 @@ local function back_up(ctx)
    local s = settings(ctx)
    local files = ctx.dialect:key_files(s)
    for _, f in ipairs(files) do
-      if not ctx.planning and not ctx:exists(f) then ctx:fail("the keyring file %s is not there: nothing to back up", f) end
+      if not ctx.planning and not ctx:exists(f) then
+         ctx:fail("the keyring file %s is not there: nothing to back up", f)
+      end
    end
    keyring.backup(ctx, files, ctx.params.keyring.backup_dir, s.user)
 end
@@ -189,7 +192,7 @@ steps["key-backup"].apply = back_up
 
 steps["option-file"].check = function(ctx)
    local s = settings(ctx)
-   local doc = atrest.option_tree(ctx)
+   local doc = options.tree(ctx)
    if not doc then ctx:fail("server.cnf is not set: name the server's option file in [server] cnf") end
    local missing = {}
    for _, o in ipairs(atrest.wanted_options(ctx, s)) do
@@ -203,7 +206,7 @@ end
 
 steps["option-file"].apply = function(ctx)
    local s, d = settings(ctx), ctx.dialect
-   local doc = atrest.option_tree(ctx)
+   local doc = options.tree(ctx)
    local edits = {}
    for _, o in ipairs(atrest.wanted_options(ctx, s)) do
       if not atrest.option_ok(ctx, doc, o) then
@@ -269,9 +272,7 @@ steps["master-key"].apply = function(ctx)
    local s = settings(ctx)
    if not ctx:fact("keyring_has_key", s.key_file) then ctx:sql(ctx.dialect.master_key_sql) end
    local data = not ctx.planning and ctx:read_file(s.key_file)
-   if data then
-      ctx:write_file(s.key_file, data, { mode = OCTAL_600, owner = s.user, secret = true, key_material = true })
-   end
+   if data then ctx:write_file(s.key_file, data, atrest.key_file_opts(s)) end
    if ctx.params.keyring.backup_dir then back_up(ctx) end
 end
 
@@ -347,12 +348,12 @@ steps["system-tablespace"].apply = function(ctx)
    end
 end
 
--- Schemas in scope whose default does not encrypt new tables.
+-- The names of the schemas in scope whose default does not encrypt new tables.
 local function plain_schemas(ctx)
    local only, out = atrest.scope(ctx), {}
    for _, sch in ipairs(ctx:fact("schemas")) do
       if (not only or only[sch.name]) and tostring(sch.default_encryption):upper() ~= "YES" then
-         out[#out + 1] = sch
+         out[#out + 1] = sch.name
       end
    end
    return out
@@ -362,13 +363,11 @@ steps["schema-defaults"].when = function(ctx)
    return ctx.params.at_rest.new_tables and ctx.dialect:schema_encryption_sql("x") and true or false
 end
 steps["schema-defaults"].check = function(ctx)
-   local list = plain_schemas(ctx)
-   local names = {}
-   for i, sch in ipairs(list) do names[i] = sch.name end
-   return done(#list == 0, "DEFAULT ENCRYPTION='N' (new tables plain): " .. table.concat(names, ", "))
+   local names = plain_schemas(ctx)
+   return done(#names == 0, "DEFAULT ENCRYPTION='N' (new tables plain): " .. table.concat(names, ", "))
 end
 steps["schema-defaults"].apply = function(ctx)
-   for _, sch in ipairs(plain_schemas(ctx)) do ctx:sql(ctx.dialect:schema_encryption_sql(sch.name)) end
+   for _, name in ipairs(plain_schemas(ctx)) do ctx:sql(ctx.dialect:schema_encryption_sql(name)) end
 end
 
 -- Aria tables to rebuild: those of the server's own schemas and those in scope, ROW_FORMAT=PAGE (the
@@ -486,12 +485,8 @@ steps["binary-logs"].apply = function(ctx)
    if ctx.params.at_rest.purge_binlogs and #plain > 0 then ctx:sql(d:purge_binlogs_sql(keep)) end
 end
 
-steps["query-logs"].check = function(ctx)
-   return atrest.query_logs_check(ctx)
-end
-steps["query-logs"].apply = function(ctx)
-   atrest.query_logs_apply(ctx)
-end
+steps["query-logs"].check = atrest.query_logs_check
+steps["query-logs"].apply = atrest.query_logs_apply
 
 steps.verify.when = function(ctx) return ctx.mode ~= "plan", "after the changes" end
 steps.verify.check = function(ctx)
@@ -524,9 +519,7 @@ steps.verify.check = function(ctx)
       :format(text.count(#readable, "file"), table.concat(readable, ", ")))
 end
 
-steps.rehearsal.when = proof.rehearsal.when
-steps.rehearsal.check = proof.rehearsal.check
-steps.rehearsal.apply = proof.rehearsal.apply
+for k, f in pairs(proof.rehearsal) do steps.rehearsal[k] = f end
 
 return runbook.new {
    name = "at-rest",

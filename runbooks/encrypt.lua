@@ -2,8 +2,8 @@
 -- offer go in with one server restart between them (both option files first); then the
 -- application tier moves to verified TLS (each data source trusts the CA itself: a context
 -- reload, no JVM restart) and, on a replica, its channels to its primary; then enforcement, which
--- watches for clients it cuts off and puts itself back. `myseal rollback encrypt` undoes it in the reverse order. The parts are the stock
--- runbooks; their steps are named part/step here.
+-- watches for clients it cuts off and puts itself back. `myseal rollback encrypt` undoes it in
+-- the reverse order. The parts are the stock runbooks; their steps are named part/step here.
 local runbook = require "myseal.runbook"
 local atrest = require "myseal.atrest"
 local intransit = require "myseal.intransit"
@@ -18,7 +18,8 @@ return runbook.compose {
       "at-rest/preflight", "in-transit/preflight",
       "at-rest/key-material", "at-rest/key-backup", "at-rest/option-file",
       "in-transit/ca", "in-transit/server-cert", "in-transit/client-certs", "in-transit/server-options",
-      { name = "restart", doc = "one restart for both: the keyring, and the TLS options where the server cannot reload them",
+      { name = "restart",
+        doc = "one restart for both: the keyring, and the TLS options where the server cannot reload them",
         check = function(ctx)
            local keys, tls = atrest.needs_restart(ctx), intransit.needs_restart(ctx)
            if keys then return false, "the keyring and its options take a restart" end

@@ -80,12 +80,12 @@ end
 local function set_tls(ctx, ch, t)
    local d = ctx.dialect
    local running = { io = ch.io ~= "No", sql = ch.sql == "Yes" }
-   local sql, values = d:replica_stop_sql(ch.name)
-   ctx:sql(sql, table.unpack(values))
-   sql, values = d:replica_tls_sql(ch.name, t)
-   ctx:sql(sql, table.unpack(values))
-   sql, values = d:replica_start_sql(ch.name, running)
-   if sql then ctx:sql(sql, table.unpack(values)) end
+   local function exec(sql, values)
+      if sql then ctx:sql(sql, table.unpack(values)) end
+   end
+   exec(d:replica_stop_sql(ch.name))
+   exec(d:replica_tls_sql(ch.name, t))
+   exec(d:replica_start_sql(ch.name, running))   -- nothing when the channel was not running
    return running.io
 end
 

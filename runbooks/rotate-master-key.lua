@@ -16,7 +16,8 @@ local steps = runbook.outline {
    { name = "rotate", doc = "MySQL: new InnoDB (and binary log) master keys",
      undo = "a master key rotation cannot be undone (the old key stays in the keyring)" },
    { name = "key-backup", doc = "a verified copy of the key material as it is now" },
-   { name = "restart", doc = "MariaDB: the server reads the key file at start only: restarted if it is older than the key" },
+   { name = "restart",
+     doc = "MariaDB: the server reads the key file at start only: restarted if it is older than the key" },
    { name = "default-key", doc = "MariaDB: new tables use the new key (innodb_default_encryption_key_id)" },
    { name = "re-encrypt", doc = "MariaDB: every encrypted table rebuilt with the new key, largest first, resumable, "
         .. "never making the application wait", undo = "the tables use the new key now" },
@@ -69,7 +70,8 @@ steps.preflight.check = function(ctx)
    local s = settings(ctx)
    local current = ctx:fact("keyring_file")
    if current and current ~= s.key_file then
-      return false, ("the server's keyring is %s, not %s: set keyring.dir to its directory"):format(current, s.key_file)
+      return false, ("the server's keyring is %s, not %s: set keyring.dir to its directory")
+         :format(current, s.key_file)
    end
    if by_key_id(ctx) then
       local ok, err = keyring.parse_key_file(atrest.key_text(ctx, s) or "", s.key_file)
@@ -102,8 +104,7 @@ steps["new-key"].apply = function(ctx)
    plain = plain .. keyring.key_line(id)
    -- the id first: a run killed right after the write resumes with this key, not one more
    ctx:record("rotate_key_id", id)
-   ctx:write_file(s.key_file, atrest.key_data(ctx, s, plain), { mode = tonumber("600", 8), owner = s.user,
-                                                               secret = true, key_material = true })
+   ctx:write_file(s.key_file, atrest.key_data(ctx, s, plain), atrest.key_file_opts(s))
 end
 
 steps.rotate.when = function(ctx) return not by_key_id(ctx) end
@@ -166,9 +167,7 @@ steps["re-encrypt"].apply = function(ctx)
    alter.run(ctx, list, { label = "tables" })
 end
 
-steps.rehearsal.when = proof.rehearsal.when
-steps.rehearsal.check = proof.rehearsal.check
-steps.rehearsal.apply = proof.rehearsal.apply
+for k, f in pairs(proof.rehearsal) do steps.rehearsal[k] = f end
 
 local params = atrest.params(atrest.SETTINGS, { "keyring.backup_dir", "keyring.accept_no_backup" })
 params["rotate.key_id"] = { type = "integer",

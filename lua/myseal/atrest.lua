@@ -4,6 +4,7 @@
 -- (lua/myseal/dialect/); docs/servers.md has the facts.
 -- @module myseal.atrest
 local sys = require "sys"
+local options = require "myseal.options"
 local sqltext = require "myseal.sqltext"
 local text_count = require("myseal.text").count
 
@@ -140,7 +141,7 @@ function M.settings(ctx)
    elseif s.filekey == nil and d.myseal_makes_keys and not ctx:exists(s.dir .. "/" .. d:key_file_name(s)) then
       s.filekey = s.dir .. "/filekey"
    end
-   s.keyring, s.keyring_note = d:keyring_for(ctx, M.option_tree(ctx))
+   s.keyring, s.keyring_note = d:keyring_for(ctx, options.tree(ctx))
    s.key_file = s.dir .. "/" .. d:key_file_name(s)
    return s
 end
@@ -166,9 +167,6 @@ function M.wanted_options(ctx, s)
    for _, o in ipairs(ctx.dialect:encryption_options(s)) do out[#out + 1] = o end
    return out
 end
-
---- The server's option files, includes followed (or nil when there is no option file).
-M.option_tree = require("myseal.options").tree
 
 -- Option names as the server compares them: '-' is '_', no case, no loose- prefix.
 local function option_name(n)
@@ -239,14 +237,6 @@ function M.scope(ctx)
    return only
 end
 
---- The Aria tables the server has (the mysql schema's too), "schema\0name" -> `{ schema, name,
--- encrypted, page }`.
-function M.aria_state(ctx)
-   local out = {}
-   for _, a in ipairs(ctx:fact("aria_tables")) do out[a.schema .. "\0" .. a.name] = a end
-   return out
-end
-
 --- The tables in scope and what the server says of their encryption.
 -- @return todo (tables to encrypt, largest first), others (tables that cannot be encrypted here,
 --   with `why`), all (every table in scope). In todo, a table in a general tablespace the server
@@ -279,7 +269,10 @@ function M.table_state(ctx)
          elseif engine == "innodb" then
             todo[#todo + 1] = t
          elseif engine == "aria" and p.aria and d:aria_rebuild_sql(t) then
-            aria = aria or M.aria_state(ctx)
+            if not aria then   -- the Aria tables the server has (the mysql schema's too), by key
+               aria = {}
+               for _, a in ipairs(ctx:fact("aria_tables")) do aria[a.schema .. "\0" .. a.name] = a end
+            end
             local a = aria[key]
             if a and a.encrypted then
                t.encrypted = true
@@ -397,7 +390,7 @@ function M.query_logs_check(ctx)
    if #plain > 0 then
       ctx:warn("statements in plain text (review them, then remove or truncate them): %s", table.concat(plain, ", "))
    end
-   local doc = M.option_tree(ctx)
+   local doc = options.tree(ctx)
    local groups = ctx.dialect:server_groups()
    local function in_file(name, want) return doc and M.same_value(doc:effective(groups, name), want) end
    if p.query_logs == "off" then
@@ -449,7 +442,7 @@ function M.query_logs_apply(ctx)
          edits[#edits + 1] = { name = l.file_var, value = dir .. "/" .. l.base }
       end
    end
-   require("myseal.options").write(ctx, edits)
+   options.write(ctx, edits)
 end
 
 -- Key material ---------------------------------------------------------------------------------
@@ -460,7 +453,9 @@ function M.key_text(ctx, s)
    local data = ctx:read_file(s.key_file)
    if not data or not s.filekey then return data end
    local password = ctx:read_file(s.filekey)
-   if not password then ctx:fail("the key file %s is encrypted, and its filekey %s is missing", s.key_file, s.filekey) end
+   if not password then
+      ctx:fail("the key file %s is encrypted, and its filekey %s is missing", s.key_file, s.filekey)
+   end
    local text, err = require("myseal.keyring").decrypt(data, password)
    if not text then ctx:fail("cannot decrypt %s with the filekey %s: %s", s.key_file, s.filekey, err) end
    return text
@@ -475,6 +470,11 @@ function M.key_data(ctx, s, text)
       ctx:fail("the filekey %s is missing", s.filekey)
    end
    return require("myseal.keyring").encrypt(text, password)
+end
+
+--- The ctx:write_file options of key material: 0600, the server's user's, a secret.
+function M.key_file_opts(s)
+   return { mode = tonumber("600", 8), owner = s.user, secret = true, key_material = true }
 end
 
 return M

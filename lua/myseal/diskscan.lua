@@ -16,6 +16,7 @@
 -- @module myseal.diskscan
 local sys = require "sys"
 local mysql = require "mysql"
+local value = require("myseal.sqltext").value
 local probes = require "myseal.diskscan.probes"
 local kinds = require "myseal.diskscan.kinds"
 
@@ -39,7 +40,7 @@ local function decode_here(name)
    return (name:gsub("@(%x%x%x%x)", function(h) return utf8.char(tonumber(h, 16)) end))
 end
 
-local DECODE = "CONVERT(CONVERT(CAST(? AS BINARY) USING filename) USING utf8mb4)"
+local DECODE = "CONVERT(CONVERT(CAST(%s AS BINARY) USING filename) USING utf8mb4)"
 
 -- Decoded names: { [raw] = decoded } for a list of raw names (batched, 100 a query).
 local function decode_names(conn, st, raws)
@@ -51,7 +52,7 @@ local function decode_names(conn, st, raws)
       local row
       if st.flavor == "mariadb" then
          local cols = {}
-         for i = 1, #batch do cols[i] = DECODE end
+         for i = 1, #batch do cols[i] = DECODE:format("?") end
          local rows = conn:query("SELECT " .. table.concat(cols, ", "), table.unpack(batch))
          row = rows and rows[1]
       end
@@ -65,9 +66,14 @@ local function table_name(schema, t)
    return mysql.ident(schema) .. "." .. mysql.ident(t)
 end
 
-local function value(v)
-   if v == nil or v == mysql.null or v == "" then return nil end
-   return v
+--- The server's global variables `names` by lower-case name (an empty one left out like NULL), or nil, message.
+function M.variables(conn, names)
+   local rows, err = conn:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" .. ("?"):rep(#names, ", ") .. ")",
+      table.unpack(names))
+   if not rows then return nil, "cannot read the server's variables: " .. err end
+   local vars = {}
+   for _, r in ipairs(rows) do vars[r[1]:lower()] = r[2] ~= "" and value(r[2]) or nil end
+   return vars
 end
 
 --- What the scan needs to know of the server: its variables and, on MariaDB, the
@@ -78,26 +84,20 @@ end
 function M.state(conn)
    local server, err = conn:server()
    if not server then return nil, err end
-   local marks = {}
-   for i = 1, #VARIABLES do marks[i] = "?" end
-   local rows
-   rows, err = conn:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" .. table.concat(marks, ", ") .. ")",
-      table.unpack(VARIABLES))
-   if not rows then return nil, "cannot read the server's variables: " .. err end
-   local vars = {}
-   for _, r in ipairs(rows) do vars[r[1]:lower()] = value(r[2]) end
+   local vars, rows
+   vars, err = M.variables(conn, VARIABLES)
+   if not vars then return nil, err end
    if not vars.datadir then return nil, "the server does not report its datadir" end
    local st = { flavor = server.flavor, vars = vars }
    st.datadir = sys.realpath(vars.datadir) or vars.datadir:gsub("/+$", "")
    if server.flavor == "mariadb" then
-      rows, err = conn:query([[
+      rows, err = conn:query(([[
          SELECT t.SPACE, t.NAME, t.FILENAME, e.ENCRYPTION_SCHEME, e.MIN_KEY_VERSION,
-                e.ROTATING_OR_FLUSHING, e.CURRENT_KEY_ID,
-                CONVERT(CONVERT(CAST(SUBSTRING_INDEX(t.NAME, '/', 1) AS BINARY) USING filename) USING utf8mb4),
-                CONVERT(CONVERT(CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1) AS BINARY)
-                        USING filename) USING utf8mb4)
+                e.ROTATING_OR_FLUSHING, e.CURRENT_KEY_ID, %s, %s
          FROM information_schema.INNODB_SYS_TABLESPACES t
-         LEFT JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE]])
+         LEFT JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE]]):format(
+         DECODE:format("SUBSTRING_INDEX(t.NAME, '/', 1)"),
+         DECODE:format("SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1)")))
       if not rows then return nil, "cannot read InnoDB's tablespaces: " .. err end
       st.spaces = {}
       for _, r in ipairs(rows) do
@@ -150,18 +150,15 @@ function M.files(conn, st)
    local v = st.vars
    local out, seen, raw_names = {}, {}, {}
    local function add(path, kind, extra)
+      extra = extra or {}
       -- a /proc link to a deleted file has no real path: it is its own name
-      local real = (extra and extra.shown) and path or sys.realpath(path)
+      local real = extra.shown and path or sys.realpath(path)
       if not real or seen[real] then return end
       local s = sys.stat(real)
       if not s or s.type ~= "file" then return end
       seen[real] = true
-      out[#out + 1] = { path = real, kind = kind, table = extra and extra.table, shown = extra and extra.shown,
-                        raw = extra and extra.raw }
-      if extra and extra.raw then
-         raw_names[extra.raw[1]] = true
-         raw_names[extra.raw[2]] = true
-      end
+      out[#out + 1] = { path = real, kind = kind, table = extra.table, shown = extra.shown, raw = extra.raw }
+      if extra.raw then raw_names[extra.raw[1]], raw_names[extra.raw[2]] = true, true end
    end
    -- the files named by variables first: their kind wins over a guess from the name
    local function logs(basename, kind)
@@ -254,16 +251,22 @@ function M.files(conn, st)
    return out
 end
 
+--- The pid the server's pid file names when that process (on this host) is a mariadbd or mysqld, or nil.
+function M.server_pid(pid_file)
+   local pid = pid_file and (sys.read_file(pid_file) or ""):match("^%s*(%d+)")
+   local cmdline = pid and sys.read_file("/proc/" .. pid .. "/cmdline") or ""
+   if cmdline:find("mariadbd", 1, true) or cmdline:find("mysqld", 1, true) then return pid end
+   return nil
+end
+
 --- Deleted files a local server process still holds open (its temporary files), from
 -- /proc/<pid>/fd. Empty when the pid file is not here or the process is not a server.
 -- @param pid_file the server's pid file
 -- @return list of { path = "/proc/<pid>/fd/<n>", target = the deleted file's name }
 function M.deleted_open_files(pid_file)
    local out = {}
-   local pid = pid_file and (sys.read_file(pid_file) or ""):match("^%s*(%d+)")
+   local pid = M.server_pid(pid_file)
    if not pid then return out end
-   local cmdline = sys.read_file("/proc/" .. pid .. "/cmdline") or ""
-   if not (cmdline:find("mariadbd", 1, true) or cmdline:find("mysqld", 1, true)) then return out end
    local r = sys.run{ "find", "/proc/" .. pid .. "/fd", "-lname", "* (deleted)", "-printf", "%p\t%l\n" }
    for line in ((r and r.stdout) or ""):gmatch("[^\n]+") do
       local path, target = line:match("^([^\t]+)\t(.-) %(deleted%)$")

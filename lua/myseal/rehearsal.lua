@@ -19,17 +19,13 @@ local sys = require "sys"
 local cnf = require "cnf"
 local mysql = require "mysql"
 local keyring = require "myseal.keyring"
+local value = require("myseal.sqltext").value
 
 local M = {}
 
 local INVALID_KEY_VERSION = "4294967295"   -- INNODB_TABLESPACES_ENCRYPTION: the key is not there
 local DECODE = "CONVERT(CONVERT(CAST(%s AS BINARY) USING filename) USING utf8mb4)"
 local TIMEOUT = 3600
-
-local function value(v)
-   if v == nil or v == mysql.null or v == "" then return nil end
-   return v
-end
 
 local function basename(p) return p:match("([^/\\]+)$") end
 
@@ -82,13 +78,10 @@ end
 local function live_state(conn)
    local server, err = conn:server()
    if not server then return nil, err end
-   local names = { "datadir", "file_key_management_filename", "file_key_management_filekey",
-      "file_key_management_encryption_algorithm", "innodb_encrypt_log" }
-   local rows
-   rows, err = conn:query("SHOW GLOBAL VARIABLES WHERE Variable_name IN (?, ?, ?, ?, ?)", table.unpack(names))
-   if not rows then return nil, "cannot read the server's variables: " .. err end
-   local vars = {}
-   for _, r in ipairs(rows) do vars[r[1]:lower()] = value(r[2]) end
+   local vars, rows
+   vars, err = require("myseal.diskscan").variables(conn, { "datadir", "file_key_management_filename",
+      "file_key_management_filekey", "file_key_management_encryption_algorithm", "innodb_encrypt_log" })
+   if not vars then return nil, err end
    local st = { flavor = server.flavor, version = server.version, vars = vars, tables = {}, key_ids = { 1 } }
    if server.flavor ~= "mariadb" then return st end
    rows, err = conn:query(([[
@@ -240,10 +233,7 @@ end
 
 local function run(argv, commands, timeout)
    commands[#commands + 1] = table.concat(argv, " ")
-   local spec = table.move(argv, 1, #argv, 1, { timeout = timeout or TIMEOUT })
-   local r, err = sys.run(spec)
-   if not r then return nil, err end
-   return r
+   return sys.run(table.move(argv, 1, #argv, 1, { timeout = timeout or TIMEOUT }))
 end
 
 -- Bytes under a directory (what the copy will need).
@@ -265,10 +255,8 @@ local function keys_from_backup(st, dir)
    local keys = { live = file }
    local path, data = M.key_backup(dir, file)
    if not path then
-      local ids = {}
-      for _, id in ipairs(st.key_ids) do ids[#ids + 1] = tostring(id) end
-      return nil, ("%s: key id%s %s cannot be restored"):format(data, #ids > 1 and "s" or "",
-         table.concat(ids, ", "))
+      return nil, ("%s: key id%s %s cannot be restored"):format(data, #st.key_ids > 1 and "s" or "",
+         table.concat(st.key_ids, ", "))
    end
    keys.path, keys.data = path, data
    local filekey = st.vars.file_key_management_filekey
@@ -300,12 +288,9 @@ end
 
 -- The encryption options of the restored server: those of the live one, with our key copies.
 local function key_options(st, keyfile, filekey)
-   local o = { plugin_load_add = "file_key_management", file_key_management_filename = keyfile }
-   if filekey then o.file_key_management_filekey = "FILE:" .. filekey end
-   if st.vars.file_key_management_encryption_algorithm then
-      o.file_key_management_encryption_algorithm = st.vars.file_key_management_encryption_algorithm
-   end
-   return o
+   return { plugin_load_add = "file_key_management", file_key_management_filename = keyfile,
+      file_key_management_filekey = filekey and "FILE:" .. filekey,
+      file_key_management_encryption_algorithm = st.vars.file_key_management_encryption_algorithm }
 end
 
 -- The InnoDB layout the prepared copy needs (from its backup-my.cnf).
@@ -375,9 +360,8 @@ function M.run(opts)
       -- the copy gets our key files and nothing else
       local keyfile, filekey = install_keys(keys, s.dir .. "/keys", owner)
       local opt = key_options(st, keyfile, filekey)
-      local ok2, serr = set_options(backup .. "/backup-my.cnf", {
-         file_key_management_filename = keyfile,
-         file_key_management_filekey = filekey and ("FILE:" .. filekey) or nil })
+      local ok2, serr = set_options(backup .. "/backup-my.cnf", { file_key_management_filename = keyfile,
+         file_key_management_filekey = opt.file_key_management_filekey })
       if not ok2 then return nil, serr end
       r, rerr = run({ "mariadb-backup", "--prepare", "--target-dir=" .. backup }, commands, opts.timeout)
       if not r then return nil, rerr end
@@ -432,49 +416,44 @@ end
 -- ------------------------------------------------------------------------------------------
 -- The plan: what a rehearsal runs, per flavour.
 
-M.dialect = {
-   mariadb = {
-      plan = function(o)
-         local base = basename(o.key_file)
-         local lines = { ("copy %s/%s.<digest> into %s/keys (0600), checked against its digest"):format(
-            o.backup_dir, base, o.work) }
-         if o.filekey then
-            lines[#lines + 1] = ("copy %s/%s.<digest> into %s/keys (0600), checked against its digest"):format(
-               o.backup_dir, basename(o.filekey), o.work)
-         end
-         local w = o.work
-         for _, l in ipairs{
-            ("mariadb-backup --defaults-extra-file=%s/client.cnf --backup --datadir=%s --target-dir=%s/backup")
-               :format(w, o.datadir, w),
-            ("set file_key_management_filename=%s/keys/%s in %s/backup/backup-my.cnf"):format(w, base, w),
-            ("mariadb-backup --prepare --target-dir=%s/backup"):format(w),
-            ("start a sandbox on %s/backup with file_key_management_filename=%s/keys/%s and no other key")
-               :format(w, w, base),
-            ("CHECKSUM TABLE %s on the live server and on the sandbox: the values must be equal"):format(o.tables),
-            "stop the sandbox: the copy, the keys and client.cnf go with it",
-         } do lines[#lines + 1] = l end
-         return lines
-      end,
-   },
-   mysql = {
-      plan = function(o)
-         local w, base = o.work, basename(o.key_file)
-         local prepare = o.keyring == "component_keyring_file"
-            and ("xtrabackup --prepare --target-dir=%s/backup --component-keyring-config=%s/keys/"
-               .. "component_keyring_file.cnf (its \"path\" set to %s/keys/%s)"):format(w, w, w, base)
-            or ("xtrabackup --prepare --target-dir=%s/backup --keyring-file-data=%s/keys/%s"):format(w, w, base)
-         return {
-            "plan only: myseal does not run MySQL backups; these are the commands of Percona XtraBackup 8.0",
-            ("copy %s/%s.<digest> into %s/keys (0600), checked against its digest"):format(o.backup_dir, base, w),
-            ("xtrabackup --defaults-extra-file=%s/client.cnf --backup --target-dir=%s/backup"):format(w, w),
-            "  (or MySQL Enterprise Backup: mysqlbackup --defaults-extra-file=" .. w .. "/client.cnf --backup-dir="
-               .. w .. "/backup --encrypt-password backup-and-apply-log)",
-            prepare,
-            ("start mysqld on %s/backup with %s/keys as its only keyring"):format(w, w),
-            ("CHECKSUM TABLE %s on the live server and on the copy: the values must be equal"):format(o.tables),
-         }
-      end,
-   },
+local COPY = "copy %s/%s.<digest> into %s/keys (0600), checked against its digest"
+
+local PLAN = {
+   mariadb = function(o)
+      local w, base = o.work, basename(o.key_file)
+      local lines = {}
+      for _, f in ipairs{ o.key_file, o.filekey } do
+         lines[#lines + 1] = COPY:format(o.backup_dir, basename(f), w)
+      end
+      for _, l in ipairs{
+         ("mariadb-backup --defaults-extra-file=%s/client.cnf --backup --datadir=%s --target-dir=%s/backup")
+            :format(w, o.datadir, w),
+         ("set file_key_management_filename=%s/keys/%s in %s/backup/backup-my.cnf"):format(w, base, w),
+         ("mariadb-backup --prepare --target-dir=%s/backup"):format(w),
+         ("start a sandbox on %s/backup with file_key_management_filename=%s/keys/%s and no other key")
+            :format(w, w, base),
+         ("CHECKSUM TABLE %s on the live server and on the sandbox: the values must be equal"):format(o.tables),
+         "stop the sandbox: the copy, the keys and client.cnf go with it",
+      } do lines[#lines + 1] = l end
+      return lines
+   end,
+   mysql = function(o)
+      local w, base = o.work, basename(o.key_file)
+      local prepare = o.keyring == "component_keyring_file"
+         and ("xtrabackup --prepare --target-dir=%s/backup --component-keyring-config=%s/keys/"
+            .. "component_keyring_file.cnf (its \"path\" set to %s/keys/%s)"):format(w, w, w, base)
+         or ("xtrabackup --prepare --target-dir=%s/backup --keyring-file-data=%s/keys/%s"):format(w, w, base)
+      return {
+         "plan only: myseal does not run MySQL backups; these are the commands of Percona XtraBackup 8.0",
+         COPY:format(o.backup_dir, base, w),
+         ("xtrabackup --defaults-extra-file=%s/client.cnf --backup --target-dir=%s/backup"):format(w, w),
+         "  (or MySQL Enterprise Backup: mysqlbackup --defaults-extra-file=" .. w .. "/client.cnf --backup-dir="
+            .. w .. "/backup --encrypt-password backup-and-apply-log)",
+         prepare,
+         ("start mysqld on %s/backup with %s/keys as its only keyring"):format(w, w),
+         ("CHECKSUM TABLE %s on the live server and on the copy: the values must be equal"):format(o.tables),
+      }
+   end,
 }
 
 --- What a rehearsal runs (MariaDB) or would run (MySQL: plan only), as lines to show.
@@ -484,12 +463,11 @@ M.dialect = {
 --   directory) and `tables` (the tables compared)
 -- @return list of lines
 function M.plan(opts)
-   local d = M.dialect[opts.flavor == "mariadb" and "mariadb" or "mysql"]
    local o = {}
    for k, v in pairs(opts) do o[k] = v end
    o.work = o.work or "<sandbox dir>"
    o.tables = o.tables and table.concat(o.tables, ", ") or "<one table per key id in use, up to 8>"
-   return d.plan(o)
+   return PLAN[opts.flavor == "mariadb" and "mariadb" or "mysql"](o)
 end
 
 return M

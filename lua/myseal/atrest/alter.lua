@@ -11,7 +11,7 @@
 -- @module myseal.atrest.alter
 local sys = require "sys"
 local text = require "myseal.text"
-local sqltext = require "myseal.sqltext"
+local named = require("myseal.atrest").named
 
 local M = {}
 
@@ -22,8 +22,6 @@ M.PARALLEL_FROM = 16 * 1024 * 1024
 local LOCK_TIMEOUT = 1205    -- ER_LOCK_WAIT_TIMEOUT: the statement's lock wait ran out
 local INTERRUPTED = 1317     -- ER_QUERY_INTERRUPTED: stopped by the watchdog
 local WORKER_WAIT = 1        -- seconds a worker's statement may wait at most, watchdog or not
-
-local function named(t) return sqltext.ident(t.schema) .. "." .. sqltext.ident(t.name) end
 
 --- Who holds (or may hold) a table's metadata lock, in words.
 -- @param holders from the lock_holders fact

@@ -43,12 +43,22 @@ local function local_server(ctx)
       return false, ("its datadir %s is not on this host"):format(tostring(datadir))
    end
    if pid_file and not pid_file:match("^/") then pid_file = datadir:gsub("/?$", "/") .. pid_file end
-   local pid = pid_file and (sys.read_file(pid_file) or ""):match("^%s*(%d+)")
-   local cmdline = pid and sys.read_file("/proc/" .. pid .. "/cmdline") or ""
-   if not (cmdline:find("mariadbd", 1, true) or cmdline:find("mysqld", 1, true)) then
+   if not require("myseal.diskscan").server_pid(pid_file) then
       return false, "its process is not on this host (no running server behind its pid file)"
    end
    return true
+end
+
+-- `fn(conn)` on a connection of its own with the effects gate open: its result, or the step fails
+-- ("<who> cannot connect", "<what> failed").
+local function with_connection(ctx, who, what, fn)
+   local conn, err = ctx:connect()
+   if not conn then ctx:fail("%s cannot connect: %s", who, err) end
+   local ok, r, rerr = pcall(guard.allow, fn, conn)
+   conn:close()
+   if not ok then error(r, 0) end
+   if not r then ctx:fail("%s failed: %s", what, rerr) end
+   return r
 end
 
 --- The disk scan: probes drawn from the rows of the tables in scope (and at_rest.scan_markers),
@@ -59,15 +69,10 @@ function M.disk_scan(ctx)
    local here, why = local_server(ctx)
    if not here then return nil, "the disk scan reads the server's files on its own host, and " .. why end
    local scope = ctx.params.at_rest.schemas
-   local marks = markers(ctx)
-   local conn, err = ctx:connect()
-   if not conn then ctx:fail("the disk scan cannot connect: %s", err) end
-   local ok, report, serr = pcall(guard.allow, require("myseal.diskscan").scan, conn,
-      { schemas = scope and #scope > 0 and scope or nil, markers = marks })
-   conn:close()
-   if not ok then error(report, 0) end
-   if not report then ctx:fail("the disk scan failed: %s", serr) end
-   return report
+   local opts = { schemas = scope and #scope > 0 and scope or nil, markers = markers(ctx) }
+   return with_connection(ctx, "the disk scan", "the disk scan", function(conn)
+      return require("myseal.diskscan").scan(conn, opts)
+   end)
 end
 
 --- A file's hits as one line: path, what it is, how many and from where, why, and the remedy.
@@ -167,22 +172,16 @@ function M.rehearse(ctx, files)
    local client, err = ctx:client_options()
    if not client then ctx:fail("the rehearsal cannot log in: %s", err) end
    if client.password then ctx:mask(client.password) end
-   local conn
-   conn, err = ctx:connect()
-   if not conn then ctx:fail("the rehearsal cannot connect: %s", err) end
-   local ok, r, rerr = pcall(guard.allow, require("myseal.rehearsal").run,
-      { conn = conn, client = client, backup_dir = ctx.params.keyring.backup_dir })
-   conn:close()
-   if not ok then error(r, 0) end
-   if not r then ctx:fail("the restore rehearsal failed: %s", rerr) end
+   local backup_dir = ctx.params.keyring.backup_dir
+   local r = with_connection(ctx, "the rehearsal", "the restore rehearsal", function(conn)
+      return require("myseal.rehearsal").run{ conn = conn, client = client, backup_dir = backup_dir }
+   end)
    local tables = {}
    for _, t in ipairs(r.tables) do tables[#tables + 1] = t.table end
    ctx:record("rehearsal", { keys = M.key_digests(ctx, files), key_backup = r.key_backup, key_ids = r.key_ids,
       tables = tables, seconds = math.floor(r.seconds + 0.5) })
-   local ids = {}
-   for i, k in ipairs(r.key_ids) do ids[i] = tostring(k) end
    ctx:log("restore rehearsal: a copy restored with the key backup %s gives the live checksums of %s (key %s %s)",
-      r.key_backup, table.concat(tables, ", "), #ids == 1 and "id" or "ids", table.concat(ids, ", "))
+      r.key_backup, table.concat(tables, ", "), #r.key_ids == 1 and "id" or "ids", table.concat(r.key_ids, ", "))
    return r
 end
 

@@ -16,8 +16,17 @@ local function alter(f, clause)
    return ("ALTER TABLE %s %s"):format(f.table or "<table>", clause)
 end
 
+-- The explain of a kind that the setting `var` encrypts: the reason when it is on or off, the remedy.
+local function by_setting(var, if_on, if_off, remedy)
+   return function(_, st)
+      local enc = on(st.vars[var])
+      return enc and if_on or if_off, remedy, enc
+   end
+end
+
 -- Each kind: what = a description, can_encrypt = whether some server setting encrypts
--- it, explain(f, st) -> reason, remedy, encrypted (what the server says of it, or nil).
+-- it, explain(f, st) -> reason, remedy, encrypted (what the server says of it, or nil);
+-- or, for a kind whose answer never changes, the reason and the remedy themselves.
 M.kinds = {
    innodb_table = {
       what = "InnoDB tablespace", can_encrypt = true,
@@ -72,12 +81,10 @@ M.kinds = {
    },
    temp_tablespace = {
       what = "InnoDB temporary tablespace", can_encrypt = true,
-      explain = function(_, st)
-         local enc = on(st.vars.innodb_encrypt_temporary_tables)
-         return enc and "written before innodb_encrypt_temporary_tables was turned on"
-               or "temporary tables are not encrypted (innodb_encrypt_temporary_tables=OFF)",
-            "innodb_encrypt_temporary_tables=ON and a restart (the file is recreated at start-up)", enc
-      end,
+      explain = by_setting("innodb_encrypt_temporary_tables",
+         "written before innodb_encrypt_temporary_tables was turned on",
+         "temporary tables are not encrypted (innodb_encrypt_temporary_tables=OFF)",
+         "innodb_encrypt_temporary_tables=ON and a restart (the file is recreated at start-up)"),
    },
    aria_table = {
       what = "Aria table", can_encrypt = true,
@@ -92,11 +99,9 @@ M.kinds = {
    },
    aria_log = {
       what = "Aria transaction log", can_encrypt = false,
-      explain = function()
-         return "the Aria log is never encrypted: it holds recent changes to transactional Aria tables, "
-            .. "the mysql schema's accounts and password hashes included",
-            "none: a smaller aria_log_file_size makes the server start a new log sooner and purge the old one", nil
-      end,
+      reason = "the Aria log is never encrypted: it holds recent changes to transactional Aria tables, "
+         .. "the mysql schema's accounts and password hashes included",
+      remedy = "none: a smaller aria_log_file_size makes the server start a new log sooner and purge the old one",
    },
    myisam_table = {
       what = "MyISAM table", can_encrypt = false,
@@ -106,17 +111,13 @@ M.kinds = {
    },
    csv_table = {
       what = "CSV table", can_encrypt = false,
-      explain = function()
-         return "CSV tables cannot be encrypted (mysql.general_log and mysql.slow_log are CSV tables)",
-            "log_output=FILE or NONE; for an application table, ALTER TABLE ... ENGINE=InnoDB", nil
-      end,
+      reason = "CSV tables cannot be encrypted (mysql.general_log and mysql.slow_log are CSV tables)",
+      remedy = "log_output=FILE or NONE; for an application table, ALTER TABLE ... ENGINE=InnoDB",
    },
    definition = {
       what = "table or view definition", can_encrypt = false,
-      explain = function()
-         return "definitions are plain text: defaults, comments, CHECK constraints, view bodies",
-            "keep confidential values out of DDL", nil
-      end,
+      reason = "definitions are plain text: defaults, comments, CHECK constraints, view bodies",
+      remedy = "keep confidential values out of DDL",
    },
    binlog = {
       what = "binary log", can_encrypt = true,
@@ -131,62 +132,47 @@ M.kinds = {
    },
    relay_log = {
       what = "relay log", can_encrypt = true,
-      explain = function(_, st)
-         local enc = on(st.vars.encrypt_binlog)
-         return enc and "a relay log written before encrypt_binlog=ON"
-               or "relay logs are not encrypted (encrypt_binlog=OFF on this replica)",
-            "encrypt_binlog=ON on the replica; relay logs are removed once applied", enc
-      end,
+      explain = by_setting("encrypt_binlog", "a relay log written before encrypt_binlog=ON",
+         "relay logs are not encrypted (encrypt_binlog=OFF on this replica)",
+         "encrypt_binlog=ON on the replica; relay logs are removed once applied"),
    },
    general_log = {
       what = "general query log", can_encrypt = false,
-      explain = function()
-         return "the general query log holds every statement in plain text and is never encrypted",
-            "general_log=OFF, then remove or move the file", nil
-      end,
+      reason = "the general query log holds every statement in plain text and is never encrypted",
+      remedy = "general_log=OFF, then remove or move the file",
    },
    slow_log = {
       what = "slow query log", can_encrypt = false,
-      explain = function()
-         return "the slow query log holds statements in plain text and is never encrypted",
-            "slow_query_log=OFF or log_slow_verbosity without query text, then remove the file", nil
-      end,
+      reason = "the slow query log holds statements in plain text and is never encrypted",
+      remedy = "slow_query_log=OFF or log_slow_verbosity without query text, then remove the file",
    },
    error_log = {
       what = "error log", can_encrypt = false,
-      explain = function()
-         return "the error log is never encrypted; some errors quote statements and values",
-            "remove the values from the log after review", nil
-      end,
+      reason = "the error log is never encrypted; some errors quote statements and values",
+      remedy = "remove the values from the log after review",
    },
    tmpfile = {
       what = "temporary file", can_encrypt = true,
-      explain = function(_, st)
-         local enc = on(st.vars.encrypt_tmp_files)
-         return enc and "a temporary file written although encrypt_tmp_files=ON"
-               or "temporary files (sorts, binary log caches) are not encrypted (encrypt_tmp_files=OFF)",
-            "encrypt_tmp_files=ON and a restart", enc
-      end,
+      explain = by_setting("encrypt_tmp_files", "a temporary file written although encrypt_tmp_files=ON",
+         "temporary files (sorts, binary log caches) are not encrypted (encrypt_tmp_files=OFF)",
+         "encrypt_tmp_files=ON and a restart"),
    },
    other = {
       what = "server file", can_encrypt = false,
-      explain = function()
-         return "a file the server keeps beside its data", "look at what the file is", nil
-      end,
+      reason = "a file the server keeps beside its data", remedy = "look at what the file is",
    },
 }
+
+-- The kind of a file in a schema directory, by its extension.
+local TABLE_FILES = { IBD = "innodb_table", MAD = "aria_table", MAI = "aria_table", MYD = "myisam_table",
+                      MYI = "myisam_table", CSV = "csv_table", CSM = "csv_table", FRM = "definition",
+                      PAR = "definition", TRG = "definition", TRN = "definition", OPT = "definition" }
 
 --- The kind of a file in a schema directory, from its extension.
 -- @param name file name
 -- @return kind name
 function M.of_table_file(name)
-   local ext = (name:match("%.([^.]+)$") or ""):upper()
-   if ext == "IBD" then return "innodb_table" end
-   if ext == "MAD" or ext == "MAI" then return "aria_table" end
-   if ext == "MYD" or ext == "MYI" then return "myisam_table" end
-   if ext == "CSV" or ext == "CSM" then return "csv_table" end
-   if ext == "FRM" or ext == "PAR" or ext == "TRG" or ext == "TRN" or ext == "OPT" then return "definition" end
-   return "other"
+   return TABLE_FILES[(name:match("%.([^.]+)$") or ""):upper()] or "other"
 end
 
 --- The kind of a file directly in the datadir (or InnoDB's home directories).
@@ -209,7 +195,8 @@ end
 -- @return what, reason, remedy, encrypted (the server's word, or nil), can_encrypt
 function M.explain(f, st)
    local k = M.kinds[f.kind] or M.kinds.other
-   local reason, remedy, encrypted = k.explain(f, st)
+   local reason, remedy, encrypted = k.reason, k.remedy, nil
+   if k.explain then reason, remedy, encrypted = k.explain(f, st) end
    local what = k.what .. (f.table and (" " .. f.table) or "")
    return what, reason, remedy, encrypted, k.can_encrypt
 end

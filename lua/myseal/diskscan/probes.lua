@@ -14,6 +14,7 @@
 -- @module myseal.diskscan.probes
 local sys = require "sys"
 local mysql = require "mysql"
+local value = require("myseal.sqltext").value
 
 local M = {}
 
@@ -67,11 +68,6 @@ function M.distinctive(v, min_length)
       if b >= 128 then high = true end
    end
    return distinct >= 5 and (letters >= 3 or high)
-end
-
-local function value(v)
-   if v == nil or v == mysql.null then return nil end
-   return v
 end
 
 -- The base tables in scope with their string columns: { schema, name, columns = {...} }.
@@ -154,14 +150,10 @@ local function candidates(conn, t, opts)
          lists[#lists + 1] = per_column[i]
       end
    end
-   local depth = 1
-   while true do
-      local any = false
-      for _, l in ipairs(lists) do
-         if l[depth] then out[#out + 1] = l[depth]; any = true end
-      end
-      if not any then break end
-      depth = depth + 1
+   for depth = 1, math.huge do
+      local before = #out
+      for _, l in ipairs(lists) do out[#out + 1] = l[depth] end
+      if #out == before then break end
    end
    if #out == 0 then return out, "no distinctive values in the sample" end
    return out
@@ -238,8 +230,7 @@ function M.draw(conn, opts)
       for _, v in ipairs(list) do all[#all + 1] = v end
    end
    for _, m in ipairs(opts.markers or {}) do all[#all + 1] = m end
-   local baseline, note = opts.baseline, nil
-   local sb
+   local baseline, note, sb = opts.baseline, nil, nil
    if baseline == nil then
       local flavor = (conn:server() or {}).flavor
       sb, err = fresh_baseline(flavor == "mariadb" and "mariadb" or "mysql")
