@@ -7,9 +7,7 @@
 local M = {}
 
 local function line_of(text, pos)
-   local n = 1
-   for _ in text:sub(1, pos - 1):gmatch("\n") do n = n + 1 end
-   return n
+   return select(2, text:sub(1, pos - 1):gsub("\n", "")) + 1
 end
 
 local ENTITIES = { amp = "&", lt = "<", gt = ">", quot = '"', apos = "'" }
