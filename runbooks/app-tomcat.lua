@@ -16,8 +16,10 @@ local steps = runbook.outline {
         .. "where the driver can (context.xml: Tomcat reloads the context, no JVM restart)" },
    { name = "reload", doc = "the data sources trust the CA themselves: Tomcat redeploys the context and its pools "
         .. "reconnect (watched from the database: the pools' old sessions end)" },
-   { name = "restart", doc = "[tomcat] jdbc_trust = jvm: Tomcat restarts to read its JVM options ([tomcat] restart_command)" },
-   { name = "probe", doc = "a JVM with Tomcat's options and driver connects with each URL over verified TLS ([tomcat] probe)" },
+   { name = "restart",
+     doc = "[tomcat] jdbc_trust = jvm: Tomcat restarts to read its JVM options ([tomcat] restart_command)" },
+   { name = "probe",
+     doc = "a JVM with Tomcat's options and driver connects with each URL over verified TLS ([tomcat] probe)" },
 }
 
 -- ------------------------------------------------------------------------------------------------
@@ -274,17 +276,15 @@ local function is_trust_option(o) return o:match("^%-Djavax%.net%.ssl%.trustStor
 
 -- What the service lacks: ours missing, and other javax.net.ssl.trustStore* options to drop.
 local function service_diff(current, options)
-   local have, want = {}, {}
-   for _, o in ipairs(current) do have[o] = true end
-   for _, o in ipairs(options) do want[o] = true end
-   local missing, stale = {}, {}
-   for _, o in ipairs(options) do
-      if not have[o] then missing[#missing + 1] = o end
+   local function absent(list, from, wanted)
+      local there, out = {}, {}
+      for _, o in ipairs(from) do there[o] = true end
+      for _, o in ipairs(list) do
+         if not there[o] and wanted(o) then out[#out + 1] = o end
+      end
+      return out
    end
-   for _, o in ipairs(current) do
-      if is_trust_option(o) and not want[o] then stale[#stale + 1] = o end
-   end
-   return missing, stale
+   return absent(options, current, function() return true end), absent(current, options, is_trust_option)
 end
 
 local function service_apply(ctx, lay, options, with_password)
