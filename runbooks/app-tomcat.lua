@@ -339,16 +339,12 @@ steps["jvm-options"].check = function(ctx)
       local ok, why = attrs_ok(f.path, f.opts)
       if not ok then return false, why end
    end
-   if lay.service then
-      local current, why = lay:service_options()
-      if not current then return false, why end
-      local missing, stale = service_diff(current, options)
-      if #missing + #stale > 0 then
-         return false, ("service %s: %d option(s) to add, %d to drop"):format(
-            ctx.params.tomcat.windows_service, #missing, #stale)
-      end
-   end
-   return true
+   if not lay.service then return true end
+   local current, why = lay:service_options()
+   if not current then return false, why end
+   local missing, stale = service_diff(current, options)
+   return done(#missing + #stale == 0, ("service %s: %d option(s) to add, %d to drop"):format(
+      ctx.params.tomcat.windows_service, #missing, #stale))
 end
 
 steps["jvm-options"].apply = function(ctx)
@@ -423,7 +419,7 @@ local function mask_passwords(ctx, text, el, url)
    end
 end
 
--- Each Resource to edit: { name, label, el, url, new, changes, todo, driver, bare_amp }.
+-- Each Resource to edit: { name, label, el, url, new, changes, todo, driver, bare_amp }; the path, the text.
 function resources(ctx)
    local t = ctx.params.tomcat
    local lay = layout.of(ctx)
@@ -468,7 +464,7 @@ function resources(ctx)
       if not found then ctx:fail("%s: no <Resource name=%q>", path, n) end
    end
    if #out == 0 then ctx:fail("%s: no <Resource> with a jdbc:mysql: or jdbc:mariadb: url", path) end
-   return out, path
+   return out, path, text
 end
 
 -- The first host and port of a JDBC URL (jdbc:mysql://db:3306/app, jdbc:mysql:loadbalance://...),
@@ -526,8 +522,7 @@ steps["jdbc-url"].check = function(ctx)
 end
 
 steps["jdbc-url"].apply = function(ctx)
-   local list, path = resources(ctx)
-   local text = assert(ctx:read_file(path))
+   local list, path, text = resources(ctx)
    for _, r in ipairs(list) do
       if r.driver == "mysql-5.1" then
          ctx:warn("%s: Connector/J 5.1 checks the certificate chain but not the host name; 8.x does "
@@ -614,8 +609,7 @@ steps.reload.apply = function(ctx) wait_reload(ctx, ctx:recorded(OLD_SESSIONS)) 
 -- after a rollback has put context.xml back: the same wait, for the sessions of the TLS pools (the
 -- rollback wrote the file a moment ago; Tomcat looks every few seconds)
 steps["jdbc-url"].undo = function(ctx)
-   if trust(ctx) == "jvm" then return end
-   wait_reload(ctx, sessions(ctx))
+   if trust(ctx) ~= "jvm" then wait_reload(ctx, sessions(ctx)) end
 end
 
 -- Step 5: restart -------------------------------------------------------------------------------
