@@ -194,17 +194,12 @@ steps.truststore.apply = function(ctx)
       if trust(ctx) == "jvm" then
          -- the JVM then trusts only this store: it starts with the JDK's own CAs, so the application's
          -- other TLS (HTTPS, LDAPS) keeps working
-         local jdk, jerr = keystore.open(t.jdk_cacerts, { password = "changeit" })
+         local jdk <close>, jerr = keystore.open(t.jdk_cacerts, { password = "changeit" })
          if not jdk then ctx:fail("[tomcat] jdk_cacerts %s: %s", t.jdk_cacerts, jerr) end
-         local n = 0
          for _, e in ipairs(jdk:entries()) do
-            if e.kind == "trusted" then
-               assert(store:add_trusted(e.alias, jdk:get(e.alias)))
-               n = n + 1
-            end
+            if e.kind == "trusted" then assert(store:add_trusted(e.alias, jdk:get(e.alias))) end
          end
-         jdk:close()
-         ctx:log("the truststore starts with the %d CAs of %s", n, t.jdk_cacerts)
+         ctx:log("the truststore starts with the %d CAs of %s", #store:aliases(), t.jdk_cacerts)
       end
    end
    local added = false
