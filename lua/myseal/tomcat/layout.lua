@@ -210,7 +210,7 @@ local function detect(ctx)
    local base = t.catalina_base:gsub("/+$", "")
    local name = base:match("^/var/lib/(tomcat%d*)$")
    if name and sys.stat("/etc/default/" .. name) then return "debian" end
-   if (base:match("^/usr/share/tomcat%d*$") or base:match("^/var/lib/tomcat%d*$"))
+   if (name or base:match("^/usr/share/tomcat%d*$"))
       and (sys.stat("/etc/sysconfig/tomcat") or sys.stat("/etc/tomcat/tomcat.conf")) then
       return "rhel"
    end
