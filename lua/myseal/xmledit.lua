@@ -21,12 +21,13 @@ local function decode(s)
    end))
 end
 
+local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", ["\t"] = "&#9;", ["\n"] = "&#10;", ["\r"] = "&#13;",
+                  ['"'] = "&quot;", ["'"] = "&apos;" }
+
 --- Escape a value for an attribute quoted with `quote`.
 -- @param s value
 -- @param quote '"' or "'"
 -- @return escaped text
-local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", ["\t"] = "&#9;", ["\n"] = "&#10;", ["\r"] = "&#13;",
-                  ['"'] = "&quot;", ["'"] = "&apos;" }
 function M.escape(s, quote)
    return (s:gsub(quote == "'" and "[&<\t\n\r']" or "[&<\t\n\r\"]", ESCAPES))
 end
@@ -40,8 +41,7 @@ local function start_tag(text, pos)
    local el = { name = text:sub(pos + 1, name_end), pos = pos, attrs = {}, list = {} }
    local i = name_end + 1
    while true do
-      local ws = select(2, text:find("^%s*", i))
-      local after = ws + 1
+      local after = select(2, text:find("^%s*", i)) + 1
       local c = text:sub(after, after)
       el.self_closing = c == "/" and text:sub(after + 1, after + 1) == ">"
       if c == ">" or el.self_closing then
