@@ -137,18 +137,15 @@ local WHY_REMOVED = {
 -- @param change `{ key, old, new }` from myseal.jdbcurl.edit
 -- @return text | nil
 function M.explain(driver, change)
-   local key = change.key:lower()
+   local key, old = change.key:lower(), change.old and change.old:lower()
    if change.new == nil and WHY_REMOVED[key] then
       return ("removed %s=%s: %s"):format(change.key, change.old, WHY_REMOVED[key])
    end
-   if driver == "mariadb-3" and key == "sslmode" and change.old then
-      local old = change.old:lower()
-      if old == "required" or old == "trust" then
-         return ("sslMode=%s on MariaDB Connector/J 3 is 'trust': encryption without any certificate "
-            .. "validation; now %s"):format(change.old, change.new)
-      end
+   if driver == "mariadb-3" and key == "sslmode" and (old == "required" or old == "trust") then
+      return ("sslMode=%s on MariaDB Connector/J 3 is 'trust': encryption without any certificate "
+         .. "validation; now %s"):format(change.old, change.new)
    end
-   if change.old and change.new == nil and change.old:lower() == "false" and key:find("ssl") then
+   if change.new == nil and old == "false" and key:find("ssl") then
       return ("removed %s=false"):format(change.key)
    end
    return nil
