@@ -221,9 +221,8 @@ function M.block(text, opts)
       block = table.concat(out, eol) .. eol
    end
    if first then
-      local tail = text:sub(lines[last].to + 1)
       if not lines[last].text:find("\n", 1, true) and block ~= "" then block = block:sub(1, -#eol - 1) end
-      return text:sub(1, lines[first].from - 1) .. block .. tail
+      return text:sub(1, lines[first].from - 1) .. block .. text:sub(lines[last].to + 1)
    end
    if block == "" then return text end
    if text ~= "" and not text:find("\n$") then text = text .. eol end
