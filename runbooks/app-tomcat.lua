@@ -1,9 +1,10 @@
 -- app-tomcat.lua: the Java application tier on Tomcat trusts the database server's CA and its JDBC
 -- URLs require TLS with a verified certificate, so the change works end to end and nobody turns
 -- SSL off in despair. Only the reload step talks to the database server (to see the pools' old
--- sessions end), so plan works against a described server (--describe mariadb-10.11) too. Where Tomcat keeps what: the layouts in
--- lua/myseal/tomcat/layout.lua; driver and quoting rules: lua/myseal/tomcat/init.lua.
+-- sessions end), so plan works against a described server (--describe mariadb-10.11) too. Where
+-- Tomcat keeps what: lua/myseal/tomcat/layout.lua; driver and quoting rules: lua/myseal/tomcat/init.lua.
 local runbook = require "myseal.runbook"
+local done = runbook.done
 
 local steps = runbook.outline {
    { name = "truststore",
@@ -15,8 +16,10 @@ local steps = runbook.outline {
         .. "where the driver can (context.xml: Tomcat reloads the context, no JVM restart)" },
    { name = "reload", doc = "the data sources trust the CA themselves: Tomcat redeploys the context and its pools "
         .. "reconnect (watched from the database: the pools' old sessions end)" },
-   { name = "restart", doc = "[tomcat] jdbc_trust = jvm: Tomcat restarts to read its JVM options ([tomcat] restart_command)" },
-   { name = "probe", doc = "a JVM with Tomcat's options and driver connects with each URL over verified TLS ([tomcat] probe)" },
+   { name = "restart",
+     doc = "[tomcat] jdbc_trust = jvm: Tomcat restarts to read its JVM options ([tomcat] restart_command)" },
+   { name = "probe",
+     doc = "a JVM with Tomcat's options and driver connects with each URL over verified TLS ([tomcat] probe)" },
 }
 
 -- ------------------------------------------------------------------------------------------------
@@ -28,6 +31,7 @@ local xmledit = require "myseal.xmledit"
 local jdbcurl = require "myseal.jdbcurl"
 local tomcat = require "myseal.tomcat"
 local layout = require "myseal.tomcat.layout"
+local count = require("myseal.text").count
 
 local PASSWORD = "tomcat.truststore_password"
 local CHANGED = "app-tomcat.changed"   -- recorded when a step changed what Tomcat reads at start
@@ -42,6 +46,12 @@ local function password(ctx)
       if form ~= pw then ctx:mask(form) end
    end
    return pw
+end
+
+-- `v`, or the run fails with `err` (what a world failure said).
+local function must(ctx, v, err)
+   if not v then ctx:fail("%s", err) end
+   return v
 end
 
 local function attrs_ok(path, opts)
@@ -113,9 +123,12 @@ end
 -- Can Tomcat's user read `path` (every directory on the way)? Only root can ask the kernel.
 local function tomcat_reads(ctx, path)
    if sys.user().uid ~= 0 or not sys.stat(path) then return true end
-   local ok, err = sys.access_as(ctx.params.tomcat.user, path, "r")
-   if ok then return true end
-   return false, err
+   return sys.access_as(ctx.params.tomcat.user, path, "r")
+end
+
+local function must_read(ctx, path)
+   local ok, why = tomcat_reads(ctx, path)
+   if not ok then ctx:fail("%s: Tomcat's user must read it: %s", path, why) end
 end
 
 local function ca_pem(ctx)
@@ -157,8 +170,7 @@ end
 local function write_copy(ctx, lay)
    local copy = lay:ca_copy_path()
    if ctx:write_file(copy, ca_pem(ctx), { mode = tonumber("644", 8) }) then ctx:record(CHANGED, true) end
-   local ok, why = tomcat_reads(ctx, copy)
-   if not ok then ctx:fail("%s: Tomcat's user must read it: %s", copy, why) end
+   must_read(ctx, copy)
 end
 
 steps.truststore.apply = function(ctx)
@@ -182,17 +194,12 @@ steps.truststore.apply = function(ctx)
       if trust(ctx) == "jvm" then
          -- the JVM then trusts only this store: it starts with the JDK's own CAs, so the application's
          -- other TLS (HTTPS, LDAPS) keeps working
-         local jdk, jerr = keystore.open(t.jdk_cacerts, { password = "changeit" })
+         local jdk <close>, jerr = keystore.open(t.jdk_cacerts, { password = "changeit" })
          if not jdk then ctx:fail("[tomcat] jdk_cacerts %s: %s", t.jdk_cacerts, jerr) end
-         local n = 0
          for _, e in ipairs(jdk:entries()) do
-            if e.kind == "trusted" then
-               assert(store:add_trusted(e.alias, jdk:get(e.alias)))
-               n = n + 1
-            end
+            if e.kind == "trusted" then assert(store:add_trusted(e.alias, jdk:get(e.alias))) end
          end
-         jdk:close()
-         ctx:log("the truststore starts with the %d CAs of %s", n, t.jdk_cacerts)
+         ctx:log("the truststore starts with the %d CAs of %s", #store:aliases(), t.jdk_cacerts)
       end
    end
    local added = false
@@ -213,8 +220,7 @@ steps.truststore.apply = function(ctx)
    local data = added and assert(store:encode{ password = pw }) or old
    store:close()
    if ctx:write_file(path, data, lay:truststore_opts()) then ctx:record(CHANGED, true) end
-   local ok, why = tomcat_reads(ctx, path)
-   if not ok then ctx:fail("%s: Tomcat's user must read it: %s", path, why) end
+   must_read(ctx, path)
 end
 
 -- Step 2: the JVM options -----------------------------------------------------------------------
@@ -253,32 +259,27 @@ local function option_files(ctx)
       -- password_in changed: take it out of there
       specs[#specs + 1] = { path = props, syntax = "properties", markers = layout.SH_BLOCK, eol = "\n", opts = {} }
    end
-   local files = {}
    for _, f in ipairs(specs) do
-      local old = ctx:read_file(f.path)
-      local new, err = tomcat.block(old, { begin = f.markers.begin, finish = f.markers.finish,
-                                           title = f.markers.title, lines = f.lines, eol = f.eol, name = f.path })
-      if not new then ctx:fail("%s", err) end
-      files[#files + 1] = { path = f.path, old = old, text = new, opts = f.opts, syntax = f.syntax, markers = f.markers }
+      f.old = ctx:read_file(f.path)
+      f.text = must(ctx, tomcat.block(f.old, { begin = f.markers.begin, finish = f.markers.finish,
+                                               title = f.markers.title, lines = f.lines, eol = f.eol, name = f.path }))
    end
-   return files, options, lay
+   return specs, options, lay
 end
 
 local function is_trust_option(o) return o:match("^%-Djavax%.net%.ssl%.trustStore") ~= nil end
 
 -- What the service lacks: ours missing, and other javax.net.ssl.trustStore* options to drop.
 local function service_diff(current, options)
-   local have, want = {}, {}
-   for _, o in ipairs(current) do have[o] = true end
-   for _, o in ipairs(options) do want[o] = true end
-   local missing, stale = {}, {}
-   for _, o in ipairs(options) do
-      if not have[o] then missing[#missing + 1] = o end
+   local function absent(list, from, wanted)
+      local there, out = {}, {}
+      for _, o in ipairs(from) do there[o] = true end
+      for _, o in ipairs(list) do
+         if not there[o] and wanted(o) then out[#out + 1] = o end
+      end
+      return out
    end
-   for _, o in ipairs(current) do
-      if is_trust_option(o) and not want[o] then stale[#stale + 1] = o end
-   end
-   return missing, stale
+   return absent(options, current, function() return true end), absent(current, options, is_trust_option)
 end
 
 local function service_apply(ctx, lay, options, with_password)
@@ -292,18 +293,17 @@ local function service_apply(ctx, lay, options, with_password)
          -- procrun cannot drop one option: set the list again without any trustStore option, then add ours
          local rest = {}
          for _, o in ipairs(current) do
-            if not is_trust_option(o) then rest[#rest + 1] = o end
-         end
-         for _, o in ipairs(rest) do
-            if o:lower():find("password", 1, true) then
-               ctx:fail("service %s has old javax.net.ssl.trustStore options and another option holding a password "
-                  .. "(%s...), which resetting the list would put on a command line: remove the old trustStore "
-                  .. "options in %sw.exe, then run again", t.windows_service, o:sub(1, 24), t.windows_service)
+            if not is_trust_option(o) then
+               if o:lower():find("password", 1, true) then
+                  ctx:fail("service %s has old javax.net.ssl.trustStore options and another option holding a "
+                     .. "password (%s...), which resetting the list would put on a command line: remove the old "
+                     .. "trustStore options in %sw.exe, then run again", t.windows_service, o:sub(1, 24),
+                     t.windows_service)
+               end
+               rest[#rest + 1] = o
             end
          end
-         local value, err = tomcat.procrun_value(rest)
-         if not value then ctx:fail("%s", err) end
-         ctx:run{ exe, svc, "--JvmOptions=" .. value }
+         ctx:run{ exe, svc, "--JvmOptions=" .. must(ctx, tomcat.procrun_value(rest)) }
          ctx:log("dropped %s", table.concat(stale, " "))
       else
          add = missing
@@ -312,8 +312,7 @@ local function service_apply(ctx, lay, options, with_password)
       ctx:warn("%s; this adds the options. Old -Djavax.net.ssl.trustStore options there would stay: check "
          .. "the Java tab of %sw.exe", why, t.windows_service)
    end
-   local value, err = tomcat.procrun_value(add)
-   if not value then ctx:fail("%s", err) end
+   local value = must(ctx, tomcat.procrun_value(add))
    if with_password then
       -- procrun reads PR_<option> from its environment and, for a list option, appends it like
       -- ++JvmOptions (commons-daemon cmdline.c, apxCmdlineLoadEnvVars): the password stays out of argv
@@ -335,16 +334,12 @@ steps["jvm-options"].check = function(ctx)
       local ok, why = attrs_ok(f.path, f.opts)
       if not ok then return false, why end
    end
-   if lay.service then
-      local current, why = lay:service_options()
-      if not current then return false, why end
-      local missing, stale = service_diff(current, options)
-      if #missing + #stale > 0 then
-         return false, ("service %s: %d option(s) to add, %d to drop"):format(
-            ctx.params.tomcat.windows_service, #missing, #stale)
-      end
-   end
-   return true
+   if not lay.service then return true end
+   local current, why = lay:service_options()
+   if not current then return false, why end
+   local missing, stale = service_diff(current, options)
+   return done(#missing + #stale == 0, ("service %s: %d option(s) to add, %d to drop"):format(
+      ctx.params.tomcat.windows_service, #missing, #stale))
 end
 
 steps["jvm-options"].apply = function(ctx)
@@ -419,15 +414,13 @@ local function mask_passwords(ctx, text, el, url)
    end
 end
 
--- Each Resource to edit: { name, el, url, new, changes, driver, bare_amp }.
+-- Each Resource to edit: { name, label, el, url, new, changes, todo, driver, bare_amp }; the path, the text.
 function resources(ctx)
    local t = ctx.params.tomcat
-   local path = layout.of(ctx):context_xml()
-   local text, err = ctx:read_file(path)
-   if not text then ctx:fail("%s", err) end
-   local els
-   els, err = xmledit.elements(text, path)
-   if not els then ctx:fail("%s", err) end
+   local lay = layout.of(ctx)
+   local path = lay:context_xml()
+   local text = must(ctx, ctx:read_file(path))
+   local els = must(ctx, xmledit.elements(text, path))
    local named = {}
    for _, n in ipairs(t.resources) do named[n] = false end
    local jars
@@ -445,31 +438,28 @@ function resources(ctx)
          if driver == "auto" then
             jars = jars or driver_jars(ctx)
             local class = el.attrs.driverClassName and el.attrs.driverClassName.value
+            local err
             driver, err = tomcat.detect_driver(class, jars)
             if not driver then ctx:fail("%s:%d: <Resource name=%q>: %s", path, el.line, tostring(name), err) end
          end
-         local spec
-         local store
-         if t.jdbc_trust == "data-source" and tomcat.needs_store(driver) then
-            local lay = layout.of(ctx)
-            store = { url = "file:" .. lay:truststore_path(), password = password(ctx),
-                      type = lay:store_type():upper() }
-         end
-         local server_cert = t.jdbc_trust == "data-source" and layout.of(ctx):ca_copy_path() or ca_path(ctx)
-         spec, err = tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust, server_cert = server_cert,
-                                               store = store })
-         if not spec then ctx:fail("%s", err) end
+         local store = t.jdbc_trust == "data-source" and tomcat.needs_store(driver)
+            and { url = "file:" .. lay:truststore_path(), password = password(ctx), type = lay:store_type():upper() }
+            or nil
+         local server_cert = t.jdbc_trust == "data-source" and lay:ca_copy_path() or ca_path(ctx)
+         local spec = must(ctx, tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust,
+                                                          server_cert = server_cert, store = store }))
          local new, changes = jdbcurl.edit(url, spec)
          local raw = text:sub(el.attrs.url.vstart, el.attrs.url.vstop)
-         out[#out + 1] = { name = name, el = el, url = url, new = new, changes = changes, driver = driver,
-                           bare_amp = raw:gsub("&#?%w+;", ""):find("&", 1, true) ~= nil }
+         local bare_amp = raw:gsub("&#?%w+;", ""):find("&", 1, true) ~= nil
+         out[#out + 1] = { name = name, label = name or url, el = el, url = url, new = new, changes = changes,
+                           todo = #changes > 0 or bare_amp, driver = driver, bare_amp = bare_amp }
       end
    end
    for n, found in pairs(named) do
       if not found then ctx:fail("%s: no <Resource name=%q>", path, n) end
    end
    if #out == 0 then ctx:fail("%s: no <Resource> with a jdbc:mysql: or jdbc:mariadb: url", path) end
-   return out, path
+   return out, path, text
 end
 
 -- The first host and port of a JDBC URL (jdbc:mysql://db:3306/app, jdbc:mysql:loadbalance://...),
@@ -491,7 +481,7 @@ local function pool_sessions(ctx, list)
       local a = r.el.attrs
       local user = a.username and a.username.value
       local host, port = url_address(r.url)
-      if not (user and host) then return nil, ("%s names no account and address to look with"):format(r.name or r.url) end
+      if not (user and host) then return nil, ("%s names no account and address to look with"):format(r.label) end
       local key = ("%s@%s:%d"):format(user, host, port)
       if not seen[key] then
          seen[key] = true
@@ -521,38 +511,33 @@ end
 steps["jdbc-url"].check = function(ctx)
    local todo = {}
    for _, r in ipairs(resources(ctx)) do
-      if #r.changes > 0 or r.bare_amp then todo[#todo + 1] = r.name or r.url end
+      if r.todo then todo[#todo + 1] = r.label end
    end
-   if #todo > 0 then return false, "to change: " .. table.concat(todo, ", ") end
-   return true
+   return done(#todo == 0, "to change: " .. table.concat(todo, ", "))
 end
 
 steps["jdbc-url"].apply = function(ctx)
-   local list, path = resources(ctx)
-   local text = assert(ctx:read_file(path))
+   local list, path, text = resources(ctx)
    for _, r in ipairs(list) do
-      local label = r.name or r.url
       if r.driver == "mysql-5.1" then
          ctx:warn("%s: Connector/J 5.1 checks the certificate chain but not the host name; 8.x does "
-            .. "(sslMode=VERIFY_IDENTITY)", label)
+            .. "(sslMode=VERIFY_IDENTITY)", r.label)
       end
-      if #r.changes > 0 or r.bare_amp then
+      if r.todo then
          for _, c in ipairs(r.changes) do
             local why = tomcat.explain(r.driver, c)
-            if why then ctx:warn("%s: %s", label, why) end
+            if why then ctx:warn("%s: %s", r.label, why) end
          end
          if r.bare_amp then
             ctx:warn("%s: its url had a bare '&', an XML error that stops the context from loading: now '&amp;'",
-               label)
+               r.label)
          end
          -- one attribute of one element, every other byte kept (what ctx:edit_xml does, here for
          -- each Resource before the one write, so that the file gets one diff and one backup)
          local where = r.name and { name = r.name } or { url = r.url }
-         local err
-         text, err = xmledit.set(text, { element = "Resource", where = where, attribute = "url", value = r.new },
-                                 path)
-         if not text then ctx:fail("%s", err) end
-         ctx:log("%s (%s): %s", label, tomcat.DRIVERS[r.driver], r.new)
+         text = must(ctx, xmledit.set(text, { element = "Resource", where = where, attribute = "url", value = r.new },
+                                      path))
+         ctx:log("%s (%s): %s", r.label, tomcat.DRIVERS[r.driver], r.new)
       end
    end
    -- the sessions the pools have now: the reload step waits for them to end
@@ -571,9 +556,6 @@ end
 -- connects without TLS, so enforcement must wait: seen from the server, the pools' old sessions
 -- end. `ids` are those sessions' ids.
 local function wait_reload(ctx, ids)
-   local old = {}
-   for _, id in ipairs(ids or {}) do old[id] = true end
-   local text = require "myseal.text"
    local label = "Tomcat to redeploy the context (autoDeploy; without it, reload the application or restart Tomcat)"
    if ctx.planning then
       ctx:wait(label .. ": the pools' sessions end, and new ones connect", function() return true end)
@@ -583,54 +565,53 @@ local function wait_reload(ctx, ids)
       ctx:log("the pools have no session to watch: the application uses the new urls from its next connection")
       return
    end
-   local left
-   ctx:wait(("%s: %s of its pools to end"):format(label, text.count(#(ids or {}), "session")), function()
-      left = 0
+   -- how many of the pools' sessions now are `wanted`
+   local function now(wanted)
+      local n = 0
       for _, id in ipairs(sessions(ctx) or {}) do
-         if old[id] then left = left + 1 end
+         if wanted(id) then n = n + 1 end
       end
-      return left == 0
+      return n
+   end
+   local old = {}
+   for _, id in ipairs(ids) do old[id] = true end
+   ctx:wait(("%s: %s of its pools to end"):format(label, count(#ids, "session")), function()
+      return now(function(id) return old[id] end) == 0
    end, { timeout = ctx.params.tomcat.reload_timeout, interval = 0.25 })
-   ctx:log("Tomcat redeployed the context: the pools' %s ended", text.count(#ids, "old session"))
+   ctx:log("Tomcat redeployed the context: the pools' %s ended", count(#ids, "old session"))
    -- a pool that had sessions opens new ones at once (its initial or minimum idle size): none
    -- means the new url does not connect, and the application is failing now
    local newest = math.max(table.unpack(ids))
    local back = 0
    ctx:wait("the pools to connect again with the new urls", function()
-      back = 0
-      for _, id in ipairs(sessions(ctx) or {}) do
-         if id > newest then back = back + 1 end
-      end
+      back = now(function(id) return id > newest end)
       return back > 0
    end, { timeout = RECONNECT_SECONDS, interval = 0.25, ends = true })
    if back == 0 then
       ctx:fail("the application has not connected again in %s since Tomcat redeployed it: its new urls do not "
          .. "work (see catalina.out for the driver's error); 'myseal rollback' puts the old ones back",
-         text.count(RECONNECT_SECONDS, "second"))
+         count(RECONNECT_SECONDS, "second"))
    end
-   ctx:log("the pools connect again: %s", text.count(back, "new session"))
+   ctx:log("the pools connect again: %s", count(back, "new session"))
 end
 
 steps.reload.when = function(ctx) return trust(ctx) ~= "jvm" end
 steps.reload.check = function(ctx)
-   if ctx:recorded(CHANGED) then return false, "Tomcat redeploys the context for the new urls" end
-   return true
+   return done(not ctx:recorded(CHANGED), "Tomcat redeploys the context for the new urls")
 end
 steps.reload.apply = function(ctx) wait_reload(ctx, ctx:recorded(OLD_SESSIONS)) end
 
 -- after a rollback has put context.xml back: the same wait, for the sessions of the TLS pools (the
 -- rollback wrote the file a moment ago; Tomcat looks every few seconds)
 steps["jdbc-url"].undo = function(ctx)
-   if trust(ctx) == "jvm" then return end
-   wait_reload(ctx, sessions(ctx))
+   if trust(ctx) ~= "jvm" then wait_reload(ctx, sessions(ctx)) end
 end
 
 -- Step 5: restart -------------------------------------------------------------------------------
 
 steps.restart.when = function(ctx) return trust(ctx) == "jvm" end
 steps.restart.check = function(ctx)
-   if ctx:recorded(CHANGED) then return false, "Tomcat reads the changes above when it starts" end
-   return true
+   return done(not ctx:recorded(CHANGED), "Tomcat reads the changes above when it starts")
 end
 
 steps.restart.apply = function(ctx)
@@ -645,7 +626,7 @@ steps.restart.apply = function(ctx)
    ctx:run(argv)
 end
 -- after a rollback has put the files back, Tomcat starts with them again
-steps.restart.undo = function(ctx) steps.restart.apply(ctx) end
+steps.restart.undo = steps.restart.apply
 
 -- Step 6: the probe -----------------------------------------------------------------------------
 
@@ -687,8 +668,7 @@ local function probe(ctx)
       argv.ok = function() return true end
       return ctx:command(argv)
    end
-   local classes, err = jdbcprobe.compile{ javac = t.javac, run = run }
-   if not classes then ctx:fail("%s", err) end
+   local classes = must(ctx, jdbcprobe.compile{ javac = t.javac, run = run })
    local options = options_as_started(ctx)
    local db_password
    if t.probe_password or os.getenv("MYSEAL_SECRET_TOMCAT_PROBE_PASSWORD") then
@@ -696,7 +676,6 @@ local function probe(ctx)
    end
    for _, r in ipairs(resources(ctx)) do
       local attrs = r.el.attrs
-      local label = r.name or r.url
       local jar = probe_jar(ctx, r.driver)
       local ok, out
       if jar then
@@ -707,8 +686,8 @@ local function probe(ctx)
          out = ("no %s jar in Tomcat's lib: set [tomcat] driver_jar"):format(tomcat.DRIVERS[r.driver])
       end
       if ok and out:match("^OK %-") then ok, out = false, out .. " (connected without TLS)" end
-      if not ok then return false, ("the JDBC probe failed for %s: %s"):format(label, tostring(out)) end
-      ctx:log("probe %s: %s", label, out)
+      if not ok then return false, ("the JDBC probe failed for %s: %s"):format(r.label, tostring(out)) end
+      ctx:log("probe %s: %s", r.label, out)
    end
    return true
 end
@@ -724,8 +703,7 @@ steps.probe.apply = function(ctx)
          ctx.params.tomcat.driver_jar or "the driver jar in Tomcat's lib")
       return
    end
-   local ok, why = probe(ctx)
-   if not ok then ctx:fail("%s", why) end
+   must(ctx, probe(ctx))
 end
 
 return runbook.new {

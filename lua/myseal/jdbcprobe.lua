@@ -29,11 +29,12 @@ function M.compile(opts)
    local ok
    ok, err = sys.mkdir(classes, tonumber("700", 8))
    if not ok then return nil, err end
+   local javac = opts.javac or "javac"
    local r
-   r, err = (opts.run or sys.run){ opts.javac or "javac", "-d", classes, M.source, timeout = 120 }
-   if not r then return nil, ("cannot run %s: %s"):format(opts.javac or "javac", err) end
+   r, err = (opts.run or sys.run){ javac, "-d", classes, M.source, timeout = 120 }
+   if not r then return nil, ("cannot run %s: %s"):format(javac, err) end
    if not r.ok then
-      return nil, ("%s could not compile the probe: %s"):format(opts.javac or "javac",
+      return nil, ("%s could not compile the probe: %s"):format(javac,
          ((r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")))
    end
    return classes
@@ -62,14 +63,13 @@ function M.run(opts)
       sys.rmtree(dir)
       return nil, err
    end
-   local sep = sys.platform() == "windows" and ";" or ":"
+   local java, sep = opts.java or "java", sys.platform() == "windows" and ";" or ":"
    local r
-   r, err = (opts.run or sys.run){ opts.java or "java", "@" .. argfile, "-cp", opts.driver_jar .. sep .. opts.classes, "JdbcProbe",
+   r, err = (opts.run or sys.run){ java, "@" .. argfile, "-cp", opts.driver_jar .. sep .. opts.classes, "JdbcProbe",
       env = { MYSEAL_JDBC_URL = opts.url, MYSEAL_JDBC_USER = opts.user or "" },
-      stdin = opts.password or "",
-      timeout = opts.timeout or 60 }
+      stdin = opts.password or "", timeout = opts.timeout or 60 }
    sys.rmtree(dir)
-   if not r then return nil, ("cannot run %s: %s"):format(opts.java or "java", err) end
+   if not r then return nil, ("cannot run %s: %s"):format(java, err) end
    return r.ok, ((r.stdout .. r.stderr):gsub("%s+$", ""))
 end
 

@@ -61,38 +61,34 @@ function M.edit(url, spec)
       if type(k) ~= "string" or type(v) ~= "string" then
          error("jdbcurl.edit: set takes { key, value } pairs of strings", 2)
       end
-      if not wanted[k:lower()] then order[#order + 1] = k:lower() end
-      wanted[k:lower()] = { key = k, value = v }
-      drop[k:lower()] = nil
+      local lkey = k:lower()
+      if not wanted[lkey] then order[#order + 1] = lkey end
+      wanted[lkey] = { key = k, value = v, raw = k .. "=" .. v }   -- also the item it becomes
+      drop[lkey] = nil
    end
    local seen, items = {}, {}
    for _, it in ipairs(parsed.items) do
       local lkey = it.key:lower()
       local w = wanted[lkey]
-      if it.raw == "" then
+      if it.raw == "" or not (w or drop[lkey]) then
          items[#items + 1] = it
-      elseif drop[lkey] then
+      elseif drop[lkey] or seen[lkey] then
          changes[#changes + 1] = { key = it.key, old = it.value or "" }
-      elseif w and seen[lkey] then
-         changes[#changes + 1] = { key = it.key, old = it.value or "" }
-      elseif w then
+      else
          seen[lkey] = true
          if (it.value or ""):lower() == w.value:lower() then
             items[#items + 1] = it
          else
             changes[#changes + 1] = { key = w.key, old = it.value or "", new = w.value }
-            items[#items + 1] = { key = w.key, value = w.value, raw = w.key .. "=" .. w.value }
+            items[#items + 1] = w
          end
-      else
-         items[#items + 1] = it
       end
    end
    local added = {}
    for _, lkey in ipairs(order) do
       if not seen[lkey] then
-         local w = wanted[lkey]
-         changes[#changes + 1] = { key = w.key, new = w.value }
-         added[#added + 1] = { key = w.key, value = w.value, raw = w.key .. "=" .. w.value }
+         changes[#changes + 1] = { key = wanted[lkey].key, new = wanted[lkey].value }
+         added[#added + 1] = wanted[lkey]
       end
    end
    -- empty pairs ("a=1&&b=2") stay, but not at the end of a URL that changes ("a=1&" + "b=2")

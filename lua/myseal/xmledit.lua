@@ -7,9 +7,7 @@
 local M = {}
 
 local function line_of(text, pos)
-   local n = 1
-   for _ in text:sub(1, pos - 1):gmatch("\n") do n = n + 1 end
-   return n
+   return select(2, text:sub(1, pos - 1):gsub("\n", "")) + 1
 end
 
 local ENTITIES = { amp = "&", lt = "<", gt = ">", quot = '"', apos = "'" }
@@ -23,20 +21,15 @@ local function decode(s)
    end))
 end
 
+local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", ["\t"] = "&#9;", ["\n"] = "&#10;", ["\r"] = "&#13;",
+                  ['"'] = "&quot;", ["'"] = "&apos;" }
+
 --- Escape a value for an attribute quoted with `quote`.
 -- @param s value
 -- @param quote '"' or "'"
 -- @return escaped text
 function M.escape(s, quote)
-   return (s:gsub("[&<\t\n\r\"']", function(c)
-      if c == "&" then return "&amp;" end
-      if c == "<" then return "&lt;" end
-      if c == "\t" then return "&#9;" end
-      if c == "\n" then return "&#10;" end
-      if c == "\r" then return "&#13;" end
-      if c == quote then return c == '"' and "&quot;" or "&apos;" end
-      return c
-   end))
+   return (s:gsub(quote == "'" and "[&<\t\n\r']" or "[&<\t\n\r\"]", ESCAPES))
 end
 
 local NAME = "[%a_:][%w_:%.%-]*"
@@ -48,16 +41,11 @@ local function start_tag(text, pos)
    local el = { name = text:sub(pos + 1, name_end), pos = pos, attrs = {}, list = {} }
    local i = name_end + 1
    while true do
-      local ws = select(2, text:find("^%s*", i))
-      local after = ws + 1
+      local after = select(2, text:find("^%s*", i)) + 1
       local c = text:sub(after, after)
-      if c == ">" then
-         el.close, el.stop, el.self_closing = after, after, false
-         el.insert_at = i
-         return el
-      elseif c == "/" and text:sub(after + 1, after + 1) == ">" then
-         el.close, el.stop, el.self_closing = after, after + 1, true
-         el.insert_at = i
+      el.self_closing = c == "/" and text:sub(after + 1, after + 1) == ">"
+      if c == ">" or el.self_closing then
+         el.stop, el.insert_at = el.self_closing and after + 1 or after, i
          return el
       elseif c == "" then
          return nil, ("<%s> is not closed"):format(el.name)
@@ -87,6 +75,16 @@ local function start_tag(text, pos)
    end
 end
 
+-- What the parser steps over: comments, CDATA sections, processing instructions.
+local SKIPPED = { { "<!--", "-->", "a comment" }, { "<![CDATA[", "]]>", "a CDATA section" },
+                  { "<?", "?>", "a processing instruction" } }
+local function skipped(text, lt)
+   for _, s in ipairs(SKIPPED) do
+      if text:sub(lt, lt + #s[1] - 1) == s[1] then return s end
+   end
+   return nil
+end
+
 --- Parse `text` into its elements (start tags with attributes), checking that it is well formed
 -- (tags balanced, attributes quoted, comments and sections closed).
 -- @param text the document
@@ -102,18 +100,11 @@ function M.elements(text, name)
    while true do
       local lt = text:find("<", i, true)
       if not lt then break end
-      if text:sub(lt, lt + 3) == "<!--" then
-         local e = text:find("-->", lt + 4, true)
-         if not e then return bad(lt, "a comment is not closed") end
-         i = e + 3
-      elseif text:sub(lt, lt + 8) == "<![CDATA[" then
-         local e = text:find("]]>", lt + 9, true)
-         if not e then return bad(lt, "a CDATA section is not closed") end
-         i = e + 3
-      elseif text:sub(lt, lt + 1) == "<?" then
-         local e = text:find("?>", lt + 2, true)
-         if not e then return bad(lt, "a processing instruction is not closed") end
-         i = e + 2
+      local skip = skipped(text, lt)
+      if skip then
+         local e = text:find(skip[2], lt + #skip[1], true)
+         if not e then return bad(lt, skip[3] .. " is not closed") end
+         i = e + #skip[2]
       elseif text:sub(lt, lt + 1) == "<!" then
          -- DOCTYPE, with an optional internal subset in brackets
          local depth, j = 0, lt + 2

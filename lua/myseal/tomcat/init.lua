@@ -50,16 +50,31 @@ function M.detect_driver(class, jars)
       class and ("'" .. class .. "'") or "is missing, so the driver")
 end
 
-local MYSQL_STORE = { "trustCertificateKeyStoreUrl", "trustCertificateKeyStorePassword",
-                      "trustCertificateKeyStoreType" }
-local MARIADB_STORE = { "trustStore", "trustStorePassword", "trustStoreType" }
+-- Per driver, for verify = identity or ca: the properties that require TLS and verify the
+-- server, and those that would contradict them.
+local TLS = {
+   ["mysql-5.1"] = function()
+      return { { "useSSL", "true" }, { "requireSSL", "true" }, { "verifyServerCertificate", "true" } }, { "sslMode" }
+   end,
+   ["mysql-8"] = function(identity)
+      return { { "sslMode", identity and "VERIFY_IDENTITY" or "VERIFY_CA" } },
+         { "useSSL", "requireSSL", "verifyServerCertificate" }
+   end,
+   ["mariadb-2"] = function(identity)
+      if identity then
+         return { { "useSsl", "true" } }, { "trustServerCertificate", "sslMode", "disableSslHostnameVerification" }
+      end
+      return { { "useSsl", "true" }, { "disableSslHostnameVerification", "true" } },
+         { "trustServerCertificate", "sslMode" }
+   end,
+   ["mariadb-3"] = function(identity)
+      return { { "sslMode", identity and "verify-full" or "verify-ca" } },
+         { "useSsl", "trustServerCertificate", "disableSslHostnameVerification" }
+   end,
+}
 
-local function list(...)
-   local out = {}
-   for _, t in ipairs{ ... } do
-      for _, v in ipairs(t) do out[#out + 1] = v end
-   end
-   return out
+local function append(list, items)
+   return table.move(items, 1, #items, #list + 1, list)
 end
 
 --- The URL properties that make a driver require TLS and verify the server, and those that
@@ -72,55 +87,34 @@ end
 --   path (MariaDB), store = { url, password, type } (MySQL, data-source) }`
 -- @return `{ set = { { key, value }, ... }, remove = { key, ... } }` | nil, message
 function M.url_spec(driver, o)
-   local identity = o.verify ~= "ca"
-   if driver == "mysql-5.1" or driver == "mysql-8" then
+   if not TLS[driver] then error(("tomcat.url_spec: unknown driver '%s'"):format(tostring(driver)), 2) end
+   local set, remove = TLS[driver](o.verify ~= "ca")
+   if M.needs_store(driver) then
       if o.trust == "server-cert" then
          return nil, M.DRIVERS[driver] .. " has no serverSslCert: set [tomcat] jdbc_trust = data-source or jvm"
       end
-      local spec
-      if driver == "mysql-5.1" then
-         spec = { set = { { "useSSL", "true" }, { "requireSSL", "true" }, { "verifyServerCertificate", "true" } },
-                  remove = { "sslMode" } }
-      else
-         spec = { set = { { "sslMode", identity and "VERIFY_IDENTITY" or "VERIFY_CA" } },
-                  remove = { "useSSL", "requireSSL", "verifyServerCertificate" } }
-      end
       if o.trust == "data-source" then
          if not o.store then return nil, "a truststore is needed for the data source's trust" end
-         table.insert(spec.set, { "trustCertificateKeyStoreUrl", o.store.url })
-         table.insert(spec.set, { "trustCertificateKeyStorePassword", o.store.password })
-         table.insert(spec.set, { "trustCertificateKeyStoreType", o.store.type })
+         append(set, { { "trustCertificateKeyStoreUrl", o.store.url },
+                       { "trustCertificateKeyStorePassword", o.store.password },
+                       { "trustCertificateKeyStoreType", o.store.type } })
       else
-         for _, k in ipairs(MYSQL_STORE) do table.insert(spec.remove, k) end
+         append(remove, { "trustCertificateKeyStoreUrl", "trustCertificateKeyStorePassword",
+                          "trustCertificateKeyStoreType" })
       end
-      return spec
-   elseif driver == "mariadb-2" or driver == "mariadb-3" then
-      local spec
-      if driver == "mariadb-2" then
-         spec = { set = { { "useSsl", "true" } },
-                  remove = list({ "trustServerCertificate", "sslMode" }, MARIADB_STORE) }
-         if identity then
-            table.insert(spec.remove, "disableSslHostnameVerification")
-         else
-            table.insert(spec.set, { "disableSslHostnameVerification", "true" })
-         end
-      else
-         spec = { set = { { "sslMode", identity and "verify-full" or "verify-ca" } },
-                  remove = list({ "useSsl", "trustServerCertificate", "disableSslHostnameVerification" },
-                                MARIADB_STORE) }
-      end
+   else
+      append(remove, { "trustStore", "trustStorePassword", "trustStoreType" })
       if o.trust == "server-cert" or o.trust == "data-source" then
          if not o.server_cert or o.server_cert:find("[%s&?#]") then
             return nil, ("serverSslCert needs a CA file path without spaces, '&', '?' or '#' (%s)"):format(
                tostring(o.server_cert))
          end
-         table.insert(spec.set, { "serverSslCert", o.server_cert })
+         set[#set + 1] = { "serverSslCert", o.server_cert }
       else
-         table.insert(spec.remove, "serverSslCert")
+         remove[#remove + 1] = "serverSslCert"
       end
-      return spec
    end
-   error(("tomcat.url_spec: unknown driver '%s'"):format(tostring(driver)), 2)
+   return { set = set, remove = remove }
 end
 
 --- Does the driver take its trust from a truststore file (not a PEM), in data-source mode?
@@ -143,18 +137,15 @@ local WHY_REMOVED = {
 -- @param change `{ key, old, new }` from myseal.jdbcurl.edit
 -- @return text | nil
 function M.explain(driver, change)
-   local key = change.key:lower()
+   local key, old = change.key:lower(), change.old and change.old:lower()
    if change.new == nil and WHY_REMOVED[key] then
       return ("removed %s=%s: %s"):format(change.key, change.old, WHY_REMOVED[key])
    end
-   if driver == "mariadb-3" and key == "sslmode" and change.old then
-      local old = change.old:lower()
-      if old == "required" or old == "trust" then
-         return ("sslMode=%s on MariaDB Connector/J 3 is 'trust': encryption without any certificate "
-            .. "validation; now %s"):format(change.old, change.new)
-      end
+   if driver == "mariadb-3" and key == "sslmode" and (old == "required" or old == "trust") then
+      return ("sslMode=%s on MariaDB Connector/J 3 is 'trust': encryption without any certificate "
+         .. "validation; now %s"):format(change.old, change.new)
    end
-   if change.old and change.new == nil and change.old:lower() == "false" and key:find("ssl") then
+   if change.new == nil and old == "false" and key:find("ssl") then
       return ("removed %s=false"):format(change.key)
    end
    return nil
@@ -230,9 +221,8 @@ function M.block(text, opts)
       block = table.concat(out, eol) .. eol
    end
    if first then
-      local tail = text:sub(lines[last].to + 1)
       if not lines[last].text:find("\n", 1, true) and block ~= "" then block = block:sub(1, -#eol - 1) end
-      return text:sub(1, lines[first].from - 1) .. block .. tail
+      return text:sub(1, lines[first].from - 1) .. block .. text:sub(lines[last].to + 1)
    end
    if block == "" then return text end
    if text ~= "" and not text:find("\n$") then text = text .. eol end
@@ -380,21 +370,16 @@ end
 -- @return string
 function M.properties_form(value)
    local out = {}
-   local first = true
-   for _, c in utf8.codes(value) do
-      local s
+   for p, c in utf8.codes(value) do
+      local s = utf8.char(c)
       if c == 92 then s = "\\\\"
-      elseif first and (c == 32 or c == 9) then s = "\\" .. utf8.char(c)
-      elseif c < 32 or c > 126 then
-         if c > 0xFFFF then
-            local v = c - 0x10000
-            s = ("\\u%04X\\u%04X"):format(0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
-         else
-            s = ("\\u%04X"):format(c)
-         end
-      else s = utf8.char(c) end
+      elseif p == 1 and (c == 32 or c == 9) then s = "\\" .. s
+      elseif c > 0xFFFF then
+         local v = c - 0x10000
+         s = ("\\u%04X\\u%04X"):format(0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+      elseif c < 32 or c > 126 then s = ("\\u%04X"):format(c)
+      end
       out[#out + 1] = s
-      first = false
    end
    return table.concat(out)
 end

@@ -14,11 +14,13 @@ local TITLE = ": the JVM trusts the database server's CA (written by myseal; edi
 M.SH_BLOCK = { begin = "# BEGIN myseal app-tomcat", finish = "# END myseal app-tomcat", title = TITLE }
 M.BAT_BLOCK = { begin = "rem BEGIN myseal app-tomcat", finish = "rem END myseal app-tomcat", title = TITLE }
 
-local Layout = {}
+-- `syntax`: of the file the JVM options go to (sh, env: a systemd EnvironmentFile, or bat);
+-- `script`: the extension of Tomcat's own scripts (setenv, startup, shutdown).
+local Layout = { syntax = "sh", script = "sh" }
 Layout.__index = Layout
 
-local function class(name, fields)
-   local c = setmetatable(fields or {}, { __index = Layout })
+local function class(name, fields, parent)
+   local c = setmetatable(fields or {}, { __index = parent or Layout })
    c.__index = c
    c.name = name
    return c
@@ -104,26 +106,29 @@ function Layout:setenv_path(name)
    return in_base
 end
 
+local LINES = { sh = tomcat.sh_lines, env = tomcat.env_file_lines, bat = tomcat.bat_lines }
+
 --- The files that carry the JVM options: list of `{ path, syntax, markers, lines, eol, opts }`
 -- (empty where the options live elsewhere, as for the Windows service).
-function Layout.option_files() return {} end
+function Layout:option_files(options, with_password)
+   local path = self:options_path()
+   local lines, err = LINES[self.syntax](options)
+   if not lines then self.ctx:fail("%s: %s", path, err) end
+   local bat = self.syntax == "bat"
+   return { { path = path, syntax = self.syntax, markers = bat and M.BAT_BLOCK or M.SH_BLOCK, lines = lines,
+              eol = bat and "\r\n" or "\n", opts = with_password and self:secret_file_opts(path) or {} } }
+end
 
---- The options a Windows service has, or nil, why (for layouts without a service: nil).
-function Layout.service_options() return nil end
+-- linux: catalina.sh reads setenv.sh; windows-scripts: catalina.bat reads setenv.bat.
+function Layout:options_path() return self:setenv_path("setenv." .. self.script) end
 
 --- What restarts Tomcat here, in words (when no restart_command is given).
 function Layout:restart_hint()
    local bin = join(self:home(), "bin")
-   return ("%s, then %s"):format(join(bin, "shutdown.sh"), join(bin, "startup.sh"))
+   return ("%s, then %s"):format(join(bin, "shutdown." .. self.script), join(bin, "startup." .. self.script))
 end
 
--- linux: catalina.sh reads setenv.sh.
 local Linux = class("linux")
-function Linux:option_files(options, with_password)
-   local path = self:setenv_path("setenv.sh")
-   return { { path = path, syntax = "sh", markers = M.SH_BLOCK, lines = tomcat.sh_lines(options), eol = "\n",
-              opts = with_password and self:secret_file_opts(path) or {} } }
-end
 
 -- debian: the tomcatN package's unit reads /etc/default/tomcatN (a shell-syntax file).
 local Debian = class("debian")
@@ -132,53 +137,29 @@ function Debian:default_home()
    local name = self:base():match("(tomcat%d*)[/\\]*$")
    return name and ("/usr/share/" .. name) or self:base()
 end
-function Debian:defaults_file()
+function Debian:options_path()
    return self.ctx.params.tomcat.defaults_file or ("/etc/default/" .. self:package())
-end
-function Debian:option_files(options, with_password)
-   local path = self:defaults_file()
-   return { { path = path, syntax = "sh", markers = M.SH_BLOCK, lines = tomcat.sh_lines(options), eol = "\n",
-              opts = with_password and self:secret_file_opts(path) or {} } }
 end
 function Debian:restart_hint() return "systemctl restart " .. self:package() end
 
 -- rhel: the tomcat package's unit reads /etc/sysconfig/tomcat or /etc/tomcat/tomcat.conf as an
 -- EnvironmentFile: no shell expansion.
-local Rhel = class("rhel")
+local Rhel = class("rhel", { syntax = "env" })
 function Rhel:default_home() return "/usr/share/tomcat" end
-function Rhel:defaults_file()
+function Rhel:options_path()
    local t = self.ctx.params.tomcat
    if t.defaults_file then return t.defaults_file end
    return self.ctx:exists("/etc/sysconfig/tomcat") and "/etc/sysconfig/tomcat" or "/etc/tomcat/tomcat.conf"
 end
-function Rhel:option_files(options, with_password)
-   local path = self:defaults_file()
-   local lines, err = tomcat.env_file_lines(options)
-   if not lines then self.ctx:fail("%s: %s", path, err) end
-   return { { path = path, syntax = "env", markers = M.SH_BLOCK, lines = lines, eol = "\n",
-              opts = with_password and self:secret_file_opts(path) or {} } }
-end
 function Rhel:restart_hint() return "systemctl restart tomcat" end
 
--- windows-scripts: catalina.bat reads setenv.bat.
-local WindowsScripts = class("windows-scripts", { windows = true })
+local WindowsScripts = class("windows-scripts", { syntax = "bat", script = "bat" })
 function WindowsScripts.secret_file_opts() return {} end
 function WindowsScripts.truststore_opts() return {} end
-function WindowsScripts:option_files(options)
-   local path = self:setenv_path("setenv.bat")
-   local lines, err = tomcat.bat_lines(options)
-   if not lines then self.ctx:fail("%s: %s", path, err) end
-   return { { path = path, syntax = "bat", markers = M.BAT_BLOCK, lines = lines, eol = "\r\n", opts = {} } }
-end
-function WindowsScripts:restart_hint()
-   local bin = join(self:home(), "bin")
-   return ("%s, then %s"):format(join(bin, "shutdown.bat"), join(bin, "startup.bat"))
-end
 
 -- windows-service: procrun keeps the JVM options in the registry; setenv.bat is not read.
-local WindowsService = class("windows-service", { windows = true, service = true })
-WindowsService.secret_file_opts = WindowsScripts.secret_file_opts
-WindowsService.truststore_opts = WindowsScripts.truststore_opts
+local WindowsService = class("windows-service", { service = true }, WindowsScripts)
+function WindowsService.option_files() return {} end
 
 --- The registry key of a procrun service's Java options.
 function M.service_key(name, wow)
@@ -186,6 +167,7 @@ function M.service_key(name, wow)
       wow and "WOW6432Node\\" or "", name)
 end
 
+--- The options the Windows service has, or nil, why.
 function WindowsService:service_options()
    local name = self.ctx.params.tomcat.windows_service
    if sys.platform() ~= "windows" then
@@ -228,7 +210,7 @@ local function detect(ctx)
    local base = t.catalina_base:gsub("/+$", "")
    local name = base:match("^/var/lib/(tomcat%d*)$")
    if name and sys.stat("/etc/default/" .. name) then return "debian" end
-   if (base:match("^/usr/share/tomcat%d*$") or base:match("^/var/lib/tomcat%d*$"))
+   if (name or base:match("^/usr/share/tomcat%d*$"))
       and (sys.stat("/etc/sysconfig/tomcat") or sys.stat("/etc/tomcat/tomcat.conf")) then
       return "rhel"
    end
