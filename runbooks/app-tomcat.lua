@@ -217,7 +217,8 @@ steps.truststore.apply = function(ctx)
          added = true
       end
    end
-   local data = added and assert(store:encode{ password = pw }) or old
+   -- a new store is written even when it adds nothing: the JDK's CAs may already hold the database's
+   local data = (added or not old) and assert(store:encode{ password = pw }) or old
    store:close()
    if ctx:write_file(path, data, lay:truststore_opts()) then ctx:record(CHANGED, true) end
    must_read(ctx, path)

@@ -278,6 +278,36 @@ describe("app-tomcat runbook", function()
       assert.is_nil(sys.stat(dir .. "/wrong.p12"))
    end)
 
+   it("makes the JVM's truststore from the JDK's CAs when the JDK already trusts the database's CA", function()
+      local base = linux_tomcat("useSsl=true")
+      -- a JDK cacerts made by keytool that holds the sandbox's CA among others
+      local cacerts = dir .. "/cacerts"
+      local site_root = h.write(dir .. "/site-root.pem",
+         assert(pki.self_signed{ key = pki.genkey{ type = "ec" }, subject = "/CN=Site Root" }):pem())
+      for alias, file in pairs{ ["db-ca"] = s.tls.ca, ["site-root"] = site_root } do
+         local r = assert(sys.run{ "keytool", "-importcert", "-noprompt", "-alias", alias, "-file", file,
+                                   "-keystore", cacerts, "-storetype", "pkcs12", "-storepass", "changeit" })
+         assert(r.ok, r.stderr)
+      end
+      local env = { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD }
+      local args = { "app-tomcat", "--sandbox", s.name, "--yes", "--only", "truststore",
+                     "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.ca=" .. s.tls.ca,
+                     "--set", "tomcat.user=" .. user, "--set", "tomcat.group=" .. group,
+                     "--set", "tomcat.jdk_cacerts=" .. cacerts }
+      local r = myseal(cat({ "run" }, args), env)
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      has("the truststore starts with the 2 CAs of " .. cacerts, r.stdout)
+      local store_path = base .. "/conf/db-truststore.p12"
+      assert.equal(416, sys.stat(store_path).mode)
+      local store <close> = assert(keystore.open(store_path, { password = PLAIN_PASSWORD }))
+      local aliases = store:aliases()
+      table.sort(aliases)
+      assert.same({ "db-ca", "site-root" }, aliases)
+      r = myseal(cat({ "run" }, args), env)
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("%[1/1%] truststore +already done", r.stdout)
+   end)
+
    -- the Windows fixture, copied: bin/setenv.bat, conf/context.xml, conf/catalina.properties (all
    -- CRLF) and lib/ with a MariaDB Connector/J 3 "jar" (its class paths are what tells it apart)
    local function windows_tomcat()
