@@ -133,7 +133,9 @@ function M.controls(findings, runs)
                   disk = setmetatable({}, json.array), runbooks = setmetatable({}, json.array),
                   runs = setmetatable({}, json.array) }
       for _, g in ipairs(c.answers) do
-         for _, name in ipairs(g.runbooks) do e.runbooks[#e.runbooks + 1] = name end
+         for _, name in ipairs(g.runbooks) do
+            if not matches(e.runbooks, name) then e.runbooks[#e.runbooks + 1] = name end
+         end
       end
       local worst
       for _, f in ipairs(findings) do
