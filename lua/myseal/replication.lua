@@ -82,19 +82,13 @@ function M.replicas(ctx)
    return out, unknown, math.max(0, readers - #registered)
 end
 
-local function login(ctx)
-   local p = ctx.params.replication
-   if not p.check_user then return nil end
-   return { user = p.check_user, password = ctx:secret("replication.check_password") }
-end
-
 --- A replica as the check account sees it (fact replica_state), or nil and why not.
 function M.ask(ctx, r)
-   local who = login(ctx)
-   if not who then
+   local p = ctx.params.replication
+   if not p.check_user then
       return nil, "replication.check_user is not set (an account on the replicas to ask them with)"
    end
-   return ctx:fact("replica_state", r, who)
+   return ctx:fact("replica_state", r, { user = p.check_user, password = ctx:secret("replication.check_password") })
 end
 
 -- The replicas, and a first problem that keeps them from being asked at all, or nil.
@@ -220,19 +214,13 @@ end
 -- This server as a replica ---------------------------------------------------------------------
 
 --- This server's replication channels (fact replica_channels).
-function M.channels(ctx)
-   return ctx:fact("replica_channels")
-end
+function M.channels(ctx) return ctx:fact("replica_channels") end
 
 --- The primary's CA a replica's channels trust: replication.ca, else [pki] ca_cert; nil when neither.
-function M.ca(ctx)
-   return ctx.params.replication.ca or ctx.params.pki.ca_cert
-end
+function M.ca(ctx) return ctx.params.replication.ca or ctx.params.pki.ca_cert end
 
 --- The TLS a channel gets: `{ ssl = true, ca, verify = true }`.
-function M.wanted(ctx)
-   return { ssl = true, ca = M.ca(ctx), verify = true }
-end
+function M.wanted(ctx) return { ssl = true, ca = M.ca(ctx), verify = true } end
 
 --- Why channel `ch` is not on verified TLS with the primary's CA, or nil.
 function M.channel_unfit(ctx, ch)
@@ -251,7 +239,8 @@ end
 --- Is channel `ch` connected with no error? true, or false and what it shows.
 function M.connected(ch)
    if ch.io == "Yes" and ch.io_errno == 0 then return true end
-   return false, ch.io_errno ~= 0 and ("%s, error %d: %s"):format(ch.io, ch.io_errno, ch.io_error) or ("IO thread " .. ch.io)
+   if ch.io_errno ~= 0 then return false, ("%s, error %d: %s"):format(ch.io, ch.io_errno, ch.io_error) end
+   return false, "IO thread " .. ch.io
 end
 
 -- For check --------------------------------------------------------------------------------------
