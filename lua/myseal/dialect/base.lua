@@ -55,9 +55,7 @@ local function show_fact(name, what, field)
       local rows = ctx:query("SHOW GLOBAL " .. what .. " LIKE ?", key)
       return rows[1] and rows[1][2] or nil
    end
-   described[name] = function(_, desc, key)
-      return desc[field] and desc[field][key] or nil
-   end
+   described[name] = function(_, desc, key) return desc[field] and desc[field][key] or nil end
 end
 
 --- fact variable(name): the value of a global variable, a string, or nil when there is none.
@@ -275,19 +273,12 @@ function described.system_spaces(_, desc) return desc.system_spaces or {} end
 function facts.aria_tables() return {} end
 function described.aria_tables(_, desc) return desc.aria_tables or {} end
 
--- SHOW BINARY LOGS as rows and column names, or nil when binary logging is off.
-local function binary_logs(ctx)
-   local ok, rows, meta = pcall(ctx.query, ctx, "SHOW BINARY LOGS")
-   if not ok then return nil end
-   return rows, sqltext.columns(meta)
-end
-
 --- fact binlogs: the binary log files, oldest first, `{ enabled, files = { { name, encrypted =
 -- bool | nil (cannot tell) } } }`; `enabled` false when the server writes none.
 function facts.binlogs(d, ctx)
-   local rows, col = binary_logs(ctx)
-   if not rows then return { enabled = false, files = {} } end
-   local files = {}
+   local ok, rows, meta = pcall(ctx.query, ctx, "SHOW BINARY LOGS")
+   if not ok then return { enabled = false, files = {} } end   -- binary logging is off
+   local col, files = sqltext.columns(meta), {}
    for _, r in ipairs(rows) do
       local f = { name = r[col.Log_name] }
       if col.Encrypted then

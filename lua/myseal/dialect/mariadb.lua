@@ -188,9 +188,9 @@ function mariadb.aria_file_encrypted(path)
    local head = f:read(1024) or ""
    f:close()
    if #head < 14 or head:sub(1, 4) ~= "\254\254\9\3" then return nil end
-   local base = head:byte(13) * 256 + head:byte(14)
-   if #head < base + 92 then return nil end
-   return (head:byte(base + 91) * 256 + head:byte(base + 92)) & 1 == 1
+   local info = head:byte(13) * 256 + head:byte(14)
+   if #head < info + 92 then return nil end
+   return (head:byte(info + 91) * 256 + head:byte(info + 92)) & 1 == 1
 end
 
 --- fact aria_tables: every Aria table (the mysql schema's too), with its encryption read from its
@@ -257,8 +257,6 @@ end
 -- In transit -----------------------------------------------------------------------------------
 
 function mariadb.has_tls_version(d) return d:at_least("10.4.6") end
-
---- require_secure_transport from 10.5.2.
 function mariadb.has_require_secure_transport(d) return d:at_least("10.5.2") end
 
 --- FLUSH SSL from 10.4.1; NO_WRITE_TO_BINLOG, since FLUSH SSL is written to the binary log and

@@ -66,10 +66,8 @@ end
 
 --- 5.7 before 5.7.11 has no keyring_file plugin.
 function mysql.keyring_unsupported(d)
-   if not d:at_least("5.7.11") then
-      return ("%s has no keyring: the keyring_file plugin came with MySQL 5.7.11; upgrade first"):format(d:describe())
-   end
-   return nil
+   if d:at_least("5.7.11") then return nil end
+   return ("%s has no keyring: the keyring_file plugin came with MySQL 5.7.11; upgrade first"):format(d:describe())
 end
 
 function mysql.key_file_name(_, s) return s.keyring == COMPONENT and COMPONENT or "keyring" end
@@ -312,8 +310,6 @@ end
 -- In transit -----------------------------------------------------------------------------------
 
 function mysql.has_tls_version(d) return d:at_least("5.7.10") end
-
---- require_secure_transport from 5.7.8.
 function mysql.has_require_secure_transport(d) return d:at_least("5.7.8") end
 
 --- 5.7: no TLSv1.3 before 5.7.28; yaSSL builds (community 5.7 before 5.7.28) speak TLSv1 and
