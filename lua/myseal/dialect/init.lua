@@ -177,11 +177,7 @@ local function lookup(self, key, sub)
 end
 
 local function sub_view(self, sub)
-   return setmetatable({}, {
-      __index = function(_, key)
-         return lookup(self, key, sub)
-      end,
-   })
+   return setmetatable({}, { __index = function(_, key) return lookup(self, key, sub) end })
 end
 
 Dialect.__index = function(self, key)
