@@ -80,10 +80,7 @@ function M.missing_backups(ctx, files, dir)
    local missing = {}
    for _, path in ipairs(files) do
       local data = ctx:read_file(path)
-      if data then
-         local copy = ctx:read_file(M.backup_path(dir, path, data))
-         if copy ~= data then missing[#missing + 1] = path end
-      end
+      if data and ctx:read_file(M.backup_path(dir, path, data)) ~= data then missing[#missing + 1] = path end
    end
    return missing
 end

@@ -192,11 +192,8 @@ end
 -- @param accounts list of `{ account, user, host, level }`
 -- @return a new list
 function M.with_replica_accounts(ctx, accounts)
-   local out, have = {}, {}
-   for _, a in ipairs(accounts) do
-      out[#out + 1] = a
-      have[a.account] = true
-   end
+   local out, have = table.move(accounts, 1, #accounts, 1, {}), {}
+   for _, a in ipairs(accounts) do have[a.account] = true end
    local level = ctx.params.replication.require
    if level == "none" then return out end
    for _, s in ipairs(ctx:fact("binlog_dumps")) do
