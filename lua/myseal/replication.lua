@@ -8,6 +8,7 @@
 -- docs/servers.md has the facts.
 -- @module myseal.replication
 local sys = require "sys"
+local integer = require("myseal.sqltext").integer
 local text = require "myseal.text"
 
 local M = {}
@@ -72,7 +73,7 @@ function M.replicas(ctx)
       local host, port = entry:match("^%[(.+)%]:(%d+)$")
       if not host then host, port = entry:match("^([^:]+):?(%d*)$") end
       if not host then ctx:reject("replication.replicas: '%s' is not host:port", entry) end
-      add(host, math.tointeger(tonumber(port)) or 3306)
+      add(host, integer(port) or 3306)
    end
    local registered, unknown = ctx:fact("replica_hosts"), 0
    for _, r in ipairs(registered) do
@@ -131,7 +132,7 @@ end
 -- its port)?
 local function from_me(ctx, ch, me)
    if ch.source_id and ch.source_id > 0 then return ch.source_id == me end
-   local port = math.tointeger(tonumber(ctx:fact("variable", "port") or ""))
+   local port = integer(ctx:fact("variable", "port"))
    return port ~= nil and ch.port == port
 end
 
@@ -168,7 +169,7 @@ end
 -- asked. Waits up to replication.wait_seconds while a channel connects (not in plan or check).
 -- @return list of messages (empty: every replica's channel uses TLS, or there is none)
 function M.channel_problems(ctx)
-   local me = math.tointeger(tonumber(ctx:fact("variable", "server_id") or "")) or 0
+   local me = integer(ctx:fact("variable", "server_id")) or 0
    local deadline = sys.clock() + ctx.params.replication.wait_seconds
    while true do
       local list, why = found(ctx, "their channels")

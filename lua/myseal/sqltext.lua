@@ -1,6 +1,7 @@
 --- SQL text for people: statements with their `?` values shown in place, for plan output and
 -- the journal (never sent to a server: values are bound by the mysql module, whose scanner
--- finds the placeholders here too), identifiers quoted, NULL read as nil.
+-- finds the placeholders here too), identifiers quoted; and result rows read: NULL as nil,
+-- integers, columns by name.
 -- @module myseal.sqltext
 local M = {}
 
@@ -11,6 +12,11 @@ function M.value(v)
    if v == nil or v == require("mysql").null then return nil end
    return v
 end
+
+--- A value from a result row (or a fact) as an integer: nil for NULL, for nil and for what is not one.
+-- @param v a value of a mysql result row, a string or nil
+-- @return integer | nil
+function M.integer(v) return math.tointeger(tonumber(M.value(v) or "")) end
 
 --- The columns of a result by name.
 -- @param meta a query's second result (its `columns` are the names in order)

@@ -7,7 +7,7 @@
 -- @module myseal.dialect.base
 local sqltext = require "myseal.sqltext"
 
-local value = sqltext.value
+local value, integer = sqltext.value, sqltext.integer
 
 -- Is a server variable on? ("ON" or "1", as SHOW VARIABLES writes a boolean.)
 local function on(v)
@@ -82,7 +82,7 @@ function facts.tables(d, ctx)
    for _, r in ipairs(rows) do
       if not d.system_schemas[r[1]] then
          out[#out + 1] = { schema = r[1], name = r[2], engine = value(r[3]),
-                           bytes = math.tointeger(tonumber(value(r[4]) or 0)) or 0,
+                           bytes = integer(r[4]) or 0,
                            create_options = value(r[5]) or "", sequence = r[6] == "SEQUENCE" or nil }
       end
    end
@@ -306,7 +306,7 @@ function facts.query_logs(_, ctx)
                  table_rows = {} }
    for _, t in ipairs{ "general_log", "slow_log" } do
       local ok, rows = pcall(ctx.query, ctx, "SELECT COUNT(*) FROM mysql." .. t)
-      out.table_rows[t] = ok and math.tointeger(tonumber(rows[1][1])) or 0
+      out.table_rows[t] = ok and integer(rows[1][1]) or 0
    end
    return out
 end
@@ -325,7 +325,7 @@ function facts.mdl_waits(d, ctx, ids)
    local sql = ("SELECT ID, %s FROM INFORMATION_SCHEMA.PROCESSLIST WHERE ID IN (%s) "
       .. "AND STATE = 'Waiting for table metadata lock'"):format(d.processlist_seconds, ("?, "):rep(#ids - 1) .. "?")
    for _, r in ipairs(ctx:query(sql, table.unpack(ids))) do
-      out[math.tointeger(tonumber(r[1]))] = tonumber(r[2]) or 0
+      out[integer(r[1])] = tonumber(r[2]) or 0
    end
    return out
 end
@@ -341,8 +341,8 @@ function facts.lock_holders(_, ctx, _, _, except)
       SELECT p.ID, p.USER, p.HOST, TIMESTAMPDIFF(SECOND, t.trx_started, NOW())
       FROM INFORMATION_SCHEMA.INNODB_TRX t JOIN INFORMATION_SCHEMA.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
       WHERE p.ID <> CONNECTION_ID() AND p.ID <> ? ORDER BY t.trx_started]], except or 0)) do
-      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = r[3],
-                        seconds = math.tointeger(tonumber(value(r[4]) or 0)), transaction = true, certain = false }
+      out[#out + 1] = { id = integer(r[1]), user = r[2], host = r[3], seconds = integer(r[4]) or 0, transaction = true,
+                        certain = false }
    end
    return out
 end
@@ -440,7 +440,7 @@ function facts.served_certificate(_, ctx)
          if t and t.peer then return { subject = t.peer.subject, not_after = t.peer.not_after } end
       end
    end
-   local p = math.tointeger(tonumber(ctx:fact("variable", "port") or ""))
+   local p = integer(ctx:fact("variable", "port"))
    if not host and p and p > 0 and not on(ctx:fact("variable", "skip_networking")) then
       local bind = ctx:fact("variable", "bind_address") or ""
       local addr = bind:match("^[^,%s]+") or ""

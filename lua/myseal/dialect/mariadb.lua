@@ -158,7 +158,7 @@ function facts.table_encryption(_, ctx)
       local t = out[key] or { encrypted = true }
       out[key] = t
       t.encrypted = t.encrypted and tonumber(r[3]) == 1
-      local id = math.tointeger(tonumber(sqltext.value(r[4]) or ""))
+      local id = sqltext.integer(r[4])
       if id and (not t.key_id or id < t.key_id) then t.key_id = id end
    end
    return out
@@ -206,7 +206,7 @@ function facts.aria_tables(d, ctx)
          FROM INFORMATION_SCHEMA.TABLES WHERE ENGINE = 'Aria' AND TABLE_TYPE = 'BASE TABLE'
          ORDER BY DATA_LENGTH + INDEX_LENGTH DESC, TABLE_SCHEMA, TABLE_NAME]])) do
       local t = { schema = r[1], name = r[2], page = tostring(sqltext.value(r[3]) or ""):upper() == "PAGE",
-                  bytes = math.tointeger(tonumber(sqltext.value(r[6]) or 0)) or 0 }
+                  bytes = sqltext.integer(r[6]) or 0 }
       local dir = datadir and (datadir .. "/" .. r[4])
       local files = {}
       for _, n in ipairs(dir and sys.dir(dir) or {}) do
@@ -247,8 +247,7 @@ function facts.lock_holders(d, ctx, schema, name, except)
       LEFT JOIN INFORMATION_SCHEMA.INNODB_TRX t ON t.trx_mysql_thread_id = m.THREAD_ID
       WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> ? AND m.THREAD_ID <> CONNECTION_ID()
       GROUP BY m.THREAD_ID ORDER BY m.THREAD_ID]], schema, name, except or 0)) do
-      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = r[3],
-                        seconds = math.tointeger(tonumber(sqltext.value(r[4]) or 0)),
+      out[#out + 1] = { id = sqltext.integer(r[1]), user = r[2], host = r[3], seconds = sqltext.integer(r[4]) or 0,
                         transaction = tonumber(r[5]) == 1, certain = true }
    end
    return out

@@ -301,8 +301,8 @@ function facts.lock_holders(_, ctx, schema, name, except)
         AND t.PROCESSLIST_ID <> ? AND t.PROCESSLIST_ID <> CONNECTION_ID()]], schema, name, except or 0)
    if not ok then return base.facts.lock_holders(nil, ctx, schema, name, except) end
    for _, r in ipairs(rows) do
-      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = sqltext.value(r[3]) or "",
-                        seconds = math.tointeger(tonumber(sqltext.value(r[4]) or 0)), certain = true }
+      out[#out + 1] = { id = sqltext.integer(r[1]), user = r[2], host = sqltext.value(r[3]) or "",
+                        seconds = sqltext.integer(r[4]) or 0, certain = true }
    end
    return out
 end

@@ -5,7 +5,7 @@
 -- @module myseal.dialect.replication
 local sqltext = require "myseal.sqltext"
 
-local value = sqltext.value
+local value, integer = sqltext.value, sqltext.integer
 
 local base, mariadb, mysql = { facts = {}, described = {} }, {}, {}
 
@@ -28,17 +28,17 @@ local function channel(row, col)
    return {
       name = f("Connection_name", "Channel_Name") or "",
       host = f("Master_Host", "Source_Host") or "",
-      port = math.tointeger(tonumber(f("Master_Port", "Source_Port") or "")) or 3306,
+      port = integer(f("Master_Port", "Source_Port")) or 3306,
       user = f("Master_User", "Source_User") or "",
       ssl = yes(f("Master_SSL_Allowed", "Source_SSL_Allowed")),
       ssl_ca = f("Master_SSL_CA_File", "Source_SSL_CA_File") or "",
       verify = yes(f("Master_SSL_Verify_Server_Cert", "Source_SSL_Verify_Server_Cert")),
       io = f("Slave_IO_Running", "Replica_IO_Running") or "No",
       sql = f("Slave_SQL_Running", "Replica_SQL_Running") or "No",
-      io_errno = math.tointeger(tonumber(f("Last_IO_Errno") or "0")) or 0,
+      io_errno = integer(f("Last_IO_Errno")) or 0,
       io_error = f("Last_IO_Error") or "",
-      source_id = math.tointeger(tonumber(f("Master_Server_Id", "Source_Server_Id") or "")),
-      behind = math.tointeger(tonumber(f("Seconds_Behind_Master", "Seconds_Behind_Source") or "")),
+      source_id = integer(f("Master_Server_Id", "Source_Server_Id")),
+      behind = integer(f("Seconds_Behind_Master", "Seconds_Behind_Source")),
    }
 end
 
@@ -55,8 +55,8 @@ function base.facts.replica_hosts(d, ctx)
    local rows, meta = ctx:query(d:replica_hosts_sql())
    local col, out = sqltext.columns(meta), {}
    for _, r in ipairs(rows) do
-      local port = math.tointeger(tonumber(field(r, col, { "Port" }) or "")) or 0
-      out[#out + 1] = { server_id = math.tointeger(tonumber(field(r, col, { "Server_id", "Server_Id" }) or "")),
+      local port = integer(field(r, col, { "Port" })) or 0
+      out[#out + 1] = { server_id = integer(field(r, col, { "Server_id", "Server_Id" })),
                         host = field(r, col, { "Host" }) or "", port = port > 0 and port or 3306 }
    end
    return out
