@@ -11,9 +11,7 @@ local hex = require("myseal.text").hex
 --- A new key line: `id;` and 32 random bytes (AES-256) in hex, from OpenSSL's generator.
 -- @param id key id (1 .. 2^32-1)
 -- @return "id;hex\n"
-function M.key_line(id)
-   return ("%d;%s\n"):format(id, hex(pki.random(32)))
-end
+function M.key_line(id) return ("%d;%s\n"):format(id, hex(pki.random(32))) end
 
 --- A new MariaDB key file with keys 1..count.
 -- @param count how many keys (at least 1)
@@ -35,13 +33,10 @@ function M.parse_key_file(text, name)
    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
       n = n + 1
       line = line:gsub("\r$", "")
-      if line:match("^%s*$") or line:match("^%s*#") then goto next end
-      do
+      if not (line:match("^%s*$") or line:match("^%s*#")) then
          local id, key = line:match("^%s*(%d+)%s*;%s*(%x+)%s*$")
          id = math.tointeger(tonumber(id))
-         if not id then
-            return nil, ("%s:%d: not an 'id;hexkey' line"):format(name, n)
-         end
+         if not id then return nil, ("%s:%d: not an 'id;hexkey' line"):format(name, n) end
          if id < 1 or id > 4294967295 then
             return nil, ("%s:%d: key id %d is out of range (1 to 4294967295)"):format(name, n, id)
          end
@@ -52,7 +47,6 @@ function M.parse_key_file(text, name)
          ids[id] = #key
          highest = math.max(highest, id)
       end
-      ::next::
    end
    if not ids[1] then return nil, ("%s: there is no key 1 (the server needs it)"):format(name) end
    return ids, highest
@@ -63,17 +57,13 @@ end
 -- @param text the plain key file
 -- @param password the filekey's content
 -- @return the encrypted bytes
-function M.encrypt(text, password)
-   return assert(pki.salted_encrypt(text, password))
-end
+function M.encrypt(text, password) return assert(pki.salted_encrypt(text, password)) end
 
 --- The plain text of an encrypted key file.
 -- @param data the encrypted bytes
 -- @param password the filekey's content
 -- @return text | nil, message
-function M.decrypt(data, password)
-   return pki.salted_decrypt(data, password)
-end
+M.decrypt = pki.salted_decrypt
 
 --- Where the backup of `path` with content `data` goes: `<dir>/<name>.<16 hex of sha256>`.
 -- The same content always has the same backup name, so a backup is found again.
@@ -90,10 +80,7 @@ function M.missing_backups(ctx, files, dir)
    local missing = {}
    for _, path in ipairs(files) do
       local data = ctx:read_file(path)
-      if data then
-         local copy = ctx:read_file(M.backup_path(dir, path, data))
-         if copy ~= data then missing[#missing + 1] = path end
-      end
+      if data and ctx:read_file(M.backup_path(dir, path, data)) ~= data then missing[#missing + 1] = path end
    end
    return missing
 end
@@ -111,14 +98,14 @@ function M.backup(ctx, files, dir, owner)
    for _, path in ipairs(files) do
       local data = ctx:read_file(path)
       if data then
-         local dest = M.backup_path(dir, path, data)
+         local dest, sha = M.backup_path(dir, path, data), pki.digest(data)
          ctx:write_file(dest, data, { mode = tonumber("600", 8), owner = owner, secret = true, key_material = true })
          if not ctx.planning then
             local copy = require("sys").read_file(dest)
             if copy ~= data then ctx:fail("the backup %s of %s does not read back the same", dest, path) end
+            ctx:log("key backup %s (sha256 %s)", dest, sha)
          end
-         done[#done + 1] = { file = path, backup = dest, sha256 = pki.digest(data) }
-         if not ctx.planning then ctx:log("key backup %s (sha256 %s)", dest, pki.digest(data)) end
+         done[#done + 1] = { file = path, backup = dest, sha256 = sha }
       end
    end
    ctx:record("key_backup", done)

@@ -8,6 +8,7 @@
 -- docs/servers.md has the facts.
 -- @module myseal.replication
 local sys = require "sys"
+local integer = require("myseal.sqltext").integer
 local text = require "myseal.text"
 
 local M = {}
@@ -72,7 +73,7 @@ function M.replicas(ctx)
       local host, port = entry:match("^%[(.+)%]:(%d+)$")
       if not host then host, port = entry:match("^([^:]+):?(%d*)$") end
       if not host then ctx:reject("replication.replicas: '%s' is not host:port", entry) end
-      add(host, math.tointeger(tonumber(port)) or 3306)
+      add(host, integer(port) or 3306)
    end
    local registered, unknown = ctx:fact("replica_hosts"), 0
    for _, r in ipairs(registered) do
@@ -82,19 +83,13 @@ function M.replicas(ctx)
    return out, unknown, math.max(0, readers - #registered)
 end
 
-local function login(ctx)
-   local p = ctx.params.replication
-   if not p.check_user then return nil end
-   return { user = p.check_user, password = ctx:secret("replication.check_password") }
-end
-
 --- A replica as the check account sees it (fact replica_state), or nil and why not.
 function M.ask(ctx, r)
-   local who = login(ctx)
-   if not who then
+   local p = ctx.params.replication
+   if not p.check_user then
       return nil, "replication.check_user is not set (an account on the replicas to ask them with)"
    end
-   return ctx:fact("replica_state", r, who)
+   return ctx:fact("replica_state", r, { user = p.check_user, password = ctx:secret("replication.check_password") })
 end
 
 -- The replicas, and a first problem that keeps them from being asked at all, or nil.
@@ -137,7 +132,7 @@ end
 -- its port)?
 local function from_me(ctx, ch, me)
    if ch.source_id and ch.source_id > 0 then return ch.source_id == me end
-   local port = math.tointeger(tonumber(ctx:fact("variable", "port") or ""))
+   local port = integer(ctx:fact("variable", "port"))
    return port ~= nil and ch.port == port
 end
 
@@ -174,7 +169,7 @@ end
 -- asked. Waits up to replication.wait_seconds while a channel connects (not in plan or check).
 -- @return list of messages (empty: every replica's channel uses TLS, or there is none)
 function M.channel_problems(ctx)
-   local me = math.tointeger(tonumber(ctx:fact("variable", "server_id") or "")) or 0
+   local me = integer(ctx:fact("variable", "server_id")) or 0
    local deadline = sys.clock() + ctx.params.replication.wait_seconds
    while true do
       local list, why = found(ctx, "their channels")
@@ -198,11 +193,8 @@ end
 -- @param accounts list of `{ account, user, host, level }`
 -- @return a new list
 function M.with_replica_accounts(ctx, accounts)
-   local out, have = {}, {}
-   for _, a in ipairs(accounts) do
-      out[#out + 1] = a
-      have[a.account] = true
-   end
+   local out, have = table.move(accounts, 1, #accounts, 1, {}), {}
+   for _, a in ipairs(accounts) do have[a.account] = true end
    local level = ctx.params.replication.require
    if level == "none" then return out end
    for _, s in ipairs(ctx:fact("binlog_dumps")) do
@@ -220,19 +212,13 @@ end
 -- This server as a replica ---------------------------------------------------------------------
 
 --- This server's replication channels (fact replica_channels).
-function M.channels(ctx)
-   return ctx:fact("replica_channels")
-end
+function M.channels(ctx) return ctx:fact("replica_channels") end
 
 --- The primary's CA a replica's channels trust: replication.ca, else [pki] ca_cert; nil when neither.
-function M.ca(ctx)
-   return ctx.params.replication.ca or ctx.params.pki.ca_cert
-end
+function M.ca(ctx) return ctx.params.replication.ca or ctx.params.pki.ca_cert end
 
 --- The TLS a channel gets: `{ ssl = true, ca, verify = true }`.
-function M.wanted(ctx)
-   return { ssl = true, ca = M.ca(ctx), verify = true }
-end
+function M.wanted(ctx) return { ssl = true, ca = M.ca(ctx), verify = true } end
 
 --- Why channel `ch` is not on verified TLS with the primary's CA, or nil.
 function M.channel_unfit(ctx, ch)
@@ -251,7 +237,8 @@ end
 --- Is channel `ch` connected with no error? true, or false and what it shows.
 function M.connected(ch)
    if ch.io == "Yes" and ch.io_errno == 0 then return true end
-   return false, ch.io_errno ~= 0 and ("%s, error %d: %s"):format(ch.io, ch.io_errno, ch.io_error) or ("IO thread " .. ch.io)
+   if ch.io_errno ~= 0 then return false, ("%s, error %d: %s"):format(ch.io, ch.io_errno, ch.io_error) end
+   return false, "IO thread " .. ch.io
 end
 
 -- For check --------------------------------------------------------------------------------------

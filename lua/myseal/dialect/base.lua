@@ -7,7 +7,13 @@
 -- @module myseal.dialect.base
 local sqltext = require "myseal.sqltext"
 
-local value = sqltext.value
+local value, integer = sqltext.value, sqltext.integer
+
+-- Is a server variable on? ("ON" or "1", as SHOW VARIABLES writes a boolean.)
+local function on(v)
+   v = tostring(v or ""):upper()
+   return v == "ON" or v == "1"
+end
 
 local base = {
    --- The group portable server options (ssl_*, require_secure_transport) are written to.
@@ -25,9 +31,7 @@ base.facts, base.described = facts, described
 -- The server ---------------------------------------------------------------------------------
 
 --- Option groups the server reads, in the order it reads them.
-function base.server_groups(_)
-   return { "mysqld", "server" }
-end
+function base.server_groups() return { "mysqld", "server" } end
 
 --- The server options that name files the server reads at start: `{ name, dir = true (a
 -- directory it enters), made_by_server = true (it may create the file) }`.
@@ -40,14 +44,10 @@ end
 -- quoted in Lua: they are bound (`?`).
 -- @param name identifier
 -- @return quoted identifier
-function base.ident(_, name)
-   return sqltext.ident(name)
-end
+function base.ident(_, name) return sqltext.ident(name) end
 
 --- "MySQL 8.0.36" / "MariaDB 10.11.6".
-function base.describe(d)
-   return ("%s %s"):format(d.product, d.version)
-end
+function base.describe(d) return ("%s %s"):format(d.product, d.version) end
 
 -- SHOW GLOBAL VARIABLES / STATUS LIKE ?, answered by a description's `variables` / `status` table.
 local function show_fact(name, what, field)
@@ -55,9 +55,7 @@ local function show_fact(name, what, field)
       local rows = ctx:query("SHOW GLOBAL " .. what .. " LIKE ?", key)
       return rows[1] and rows[1][2] or nil
    end
-   described[name] = function(_, desc, key)
-      return desc[field] and desc[field][key] or nil
-   end
+   described[name] = function(_, desc, key) return desc[field] and desc[field][key] or nil end
 end
 
 --- fact variable(name): the value of a global variable, a string, or nil when there is none.
@@ -70,9 +68,7 @@ function facts.plugin(_, ctx, name)
    local rows = ctx:query("SELECT PLUGIN_STATUS FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = ?", name)
    return rows[1] and rows[1][1] or nil
 end
-function described.plugin(_, desc, name)
-   return desc.plugins and desc.plugins[name] or nil
-end
+function described.plugin(_, desc, name) return desc.plugins and desc.plugins[name] or nil end
 
 --- fact tables: base tables (and MariaDB's sequences, which are stored as tables) of the
 -- applications (system schemas left out), largest first:
@@ -86,15 +82,13 @@ function facts.tables(d, ctx)
    for _, r in ipairs(rows) do
       if not d.system_schemas[r[1]] then
          out[#out + 1] = { schema = r[1], name = r[2], engine = value(r[3]),
-                           bytes = math.tointeger(tonumber(value(r[4]) or 0)) or 0,
+                           bytes = integer(r[4]) or 0,
                            create_options = value(r[5]) or "", sequence = r[6] == "SEQUENCE" or nil }
       end
    end
    return out
 end
-function described.tables(_, desc)
-   return desc.tables or {}
-end
+function described.tables(_, desc) return desc.tables or {} end
 
 --- fact accounts: list of `{ user, host, ssl_type }` (ssl_type '' | ANY | X509 | SPECIFIED).
 function facts.accounts(_, ctx)
@@ -104,27 +98,19 @@ function facts.accounts(_, ctx)
    end
    return out
 end
-function described.accounts(_, desc)
-   return desc.accounts or {}
-end
+function described.accounts(_, desc) return desc.accounts or {} end
 
 --- fact replicas: how many sessions read this server's binary log (replicas' dump threads; fact
 -- binlog_dumps has them, dialect/replication.lua the rest of replication).
-function facts.replicas(_, ctx)
-   return #ctx:fact("binlog_dumps")
-end
-function described.replicas(_, desc)
-   return desc.replicas or 0
-end
+function facts.replicas(_, ctx) return #ctx:fact("binlog_dumps") end
+function described.replicas(_, desc) return desc.replicas or 0 end
 
 --- fact disk_free: bytes free in the datadir's file system (nil when unknown).
 function facts.disk_free(_, ctx)
    local datadir = ctx:fact("variable", "datadir")
    return datadir and require("sys").df(datadir) or nil
 end
-function described.disk_free(_, desc)
-   return desc.disk_free
-end
+function described.disk_free(_, desc) return desc.disk_free end
 
 -- At rest --------------------------------------------------------------------------------------
 -- Every flavour defines: keyring (the name of its keyring plugin or component), keyring_variable
@@ -145,14 +131,10 @@ base.rehearses = false
 
 --- The keyring this server uses, or would get: a name (`d.keyring` unless the flavour offers a
 -- choice), and a note for the operator, or nil. `doc` is the server's option tree (or nil).
-function base.keyring_for(d)
-   return d.keyring, nil
-end
+function base.keyring_for(d) return d.keyring, nil end
 
 --- Why this server cannot be encrypted at rest at all (a message), or nil.
-function base.keyring_unsupported()
-   return nil
-end
+function base.keyring_unsupported() return nil end
 
 --- The statement that encrypts one table `t` (`{ schema, name, convert }`; `convert`: a MyISAM
 -- table becomes InnoDB in the same statement), with an optional key id and a bound on how long it
@@ -163,20 +145,21 @@ end
 -- @return SQL text (identifiers quoted; no values), and the statements to run before it on the same
 --   connection (`{ { sql, args } }`, maybe empty)
 function base.encrypt_table_sql(d, t, key_id, wait)
-   local clause, before = d:lock_wait(wait)
-   local sql = ("ALTER TABLE %s.%s%s %s"):format(d:ident(t.schema), d:ident(t.name), clause,
-      d:encryption_clause(key_id))
-   if t.convert then sql = sql .. ", ENGINE=InnoDB" end
-   return sql, before
+   return d:alter_table_sql(t, wait, d:encryption_clause(key_id) .. (t.convert and ", ENGINE=InnoDB" or ""))
 end
 
 --- The statement that rebuilds table `t` as it is (every page written again, in a new file).
 -- @param t table
 -- @param wait optional seconds to wait for the metadata lock
 -- @return sql, before (as encrypt_table_sql)
-function base.rebuild_table_sql(d, t, wait)
+function base.rebuild_table_sql(d, t, wait) return d:alter_table_sql(t, wait, "FORCE") end
+
+--- `ALTER TABLE schema.name [lock wait] what` for table `t`: the one shape of encrypt_table_sql,
+-- rebuild_table_sql and aria_rebuild_sql.
+-- @return sql, before (as encrypt_table_sql)
+function base.alter_table_sql(d, t, wait, what)
    local clause, before = d:lock_wait(wait)
-   return ("ALTER TABLE %s.%s%s FORCE"):format(d:ident(t.schema), d:ident(t.name), clause), before
+   return ("ALTER TABLE %s.%s%s %s"):format(d:ident(t.schema), d:ident(t.name), clause, what), before
 end
 
 --- A bound on the metadata lock wait of an ALTER TABLE: a clause for the statement and the
@@ -191,70 +174,46 @@ end
 
 --- Why the option files keep this keyring from working (a message), or nil. `doc` is the
 -- server's option tree.
-function base.keyring_conflict(_, _)
-   return nil
-end
+function base.keyring_conflict() return nil end
 
 --- The files a component keyring needs beside the server (MySQL 8.0.24+), or an empty list.
-function base.component_files()
-   return {}
-end
+function base.component_files() return {} end
 
 --- The statement that makes the first master key, or false when the flavour has none.
 base.master_key_sql = false
 
 --- The statement that encrypts a general tablespace and every table in it, or false.
-function base.encrypt_tablespace_sql()
-   return false
-end
+function base.encrypt_tablespace_sql() return false end
 
 --- The statement that sets a schema's default encryption for new tables, or false.
-function base.schema_encryption_sql()
-   return false
-end
+function base.schema_encryption_sql() return false end
 
 --- Would the encryption threads leave table `t` (`{ create_options }`) plain? (Then an ALTER does it.)
-function base.threads_skip()
-   return false
-end
+function base.threads_skip() return false end
 
 --- Why the server's own tablespaces stay plain with these settings (`s`: atrest.settings), or nil.
-function base.system_spaces_blocked()
-   return nil
-end
+function base.system_spaces_blocked() return nil end
 
 --- Statements that encrypt the server's own tablespaces (`spaces`: from the system_spaces fact),
 -- and whether to wait for the server to finish them afterwards.
 -- @return list of `{ sql, args }`, wait (boolean)
-function base.system_spaces_sql()
-   return {}, false
-end
+function base.system_spaces_sql() return {}, false end
 
 --- Notes on what the server writes that no setting encrypts, or encrypts only from now on.
-function base.unencryptable_notes()
-   return {}
-end
+function base.unencryptable_notes() return {} end
 
 --- Can the server encrypt its binary and relay logs?
-function base.can_encrypt_binlog()
-   return true
-end
+function base.can_encrypt_binlog() return true end
 
 --- Rotating and purging the binary log: `FLUSH BINARY LOGS`; `PURGE BINARY LOGS TO ?`.
 base.rotate_binlog_sql = "FLUSH BINARY LOGS"
-function base.purge_binlogs_sql(_, first_kept)
-   return "PURGE BINARY LOGS TO ?", first_kept
-end
+function base.purge_binlogs_sql(_, first_kept) return "PURGE BINARY LOGS TO ?", first_kept end
 
 --- The statement that rebuilds an Aria table (so that aria_encrypt_tables applies to it), or false.
-function base.aria_rebuild_sql()
-   return false
-end
+function base.aria_rebuild_sql() return false end
 
 --- fact keyring_has_key(key_file): the keyring holds a key (MySQL: a master key was made).
-function facts.keyring_has_key()
-   return true
-end
+function facts.keyring_has_key() return true end
 described.keyring_has_key = false
 
 described.keyring_active = function(d, desc) return (desc.plugins or {})[d.keyring] == "ACTIVE" end
@@ -294,9 +253,7 @@ end
 
 --- fact shared_tablespace_tables: tables that live in a shared tablespace an ALTER TABLE cannot
 -- encrypt in place, "schema\0name" -> `{ tablespace, why, remedy }` (empty where there is none).
-function facts.shared_tablespace_tables()
-   return {}
-end
+function facts.shared_tablespace_tables() return {} end
 function described.shared_tablespace_tables(_, desc)
    local out = {}
    for _, t in ipairs(desc.tables or {}) do
@@ -307,38 +264,21 @@ end
 
 --- fact system_spaces: the server's own tablespaces (system, undo, the mysql schema's), `{ name,
 -- encrypted, can_encrypt, why }` (why: what keeps one plain). Empty where there is nothing to do.
-function facts.system_spaces()
-   return {}
-end
-function described.system_spaces(_, desc)
-   return desc.system_spaces or {}
-end
+function facts.system_spaces() return {} end
+function described.system_spaces(_, desc) return desc.system_spaces or {} end
 
 --- fact aria_tables: Aria tables (system ones too), largest first, `{ schema, name, bytes, encrypted =
 -- bool | nil (cannot tell: the files are not on this host), page = ROW_FORMAT=PAGE }`. Empty where
 -- there is no Aria.
-function facts.aria_tables()
-   return {}
-end
-function described.aria_tables(_, desc)
-   return desc.aria_tables or {}
-end
-
--- SHOW BINARY LOGS as rows and column names, or nil when binary logging is off.
-local function binary_logs(ctx)
-   local ok, rows, meta = pcall(ctx.query, ctx, "SHOW BINARY LOGS")
-   if not ok then return nil end
-   local col = {}
-   for i, n in ipairs(meta.columns) do col[n] = i end
-   return rows, col
-end
+function facts.aria_tables() return {} end
+function described.aria_tables(_, desc) return desc.aria_tables or {} end
 
 --- fact binlogs: the binary log files, oldest first, `{ enabled, files = { { name, encrypted =
 -- bool | nil (cannot tell) } } }`; `enabled` false when the server writes none.
 function facts.binlogs(d, ctx)
-   local rows, col = binary_logs(ctx)
-   if not rows then return { enabled = false, files = {} } end
-   local files = {}
+   local ok, rows, meta = pcall(ctx.query, ctx, "SHOW BINARY LOGS")
+   if not ok then return { enabled = false, files = {} } end   -- binary logging is off
+   local col, files = sqltext.columns(meta), {}
    for _, r in ipairs(rows) do
       local f = { name = r[col.Log_name] }
       if col.Encrypted then
@@ -350,28 +290,23 @@ function facts.binlogs(d, ctx)
    end
    return { enabled = true, files = files }
 end
-function described.binlogs(_, desc)
-   return desc.binlogs or { enabled = false, files = {} }
-end
+function described.binlogs(_, desc) return desc.binlogs or { enabled = false, files = {} } end
 
 --- Is binary log `name` encrypted? (nil: this flavour cannot tell)
-function base.binlog_encrypted()
-   return nil
-end
+function base.binlog_encrypted() return nil end
 
 --- fact query_logs: the general and slow query logs, where they go and whether the log tables hold
 -- rows: `{ output = "FILE" | "TABLE" | ..., general = { on, file }, slow = { on, file },
 -- table_rows = { general_log = n, slow_log = n } }`.
 function facts.query_logs(_, ctx)
-   local function on(name) return tostring(ctx:fact("variable", name) or ""):upper() == "ON"
-      or ctx:fact("variable", name) == "1" end
-   local out = { output = tostring(ctx:fact("variable", "log_output") or "FILE"):upper(),
-                 general = { on = on("general_log"), file = ctx:fact("variable", "general_log_file") },
-                 slow = { on = on("slow_query_log"), file = ctx:fact("variable", "slow_query_log_file") },
+   local function var(name) return ctx:fact("variable", name) end
+   local out = { output = tostring(var("log_output") or "FILE"):upper(),
+                 general = { on = on(var("general_log")), file = var("general_log_file") },
+                 slow = { on = on(var("slow_query_log")), file = var("slow_query_log_file") },
                  table_rows = {} }
    for _, t in ipairs{ "general_log", "slow_log" } do
       local ok, rows = pcall(ctx.query, ctx, "SELECT COUNT(*) FROM mysql." .. t)
-      out.table_rows[t] = ok and math.tointeger(tonumber(rows[1][1])) or 0
+      out.table_rows[t] = ok and integer(rows[1][1]) or 0
    end
    return out
 end
@@ -387,12 +322,10 @@ base.processlist_seconds = "TIME"
 function facts.mdl_waits(d, ctx, ids)
    local out = {}
    if #ids == 0 then return out end
-   local marks = {}
-   for i = 1, #ids do marks[i] = "?" end
-   for _, r in ipairs(ctx:query(("SELECT ID, %s FROM INFORMATION_SCHEMA.PROCESSLIST WHERE ID IN (%s) "
-         .. "AND STATE = 'Waiting for table metadata lock'"):format(d.processlist_seconds, table.concat(marks, ", ")),
-         table.unpack(ids))) do
-      out[math.tointeger(tonumber(r[1]))] = tonumber(r[2]) or 0
+   local sql = ("SELECT ID, %s FROM INFORMATION_SCHEMA.PROCESSLIST WHERE ID IN (%s) "
+      .. "AND STATE = 'Waiting for table metadata lock'"):format(d.processlist_seconds, ("?, "):rep(#ids - 1) .. "?")
+   for _, r in ipairs(ctx:query(sql, table.unpack(ids))) do
+      out[integer(r[1])] = tonumber(r[2]) or 0
    end
    return out
 end
@@ -408,8 +341,8 @@ function facts.lock_holders(_, ctx, _, _, except)
       SELECT p.ID, p.USER, p.HOST, TIMESTAMPDIFF(SECOND, t.trx_started, NOW())
       FROM INFORMATION_SCHEMA.INNODB_TRX t JOIN INFORMATION_SCHEMA.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
       WHERE p.ID <> CONNECTION_ID() AND p.ID <> ? ORDER BY t.trx_started]], except or 0)) do
-      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = r[3],
-                        seconds = math.tointeger(tonumber(value(r[4]) or 0)), transaction = true, certain = false }
+      out[#out + 1] = { id = integer(r[1]), user = r[2], host = r[3], seconds = integer(r[4]) or 0, transaction = true,
+                        certain = false }
    end
    return out
 end
@@ -421,33 +354,23 @@ described.lock_holders = function(_, desc) return desc.lock_holders or {} end
 base.tls_dir_default = "/etc/mysql/tls"
 
 --- Can SET GLOBAL change ssl_ca / ssl_cert / ssl_key / tls_version (then a reload applies them)?
-function base.tls_paths_dynamic()
-   return false
-end
+function base.tls_paths_dynamic() return false end
 
 --- Does the server know tls_version?
-function base.has_tls_version()
-   return true
-end
+function base.has_tls_version() return true end
 
 --- Does the server know require_secure_transport?
-function base.has_require_secure_transport()
-   return true
-end
+function base.has_require_secure_transport() return true end
 
 --- The TLS protocols of `wanted` ("TLSv1.2,TLSv1.3") this server can speak (a version it does not
 -- know would leave it no TLS at all), and why some were dropped, or nil.
 -- @param wanted comma-separated list
 -- @return list text, note
-function base.tls_versions(_, wanted)
-   return wanted, nil
-end
+function base.tls_versions(_, wanted) return wanted, nil end
 
 --- The key type certificates for this server get: `wanted` ("ec" or "rsa"), unless its TLS library
 -- cannot use it; and why not, or nil.
-function base.key_type(_, _, wanted)
-   return wanted, nil
-end
+function base.key_type(_, _, wanted) return wanted, nil end
 
 --- Server options for a cipher policy: TLS 1.2 ciphers (ssl_cipher) and, where the server has
 -- them apart, TLS 1.3 suites. `{ name, value, var, dynamic }`.
@@ -459,9 +382,7 @@ function base.cipher_options(_, cipher)
 end
 
 --- The statement that reloads the TLS certificates without a restart, or nil.
-function base.tls_reload_sql()
-   return nil
-end
+function base.tls_reload_sql() return nil end
 
 local SSL_TYPES = { ssl = "ANY", x509 = "X509", subject = "SPECIFIED" }
 
@@ -469,9 +390,7 @@ local SSL_TYPES = { ssl = "ANY", x509 = "X509", subject = "SPECIFIED" }
 -- subject).
 -- @param level "ssl" | "x509" | "subject"
 -- @return "ANY" | "X509" | "SPECIFIED"
-function base.ssl_type(_, level)
-   return SSL_TYPES[level]
-end
+function base.ssl_type(_, level) return SSL_TYPES[level] end
 
 --- `ALTER USER IF EXISTS ?@? REQUIRE ...` for a level, with its values to bind (user, host, and for
 -- subject the certificate's subject and the CA's). IF EXISTS: the statement goes to the binary
@@ -490,7 +409,9 @@ function base.require_sql(_, user, host, level, subject, issuer)
       return "ALTER USER IF EXISTS ?@? REQUIRE SUBJECT ?", { user, host, subject }
    end
    local clause = ({ ssl = "SSL", x509 = "X509", none = "NONE" })[level]
-   if not clause then error(("require_sql: level '%s' is not ssl, x509, subject or none"):format(tostring(level)), 2) end
+   if not clause then
+      error(("require_sql: level '%s' is not ssl, x509, subject or none"):format(tostring(level)), 2)
+   end
    return "ALTER USER IF EXISTS ?@? REQUIRE " .. clause, { user, host }
 end
 
@@ -519,9 +440,8 @@ function facts.served_certificate(_, ctx)
          if t and t.peer then return { subject = t.peer.subject, not_after = t.peer.not_after } end
       end
    end
-   local p = math.tointeger(tonumber(ctx:fact("variable", "port") or ""))
-   local skip = tostring(ctx:fact("variable", "skip_networking") or "OFF"):upper()
-   if not host and p and p > 0 and skip ~= "ON" and skip ~= "1" then
+   local p = integer(ctx:fact("variable", "port"))
+   if not host and p and p > 0 and not on(ctx:fact("variable", "skip_networking")) then
       local bind = ctx:fact("variable", "bind_address") or ""
       local addr = bind:match("^[^,%s]+") or ""
       if addr == "" or addr == "*" or addr == "0.0.0.0" or addr == "::" then addr = "127.0.0.1" end
@@ -533,9 +453,7 @@ function facts.served_certificate(_, ctx)
    if na and na ~= "" then return { not_after_text = na } end
    return nil
 end
-function described.served_certificate(_, desc)
-   return desc.served_certificate
-end
+function described.served_certificate(_, desc) return desc.served_certificate end
 
 --- fact plain_sessions: sessions that do not use TLS, `{ user, host, tls = false | nil (unknown) }`.
 function facts.plain_sessions(_, ctx)
@@ -556,9 +474,7 @@ function facts.plain_sessions(_, ctx)
    end
    return out
 end
-function described.plain_sessions(_, desc)
-   return desc.plain_sessions or {}
-end
+function described.plain_sessions(_, desc) return desc.plain_sessions or {} end
 
 --- fact account_tls: account requirements, "user@host" -> `{ ssl_type, subject, issuer }`.
 function facts.account_tls(_, ctx)
@@ -593,43 +509,28 @@ function facts.sessions(_, ctx)
    end
    return { tcp = tcp, socket = socket }
 end
-function described.sessions(_, desc)
-   return desc.sessions or { tcp = {}, socket = {} }
-end
+function described.sessions(_, desc) return desc.sessions or { tcp = {}, socket = {} } end
 
 --- fact denied_logins: how many logins the server refused since it started (a counter).
-function facts.denied_logins(_, ctx)
-   return tonumber(ctx:fact("status", "Aborted_connects"))
-end
+function facts.denied_logins(_, ctx) return tonumber(ctx:fact("status", "Aborted_connects")) end
 described.denied_logins = 0
 
 --- fact tls_library: "openssl" (or "yassl" for MySQL 5.7 builds before 5.7.28).
-function facts.tls_library()
-   return "openssl"
-end
-function described.tls_library(_, desc)
-   return desc.tls_library or "openssl"
-end
+function facts.tls_library() return "openssl" end
+function described.tls_library(_, desc) return desc.tls_library or "openssl" end
 
 --- fact persisted(name): a value the server keeps in mysqld-auto.cnf (SET PERSIST), which wins over
 -- the option files at the next start; nil when there is none (or the server has no such file).
-function facts.persisted()
-   return nil
-end
-function described.persisted(_, desc, name)
-   return desc.persisted and desc.persisted[name] or nil
-end
+function facts.persisted() return nil end
+function described.persisted(_, desc, name) return desc.persisted and desc.persisted[name] or nil end
 
 --- fact account_for(user, host): the account the server authenticates a client as (its own rules:
 -- the most specific host first, named users before the anonymous one; without skip_name_resolve a
 -- client from 127.0.0.1 is `localhost`), `{ user, host }` or nil.
 function facts.account_for(d, ctx, user, host)
-   local resolve = tostring(ctx:fact("variable", "skip_name_resolve") or "OFF"):upper()
-   return d:match_account(ctx:fact("accounts"), user, host, resolve ~= "ON" and resolve ~= "1")
+   return d:match_account(ctx:fact("accounts"), user, host, not on(ctx:fact("variable", "skip_name_resolve")))
 end
-function described.account_for(d, desc, user, host)
-   return d:match_account(desc.accounts or {}, user, host, true)
-end
+function described.account_for(d, desc, user, host) return d:match_account(desc.accounts or {}, user, host, true) end
 
 -- Does a host pattern of an account match a client host (LIKE wildcards, IP/netmask)?
 local function host_matches(pattern, host)
@@ -685,8 +586,6 @@ end
 
 --- fact replication_without_tls: replication channels of this server (as a replica) without TLS,
 -- `{ channel, host }`.
-function described.replication_without_tls(_, desc)
-   return desc.replication_without_tls or {}
-end
+function described.replication_without_tls(_, desc) return desc.replication_without_tls or {} end
 
 return { { "base", nil, base } }

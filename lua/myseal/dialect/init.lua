@@ -29,8 +29,8 @@ function M.define(name, parent, entries)
    defs[name] = { parent = parent, entries = entries or {} }
 end
 
--- Merge dialect entries `b` over `a` (both name -> entries): `facts` and `described` are merged
--- key by key, other entries replaced.
+-- Merge dialect entries `src` into `dst`: `facts` and `described` are merged key by key (into a
+-- new table), other entries replaced.
 local function merge_entries(dst, src)
    for k, v in pairs(src) do
       if (k == "facts" or k == "described") and type(dst[k]) == "table" then
@@ -51,13 +51,11 @@ end
 -- @return new additions
 function M.merge(a, b)
    local out = {}
-   for name, t in pairs(a) do
-      out[name] = {}
-      merge_entries(out[name], t)
-   end
-   for name, t in pairs(b) do
-      out[name] = out[name] or {}
-      merge_entries(out[name], t)
+   for _, adds in ipairs{ a, b } do
+      for name, t in pairs(adds) do
+         out[name] = out[name] or {}
+         merge_entries(out[name], t)
+      end
    end
    return out
 end
@@ -75,17 +73,11 @@ end
 --- Is `name` a defined dialect?
 -- @param name string
 -- @return boolean
-function M.known(name)
-   return defs[name] ~= nil
-end
+function M.known(name) return defs[name] ~= nil end
 
 --- Names of the defined dialects.
 -- @return list of strings
-function M.names()
-   local out = {}
-   for i, n in ipairs(order) do out[i] = n end
-   return out
-end
+function M.names() return table.move(order, 1, #order, 1, {}) end
 
 local function chain(name)
    local out = {}
@@ -185,11 +177,7 @@ local function lookup(self, key, sub)
 end
 
 local function sub_view(self, sub)
-   return setmetatable({}, {
-      __index = function(_, key)
-         return lookup(self, key, sub)
-      end,
-   })
+   return setmetatable({}, { __index = function(_, key) return lookup(self, key, sub) end })
 end
 
 Dialect.__index = function(self, key)
@@ -208,9 +196,7 @@ Dialect.__tostring = function(self) return ("dialect %s (%s %s)"):format(self.na
 --- Does the chain define `key`? (Use instead of reading a key that may be missing.)
 -- @param key string
 -- @return boolean
-function Dialect:has(key)
-   return lookup(self, key) ~= nil
-end
+function Dialect:has(key) return lookup(self, key) ~= nil end
 
 --- Is the server at least this version? `d:at_least("8.0.16")`
 -- @param v version string

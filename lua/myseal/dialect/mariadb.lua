@@ -3,6 +3,8 @@
 -- @module myseal.dialect.mariadb
 local sqltext = require "myseal.sqltext"
 
+local base = require("myseal.dialect.base")[1][3]
+
 local mariadb = {
    product = "MariaDB",
    --- MariaDB's own options go in [mariadb], which MySQL servers do not read.
@@ -15,7 +17,7 @@ mariadb.facts, mariadb.described = facts, described
 
 --- The options naming files the server reads: the TLS files and the key file and its filekey.
 function mariadb.path_options(d)
-   local out = require("myseal.dialect.base")[1][3].path_options(d)
+   local out = base.path_options(d)
    out[#out + 1] = { name = "file_key_management_filename" }
    out[#out + 1] = { name = "file_key_management_filekey" }   -- FILE:/path
    return out
@@ -105,16 +107,12 @@ end
 
 --- `ALTER TABLE t ENGINE=Aria`: the table is written again, encrypted when aria_encrypt_tables is ON
 -- (ROW_FORMAT=PAGE only).
-function mariadb.aria_rebuild_sql(d, t, wait)
-   return ("ALTER TABLE %s.%s%s ENGINE=Aria"):format(d:ident(t.schema), d:ident(t.name), (d:lock_wait(wait)))
-end
+function mariadb.aria_rebuild_sql(d, t, wait) return (d:alter_table_sql(t, wait, "ENGINE=Aria")) end
 
 function mariadb.rotate_sql() return {} end
 
 --- A table created with ENCRYPTED=NO is one the encryption threads never touch.
-function mariadb.threads_skip(_, t)
-   return (t.create_options or ""):upper():find("`ENCRYPTED`='NO'", 1, true) ~= nil
-end
+function mariadb.threads_skip(_, t) return (t.create_options or ""):upper():find("`ENCRYPTED`='NO'", 1, true) ~= nil end
 
 --- Why the server's own tablespaces stay plain with these settings, or nil: the threads encrypt them
 -- only under innodb_encrypt_tables=ON (OFF: they would decrypt tablespaces of the default kind).
@@ -160,7 +158,7 @@ function facts.table_encryption(_, ctx)
       local t = out[key] or { encrypted = true }
       out[key] = t
       t.encrypted = t.encrypted and tonumber(r[3]) == 1
-      local id = math.tointeger(tonumber(sqltext.value(r[4]) or ""))
+      local id = sqltext.integer(r[4])
       if id and (not t.key_id or id < t.key_id) then t.key_id = id end
    end
    return out
@@ -190,9 +188,9 @@ function mariadb.aria_file_encrypted(path)
    local head = f:read(1024) or ""
    f:close()
    if #head < 14 or head:sub(1, 4) ~= "\254\254\9\3" then return nil end
-   local base = head:byte(13) * 256 + head:byte(14)
-   if #head < base + 92 then return nil end
-   return (head:byte(base + 91) * 256 + head:byte(base + 92)) & 1 == 1
+   local info = head:byte(13) * 256 + head:byte(14)
+   if #head < info + 92 then return nil end
+   return (head:byte(info + 91) * 256 + head:byte(info + 92)) & 1 == 1
 end
 
 --- fact aria_tables: every Aria table (the mysql schema's too), with its encryption read from its
@@ -208,7 +206,7 @@ function facts.aria_tables(d, ctx)
          FROM INFORMATION_SCHEMA.TABLES WHERE ENGINE = 'Aria' AND TABLE_TYPE = 'BASE TABLE'
          ORDER BY DATA_LENGTH + INDEX_LENGTH DESC, TABLE_SCHEMA, TABLE_NAME]])) do
       local t = { schema = r[1], name = r[2], page = tostring(sqltext.value(r[3]) or ""):upper() == "PAGE",
-                  bytes = math.tointeger(tonumber(sqltext.value(r[6]) or 0)) or 0 }
+                  bytes = sqltext.integer(r[6]) or 0 }
       local dir = datadir and (datadir .. "/" .. r[4])
       local files = {}
       for _, n in ipairs(dir and sys.dir(dir) or {}) do
@@ -221,7 +219,6 @@ function facts.aria_tables(d, ctx)
          if enc == nil then t.encrypted = nil; break end
          t.encrypted = (t.encrypted ~= false) and enc
       end
-      if #files == 0 then t.encrypted = nil end
       out[#out + 1] = t
    end
    return out
@@ -240,7 +237,7 @@ mariadb.processlist_seconds = "TIME_MS / 1000"
 -- sessions with an open transaction (one of them, or a LOCK TABLES, holds it).
 function facts.lock_holders(d, ctx, schema, name, except)
    if ctx:fact("plugin", "METADATA_LOCK_INFO") ~= "ACTIVE" then
-      return require("myseal.dialect.base")[1][3].facts.lock_holders(d, ctx, schema, name, except)
+      return base.facts.lock_holders(d, ctx, schema, name, except)
    end
    local out = {}
    for _, r in ipairs(ctx:query([[
@@ -250,8 +247,7 @@ function facts.lock_holders(d, ctx, schema, name, except)
       LEFT JOIN INFORMATION_SCHEMA.INNODB_TRX t ON t.trx_mysql_thread_id = m.THREAD_ID
       WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> ? AND m.THREAD_ID <> CONNECTION_ID()
       GROUP BY m.THREAD_ID ORDER BY m.THREAD_ID]], schema, name, except or 0)) do
-      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = r[3],
-                        seconds = math.tointeger(tonumber(sqltext.value(r[4]) or 0)),
+      out[#out + 1] = { id = sqltext.integer(r[1]), user = r[2], host = r[3], seconds = sqltext.integer(r[4]) or 0,
                         transaction = tonumber(r[5]) == 1, certain = true }
    end
    return out
@@ -260,21 +256,14 @@ end
 -- In transit -----------------------------------------------------------------------------------
 
 function mariadb.has_tls_version(d) return d:at_least("10.4.6") end
-
---- require_secure_transport from 10.5.2.
 function mariadb.has_require_secure_transport(d) return d:at_least("10.5.2") end
 
 --- FLUSH SSL from 10.4.1; NO_WRITE_TO_BINLOG, since FLUSH SSL is written to the binary log and
 -- replicas would reload theirs at the same moment.
-function mariadb.tls_reload_sql(d)
-   if d:at_least("10.4.1") then return "FLUSH NO_WRITE_TO_BINLOG SSL" end
-   return nil
-end
+function mariadb.tls_reload_sql(d) return d:at_least("10.4.1") and "FLUSH NO_WRITE_TO_BINLOG SSL" or nil end
 
 --- fact denied_logins: Access_denied_errors, every refused login.
-function facts.denied_logins(_, ctx)
-   return tonumber(ctx:fact("status", "Access_denied_errors"))
-end
+function facts.denied_logins(_, ctx) return tonumber(ctx:fact("status", "Access_denied_errors")) end
 
 --- fact replication_without_tls: this server's channels (as a replica) without TLS; none when
 -- myseal's account may not read them (SLAVE MONITOR).

@@ -3,6 +3,8 @@
 -- @module myseal.dialect.mysql
 local sqltext = require "myseal.sqltext"
 
+local base = require("myseal.dialect.base")[1][3]
+
 local mysql = {
    product = "MySQL",
 }
@@ -13,15 +15,13 @@ mysql.facts, mysql.described = facts, described
 
 --- The options naming files the server reads: the TLS files, and the keyring file it writes.
 function mysql.path_options(d)
-   local out = require("myseal.dialect.base")[1][3].path_options(d)
+   local out = base.path_options(d)
    out[#out + 1] = { name = "keyring_file_data", made_by_server = true }
    return out
 end
 
 --- Option groups the server reads: [mysqld], [server], [mysqld-X.Y].
-function mysql.server_groups(d)
-   return { "mysqld", "server", ("mysqld-%d.%d"):format(d.major, d.minor) }
-end
+function mysql.server_groups(d) return { "mysqld", "server", ("mysqld-%d.%d"):format(d.major, d.minor) } end
 
 -- At rest: the keyring_file plugin (5.7.11 - 8.0), component_keyring_file (8.0.24+), a COPY
 -- rebuild per table ----------------------------------------------------------------------------
@@ -40,10 +40,11 @@ mysql.master_key_sql = "ALTER INSTANCE ROTATE INNODB MASTER KEY"
 
 local COMPONENT = "component_keyring_file"
 
--- Does the option tree load the keyring_file plugin?
+-- The option tree's early-plugin-load when it loads the keyring_file plugin, else nil.
 local function plugin_configured(d, doc)
    local epl = doc and doc:effective(d:server_groups(), "early-plugin-load")
-   return type(epl) == "string" and epl:find("keyring_file", 1, true) ~= nil
+   if type(epl) == "string" and epl:find("keyring_file", 1, true) then return epl end
+   return nil
 end
 
 --- 5.7.11 - 8.0.23: the keyring_file plugin. 8.0.24+: component_keyring_file for a new setup; a
@@ -65,10 +66,8 @@ end
 
 --- 5.7 before 5.7.11 has no keyring_file plugin.
 function mysql.keyring_unsupported(d)
-   if not d:at_least("5.7.11") then
-      return ("%s has no keyring: the keyring_file plugin came with MySQL 5.7.11; upgrade first"):format(d:describe())
-   end
-   return nil
+   if d:at_least("5.7.11") then return nil end
+   return ("%s has no keyring: the keyring_file plugin came with MySQL 5.7.11; upgrade first"):format(d:describe())
 end
 
 function mysql.key_file_name(_, s) return s.keyring == COMPONENT and COMPONENT or "keyring" end
@@ -98,41 +97,32 @@ end
 
 --- The plugin configured next to the component this run sets up: refused (one keyring at a time).
 function mysql.keyring_conflict(d, doc, s)
-   if s and s.keyring == COMPONENT and plugin_configured(d, doc) then
-      return ("early-plugin-load=%s: the keyring_file plugin is configured; its keys must be migrated to "
-         .. "component_keyring_file (mysqld --keyring-migration-to-component ...) before this runbook can go on")
-         :format(doc:effective(d:server_groups(), "early-plugin-load"))
-   end
-   return nil
+   local epl = s and s.keyring == COMPONENT and plugin_configured(d, doc)
+   if not epl then return nil end
+   return ("early-plugin-load=%s: the keyring_file plugin is configured; its keys must be migrated to "
+      .. "component_keyring_file (mysqld --keyring-migration-to-component ...) before this runbook can go on")
+      :format(epl)
 end
+
+-- The variables at_rest's settings turn ON, and the version each came with: { setting, version, variable }.
+local ENCRYPTION_OPTIONS = {
+   { "new_tables", "8.0.16", "default_table_encryption" },
+   { "logs", "8.0.1", "innodb_redo_log_encrypt" }, { "logs", "8.0.1", "innodb_undo_log_encrypt" },
+   { "binlog", "8.0.14", "binlog_encryption" },
+   { "temp", "8.0.16", "innodb_temp_tablespace_encrypt" },
+}
 
 function mysql.encryption_options(d, s)
    local out = {}
-   if s.new_tables and d:at_least("8.0.16") then
-      out[#out + 1] = { name = "default_table_encryption", value = "ON", var = "default_table_encryption",
-                        dynamic = true }
-   end
-   if s.logs and d:at_least("8.0.1") then
-      out[#out + 1] = { name = "innodb_redo_log_encrypt", value = "ON", var = "innodb_redo_log_encrypt",
-                        dynamic = true }
-      out[#out + 1] = { name = "innodb_undo_log_encrypt", value = "ON", var = "innodb_undo_log_encrypt",
-                        dynamic = true }
-   end
-   if s.binlog and d:at_least("8.0.14") then
-      out[#out + 1] = { name = "binlog_encryption", value = "ON", var = "binlog_encryption", dynamic = true }
-   end
-   if s.temp and d:at_least("8.0.16") then
-      out[#out + 1] = { name = "innodb_temp_tablespace_encrypt", value = "ON",
-                        var = "innodb_temp_tablespace_encrypt", dynamic = true }
+   for _, o in ipairs(ENCRYPTION_OPTIONS) do
+      if s[o[1]] and d:at_least(o[2]) then out[#out + 1] = { name = o[3], value = "ON", var = o[3], dynamic = true } end
    end
    return out
 end
 
 --- `ENCRYPTION='Y'`: a COPY rebuild (writes to the table wait for it; it needs the table's size
 -- in free disk). MySQL has no key ids.
-function mysql.encryption_clause()
-   return "ENCRYPTION='Y'"
-end
+function mysql.encryption_clause() return "ENCRYPTION='Y'" end
 
 --- The InnoDB master key, and the binary log's (8.0.16+) when binary log encryption is on: that
 -- statement fails on a server that does not encrypt its binary log.
@@ -145,14 +135,12 @@ end
 --- 8.0.16+: a new table in an existing schema follows the schema's default, not only
 -- default_table_encryption.
 function mysql.schema_encryption_sql(d, name)
-   if not d:at_least("8.0.16") then return false end
-   return ("ALTER SCHEMA %s DEFAULT ENCRYPTION='Y'"):format(d:ident(name))
+   return d:at_least("8.0.16") and ("ALTER SCHEMA %s DEFAULT ENCRYPTION='Y'"):format(d:ident(name))
 end
 
 --- 8.0.13+: a general tablespace is encrypted in place, every table in it; before, not at all.
 function mysql.encrypt_tablespace_sql(d, name)
-   if not d:at_least("8.0.13") then return false end
-   return ("ALTER TABLESPACE %s ENCRYPTION='Y'"):format(d:ident(name))
+   return d:at_least("8.0.13") and ("ALTER TABLESPACE %s ENCRYPTION='Y'"):format(d:ident(name))
 end
 
 --- 8.0.16+: the mysql tablespace (data dictionary, accounts) by ALTER TABLESPACE; nothing waits.
@@ -172,18 +160,15 @@ local UNDO_WHY = "undo pages written before innodb_undo_log_encrypt=ON stay plai
 
 --- What MySQL writes that no setting encrypts, or encrypts only from now on.
 function mysql.unencryptable_notes(d)
-   local out = {}
    if not d:at_least("8.0.20") then
-      out[#out + 1] = "the doublewrite buffer is in the system tablespace, which MySQL cannot encrypt: page copies "
-         .. "of encrypted tables pass through it in plain"
+      return { "the doublewrite buffer is in the system tablespace, which MySQL cannot encrypt: page copies "
+         .. "of encrypted tables pass through it in plain" }
    elseif not d:at_least("8.0.23") then
-      out[#out + 1] = "the doublewrite files (#ib_*.dblwr) hold plain copies of encrypted pages before MySQL 8.0.23: "
-         .. "upgrade to 8.0.23 or later"
-   else
-      out[#out + 1] = "the doublewrite files (#ib_*.dblwr) hold pages as they are written: encrypted for encrypted "
-         .. "tablespaces; copies written before stay until the files are overwritten by later writes"
+      return { "the doublewrite files (#ib_*.dblwr) hold plain copies of encrypted pages before MySQL 8.0.23: "
+         .. "upgrade to 8.0.23 or later" }
    end
-   return out
+   return { "the doublewrite files (#ib_*.dblwr) hold pages as they are written: encrypted for encrypted "
+      .. "tablespaces; copies written before stay until the files are overwritten by later writes" }
 end
 
 local SYSTEM_WHY = "MySQL cannot encrypt the system tablespace (the change buffer stays plain there)"
@@ -194,20 +179,18 @@ local SYSTEM_57 = { name = "innodb_system", encrypted = false, can_encrypt = fal
 function described.system_spaces(d, desc)
    if desc.system_spaces then return desc.system_spaces end
    if not d:at_least("8.0.0") then return { SYSTEM_57 } end
-   local out = { { name = "innodb_system", encrypted = false, can_encrypt = false, why = SYSTEM_WHY } }
-   do
-      out[#out + 1] = { name = "mysql", encrypted = desc.system_encrypted == true, can_encrypt = d:at_least("8.0.16"),
-                        why = not d:at_least("8.0.16") and "the mysql tablespace can be encrypted from 8.0.16" or nil }
-      for _, u in ipairs{ "innodb_undo_001", "innodb_undo_002" } do
-         out[#out + 1] = { name = u, encrypted = false, can_encrypt = false, why = UNDO_WHY:format(u) }
-      end
+   local out = { { name = "innodb_system", encrypted = false, can_encrypt = false, why = SYSTEM_WHY },
+                 { name = "mysql", encrypted = desc.system_encrypted == true, can_encrypt = d:at_least("8.0.16"),
+                   why = not d:at_least("8.0.16") and "the mysql tablespace can be encrypted from 8.0.16" or nil } }
+   for _, u in ipairs{ "innodb_undo_001", "innodb_undo_002" } do
+      out[#out + 1] = { name = u, encrypted = false, can_encrypt = false, why = UNDO_WHY:format(u) }
    end
    return out
 end
 
 function facts.system_spaces(d, ctx)
-   local out = {}
    if not d:at_least("8.0.0") then return { SYSTEM_57 } end
+   local out = {}
    for _, r in ipairs(ctx:query([[SELECT NAME, ENCRYPTION, SPACE_TYPE FROM INFORMATION_SCHEMA.INNODB_TABLESPACES
          WHERE NAME IN ('mysql', 'innodb_system') OR SPACE_TYPE = 'Undo' ORDER BY SPACE]])) do
       local sp = { name = r[1], encrypted = r[2] == "Y" }
@@ -235,10 +218,10 @@ function facts.shared_tablespace_tables(d, ctx)
       LEFT JOIN INFORMATION_SCHEMA.INNODB_SYS_TABLESPACES s ON s.SPACE = t.SPACE
       WHERE (t.SPACE = 0 OR s.SPACE_TYPE = 'General') AND t.NAME LIKE '%/%']]
    local out = {}
+   -- file names encode what is not [A-Za-z0-9_] as @XXXX
+   local function decode(s) return (s:gsub("@(%x%x%x%x)", function(h) return utf8.char(tonumber(h, 16)) end)) end
    for _, r in ipairs(ctx:query(sql)) do
       local schema, name = r[1]:match("^([^/]+)/([^#]+)")
-      -- file names encode what is not [A-Za-z0-9_] as @XXXX
-      local function decode(s) return (s:gsub("@(%x%x%x%x)", function(h) return utf8.char(tonumber(h, 16)) end)) end
       if schema then
          out[decode(schema) .. "\0" .. decode(name)] = { tablespace = r[3] == "System" and "innodb_system" or r[2] }
       end
@@ -246,20 +229,25 @@ function facts.shared_tablespace_tables(d, ctx)
    return out
 end
 
+-- A value of performance_schema.keyring_component_status (8.0.24+), or nil.
+local function component_status(ctx, key)
+   local rows = ctx:query([[SELECT STATUS_VALUE FROM performance_schema.keyring_component_status
+                            WHERE STATUS_KEY = ?]], key)
+   return rows[1] and rows[1][1] or nil
+end
+
 function facts.keyring_active(d, ctx)
    if ctx:fact("plugin", "keyring_file") == "ACTIVE" then return true end
    if not d:at_least("8.0.24") then return false end
-   local ok, rows = pcall(ctx.query, ctx, [[SELECT STATUS_VALUE FROM performance_schema.keyring_component_status
-                                           WHERE STATUS_KEY = 'Component_status']])
-   return ok and rows[1] ~= nil and rows[1][1] == "Active"
+   local ok, status = pcall(component_status, ctx, "Component_status")
+   return ok and status == "Active"
 end
 function facts.keyring_file(d, ctx)
    if ctx:fact("plugin", "keyring_file") == "ACTIVE" or not d:at_least("8.0.24") then
       return ctx:fact("variable", "keyring_file_data")
    end
-   local ok, rows = pcall(ctx.query, ctx, [[SELECT STATUS_VALUE FROM performance_schema.keyring_component_status
-                                           WHERE STATUS_KEY = 'Data_file']])
-   return ok and rows[1] and rows[1][1] or nil
+   local ok, file = pcall(component_status, ctx, "Data_file")
+   return ok and file or nil
 end
 function described.keyring_active(_, desc)
    return (desc.plugins or {}).keyring_file == "ACTIVE" or (desc.components or {})[COMPONENT] == "Active"
@@ -289,7 +277,7 @@ end
 
 --- 8.0.16+: `SCHEMATA.DEFAULT_ENCRYPTION`.
 function facts.schemas(d, ctx)
-   if not d:at_least("8.0.16") then return require("myseal.dialect.base")[1][3].facts.schemas(d, ctx) end
+   if not d:at_least("8.0.16") then return base.facts.schemas(d, ctx) end
    local out = {}
    for _, r in ipairs(ctx:query([[SELECT SCHEMA_NAME, DEFAULT_ENCRYPTION FROM INFORMATION_SCHEMA.SCHEMATA
                                  ORDER BY SCHEMA_NAME]])) do
@@ -311,10 +299,10 @@ function facts.lock_holders(_, ctx, schema, name, except)
       FROM performance_schema.metadata_locks m JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID
       WHERE m.OBJECT_TYPE = 'TABLE' AND m.OBJECT_SCHEMA = ? AND m.OBJECT_NAME = ? AND m.LOCK_STATUS = 'GRANTED'
         AND t.PROCESSLIST_ID <> ? AND t.PROCESSLIST_ID <> CONNECTION_ID()]], schema, name, except or 0)
-   if not ok then return require("myseal.dialect.base")[1][3].facts.lock_holders(nil, ctx, schema, name, except) end
+   if not ok then return base.facts.lock_holders(nil, ctx, schema, name, except) end
    for _, r in ipairs(rows) do
-      out[#out + 1] = { id = math.tointeger(tonumber(r[1])), user = r[2], host = sqltext.value(r[3]) or "",
-                        seconds = math.tointeger(tonumber(sqltext.value(r[4]) or 0)), certain = true }
+      out[#out + 1] = { id = sqltext.integer(r[1]), user = r[2], host = sqltext.value(r[3]) or "",
+                        seconds = sqltext.integer(r[4]) or 0, certain = true }
    end
    return out
 end
@@ -322,8 +310,6 @@ end
 -- In transit -----------------------------------------------------------------------------------
 
 function mysql.has_tls_version(d) return d:at_least("5.7.10") end
-
---- require_secure_transport from 5.7.8.
 function mysql.has_require_secure_transport(d) return d:at_least("5.7.8") end
 
 --- 5.7: no TLSv1.3 before 5.7.28; yaSSL builds (community 5.7 before 5.7.28) speak TLSv1 and
@@ -344,7 +330,9 @@ end
 
 --- yaSSL cannot use EC keys: RSA.
 function mysql.key_type(_, library, wanted)
-   if library == "yassl" and wanted ~= "rsa" then return "rsa", "the server's TLS library (yaSSL) cannot use EC keys: RSA" end
+   if library == "yassl" and wanted ~= "rsa" then
+      return "rsa", "the server's TLS library (yaSSL) cannot use EC keys: RSA"
+   end
    return wanted, nil
 end
 
@@ -353,7 +341,7 @@ function mysql.cipher_options(d, cipher, suites)
    local out = {}
    local dynamic = d:at_least("8.0.16")
    if cipher then out[#out + 1] = { name = "ssl_cipher", value = cipher, var = "ssl_cipher", dynamic = dynamic } end
-   if suites and d:at_least("8.0.16") then
+   if suites and dynamic then
       out[#out + 1] = { name = "tls_ciphersuites", value = suites, var = "tls_ciphersuites", dynamic = true }
    end
    return out
@@ -361,8 +349,7 @@ end
 
 --- fact tls_library: yaSSL for 5.7 builds before 5.7.28 that lack OpenSSL's RSA status variable.
 function facts.tls_library(d, ctx)
-   if d:at_least("5.7.28") then return "openssl" end
-   return ctx:fact("status", "Rsa_public_key") and "openssl" or "yassl"
+   return (d:at_least("5.7.28") or ctx:fact("status", "Rsa_public_key")) and "openssl" or "yassl"
 end
 
 --- fact persisted(name): MySQL 8's mysqld-auto.cnf (SET PERSIST) value of a variable, or nil.
@@ -377,10 +364,7 @@ end
 function mysql.tls_paths_dynamic(d) return d:at_least("8.0.16") end
 
 --- ALTER INSTANCE RELOAD TLS from 8.0.16; before, a restart.
-function mysql.tls_reload_sql(d)
-   if d:at_least("8.0.16") then return "ALTER INSTANCE RELOAD TLS" end
-   return nil
-end
+function mysql.tls_reload_sql(d) return d:at_least("8.0.16") and "ALTER INSTANCE RELOAD TLS" or nil end
 
 function facts.replication_without_tls(d, ctx)
    local out = {}
@@ -405,26 +389,16 @@ function mysql84.keyring_for() return COMPONENT end
 
 --- An early-plugin-load of keyring_file: the plugin does not exist in 8.4.
 function mysql84.keyring_conflict(d, doc)
-   local epl = doc:effective(d:server_groups(), "early-plugin-load")
-   if type(epl) == "string" and epl:find("keyring_file", 1, true) then
-      return ("early-plugin-load=%s: the keyring_file plugin does not exist in MySQL 8.4; its keys must be "
-         .. "migrated to component_keyring_file (mysqld --keyring-migration-...) before this runbook can go on")
-         :format(epl)
-   end
-   return nil
-end
-
-local function component_status(ctx, key)
-   local rows = ctx:query([[SELECT STATUS_VALUE FROM performance_schema.keyring_component_status
-                            WHERE STATUS_KEY = ?]], key)
-   return rows[1] and rows[1][1] or nil
+   local epl = plugin_configured(d, doc)
+   if not epl then return nil end
+   return ("early-plugin-load=%s: the keyring_file plugin does not exist in MySQL 8.4; its keys must be "
+      .. "migrated to component_keyring_file (mysqld --keyring-migration-...) before this runbook can go on")
+      :format(epl)
 end
 
 function mysql84.facts.keyring_active(_, ctx) return component_status(ctx, "Component_status") == "Active" end
 function mysql84.facts.keyring_file(_, ctx) return component_status(ctx, "Data_file") end
-function mysql84.described.keyring_active(_, desc)
-   return (desc.components or {})[COMPONENT] == "Active"
-end
+function mysql84.described.keyring_active(_, desc) return (desc.components or {})[COMPONENT] == "Active" end
 
 return {
    { "mysql", "base", mysql },

@@ -5,7 +5,7 @@
 -- @module myseal.dialect.replication
 local sqltext = require "myseal.sqltext"
 
-local value = sqltext.value
+local value, integer = sqltext.value, sqltext.integer
 
 local base, mariadb, mysql = { facts = {}, described = {} }, {}, {}
 
@@ -20,12 +20,6 @@ local function field(row, col, names)
    return nil
 end
 
-local function columns(meta)
-   local col = {}
-   for i, n in ipairs(meta.columns) do col[n] = i end
-   return col
-end
-
 local function yes(v) return v ~= nil and tostring(v):upper() == "YES" end
 
 -- One channel of SHOW ALL SLAVES STATUS / SHOW REPLICA STATUS / SHOW SLAVE STATUS.
@@ -34,25 +28,23 @@ local function channel(row, col)
    return {
       name = f("Connection_name", "Channel_Name") or "",
       host = f("Master_Host", "Source_Host") or "",
-      port = math.tointeger(tonumber(f("Master_Port", "Source_Port") or "")) or 3306,
+      port = integer(f("Master_Port", "Source_Port")) or 3306,
       user = f("Master_User", "Source_User") or "",
       ssl = yes(f("Master_SSL_Allowed", "Source_SSL_Allowed")),
       ssl_ca = f("Master_SSL_CA_File", "Source_SSL_CA_File") or "",
       verify = yes(f("Master_SSL_Verify_Server_Cert", "Source_SSL_Verify_Server_Cert")),
       io = f("Slave_IO_Running", "Replica_IO_Running") or "No",
       sql = f("Slave_SQL_Running", "Replica_SQL_Running") or "No",
-      io_errno = math.tointeger(tonumber(f("Last_IO_Errno") or "0")) or 0,
+      io_errno = integer(f("Last_IO_Errno")) or 0,
       io_error = f("Last_IO_Error") or "",
-      source_id = math.tointeger(tonumber(f("Master_Server_Id", "Source_Server_Id") or "")),
-      behind = math.tointeger(tonumber(f("Seconds_Behind_Master", "Seconds_Behind_Source") or "")),
+      source_id = integer(f("Master_Server_Id", "Source_Server_Id")),
+      behind = integer(f("Seconds_Behind_Master", "Seconds_Behind_Source")),
    }
 end
 
 --- The name of a channel for people: MariaDB's default connection and MySQL's default channel
 -- are both "".
-function base.channel_name(_, name)
-   return name == "" and "(default)" or ("'" .. name .. "'")
-end
+function base.channel_name(_, name) return name == "" and "(default)" or ("'" .. name .. "'") end
 
 -- A primary's side -----------------------------------------------------------------------------
 
@@ -61,17 +53,15 @@ end
 -- the replica's address then, MySQL nothing).
 function base.facts.replica_hosts(d, ctx)
    local rows, meta = ctx:query(d:replica_hosts_sql())
-   local col, out = columns(meta), {}
+   local col, out = sqltext.columns(meta), {}
    for _, r in ipairs(rows) do
-      local port = math.tointeger(tonumber(field(r, col, { "Port" }) or "")) or 0
-      out[#out + 1] = { server_id = math.tointeger(tonumber(field(r, col, { "Server_id", "Server_Id" }) or "")),
+      local port = integer(field(r, col, { "Port" })) or 0
+      out[#out + 1] = { server_id = integer(field(r, col, { "Server_id", "Server_Id" })),
                         host = field(r, col, { "Host" }) or "", port = port > 0 and port or 3306 }
    end
    return out
 end
-function base.described.replica_hosts(_, desc)
-   return desc.replica_hosts or {}
-end
+function base.described.replica_hosts(_, desc) return desc.replica_hosts or {} end
 
 function base.replica_hosts_sql() return "SHOW SLAVE HOSTS" end
 function mysql.replica_hosts_sql(d) return d:at_least("8.0.22") and "SHOW REPLICAS" or "SHOW SLAVE HOSTS" end
@@ -87,9 +77,7 @@ function base.facts.binlog_dumps(_, ctx)
    end
    return out
 end
-function base.described.binlog_dumps(_, desc)
-   return desc.binlog_dumps or {}
-end
+function base.described.binlog_dumps(_, desc) return desc.binlog_dumps or {} end
 
 --- fact replica_state(replica, login): a replica `{ host, port }` as the check account `login`
 -- (`{ user, password }`) sees it over TCP (TLS when the replica offers it): `{ server, keyring,
@@ -135,7 +123,7 @@ end
 -- io_errno, io_error, source_id (the primary's server_id; nil before it connected), behind }`.
 function base.facts.replica_channels(d, ctx)
    local rows, meta = ctx:query(d:replica_status_sql())
-   local col, out = columns(meta), {}
+   local col, out = sqltext.columns(meta), {}
    for _, r in ipairs(rows) do out[#out + 1] = channel(r, col) end
    return out
 end
@@ -160,10 +148,7 @@ function mysql.replica_status_sql(d) return d:at_least("8.0.22") and "SHOW REPLI
 -- uses TLS and verifies the server's certificate by default (MDEV-31857), with no CA of the
 -- site's: a channel can be on TLS without trusting the primary's CA.
 function base.replica_tls_default() return { ssl = false, verify = false } end
-function mariadb.replica_tls_default(d)
-   local on = d:at_least("11.4.0")
-   return { ssl = on, verify = on }
-end
+function mariadb.replica_tls_default(d) return { ssl = d:at_least("11.4.0"), verify = d:at_least("11.4.0") } end
 
 --- The statement that stops channel `name` for a change of its connection options, with its
 -- values. MariaDB takes CHANGE MASTER only with both threads stopped; MySQL with the receiver
