@@ -26,9 +26,9 @@ local text = require "myseal.text"
 
 local done = runbook.done
 
--- MySQL 8 with [tls] persist: the options go to mysqld-auto.cnf (SET PERSIST).
+-- [tls] persist on a server with SET PERSIST: the options go to mysqld-auto.cnf.
 local function persisting(ctx)
-   return ctx.params.tls.persist and ctx.dialect:at_least("8.0.11")
+   return ctx.params.tls.persist and ctx.dialect:can_persist()
 end
 
 steps.preflight.check = function(ctx)
@@ -41,6 +41,10 @@ steps.preflight.check = function(ctx)
    if note then ctx:warn("%s", note) end
    local _, knote = ctx.dialect:key_type(lib, ctx.params.pki.key_type)
    if knote then ctx:warn("%s", knote) end
+   if ctx.params.tls.persist and not persisting(ctx) then
+      ctx:warn("[tls] persist: %s %s has no SET PERSIST (MySQL 8.0.11 and later): the options go to the option file",
+         ctx.dialect.flavor, ctx.dialect.version)
+   end
    ctx:log("verification will log in over TCP %s", tls.login_text(ctx))
    return true
 end

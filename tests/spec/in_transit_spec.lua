@@ -309,6 +309,28 @@ describe("in-transit runbook", function()
          assert.is_nil(out:find("restart the server", 1, true))
       end)
 
+      it("[tls] persist: SET PERSIST_ONLY on MySQL 8.0; MariaDB and MySQL 5.7 get the option file, and a warning", function()
+         local desc = dir .. "/server.lua"
+         local function persist_plan(server)
+            assert(sys.write_file(desc, ("return { server = %q, accounts = {} }"):format(server)))
+            local r = run{ "plan", "in-transit", "--describe", desc, "--set", "server.cnf=tests/fixtures/at-rest/my.cnf",
+               "--set", "pki.dir=" .. dir .. "/tls", "--set", "tls.persist=true" }
+            assert.equal(0, r.status, r.stdout .. r.stderr)
+            return r.stdout
+         end
+         local out = persist_plan("mysql-8.0.36")
+         assert.is_truthy(out:find("sql: SET PERSIST_ONLY ssl_ca = '" .. dir .. "/tls/ca.pem'", 1, true), out)
+         assert.is_nil(out:find("+ssl_ca=", 1, true))
+         assert.is_nil(out:find("has no SET PERSIST", 1, true))
+         for server, version in pairs{ ["mariadb-10.11.6"] = "mariadb 10.11.6", ["mysql-5.7.44"] = "mysql 5.7.44" } do
+            out = persist_plan(server)
+            assert.is_truthy(out:find("warning: [tls] persist: " .. version .. " has no SET PERSIST (MySQL 8.0.11 and "
+               .. "later): the options go to the option file", 1, true), out)
+            assert.is_truthy(out:find("+ssl_ca=" .. dir .. "/tls/ca.pem", 1, true), out)
+            assert.is_nil(out:find("PERSIST_ONLY", 1, true))
+         end
+      end)
+
       it("MySQL 8.4: the same options (no have_ssl anywhere)", function()
          local out = plan("8.4.3")
          assert.is_truthy(out:find("+ssl_cert=" .. dir .. "/tls/server-cert.pem", 1, true))

@@ -356,6 +356,9 @@ base.tls_dir_default = "/etc/mysql/tls"
 --- Can SET GLOBAL change ssl_ca / ssl_cert / ssl_key / tls_version (then a reload applies them)?
 function base.tls_paths_dynamic() return false end
 
+--- Can SET PERSIST keep options in mysqld-auto.cnf (MySQL 8.0.11 and later)?
+function base.can_persist() return false end
+
 --- Does the server know tls_version?
 function base.has_tls_version() return true end
 

@@ -360,6 +360,9 @@ function facts.persisted(d, ctx, name)
    return rows[1] and rows[1][1] or nil
 end
 
+--- SET PERSIST and PERSIST_ONLY exist from 8.0.11.
+function mysql.can_persist(d) return d:at_least("8.0.11") end
+
 --- 8.0.16+: the paths are dynamic and ALTER INSTANCE RELOAD TLS takes the new values.
 function mysql.tls_paths_dynamic(d) return d:at_least("8.0.16") end
 
