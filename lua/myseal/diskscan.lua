@@ -19,6 +19,7 @@ local mysql = require "mysql"
 local value = require("myseal.sqltext").value
 local probes = require "myseal.diskscan.probes"
 local kinds = require "myseal.diskscan.kinds"
+local dialect = require "myseal.dialect"
 
 local M = {}
 
@@ -34,13 +35,11 @@ local VARIABLES = {
 }
 
 -- The server's file names encode characters outside [A-Za-z0-9_] (@0020 for a space, @0v
--- for an i with diaeresis...). MariaDB decodes them with its "filename" character set;
--- elsewhere the @XXXX forms are decoded here and the others left as they are.
+-- for an i with diaeresis...). A server whose dialect has filename_sql decodes them with its
+-- "filename" character set; elsewhere the @XXXX forms are decoded here and the others left as they are.
 local function decode_here(name)
    return (name:gsub("@(%x%x%x%x)", function(h) return utf8.char(tonumber(h, 16)) end))
 end
-
-local DECODE = "CONVERT(CONVERT(CAST(%s AS BINARY) USING filename) USING utf8mb4)"
 
 -- Decoded names: { [raw] = decoded } for a list of raw names (batched, 100 a query).
 local function decode_names(conn, st, raws)
@@ -50,9 +49,9 @@ local function decode_names(conn, st, raws)
    for first = 1, #list, 100 do
       local batch = table.move(list, first, math.min(first + 99, #list), 1, {})
       local row
-      if st.flavor == "mariadb" then
+      if st.filename_sql then
          local cols = {}
-         for i = 1, #batch do cols[i] = DECODE:format("?") end
+         for i = 1, #batch do cols[i] = st.filename_sql:format("?") end
          local rows = conn:query("SELECT " .. table.concat(cols, ", "), table.unpack(batch))
          row = rows and rows[1]
       end
@@ -76,8 +75,9 @@ function M.variables(conn, names)
    return vars
 end
 
---- What the scan needs to know of the server: its variables and, on MariaDB, the
--- encryption of each InnoDB tablespace (INNODB_TABLESPACES_ENCRYPTION: needs PROCESS).
+--- What the scan needs to know of the server: its variables and, where its dialect reports
+-- them (MariaDB: INNODB_TABLESPACES_ENCRYPTION, which needs PROCESS), the encryption of each
+-- InnoDB tablespace.
 -- @param conn a `mysql` connection
 -- @return { flavor, vars, datadir, spaces = { [file] = { encrypted, rotating, key_id, table }, system } }
 --   or nil, message
@@ -88,16 +88,12 @@ function M.state(conn)
    vars, err = M.variables(conn, VARIABLES)
    if not vars then return nil, err end
    if not vars.datadir then return nil, "the server does not report its datadir" end
-   local st = { flavor = server.flavor, vars = vars }
+   -- a server no dialect knows (MySQL 5.6) is scanned by its files alone
+   local d = dialect.for_server(server) or { filename_sql = false, tablespaces_sql = false }
+   local st = { flavor = server.flavor, vars = vars, filename_sql = d.filename_sql }
    st.datadir = sys.realpath(vars.datadir) or vars.datadir:gsub("/+$", "")
-   if server.flavor == "mariadb" then
-      rows, err = conn:query(([[
-         SELECT t.SPACE, t.NAME, t.FILENAME, e.ENCRYPTION_SCHEME, e.MIN_KEY_VERSION,
-                e.ROTATING_OR_FLUSHING, e.CURRENT_KEY_ID, %s, %s
-         FROM information_schema.INNODB_SYS_TABLESPACES t
-         LEFT JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE]]):format(
-         DECODE:format("SUBSTRING_INDEX(t.NAME, '/', 1)"),
-         DECODE:format("SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1)")))
+   if d.tablespaces_sql then
+      rows, err = conn:query(d.tablespaces_sql)
       if not rows then return nil, "cannot read InnoDB's tablespaces: " .. err end
       st.spaces = {}
       for _, r in ipairs(rows) do

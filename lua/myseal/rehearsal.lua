@@ -20,11 +20,10 @@ local cnf = require "cnf"
 local mysql = require "mysql"
 local keyring = require "myseal.keyring"
 local value = require("myseal.sqltext").value
+local dialect = require "myseal.dialect"
 
 local M = {}
 
-local INVALID_KEY_VERSION = "4294967295"   -- INNODB_TABLESPACES_ENCRYPTION: the key is not there
-local DECODE = "CONVERT(CONVERT(CAST(%s AS BINARY) USING filename) USING utf8mb4)"
 local TIMEOUT = 3600
 
 local function basename(p) return p:match("([^/\\]+)$") end
@@ -82,17 +81,10 @@ local function live_state(conn)
    vars, err = require("myseal.diskscan").variables(conn, { "datadir", "file_key_management_filename",
       "file_key_management_filekey", "file_key_management_encryption_algorithm", "innodb_encrypt_log" })
    if not vars then return nil, err end
-   local st = { flavor = server.flavor, version = server.version, vars = vars, tables = {}, key_ids = { 1 } }
-   if server.flavor ~= "mariadb" then return st end
-   rows, err = conn:query(([[
-      SELECT MIN(%s), MIN(%s), MIN(e.CURRENT_KEY_ID), SUM(s.FILE_SIZE), MIN(SUBSTRING_INDEX(t.NAME, '#', 1))
-      FROM information_schema.INNODB_SYS_TABLES t
-      JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE
-      JOIN information_schema.INNODB_SYS_TABLESPACES s ON s.SPACE = t.SPACE
-      WHERE t.SPACE > 0 AND t.NAME LIKE '%%/%%' AND e.ENCRYPTION_SCHEME = 1 AND e.MIN_KEY_VERSION > 0
-      GROUP BY CAST(SUBSTRING_INDEX(t.NAME, '#', 1) AS BINARY) ORDER BY 4, 1, 2]]):format(
-      DECODE:format("SUBSTRING_INDEX(t.NAME, '/', 1)"),
-      DECODE:format("SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1)")))
+   local st = { flavor = server.flavor, version = server.version, vars = vars, tables = {}, key_ids = { 1 },
+                dialect = dialect.for_server(server) }
+   if not (st.dialect and st.dialect.rehearses) then return st end
+   rows, err = conn:query(st.dialect.rehearsal_tables_sql)
    if not rows then return nil, "cannot read which tables are encrypted: " .. err end
    local seen = { [1] = true }
    for _, r in ipairs(rows) do
@@ -320,7 +312,7 @@ function M.run(opts)
    local t0 = sys.clock()
    local st, err = live_state(opts.conn)
    if not st then return nil, err end
-   if st.flavor ~= "mariadb" then
+   if not (st.dialect and st.dialect.rehearses) then
       return nil, ("a restore rehearsal runs on MariaDB only; for %s see rehearsal.plan"):format(st.flavor)
    end
    local keys
@@ -335,7 +327,7 @@ function M.run(opts)
    if #tables == 0 then return nil, "the live server has no encrypted InnoDB table: a restore would prove nothing" end
    local datadir = sys.realpath(st.vars.datadir) or st.vars.datadir
    local s
-   s, err = require("myseal.sandbox").start{ flavor = "mariadb",
+   s, err = require("myseal.sandbox").start{ flavor = st.flavor,
       name = "rehearsal-" .. require("myseal.state").random_hex(3) }
    if not s then return nil, "cannot start a sandbox for the rehearsal: " .. err end
    local ok, result, message = pcall(function()
@@ -382,8 +374,7 @@ function M.run(opts)
       local c <close> = assert(s:connect())
       -- a key id the copy cannot find shows as an invalid key version
       local missing = {}
-      for _, row in ipairs(assert(c:query([[SELECT CURRENT_KEY_ID FROM information_schema.INNODB_TABLESPACES_ENCRYPTION
-            WHERE CURRENT_KEY_VERSION = ?]], INVALID_KEY_VERSION))) do
+      for _, row in ipairs(assert(c:query(st.dialect.missing_key_ids_sql))) do
          missing[math.tointeger(tonumber(row[1]))] = true
       end
       local restored = checksums(c, tables)
@@ -414,12 +405,12 @@ function M.run(opts)
 end
 
 -- ------------------------------------------------------------------------------------------
--- The plan: what a rehearsal runs, per flavour.
+-- The plan: what a rehearsal runs, per backup tool (the dialect's backup_tool).
 
 local COPY = "copy %s/%s.<digest> into %s/keys (0600), checked against its digest"
 
 local PLAN = {
-   mariadb = function(o)
+   ["mariadb-backup"] = function(o)
       local w, base = o.work, basename(o.key_file)
       local lines = {}
       for _, f in ipairs{ o.key_file, o.filekey } do
@@ -437,7 +428,7 @@ local PLAN = {
       } do lines[#lines + 1] = l end
       return lines
    end,
-   mysql = function(o)
+   xtrabackup = function(o)
       local w, base = o.work, basename(o.key_file)
       local prepare = o.keyring == "component_keyring_file"
          and ("xtrabackup --prepare --target-dir=%s/backup --component-keyring-config=%s/keys/"
@@ -457,8 +448,8 @@ local PLAN = {
 }
 
 --- What a rehearsal runs (MariaDB) or would run (MySQL: plan only), as lines to show.
--- @param opts table: `flavor` ("mariadb" or "mysql"), `key_file` (the live key file or
---   keyring), `filekey` (MariaDB, optional), `keyring` (MySQL: "keyring_file" or
+-- @param opts table: `tool` (the dialect's backup_tool: "mariadb-backup" or "xtrabackup"),
+--   `key_file` (the live key file or keyring), `filekey` (MariaDB, optional), `keyring` (MySQL: "keyring_file" or
 --   "component_keyring_file"), `backup_dir`, `datadir`, optional `work` (the sandbox's
 --   directory) and `tables` (the tables compared)
 -- @return list of lines
@@ -467,7 +458,9 @@ function M.plan(opts)
    for k, v in pairs(opts) do o[k] = v end
    o.work = o.work or "<sandbox dir>"
    o.tables = o.tables and table.concat(o.tables, ", ") or "<one table per key id in use, up to 8>"
-   return PLAN[opts.flavor == "mariadb" and "mariadb" or "mysql"](o)
+   local plan = PLAN[opts.tool]
+   if not plan then error(("rehearsal.plan: unknown backup tool '%s'"):format(tostring(opts.tool)), 2) end
+   return plan(o)
 end
 
 return M

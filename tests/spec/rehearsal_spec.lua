@@ -168,9 +168,9 @@ describe("restore rehearsal #slow", function()
          "start a sandbox on /w/backup with file_key_management_filename=/w/keys/keyfile and no other key",
          "CHECKSUM TABLE app.t1, app.t2 on the live server and on the sandbox: the values must be equal",
          "stop the sandbox: the copy, the keys and client.cnf go with it",
-      }, rehearsal.plan{ flavor = "mariadb", key_file = "/etc/mysql/encryption/keyfile", backup_dir = "/root/kb",
+      }, rehearsal.plan{ tool = "mariadb-backup", key_file = "/etc/mysql/encryption/keyfile", backup_dir = "/root/kb",
                          datadir = "/var/lib/mysql", work = "/w", tables = { "app.t1", "app.t2" } })
-      local mysql84 = rehearsal.plan{ flavor = "mysql", keyring = "component_keyring_file",
+      local mysql84 = rehearsal.plan{ tool = "xtrabackup", keyring = "component_keyring_file",
          key_file = "/var/lib/mysql-keyring/component_keyring_file", backup_dir = "/root/kb", work = "/w" }
       assert.equal("plan only: myseal does not run MySQL backups; these are the commands of Percona XtraBackup 8.0",
          mysql84[1])
@@ -179,7 +179,7 @@ describe("restore rehearsal #slow", function()
          .. "--backup-dir=/w/backup --encrypt-password backup-and-apply-log)", mysql84[4])
       assert.equal('xtrabackup --prepare --target-dir=/w/backup --component-keyring-config=/w/keys/'
          .. 'component_keyring_file.cnf (its "path" set to /w/keys/component_keyring_file)', mysql84[5])
-      local mysql80 = rehearsal.plan{ flavor = "mysql", keyring = "keyring_file",
+      local mysql80 = rehearsal.plan{ tool = "xtrabackup", keyring = "keyring_file",
          key_file = "/var/lib/mysql-keyring/keyring", backup_dir = "/root/kb", work = "/w" }
       assert.equal("xtrabackup --prepare --target-dir=/w/backup --keyring-file-data=/w/keys/keyring", mysql80[5])
       assert.equal("CHECKSUM TABLE <one table per key id in use, up to 8> on the live server and on the copy: "

@@ -207,7 +207,7 @@ function M.rehearsal.apply(ctx)
    local s = require("myseal.atrest").settings(ctx)
    local files = d:key_files(s)
    if ctx.planning or not d.rehearses then
-      local lines = require("myseal.rehearsal").plan{ flavor = d.flavor, keyring = s.keyring, key_file = files[1],
+      local lines = require("myseal.rehearsal").plan{ tool = d.backup_tool, keyring = s.keyring, key_file = files[1],
          filekey = files[2], backup_dir = ctx.params.keyring.backup_dir,
          datadir = ctx:fact("variable", "datadir") or "<datadir>" }
       for _, line in ipairs(lines) do ctx:log("rehearsal: %s", line) end

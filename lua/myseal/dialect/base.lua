@@ -129,6 +129,18 @@ base.default_method = "rebuild"
 -- cannot, the rehearsal's commands are named (myseal.rehearsal.plan).
 base.rehearses = false
 
+--- The backup tool whose commands a restore rehearsal runs or names: "mariadb-backup" or "xtrabackup".
+base.backup_tool = "xtrabackup"
+
+--- SQL that decodes a name in the server's filename encoding (`%s`: a column or `?`), or false:
+-- the caller decodes it (`@XXXX` escapes).
+base.filename_sql = false
+
+--- The disk scan's query of every InnoDB tablespace and its encryption, or false where the server
+-- reports none (the scan then goes by the files alone). Columns: space, name, file, scheme, minimum
+-- key version, rotating, current key id, schema, table.
+base.tablespaces_sql = false
+
 --- The keyring this server uses, or would get: a name (`d.keyring` unless the flavour offers a
 -- choice), and a note for the operator, or nil. `doc` is the server's option tree (or nil).
 function base.keyring_for(d) return d.keyring, nil end

@@ -48,6 +48,7 @@ mariadb.default_method = "background"
 mariadb.rotates_by_key_id = true
 --- A restore is rehearsed with mariadb-backup (Debian's mariadb-backup package).
 mariadb.rehearses = true
+mariadb.backup_tool = "mariadb-backup"
 
 function mariadb.key_file_name(_, s) return s.filekey and "keyfile.enc" or "keyfile" end
 function mariadb.key_files(_, s) return { s.key_file, s.filekey } end
@@ -140,6 +141,33 @@ function facts.keyring_file(d, ctx) return ctx:fact("variable", d.keyring_variab
 -- A tablespace is encrypted when every page is: scheme 1, a key version, no rotation under way.
 local ENCRYPTED = "e.ENCRYPTION_SCHEME = 1 AND e.MIN_KEY_VERSION > 0 AND e.ROTATING_OR_FLUSHING = 0"
 local DECODE = "CONVERT(CONVERT(CAST(%s AS BINARY) USING filename) USING utf8mb4)"
+-- the schema and the table of a tablespace's NAME ("db/t#P#p0"), still in the filename encoding
+local SCHEMA_OF = "SUBSTRING_INDEX(t.NAME, '/', 1)"
+local TABLE_OF = "SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1)"
+mariadb.filename_sql = DECODE
+
+-- INNODB_TABLESPACES_ENCRYPTION needs PROCESS.
+mariadb.tablespaces_sql = ([[
+   SELECT t.SPACE, t.NAME, t.FILENAME, e.ENCRYPTION_SCHEME, e.MIN_KEY_VERSION,
+          e.ROTATING_OR_FLUSHING, e.CURRENT_KEY_ID, %s, %s
+   FROM information_schema.INNODB_SYS_TABLESPACES t
+   LEFT JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE]]):format(
+   DECODE:format(SCHEMA_OF), DECODE:format(TABLE_OF))
+
+--- A restore rehearsal's tables: each encrypted table (its partitions summed) with schema, name,
+-- key id, bytes and the file's name as the server has it ("db/t"), smallest first.
+mariadb.rehearsal_tables_sql = ([[
+   SELECT MIN(%s), MIN(%s), MIN(e.CURRENT_KEY_ID), SUM(s.FILE_SIZE), MIN(SUBSTRING_INDEX(t.NAME, '#', 1))
+   FROM information_schema.INNODB_SYS_TABLES t
+   JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE
+   JOIN information_schema.INNODB_SYS_TABLESPACES s ON s.SPACE = t.SPACE
+   WHERE t.SPACE > 0 AND t.NAME LIKE '%%/%%' AND e.ENCRYPTION_SCHEME = 1 AND e.MIN_KEY_VERSION > 0
+   GROUP BY CAST(SUBSTRING_INDEX(t.NAME, '#', 1) AS BINARY) ORDER BY 4, 1, 2]]):format(
+   DECODE:format(SCHEMA_OF), DECODE:format(TABLE_OF))
+
+--- A restore rehearsal's question to the restored copy: the key ids it has no key version for.
+mariadb.missing_key_ids_sql = [[SELECT CURRENT_KEY_ID FROM information_schema.INNODB_TABLESPACES_ENCRYPTION
+   WHERE CURRENT_KEY_VERSION = 4294967295]]
 
 --- fact table_encryption: per table, every tablespace (partitions too) encrypted, from
 -- INNODB_TABLESPACES_ENCRYPTION (CREATE_OPTIONS says nothing of background encryption). A table in
@@ -150,8 +178,7 @@ function facts.table_encryption(_, ctx)
       SELECT %s, %s, COALESCE(%s, 0), e.CURRENT_KEY_ID
       FROM INFORMATION_SCHEMA.INNODB_SYS_TABLES t
       LEFT JOIN INFORMATION_SCHEMA.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE
-      WHERE t.NAME LIKE '%%/%%']]):format(DECODE:format("SUBSTRING_INDEX(t.NAME, '/', 1)"),
-      DECODE:format("SUBSTRING_INDEX(SUBSTRING_INDEX(t.NAME, '/', -1), '#', 1)"), ENCRYPTED))
+      WHERE t.NAME LIKE '%%/%%']]):format(DECODE:format(SCHEMA_OF), DECODE:format(TABLE_OF), ENCRYPTED))
    local out = {}
    for _, r in ipairs(rows) do
       local key = r[1] .. "\0" .. r[2]

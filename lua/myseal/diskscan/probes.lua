@@ -232,8 +232,7 @@ function M.draw(conn, opts)
    for _, m in ipairs(opts.markers or {}) do all[#all + 1] = m end
    local baseline, note, sb = opts.baseline, nil, nil
    if baseline == nil then
-      local flavor = (conn:server() or {}).flavor
-      sb, err = fresh_baseline(flavor == "mariadb" and "mariadb" or "mysql")
+      sb, err = fresh_baseline((conn:server() or { flavor = "mysql" }).flavor)
       if sb then baseline = { sb.datadir } else note = "none (" .. err .. ")" end
    end
    local found = {}
