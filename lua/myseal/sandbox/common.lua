@@ -16,7 +16,7 @@ function M.tail_lines(text, n)
    return table.concat(lines, "\n", math.max(1, #lines - n + 1))
 end
 
---- The server's own complaint in a log excerpt: its [ERROR] lines, else the tail.
+--- The server's own complaint in a log excerpt: its last 5 [ERROR] lines, else the last 5 lines.
 function M.error_lines(text)
    local errs = {}
    for line in text:gmatch("[^\n]+") do
@@ -24,8 +24,13 @@ function M.error_lines(text)
          errs[#errs + 1] = line
       end
    end
-   if #errs == 0 then return M.tail_lines(text, 5) end
-   return table.concat(errs, "\n", math.max(1, #errs - 4))
+   return M.tail_lines(#errs > 0 and table.concat(errs, "\n") or text, 5)
+end
+
+--- Appends the items of each list after the first to the first; returns the first.
+function M.append(list, ...)
+   for _, more in ipairs{ ... } do table.move(more, 1, #more, #list + 1, list) end
+   return list
 end
 
 --- The size of a file, 0 when there is none.
@@ -155,6 +160,15 @@ function M.cached(final, marker, build)
       return nil, err
    end
    return final
+end
+
+--- Makes a directory with `mode` whatever the umask, owned by `uid` and `gid` when `uid` is given.
+-- @return true, or nil, message
+function M.mkdir(path, mode, uid, gid)
+   local ok, err = sys.mkdir(path, mode)
+   if ok then ok, err = sys.chmod(path, mode) end
+   if ok and uid then ok, err = sys.chown(path, uid, gid) end
+   return ok, err
 end
 
 --- `chown -R` to an account.

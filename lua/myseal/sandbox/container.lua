@@ -45,19 +45,13 @@ end
 -- docker and podman whose `info` answers.
 -- @return engine name, or nil, message
 function M.engine(engine)
-   if engine then
-      local ok, why = answers(engine)
-      if not ok then
-         return nil, string.format("the container engine %s does not answer (%s info: %s)", engine, engine, why)
-      end
-      return engine
-   end
    local whys = {}
-   for _, e in ipairs(M.ENGINES) do
+   for _, e in ipairs(engine and { engine } or M.ENGINES) do
       local ok, why = answers(e)
       if ok then return e end
       whys[#whys + 1] = e .. " info: " .. why
    end
+   if engine then return nil, string.format("the container engine %s does not answer (%s)", engine, whys[1]) end
    return nil, "no container engine answers (" .. table.concat(whys, "; ") .. ")"
 end
 
@@ -121,8 +115,7 @@ function M.run_argv(s, bin)
       "--publish", "127.0.0.1:" .. s.port .. ":" .. s.port, "--stop-timeout", tostring(STOP_TIMEOUT),
       "--entrypoint", "/bin/sh", s.image, "-c", ENTRY, "myseal-sandbox", s.cnf, s.datadir, bin.server,
       as_root(s) }
-   local init = M.init_argv(s, bin)
-   return table.move(init, 1, #init, #argv + 1, argv)
+   return common.append(argv, M.init_argv(s, bin))
 end
 
 --- The other command lines of sandbox `s`: stop, start, restart, remove, inspect, logs.
@@ -145,9 +138,9 @@ function M.exec_argv(s, argv)
    local names = {}
    for k in pairs(argv.env or {}) do names[#names + 1] = k end
    table.sort(names)
-   for _, k in ipairs(names) do cmd[#cmd + 1] = "--env"; cmd[#cmd + 1] = k end
+   for _, k in ipairs(names) do common.append(cmd, { "--env", k }) end
    cmd[#cmd + 1] = s.container
-   return table.move(argv, 1, #argv, #cmd + 1, cmd)
+   return common.append(cmd, argv)
 end
 
 -- Running ---------------------------------------------------------------------
