@@ -21,22 +21,27 @@ local function package_version(name)
    return st == "ii" and v or nil
 end
 
--- The .deb of an installed package version: apt's cache, else `apt-get download` into ours.
-local function deb_file(name, version, cache)
-   local escaped = version:gsub(":", "%%3a")
-   for _, dir in ipairs{ "/var/cache/apt/archives", cache } do
+-- The .deb of package `name` at `version` in one of `dirs`, or nil.
+local function find_deb(name, version, dirs)
+   local prefix = name .. "_" .. version:gsub(":", "%%3a") .. "_"
+   for _, dir in ipairs(dirs) do
       for _, f in ipairs(sys.dir(dir) or {}) do
-         if f:sub(1, #name + #escaped + 2) == name .. "_" .. escaped .. "_" and f:match("%.deb$") then
-            return dir .. "/" .. f
-         end
+         if f:sub(1, #prefix) == prefix and f:match("%.deb$") then return dir .. "/" .. f end
       end
    end
+end
+
+-- The .deb of an installed package version: apt's cache, else `apt-get download` into ours.
+local function deb_file(name, version, cache)
+   local deb = find_deb(name, version, { "/var/cache/apt/archives", cache })
+   if deb then return deb end
    local r, err = sys.run{ "apt-get", "download", name .. "=" .. version, cwd = cache, timeout = 300 }
-   if not r or not r.ok then
+   deb = r and r.ok and find_deb(name, version, { cache })
+   if not deb then
       return nil, string.format("cannot get the package file of %s %s (apt-get download: %s)", name, version,
-         r and (r.stderr:match("[^\n]+") or "failed") or err)
+         r and (r.ok and "no .deb file" or r.stderr:match("[^\n]+") or "failed") or err)
    end
-   return deb_file(name, version, nil) or deb_file(name, version, cache)
+   return deb
 end
 
 -- The packages' versions, or nil, message naming the missing one.
