@@ -66,6 +66,13 @@ local function state_path(name, ext)
    return dir .. "/" .. name .. (ext or ".json")
 end
 
+-- What the state file of sandbox `name` says now (nil when it says nothing), and its path.
+local function saved(name)
+   local path = state_path(name)
+   local text = path and sys.read_file(path)
+   return text and json.decode(text), path
+end
+
 function Server:save()
    local t = {}
    for _, k in ipairs(FIELDS) do t[k] = self[k] end
@@ -192,16 +199,15 @@ function M.start(opts)
    local s = setmetatable({ name = name, host = "127.0.0.1", tcp_user = TCP_USER, driver = driver_name,
       started = os.time() }, Server)
    local called, ok, err = pcall(impl.start, s, flavor, opts)
-   if not called then   -- a bug: what the driver made so far goes, the name is freed, the error raised again
-      if s.dir then pcall(impl.remove, s) end
-      lock:release()
-      error(ok, 0)
+   if not called and s.dir then pcall(impl.remove, s) end   -- a bug: what the driver made so far goes
+   if called and ok then
+      s.alive = true
+      ok, err = s:save()
+      if not ok then s:_remove() end
    end
-   if not ok then lock:release(); return nil, err end
-   s.alive = true
-   local saved, serr = s:save()
-   if not saved then s:_remove(); lock:release(); return nil, serr end
    lock:release()
+   if not called then error(ok, 0) end   -- the name is freed, the error raised again
+   if not ok then return nil, err end
    return s
 end
 
@@ -210,9 +216,7 @@ end
 -- Another process (a runbook's restart) may have started the server again since this
 -- object was made: its state file has the pid now.
 function Server:refresh()
-   local path = state_path(self.name)
-   local text = path and sys.read_file(path)
-   local t = text and json.decode(text)
+   local t = saved(self.name)
    if t and t.dir == self.dir and t.pid then self.pid = t.pid end
    return self
 end
@@ -269,13 +273,9 @@ function Server:_remove()
    -- the engine's journals and locks for this sandbox go with it
    local root = state.dir()
    if root and self.name then sys.rmtree(root .. "/targets/sandbox-" .. self.name) end
-   local path = state_path(self.name)
-   if path then
-      -- only our own state file: another sandbox may have taken the name since
-      local text = sys.read_file(path)
-      local t = text and json.decode(text)
-      if t and t.dir == self.dir then os.remove(path) end
-   end
+   -- only our own state file: another sandbox may have taken the name since
+   local t, path = saved(self.name)
+   if t and t.dir == self.dir then os.remove(path) end
    self.removed, self.alive = true, false
    return true
 end
