@@ -55,8 +55,7 @@ local function encode_table(t, out, seen)
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
          if i > 1 then out[#out + 1] = "," end
-         out[#out + 1] = encode_string(k)
-         out[#out + 1] = ":"
+         out[#out + 1] = encode_string(k) .. ":"
          encode_value(t[k], out, seen)
       end
       out[#out + 1] = "}"

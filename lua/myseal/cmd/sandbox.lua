@@ -66,12 +66,9 @@ local SUBCOMMANDS = {
    },
 }
 
-local usages = {}
+local usages, list = {}, {}
 for i, sub in ipairs(SUBCOMMANDS) do
    usages[i] = (i == 1 and "" or "       ") .. sub.usage
-end
-local list = {}
-for i, sub in ipairs(SUBCOMMANDS) do
    list[i] = ("  %-8s %s"):format(sub.name, sub.summary)
 end
 
