@@ -160,27 +160,20 @@ end
 -- @return server, or nil, message
 function M.start(opts)
    opts = opts or {}
-   if type(opts) ~= "table" then error("sandbox.start: options must be a table", 2) end
+   local refuse = common.refuse   -- the caller's mistakes: raised at level 2, the caller's line
+   refuse(type(opts) ~= "table", 2, "sandbox.start: options must be a table")
    local flavor = opts.flavor or "auto"
    local driver_name = opts.driver or "local"
-   if flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql" then
-      error(string.format("unknown flavour '%s' (mariadb, mysql or auto)", tostring(flavor)), 2)
-   end
-   if not DRIVERS[driver_name] then
-      error(string.format("unknown driver '%s' (local, container or host)", tostring(driver_name)), 2)
-   end
-   if opts.options ~= nil and type(opts.options) ~= "table" then
-      error("sandbox.start: options.options must be a table", 2)
-   end
-   if opts.user ~= nil and (type(opts.user) ~= "string" or not opts.user:match("^[%w_][%w_%-]*$")) then
-      error(string.format("bad user name '%s'", tostring(opts.user)), 2)
-   end
-   if driver_name ~= "host" and (opts.app or opts.ip or opts.etc or opts.app_db or opts.ssh_key) then
-      error("sandbox.start: app, app_db, ip, etc and ssh_key are the host driver's", 2)
-   end
-   if driver_name ~= "container" and (opts.engine or opts.image) then
-      error("sandbox.start: engine and image are the container driver's", 2)
-   end
+   refuse(flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql", 2,
+      "unknown flavour '%s' (mariadb, mysql or auto)", tostring(flavor))
+   refuse(not DRIVERS[driver_name], 2, "unknown driver '%s' (local, container or host)", tostring(driver_name))
+   refuse(opts.options ~= nil and type(opts.options) ~= "table", 2, "sandbox.start: options.options must be a table")
+   refuse(opts.user ~= nil and (type(opts.user) ~= "string" or not opts.user:match("^[%w_][%w_%-]*$")), 2,
+      "bad user name '%s'", tostring(opts.user))
+   refuse(driver_name ~= "host" and (opts.app or opts.ip or opts.etc or opts.app_db or opts.ssh_key), 2,
+      "sandbox.start: app, app_db, ip, etc and ssh_key are the host driver's")
+   refuse(driver_name ~= "container" and (opts.engine or opts.image), 2,
+      "sandbox.start: engine and image are the container driver's")
    local name = opts.name or next_name()
    check_name(name)
    common.option_lines(opts.options, 2)  -- raises on a malformed option now, not after a start

@@ -27,6 +27,12 @@ function M.error_lines(text)
    return M.tail_lines(#errs > 0 and table.concat(errs, "\n") or text, 5)
 end
 
+--- Raises the message `fmt` formats when `bad` (a caller's mistake), at `level` as `error` counts it
+-- where refuse is called.
+function M.refuse(bad, level, fmt, ...)
+   if bad then error(string.format(fmt, ...), level + 1) end
+end
+
 --- Appends the items of each list after the first to the first; returns the first.
 function M.append(list, ...)
    for _, more in ipairs{ ... } do table.move(more, 1, #more, #list + 1, list) end
@@ -182,9 +188,7 @@ function M.option_lines(options, level)
    level = (level or 1) + 1
    local keys = {}
    for k in pairs(options or {}) do
-      if type(k) ~= "string" or not k:match("^[%w_%-%.]+$") then
-         error(string.format("bad option name '%s'", tostring(k)), level)
-      end
+      M.refuse(type(k) ~= "string" or not k:match("^[%w_%-%.]+$"), level, "bad option name '%s'", tostring(k))
       keys[#keys + 1] = k
    end
    table.sort(keys)
@@ -195,7 +199,7 @@ function M.option_lines(options, level)
          out[#out + 1] = k
       elseif v ~= false then
          v = tostring(v)
-         if v:find("[\n\r]") then error(string.format("option '%s' has a line break", k), level) end
+         M.refuse(v:find("[\n\r]"), level, "option '%s' has a line break", k)
          out[#out + 1] = k .. "=" .. v
       end
    end

@@ -216,12 +216,10 @@ end
 
 function M.check_options(opts, level)
    level = (level or 1) + 1
-   if opts.engine ~= nil and opts.engine ~= "docker" and opts.engine ~= "podman" then
-      error(string.format("unknown container engine '%s' (docker or podman)", tostring(opts.engine)), level)
-   end
-   if opts.image ~= nil and (type(opts.image) ~= "string" or not opts.image:match("^[%w][%w%.%-_/:@]*$")) then
-      error(string.format("bad image name '%s'", tostring(opts.image)), level)
-   end
+   common.refuse(opts.engine ~= nil and opts.engine ~= "docker" and opts.engine ~= "podman", level,
+      "unknown container engine '%s' (docker or podman)", tostring(opts.engine))
+   common.refuse(opts.image ~= nil and (type(opts.image) ~= "string" or not opts.image:match("^[%w][%w%.%-_/:@]*$")),
+      level, "bad image name '%s'", tostring(opts.image))
 end
 
 --- Starts a new sandbox `s` in a container: fills in its engine, image, paths, port, user, pid.

@@ -108,22 +108,15 @@ end
 
 function M.check_options(opts, level)
    level = (level or 1) + 1
-   if opts.app ~= nil and opts.app ~= "tomcat" then
-      error(string.format("unknown app '%s' (tomcat)", tostring(opts.app)), level)
-   end
-   if opts.ip ~= nil and (type(opts.ip) ~= "string" or not opts.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$")) then
-      error(string.format("bad address '%s' (ADDR/PREFIX, e.g. 10.23.0.2/24)", tostring(opts.ip)), level)
-   end
-   if opts.user ~= nil and opts.user ~= "mysql" then
-      error("a lab host runs its server as mysql, as the package does", level)
-   end
-   if opts.app_db ~= nil and (type(opts.app_db) ~= "string" or not opts.app_db:match("^[%w][%w.:-]*$")) then
-      error(string.format("bad database address '%s' for the application", tostring(opts.app_db)), level)
-   end
-   if opts.app_db ~= nil and not opts.app then error("app_db is the application's: give app too", level) end
-   if opts.ssh_key ~= nil and type(opts.ssh_key) ~= "string" then
-      error("ssh_key is the path of a public key file", level)
-   end
+   local refuse = common.refuse
+   refuse(opts.app ~= nil and opts.app ~= "tomcat", level, "unknown app '%s' (tomcat)", tostring(opts.app))
+   refuse(opts.ip ~= nil and (type(opts.ip) ~= "string" or not opts.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$")), level,
+      "bad address '%s' (ADDR/PREFIX, e.g. 10.23.0.2/24)", tostring(opts.ip))
+   refuse(opts.user ~= nil and opts.user ~= "mysql", level, "a lab host runs its server as mysql, as the package does")
+   refuse(opts.app_db ~= nil and (type(opts.app_db) ~= "string" or not opts.app_db:match("^[%w][%w.:-]*$")), level,
+      "bad database address '%s' for the application", tostring(opts.app_db))
+   refuse(opts.app_db ~= nil and not opts.app, level, "app_db is the application's: give app too")
+   refuse(opts.ssh_key ~= nil and type(opts.ssh_key) ~= "string", level, "ssh_key is the path of a public key file")
 end
 
 -- Extra server options (`options`, as a local sandbox takes them) in a drop-in file read after
