@@ -72,9 +72,7 @@ function M.command_help(words)
    local name, sub = words[1], words[2]
    if name == nil then return M.help() end
    local entry = load_command(name)
-   if not entry then
-      errors.usage("unknown command '%s' (try 'myseal --help')", tostring(name))
-   end
+   if not entry then errors.usage("unknown command '%s' (try 'myseal --help')", tostring(name)) end
    if sub ~= nil then
       local cmd, names = entry, {}
       entry = nil
@@ -175,13 +173,9 @@ function M.main(argv)
       io.stdout:write(M.command_help(asks_help and { "help" } or rest))
       return 0
    end
-   if name:sub(1, 1) == "-" then
-      errors.usage("unknown option '%s' (try 'myseal --help')", name)
-   end
+   if name:sub(1, 1) == "-" then errors.usage("unknown option '%s' (try 'myseal --help')", name) end
    local cmd = load_command(name)
-   if not cmd then
-      errors.usage("unknown command '%s' (try 'myseal --help')", name)
-   end
+   if not cmd then errors.usage("unknown command '%s' (try 'myseal --help')", name) end
    if asks_help then
       io.stdout:write(M.command_help{ name })
       return 0

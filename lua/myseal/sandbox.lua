@@ -81,10 +81,8 @@ function Server:save()
 end
 
 local function check_name(name)
-   if type(name) ~= "string" or not name:match("^[%w][%w_%-]*$") or #name > 32 then
-      error(string.format("bad sandbox name '%s' (letters, digits, '-' and '_', at most 32)",
-         tostring(name)), 3)
-   end
+   common.refuse(type(name) ~= "string" or not name:match("^[%w][%w_%-]*$") or #name > 32, 3,
+      "bad sandbox name '%s' (letters, digits, '-' and '_', at most 32)", tostring(name))
 end
 
 --- The sandbox called `name`, started by this or another process.

@@ -20,9 +20,7 @@ end
 function M.error_lines(text)
    local errs = {}
    for line in text:gmatch("[^\n]+") do
-      if line:find("[ERROR]", 1, true) and not line:find("Aborting", 1, true) then
-         errs[#errs + 1] = line
-      end
+      if line:find("[ERROR]", 1, true) and not line:find("Aborting", 1, true) then errs[#errs + 1] = line end
    end
    return M.tail_lines(#errs > 0 and table.concat(errs, "\n") or text, 5)
 end
@@ -90,9 +88,7 @@ end
 function M.run_ok(argv, what)
    local r, err = sys.run(argv)
    if not r then return nil, what .. ": " .. err end
-   if not r.ok then
-      return nil, what .. " failed:\n" .. M.error_lines(r.stdout .. r.stderr)
-   end
+   if not r.ok then return nil, what .. " failed:\n" .. M.error_lines(r.stdout .. r.stderr) end
    return true, r
 end
 
