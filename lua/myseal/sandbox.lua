@@ -58,7 +58,7 @@ local FIELDS = { "name", "flavor", "version", "driver", "user", "host", "port", 
    -- the container driver's
    "engine", "image", "container",
    -- the host driver's
-   "app", "address", "ns", "profile", "etc", "syslog", "app_user", "app_password", "lab", "app_db", "ssh" }
+   "app", "address", "ns", "profile", "app_user", "app_password", "lab", "app_db", "ssh" }
 
 local function state_path(name, ext)
    local dir, err = state.dir("sandboxes")
@@ -227,17 +227,17 @@ function Server:shutdown()
    return true
 end
 
+-- After the server was started: `alive` and the state file say how it went.
+local function started(self, ok, err)
+   self.alive = ok and true or false
+   if ok then self:save() end
+   return ok, err
+end
+
 --- Starts the server of a shut-down sandbox with its current option file.
 -- @return true, or nil, message ending with the tail of the error log
 function Server:boot()
-   local ok, err = driver(self).boot(self)
-   if not ok then
-      self.alive = false
-      return nil, err
-   end
-   self.alive = true
-   self:save()
-   return true
+   return started(self, driver(self).boot(self))
 end
 
 --- Stops the server and starts it again with its current option file (a host: with its
@@ -250,10 +250,7 @@ function Server:restart()
       return self:boot()
    end
    self:refresh()
-   local ok, err = impl.restart(self)
-   self.alive = ok and true or false
-   if ok then self:save() end
-   return ok, err
+   return started(self, impl.restart(self))
 end
 
 -- Everything the sandbox had, whatever state it is in.
