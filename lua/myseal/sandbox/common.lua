@@ -111,6 +111,11 @@ function M.short_tmpdir(name)
    return nil, "cannot create a sandbox directory under " .. base
 end
 
+--- Removes the directory `short_tmpdir` made for sandbox `s`, and only such a one (`/msb-` in its name).
+function M.remove_dir(s)
+   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
+end
+
 --- An account of this machine: `{ name, uid, gid, group }`, or nil, message.
 function M.account(name)
    local r = sys.run{ "getent", "passwd", name }

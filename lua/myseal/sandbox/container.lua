@@ -312,7 +312,7 @@ end
 
 function M.remove(s)
    if s.container then sys.run(M.argv("remove", s)) end
-   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
+   common.remove_dir(s)
 end
 
 M.error_log, M.paths = loc.error_log, loc.paths

@@ -211,7 +211,7 @@ function M.remove(s)
    local others = require("myseal.sandbox").list()
    ns.kill(s)
    net.leave(s, others)
-   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
+   common.remove_dir(s)
 end
 
 function M.paths(s)

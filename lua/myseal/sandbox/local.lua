@@ -355,7 +355,7 @@ end
 
 function M.remove(s)
    M.shutdown(s)
-   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
+   common.remove_dir(s)
 end
 
 function M.error_log(s, n)
