@@ -188,8 +188,7 @@ local function wait_server(s, offset, timeout)
    end
    local ok, why, text = common.wait_ready(s.log, offset, alive, timeout)
    if not ok then return nil, why, text end
-   local _, pid = inspect(s)
-   s.pid = pid
+   s.pid = select(2, inspect(s))
    return true
 end
 
@@ -243,8 +242,7 @@ function M.start(s, flavor, opts)
    if not dir then return nil, err end
    s.engine, s.image, s.flavor, s.version = engine, image, bin.flavor, bin.version
    s.user, s.uid, s.gid = account.name, account.uid, account.gid
-   s.dir, s.datadir, s.socket = dir, dir .. "/data", dir .. "/run/mysqld.sock"
-   s.cnf, s.log = dir .. "/my.cnf", dir .. "/error.log"
+   loc.layout(s, dir)
    s.container = "myseal-" .. dir:match("([^/]+)$")
    s.tcp_password = require("myseal.state").random_hex(12)
    local function fail(msg)

@@ -283,6 +283,13 @@ function M.with_tls(s, options, account)
    return out
 end
 
+--- Fills in where the files of sandbox `s` are below its directory `dir` (`s.dir`, `datadir`, `socket`,
+-- `cnf`, `log`): the same for the container driver.
+function M.layout(s, dir)
+   s.dir, s.datadir, s.socket = dir, dir .. "/data", dir .. "/run/mysqld.sock"
+   s.cnf, s.log = dir .. "/my.cnf", dir .. "/error.log"
+end
+
 --- Starts the server of a new sandbox `s` (name, flavor "auto"|..., tcp_user): fills in its
 -- paths, port, user, pid.
 -- @return true, or nil, message
@@ -306,8 +313,7 @@ function M.start(s, flavor, opts)
    local dir
    dir, err = common.short_tmpdir(s.name)
    if not dir then return nil, err end
-   s.dir, s.datadir, s.socket = dir, dir .. "/data", dir .. "/run/mysqld.sock"
-   s.cnf, s.log = dir .. "/my.cnf", dir .. "/error.log"
+   M.layout(s, dir)
    s.tcp_password = assert(sys.read_file(tpl .. "/tcp_password"))
    local ok, cerr = common.run_ok({ "cp", "-a", tpl .. "/data", s.datadir }, "copying the template datadir")
    if ok then ok, cerr = M.make_dirs(s, account) end
