@@ -54,27 +54,23 @@ function M.parse(command, argv, spec)
          local s = a:match("^%-(%a)$")
          if s then name = spec.short[s] or ("-" .. s) end
       end
-      if name then
-         local key = name:gsub("%-", "_")
-         if flags[name] then
-            if value then errors.usage("%s: --%s takes no value", command, name) end
-            opts[key] = true
-         elseif options[name] then
-            if not value then
-               i = i + 1
-               value = argv[i]
-               if value == nil then errors.usage("%s: --%s needs a value", command, name) end
-            end
-            if multi[name] then
-               opts[key] = opts[key] or {}
-               table.insert(opts[key], value)
-            else
-               opts[key] = value
-            end
-         else
-            errors.usage("%s: unknown option '%s' (try 'myseal help %s')", command, a, command)
+      local key = name and name:gsub("%-", "_")
+      if name and flags[name] then
+         if value then errors.usage("%s: --%s takes no value", command, name) end
+         opts[key] = true
+      elseif name and options[name] then
+         if not value then
+            i = i + 1
+            value = argv[i]
+            if value == nil then errors.usage("%s: --%s needs a value", command, name) end
          end
-      elseif a:sub(1, 1) == "-" and a ~= "-" then
+         if multi[name] then
+            opts[key] = opts[key] or {}
+            table.insert(opts[key], value)
+         else
+            opts[key] = value
+         end
+      elseif name or (a:sub(1, 1) == "-" and a ~= "-") then
          errors.usage("%s: unknown option '%s' (try 'myseal help %s')", command, a, command)
       else
          pos[#pos + 1] = a

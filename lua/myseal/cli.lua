@@ -55,14 +55,14 @@ function M.help()
       local cmd = load_command(name)
       if cmd then out[#out + 1] = string.format("  %-10s %s", name, cmd.summary) end
    end
-   out[#out + 1] = string.format("  %-10s %s", "help", HELP.summary)
-   out[#out + 1] = ""
-   out[#out + 1] = "options:"
-   out[#out + 1] = "  --help, -h  this text; after a command, that command's help (as 'myseal help COMMAND')"
-   out[#out + 1] = "  --version   versions of myseal, Lua, the client library and OpenSSL"
-   out[#out + 1] = ""
-   out[#out + 1] = "Exit status: 0 done, 1 a step failed, 2 bad usage or bad input."
-   return table.concat(out, "\n") .. "\n"
+   return table.concat(out, "\n") .. string.format("\n  %-10s %s\n", "help", HELP.summary) .. [[
+
+options:
+  --help, -h  this text; after a command, that command's help (as 'myseal help COMMAND')
+  --version   versions of myseal, Lua, the client library and OpenSSL
+
+Exit status: 0 done, 1 a step failed, 2 bad usage or bad input.
+]]
 end
 
 --- The help text of a command or subcommand.
@@ -72,9 +72,7 @@ function M.command_help(words)
    local name, sub = words[1], words[2]
    if name == nil then return M.help() end
    local entry = load_command(name)
-   if not entry then
-      errors.usage("unknown command '%s' (try 'myseal --help')", tostring(name))
-   end
+   if not entry then errors.usage("unknown command '%s' (try 'myseal --help')", tostring(name)) end
    if sub ~= nil then
       local cmd, names = entry, {}
       entry = nil
@@ -160,6 +158,8 @@ end
 -- @return the process exit status
 function M.main(argv)
    local name = argv[1]
+   local rest = table.move(argv, 2, #argv, 1, {})
+   local asks_help = rest[1] == "--help" or rest[1] == "-h"
    if name == nil then
       io.stderr:write(M.help())
       return 2
@@ -170,20 +170,13 @@ function M.main(argv)
       io.stdout:write(M.version())
       return 0
    elseif name == "help" then
-      local topic = table.move(argv, 2, #argv, 1, {})
-      if topic[1] == "--help" or topic[1] == "-h" then topic = { "help" } end
-      io.stdout:write(M.command_help(topic))
+      io.stdout:write(M.command_help(asks_help and { "help" } or rest))
       return 0
    end
-   if name:sub(1, 1) == "-" then
-      errors.usage("unknown option '%s' (try 'myseal --help')", name)
-   end
+   if name:sub(1, 1) == "-" then errors.usage("unknown option '%s' (try 'myseal --help')", name) end
    local cmd = load_command(name)
-   if not cmd then
-      errors.usage("unknown command '%s' (try 'myseal --help')", name)
-   end
-   local rest = table.move(argv, 2, #argv, 1, {})
-   if rest[1] == "--help" or rest[1] == "-h" then
+   if not cmd then errors.usage("unknown command '%s' (try 'myseal --help')", name) end
+   if asks_help then
       io.stdout:write(M.command_help{ name })
       return 0
    end

@@ -46,17 +46,14 @@ local function encode_table(t, out, seen)
    else
       local keys = {}
       for k in pairs(t) do
-         if type(k) ~= "string" then
-            error("json: object keys must be strings, got " .. type(k), 0)
-         end
+         if type(k) ~= "string" then error("json: object keys must be strings, got " .. type(k), 0) end
          keys[#keys + 1] = k
       end
       table.sort(keys)
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
          if i > 1 then out[#out + 1] = "," end
-         out[#out + 1] = encode_string(k)
-         out[#out + 1] = ":"
+         out[#out + 1] = encode_string(k) .. ":"
          encode_value(t[k], out, seen)
       end
       out[#out + 1] = "}"
@@ -71,9 +68,7 @@ function encode_value(v, out, seen)
    elseif tv == "boolean" then
       out[#out + 1] = tostring(v)
    elseif tv == "number" then
-      if v ~= v or v == math.huge or v == -math.huge then
-         error("json: cannot encode " .. tostring(v), 0)
-      end
+      if v ~= v or v == math.huge or v == -math.huge then error("json: cannot encode " .. tostring(v), 0) end
       out[#out + 1] = math.type(v) == "integer" and tostring(v) or string.format("%.17g", v)
    elseif tv == "string" then
       out[#out + 1] = encode_string(v)
@@ -128,9 +123,7 @@ local function decode_string(s, pos)
             if cp >= 0xD800 and cp <= 0xDBFF then
                local lo = s:match("^\\u(%x%x%x%x)", i)
                lo = lo and tonumber(lo, 16)
-               if not lo or lo < 0xDC00 or lo > 0xDFFF then
-                  decode_error(j, "unpaired surrogate")
-               end
+               if not lo or lo < 0xDC00 or lo > 0xDFFF then decode_error(j, "unpaired surrogate") end
                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
                i = i + 6
             elseif cp >= 0xDC00 and cp <= 0xDFFF then

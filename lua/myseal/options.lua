@@ -1,5 +1,7 @@
 --- The server's option files, as the stock runbooks read and change them.
 -- @module myseal.options
+local sys = require "sys"
+
 local M = {}
 
 --- The server's option files (`server.cnf` with its includes), or nil when there is none
@@ -63,7 +65,6 @@ end
 -- @param ctx the step's context
 -- @return message | nil
 function M.server_user_mismatch(ctx)
-   local sys = require "sys"
    local pidfile = ctx:fact("variable", "pid_file")
    if type(pidfile) ~= "string" or pidfile == "" then return nil end
    if not pidfile:match("^/") then pidfile = (ctx:fact("variable", "datadir") or ""):gsub("/?$", "/") .. pidfile end
@@ -88,7 +89,6 @@ end
 function M.unreadable(ctx)
    local doc = M.tree(ctx)
    if not doc then return {} end
-   local sys = require "sys"
    local user = ctx.params.server.user
    local groups = ctx.dialect:server_groups()
    local out = {}

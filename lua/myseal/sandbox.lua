@@ -58,12 +58,19 @@ local FIELDS = { "name", "flavor", "version", "driver", "user", "host", "port", 
    -- the container driver's
    "engine", "image", "container",
    -- the host driver's
-   "app", "address", "ns", "profile", "etc", "syslog", "app_user", "app_password", "lab", "app_db", "ssh" }
+   "app", "address", "ns", "profile", "app_user", "app_password", "lab", "app_db", "ssh" }
 
 local function state_path(name, ext)
    local dir, err = state.dir("sandboxes")
    if not dir then return nil, err end
    return dir .. "/" .. name .. (ext or ".json")
+end
+
+-- What the state file of sandbox `name` says now (nil when it says nothing), and its path.
+local function saved(name)
+   local path = state_path(name)
+   local text = path and sys.read_file(path)
+   return text and json.decode(text), path
 end
 
 function Server:save()
@@ -74,10 +81,8 @@ function Server:save()
 end
 
 local function check_name(name)
-   if type(name) ~= "string" or not name:match("^[%w][%w_%-]*$") or #name > 32 then
-      error(string.format("bad sandbox name '%s' (letters, digits, '-' and '_', at most 32)",
-         tostring(name)), 3)
-   end
+   common.refuse(type(name) ~= "string" or not name:match("^[%w][%w_%-]*$") or #name > 32, 3,
+      "bad sandbox name '%s' (letters, digits, '-' and '_', at most 32)", tostring(name))
 end
 
 --- The sandbox called `name`, started by this or another process.
@@ -153,27 +158,20 @@ end
 -- @return server, or nil, message
 function M.start(opts)
    opts = opts or {}
-   if type(opts) ~= "table" then error("sandbox.start: options must be a table", 2) end
+   local refuse = common.refuse   -- the caller's mistakes: raised at level 2, the caller's line
+   refuse(type(opts) ~= "table", 2, "sandbox.start: options must be a table")
    local flavor = opts.flavor or "auto"
    local driver_name = opts.driver or "local"
-   if flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql" then
-      error(string.format("unknown flavour '%s' (mariadb, mysql or auto)", tostring(flavor)), 2)
-   end
-   if not DRIVERS[driver_name] then
-      error(string.format("unknown driver '%s' (local, container or host)", tostring(driver_name)), 2)
-   end
-   if opts.options ~= nil and type(opts.options) ~= "table" then
-      error("sandbox.start: options.options must be a table", 2)
-   end
-   if opts.user ~= nil and (type(opts.user) ~= "string" or not opts.user:match("^[%w_][%w_%-]*$")) then
-      error(string.format("bad user name '%s'", tostring(opts.user)), 2)
-   end
-   if driver_name ~= "host" and (opts.app or opts.ip or opts.etc or opts.app_db or opts.ssh_key) then
-      error("sandbox.start: app, app_db, ip, etc and ssh_key are the host driver's", 2)
-   end
-   if driver_name ~= "container" and (opts.engine or opts.image) then
-      error("sandbox.start: engine and image are the container driver's", 2)
-   end
+   refuse(flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql", 2,
+      "unknown flavour '%s' (mariadb, mysql or auto)", tostring(flavor))
+   refuse(not DRIVERS[driver_name], 2, "unknown driver '%s' (local, container or host)", tostring(driver_name))
+   refuse(opts.options ~= nil and type(opts.options) ~= "table", 2, "sandbox.start: options.options must be a table")
+   refuse(opts.user ~= nil and (type(opts.user) ~= "string" or not opts.user:match("^[%w_][%w_%-]*$")), 2,
+      "bad user name '%s'", tostring(opts.user))
+   refuse(driver_name ~= "host" and (opts.app or opts.ip or opts.etc or opts.app_db or opts.ssh_key), 2,
+      "sandbox.start: app, app_db, ip, etc and ssh_key are the host driver's")
+   refuse(driver_name ~= "container" and (opts.engine or opts.image), 2,
+      "sandbox.start: engine and image are the container driver's")
    local name = opts.name or next_name()
    check_name(name)
    common.option_lines(opts.options, 2)  -- raises on a malformed option now, not after a start
@@ -192,16 +190,15 @@ function M.start(opts)
    local s = setmetatable({ name = name, host = "127.0.0.1", tcp_user = TCP_USER, driver = driver_name,
       started = os.time() }, Server)
    local called, ok, err = pcall(impl.start, s, flavor, opts)
-   if not called then   -- a bug: what the driver made so far goes, the name is freed, the error raised again
-      if s.dir then pcall(impl.remove, s) end
-      lock:release()
-      error(ok, 0)
+   if not called and s.dir then pcall(impl.remove, s) end   -- a bug: what the driver made so far goes
+   if called and ok then
+      s.alive = true
+      ok, err = s:save()
+      if not ok then s:_remove() end
    end
-   if not ok then lock:release(); return nil, err end
-   s.alive = true
-   local saved, serr = s:save()
-   if not saved then s:_remove(); lock:release(); return nil, serr end
    lock:release()
+   if not called then error(ok, 0) end   -- the name is freed, the error raised again
+   if not ok then return nil, err end
    return s
 end
 
@@ -210,9 +207,7 @@ end
 -- Another process (a runbook's restart) may have started the server again since this
 -- object was made: its state file has the pid now.
 function Server:refresh()
-   local path = state_path(self.name)
-   local text = path and sys.read_file(path)
-   local t = text and json.decode(text)
+   local t = saved(self.name)
    if t and t.dir == self.dir and t.pid then self.pid = t.pid end
    return self
 end
@@ -232,17 +227,17 @@ function Server:shutdown()
    return true
 end
 
+-- After the server was started: `alive` and the state file say how it went.
+local function started(self, ok, err)
+   self.alive = ok and true or false
+   if ok then self:save() end
+   return ok, err
+end
+
 --- Starts the server of a shut-down sandbox with its current option file.
 -- @return true, or nil, message ending with the tail of the error log
 function Server:boot()
-   local ok, err = driver(self).boot(self)
-   if not ok then
-      self.alive = false
-      return nil, err
-   end
-   self.alive = true
-   self:save()
-   return true
+   return started(self, driver(self).boot(self))
 end
 
 --- Stops the server and starts it again with its current option file (a host: with its
@@ -255,10 +250,7 @@ function Server:restart()
       return self:boot()
    end
    self:refresh()
-   local ok, err = impl.restart(self)
-   self.alive = ok and true or false
-   if ok then self:save() end
-   return ok, err
+   return started(self, impl.restart(self))
 end
 
 -- Everything the sandbox had, whatever state it is in.
@@ -269,13 +261,9 @@ function Server:_remove()
    -- the engine's journals and locks for this sandbox go with it
    local root = state.dir()
    if root and self.name then sys.rmtree(root .. "/targets/sandbox-" .. self.name) end
-   local path = state_path(self.name)
-   if path then
-      -- only our own state file: another sandbox may have taken the name since
-      local text = sys.read_file(path)
-      local t = text and json.decode(text)
-      if t and t.dir == self.dir then os.remove(path) end
-   end
+   -- only our own state file: another sandbox may have taken the name since
+   local t, path = saved(self.name)
+   if t and t.dir == self.dir then os.remove(path) end
    self.removed, self.alive = true, false
    return true
 end

@@ -5,18 +5,13 @@ local sys = require "sys"
 
 local M = {}
 
-local function home()
-   return os.getenv("HOME") or (sys.user().home) or "/tmp"
-end
-
 -- $OVERRIDE, else $XDG_VAR/myseal, else ~/FALLBACK/myseal
 local function user_path(override, xdg_var, fallback)
    local base = os.getenv(override)
-   if not base or base == "" then
-      local xdg = os.getenv(xdg_var)
-      base = (xdg and xdg ~= "") and (xdg .. "/myseal") or (home() .. "/" .. fallback .. "/myseal")
-   end
-   return base
+   if base and base ~= "" then return base end
+   local xdg = os.getenv(xdg_var)
+   if xdg and xdg ~= "" then return xdg .. "/myseal" end
+   return (os.getenv("HOME") or sys.user().home or "/tmp") .. "/" .. fallback .. "/myseal"
 end
 
 -- user_path, created 0700 with sub.
@@ -61,7 +56,7 @@ function M.random_hex(n)
    local f = assert(io.open("/dev/urandom", "rb"))
    local bytes = f:read(n)
    f:close()
-   return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+   return require("myseal.text").hex(bytes)
 end
 
 return M

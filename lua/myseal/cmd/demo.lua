@@ -4,6 +4,7 @@ local errors = require "myseal.errors"
 local sandbox = require "myseal.sandbox"
 local sys = require "sys"
 local pki = require "pki"
+local text = require "myseal.text"
 
 local M = {
    summary = "the whole story on a disposable server: check, encrypt at rest and in transit, check again",
@@ -22,8 +23,10 @@ stopped and the temporary files removed at the end, whatever happens.
 
 local DRIVER = "/usr/share/java/mariadb-java-client.jar"
 
+local count = text.count
+
 local function hex(n)
-   return require("myseal.text").hex(pki.random(n))
+   return text.hex(pki.random(n))
 end
 
 function M.run(argv)
@@ -85,43 +88,33 @@ function M.run(argv)
       -- environment of the myseal commands below
       local password_file = work .. "/truststore-password"
       assert(sys.write_file(password_file, hex(12) .. "\n", { mode = tonumber("600", 8) }))
-      local user = sys.user().name
-      local group = sys.stat(work).group
-      local backup = { "--set", "keyring.backup_dir=" .. work .. "/key-backup" }
-      local tomcat_set = { "--set", "tomcat.truststore=" .. tomcat .. "/conf/db-truststore.p12",
+      local checked = { "--set", "keyring.backup_dir=" .. work .. "/key-backup",
+         "--set", "tomcat.truststore=" .. tomcat .. "/conf/db-truststore.p12",
          "--set", "tomcat.catalina_base=" .. tomcat, "--set", "tomcat.ca=" .. s.dir .. "/tls-myseal/ca.pem",
-         "--set", "tomcat.user=" .. user, "--set", "tomcat.group=" .. group, "--set", "tomcat.probe=" .. tostring(probe),
-         "--set", "tomcat.truststore_password=file:" .. password_file }
-      local checked = { backup[1], backup[2], table.unpack(tomcat_set) }
+         "--set", "tomcat.user=" .. sys.user().name, "--set", "tomcat.group=" .. sys.stat(work).group,
+         "--set", "tomcat.probe=" .. tostring(probe), "--set", "tomcat.truststore_password=file:" .. password_file }
       local function myseal(...)
-         local argv = { exe, timeout = 300 }
-         table.move({ ... }, 1, select("#", ...), 2, argv)
+         local argv = { exe, ... }
+         argv.timeout = 300
          return assert(sys.run(argv))
       end
       local function check(label)
-         local argv = { "check", "--sandbox", s.name, "--format", "json" }
-         for _, a in ipairs(checked) do argv[#argv + 1] = a end
-         local r = myseal(table.unpack(argv))
+         local r = myseal("check", "--sandbox", s.name, "--format", "json", table.unpack(checked))
          local rep = require("myseal.json").decode(r.stdout)
          if not rep then error("check failed: " .. r.stderr, 0) end
-         local count = require("myseal.text").count
          stage("check %s: %d ok, %s, %s", label, rep.summary.ok, count(rep.summary.warn, "warning"),
             count(rep.summary.fail, "failure"))
          return rep
       end
       local function runbook(name, ...)
-         local extra = { ... }
-         local function call(cmd, more)
-            local argv = { cmd, name, "--sandbox", s.name }
-            for _, a in ipairs(extra) do argv[#argv + 1] = a end
-            for _, a in ipairs(more or {}) do argv[#argv + 1] = a end
-            local r = myseal(table.unpack(argv))
+         local function call(cmd, ...)
+            local r = myseal(cmd, name, "--sandbox", s.name, ...)
             if not r.ok then error(("%s %s failed:\n%s%s"):format(cmd, name, r.stdout, r.stderr), 0) end
             return r
          end
-         local plan = call("plan")
+         local plan = call("plan", ...)
          local todo = plan.stdout:match("plan: (%d+) steps? to do") or "0"
-         local run = call("run", { "--yes" })
+         local run = call("run", "--yes", ...)
          stage("%s: planned %s steps; run: %s", name, todo, run.stdout:match("\nrun: (.-) %(%d") or "done")
       end
 
@@ -129,14 +122,12 @@ function M.run(argv)
       runbook("encrypt", "--set", "accounts.lims@%=ssl", "--set", "tls.watch_seconds=2", table.unpack(checked))
       local after = check("after (green)")
       -- the report, as HTML
-      local argv = { "check", "--sandbox", s.name, "--format", "html", "--output", report }
-      for _, a in ipairs(checked) do argv[#argv + 1] = a end
-      local r = myseal(table.unpack(argv))
+      local r = myseal("check", "--sandbox", s.name, "--format", "html", "--output", report, table.unpack(checked))
       if not sys.stat(report) then error("the report was not written: " .. r.stderr, 0) end
       stage("report: %s", sys.realpath(report) or report)
       if after.summary.fail > 0 then
-         error(("%s after the runbooks (see %s)"):format(require("myseal.text").count(after.summary.fail,
-            "failure remains", "failures remain"), report), 0)
+         error(("%s after the runbooks (see %s)"):format(count(after.summary.fail, "failure remains",
+            "failures remain"), report), 0)
       end
       return before
    end)

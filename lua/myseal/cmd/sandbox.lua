@@ -66,12 +66,9 @@ local SUBCOMMANDS = {
    },
 }
 
-local usages = {}
+local usages, list = {}, {}
 for i, sub in ipairs(SUBCOMMANDS) do
    usages[i] = (i == 1 and "" or "       ") .. sub.usage
-end
-local list = {}
-for i, sub in ipairs(SUBCOMMANDS) do
    list[i] = ("  %-8s %s"):format(sub.name, sub.summary)
 end
 
@@ -117,39 +114,30 @@ local function start(argv)
       flags = { "tls", "json" },
       options = { "flavor", "name", "driver", "user", "app", "app-db", "ip", "etc", "ssh-key", "engine", "image" },
       multi = { "option" } })
-   local flavor = o.flavor or "auto"
-   if flavor ~= "auto" and flavor ~= "mariadb" and flavor ~= "mysql" then
-      errors.usage("sandbox start: unknown flavour '%s' (mariadb, mysql or auto)", flavor)
+   local flavor, driver = o.flavor or "auto", o.driver or "local"
+   local function refuse(bad, fmt, ...)   -- a usage error when `bad`
+      if bad then errors.usage("sandbox start: " .. fmt, ...) end
    end
-   local driver = o.driver or "local"
-   if driver ~= "local" and driver ~= "container" and driver ~= "host" then
-      errors.usage("sandbox start: unknown driver '%s' (local, container or host)", driver)
-   end
-   if o.name and not o.name:match("^[%w][%w_%-]*$") then
-      errors.usage("sandbox start: bad name '%s' (letters, digits, '-' and '_')", o.name)
-   end
-   if driver ~= "host" and (o.app or o.ip or o.etc or o.ssh_key) then
-      errors.usage("sandbox start: --app, --ip, --etc and --ssh-key are for --driver host")
-   end
-   if driver ~= "container" and (o.engine or o.image) then
-      errors.usage("sandbox start: --engine and --image are for --driver container")
-   end
-   if o.engine and o.engine ~= "docker" and o.engine ~= "podman" then
-      errors.usage("sandbox start: unknown --engine '%s' (docker or podman)", o.engine)
-   end
-   if o.app and o.app ~= "tomcat" then errors.usage("sandbox start: unknown --app '%s' (tomcat)", o.app) end
-   if o.app_db and not o.app then errors.usage("sandbox start: --app-db goes with --app tomcat") end
-   if o.ip and not o.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$") then
-      errors.usage("sandbox start: --ip wants ADDR/PREFIX, e.g. 10.23.0.2/24, not '%s'", o.ip)
-   end
-   if o.user and not o.user:match("^[%w_][%w_%-]*$") then
-      errors.usage("sandbox start: bad user name '%s'", o.user)
-   end
+   refuse(not ({ auto = true, mariadb = true, mysql = true })[flavor],
+      "unknown flavour '%s' (mariadb, mysql or auto)", flavor)
+   refuse(not ({ ["local"] = true, container = true, host = true })[driver],
+      "unknown driver '%s' (local, container or host)", driver)
+   refuse(o.name and not o.name:match("^[%w][%w_%-]*$"), "bad name '%s' (letters, digits, '-' and '_')", o.name)
+   refuse(driver ~= "host" and (o.app or o.ip or o.etc or o.ssh_key),
+      "--app, --ip, --etc and --ssh-key are for --driver host")
+   refuse(driver ~= "container" and (o.engine or o.image), "--engine and --image are for --driver container")
+   refuse(o.engine and o.engine ~= "docker" and o.engine ~= "podman", "unknown --engine '%s' (docker or podman)",
+      o.engine)
+   refuse(o.app and o.app ~= "tomcat", "unknown --app '%s' (tomcat)", o.app)
+   refuse(o.app_db and not o.app, "--app-db goes with --app tomcat")
+   refuse(o.ip and not o.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$"), "--ip wants ADDR/PREFIX, e.g. 10.23.0.2/24, not '%s'",
+      o.ip)
+   refuse(o.user and not o.user:match("^[%w_][%w_%-]*$"), "bad user name '%s'", o.user)
    local options = {}
    for _, kv in ipairs(o.option or {}) do
       local k, v = kv:match("^([%w_%-%.]+)=(.*)$")
       if not k then k, v = kv:match("^([%w_%-%.]+)$"), true end
-      if not k then errors.usage("sandbox start: --option wants NAME=VALUE, not '%s'", kv) end
+      refuse(not k, "--option wants NAME=VALUE, not '%s'", kv)
       options[k] = v
    end
    local s, err = sandbox.start{ flavor = flavor, name = o.name, tls = o.tls, options = options,
@@ -212,16 +200,11 @@ local function stop(argv)
 end
 
 local function exec(argv)
-   -- NAME, then the command after "--" (its own options are not ours)
-   local cut = #argv + 1
-   for i, a in ipairs(argv) do
-      if a == "--" then cut = i break end
-   end
-   local _, pos = args.parse("sandbox exec", table.move(argv, 1, cut - 1, 1, {}), {})
-   if #pos == 0 then errors.usage("sandbox exec: NAME -- COMMAND [ARG...] is needed") end
+   -- NAME, then the command after "--" (args.parse reads no option after it: its own are not ours)
+   local _, pos = args.parse("sandbox exec", argv, {})
+   if #pos == 0 or argv[1] == "--" then errors.usage("sandbox exec: NAME -- COMMAND [ARG...] is needed") end
    local name = pos[1]
    local rest = table.move(pos, 2, #pos, 1, {})
-   table.move(argv, cut + 1, #argv, #rest + 1, rest)
    if #rest == 0 then errors.usage("sandbox exec: a COMMAND is needed after '%s --'", name) end
    local s = attach(name)
    if not s.alive then errors.fail("sandbox %s is not running (see 'myseal sandbox status')", name) end

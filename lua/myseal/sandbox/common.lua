@@ -16,16 +16,25 @@ function M.tail_lines(text, n)
    return table.concat(lines, "\n", math.max(1, #lines - n + 1))
 end
 
---- The server's own complaint in a log excerpt: its [ERROR] lines, else the tail.
+--- The server's own complaint in a log excerpt: its last 5 [ERROR] lines, else the last 5 lines.
 function M.error_lines(text)
    local errs = {}
    for line in text:gmatch("[^\n]+") do
-      if line:find("[ERROR]", 1, true) and not line:find("Aborting", 1, true) then
-         errs[#errs + 1] = line
-      end
+      if line:find("[ERROR]", 1, true) and not line:find("Aborting", 1, true) then errs[#errs + 1] = line end
    end
-   if #errs == 0 then return M.tail_lines(text, 5) end
-   return table.concat(errs, "\n", math.max(1, #errs - 4))
+   return M.tail_lines(#errs > 0 and table.concat(errs, "\n") or text, 5)
+end
+
+--- Raises the message `fmt` formats when `bad` (a caller's mistake), at `level` as `error` counts it
+-- where refuse is called.
+function M.refuse(bad, level, fmt, ...)
+   if bad then error(string.format(fmt, ...), level + 1) end
+end
+
+--- Appends the items of each list after the first to the first; returns the first.
+function M.append(list, ...)
+   for _, more in ipairs{ ... } do table.move(more, 1, #more, #list + 1, list) end
+   return list
 end
 
 --- The size of a file, 0 when there is none.
@@ -79,9 +88,7 @@ end
 function M.run_ok(argv, what)
    local r, err = sys.run(argv)
    if not r then return nil, what .. ": " .. err end
-   if not r.ok then
-      return nil, what .. " failed:\n" .. M.error_lines(r.stdout .. r.stderr)
-   end
+   if not r.ok then return nil, what .. " failed:\n" .. M.error_lines(r.stdout .. r.stderr) end
    return true, r
 end
 
@@ -102,6 +109,11 @@ function M.short_tmpdir(name)
       end
    end
    return nil, "cannot create a sandbox directory under " .. base
+end
+
+--- Removes the directory `short_tmpdir` made for sandbox `s`, and only such a one (`/msb-` in its name).
+function M.remove_dir(s)
+   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
 end
 
 --- An account of this machine: `{ name, uid, gid, group }`, or nil, message.
@@ -157,6 +169,15 @@ function M.cached(final, marker, build)
    return final
 end
 
+--- Makes a directory with `mode` whatever the umask, owned by `uid` and `gid` when `uid` is given.
+-- @return true, or nil, message
+function M.mkdir(path, mode, uid, gid)
+   local ok, err = sys.mkdir(path, mode)
+   if ok then ok, err = sys.chmod(path, mode) end
+   if ok and uid then ok, err = sys.chown(path, uid, gid) end
+   return ok, err
+end
+
 --- `chown -R` to an account.
 function M.chown_tree(path, account)
    return M.run_ok({ "chown", "-R", account.uid .. ":" .. account.gid, path }, "chown " .. path)
@@ -168,9 +189,7 @@ function M.option_lines(options, level)
    level = (level or 1) + 1
    local keys = {}
    for k in pairs(options or {}) do
-      if type(k) ~= "string" or not k:match("^[%w_%-%.]+$") then
-         error(string.format("bad option name '%s'", tostring(k)), level)
-      end
+      M.refuse(type(k) ~= "string" or not k:match("^[%w_%-%.]+$"), level, "bad option name '%s'", tostring(k))
       keys[#keys + 1] = k
    end
    table.sort(keys)
@@ -181,7 +200,7 @@ function M.option_lines(options, level)
          out[#out + 1] = k
       elseif v ~= false then
          v = tostring(v)
-         if v:find("[\n\r]") then error(string.format("option '%s' has a line break", k), level) end
+         M.refuse(v:find("[\n\r]"), level, "option '%s' has a line break", k)
          out[#out + 1] = k .. "=" .. v
       end
    end

@@ -45,19 +45,13 @@ end
 -- docker and podman whose `info` answers.
 -- @return engine name, or nil, message
 function M.engine(engine)
-   if engine then
-      local ok, why = answers(engine)
-      if not ok then
-         return nil, string.format("the container engine %s does not answer (%s info: %s)", engine, engine, why)
-      end
-      return engine
-   end
    local whys = {}
-   for _, e in ipairs(M.ENGINES) do
+   for _, e in ipairs(engine and { engine } or M.ENGINES) do
       local ok, why = answers(e)
       if ok then return e end
       whys[#whys + 1] = e .. " info: " .. why
    end
+   if engine then return nil, string.format("the container engine %s does not answer (%s)", engine, whys[1]) end
    return nil, "no container engine answers (" .. table.concat(whys, "; ") .. ")"
 end
 
@@ -121,8 +115,7 @@ function M.run_argv(s, bin)
       "--publish", "127.0.0.1:" .. s.port .. ":" .. s.port, "--stop-timeout", tostring(STOP_TIMEOUT),
       "--entrypoint", "/bin/sh", s.image, "-c", ENTRY, "myseal-sandbox", s.cnf, s.datadir, bin.server,
       as_root(s) }
-   local init = M.init_argv(s, bin)
-   return table.move(init, 1, #init, #argv + 1, argv)
+   return common.append(argv, M.init_argv(s, bin))
 end
 
 --- The other command lines of sandbox `s`: stop, start, restart, remove, inspect, logs.
@@ -145,9 +138,9 @@ function M.exec_argv(s, argv)
    local names = {}
    for k in pairs(argv.env or {}) do names[#names + 1] = k end
    table.sort(names)
-   for _, k in ipairs(names) do cmd[#cmd + 1] = "--env"; cmd[#cmd + 1] = k end
+   for _, k in ipairs(names) do common.append(cmd, { "--env", k }) end
    cmd[#cmd + 1] = s.container
-   return table.move(argv, 1, #argv, #cmd + 1, cmd)
+   return common.append(cmd, argv)
 end
 
 -- Running ---------------------------------------------------------------------
@@ -195,8 +188,7 @@ local function wait_server(s, offset, timeout)
    end
    local ok, why, text = common.wait_ready(s.log, offset, alive, timeout)
    if not ok then return nil, why, text end
-   local _, pid = inspect(s)
-   s.pid = pid
+   s.pid = select(2, inspect(s))
    return true
 end
 
@@ -223,12 +215,10 @@ end
 
 function M.check_options(opts, level)
    level = (level or 1) + 1
-   if opts.engine ~= nil and opts.engine ~= "docker" and opts.engine ~= "podman" then
-      error(string.format("unknown container engine '%s' (docker or podman)", tostring(opts.engine)), level)
-   end
-   if opts.image ~= nil and (type(opts.image) ~= "string" or not opts.image:match("^[%w][%w%.%-_/:@]*$")) then
-      error(string.format("bad image name '%s'", tostring(opts.image)), level)
-   end
+   common.refuse(opts.engine ~= nil and opts.engine ~= "docker" and opts.engine ~= "podman", level,
+      "unknown container engine '%s' (docker or podman)", tostring(opts.engine))
+   common.refuse(opts.image ~= nil and (type(opts.image) ~= "string" or not opts.image:match("^[%w][%w%.%-_/:@]*$")),
+      level, "bad image name '%s'", tostring(opts.image))
 end
 
 --- Starts a new sandbox `s` in a container: fills in its engine, image, paths, port, user, pid.
@@ -252,8 +242,7 @@ function M.start(s, flavor, opts)
    if not dir then return nil, err end
    s.engine, s.image, s.flavor, s.version = engine, image, bin.flavor, bin.version
    s.user, s.uid, s.gid = account.name, account.uid, account.gid
-   s.dir, s.datadir, s.socket = dir, dir .. "/data", dir .. "/run/mysqld.sock"
-   s.cnf, s.log = dir .. "/my.cnf", dir .. "/error.log"
+   loc.layout(s, dir)
    s.container = "myseal-" .. dir:match("([^/]+)$")
    s.tcp_password = require("myseal.state").random_hex(12)
    local function fail(msg)
@@ -321,7 +310,7 @@ end
 
 function M.remove(s)
    if s.container then sys.run(M.argv("remove", s)) end
-   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
+   common.remove_dir(s)
 end
 
 M.error_log, M.paths = loc.error_log, loc.paths

@@ -37,46 +37,40 @@ local ssh = require "myseal.sandbox.host.ssh"
 
 local M = {}
 
-local OCTAL = function(s) return tonumber(s, 8) end
-local fs, host_run = ns.fs, ns.run
-local run_ok = common.run_ok
+local fs = ns.fs
 
 -- Availability -----------------------------------------------------------------
 
-local available_cache
-
---- Can hosts be made here? true, or nil and one line saying why not.
-function M.available()
-   if available_cache ~= nil then return table.unpack(available_cache) end
-   local function answer(ok, why)
-      available_cache = { ok, why }
-      return ok, why
-   end
+local function check_available()
    if not common.is_root() then
-      return answer(nil, "the host driver needs root (Linux namespaces: unshare --mount --pid --net --uts)")
+      return nil, "the host driver needs root (Linux namespaces: unshare --mount --pid --net --uts)"
    end
    local r, err = sys.run{ "unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc",
       "true", timeout = 20 }
    if not r or not r.ok then
       local why = r and (r.stderr:match("[^\n]+") or ("exit status " .. tostring(r.status))) or err
-      return answer(nil, "Linux namespaces are not permitted here (unshare --mount --pid --net --uts: " .. why .. ")")
+      return nil, "Linux namespaces are not permitted here (unshare --mount --pid --net --uts: " .. why .. ")"
    end
    for _, need in ipairs{ { "busybox", "busybox-static" }, { "nsenter", "util-linux" }, { "ip", "iproute2" },
                           { "dpkg-deb", "dpkg" } } do
       local w = sys.run{ "sh", "-c", 'command -v "$1"', "sh", need[1] }
       if not w or not w.ok then
-         return answer(nil, string.format("the host driver needs %s: install the package %s", need[1], need[2]))
+         return nil, string.format("the host driver needs %s: install the package %s", need[1], need[2])
       end
    end
-   return answer(true)
+   return true
 end
 
+local available_cache
+
+--- Can hosts be made here? true, or nil and one line saying why not.
+function M.available()
+   available_cache = available_cache or { check_available() }
+   return table.unpack(available_cache, 1, 2)
+end
 
 --- Runs a command inside the host: `{ "prog", "arg", ..., stdin = , env = , timeout = }`.
-function M.exec(s, argv)
-   return host_run(s, argv)
-end
-
+M.exec = ns.run
 
 --- Prepares the host template now (tools/test does, before specs start hosts in parallel).
 -- @return path | nil, message
@@ -85,7 +79,6 @@ function M.prepare()
    if not ok then return nil, why end
    return template.get()
 end
-
 
 M.page, M.poll_start, M.poll_stop, M.poll_read, M.outages = app.page, app.poll_start, app.poll_stop,
    app.poll_read, app.outages
@@ -104,12 +97,9 @@ local function profile_text(s)
       "[keyring]", "backup_dir = /root/myseal-key-backup", "",
    }
    if s.app then
-      for _, l in ipairs{ "[tomcat]", "catalina_base = /var/lib/tomcat10", "catalina_home = /usr/share/tomcat10",
-                          "user = tomcat", "group = tomcat",
-                          "truststore_password = file:/root/.tomcat-truststore-password",
-                          "restart_command = /etc/init.d/tomcat10 restart", "" } do
-         lines[#lines + 1] = l
-      end
+      common.append(lines, { "[tomcat]", "catalina_base = /var/lib/tomcat10", "catalina_home = /usr/share/tomcat10",
+         "user = tomcat", "group = tomcat", "truststore_password = file:/root/.tomcat-truststore-password",
+         "restart_command = /etc/init.d/tomcat10 restart", "" })
    end
    return table.concat(lines, "\n")
 end
@@ -118,32 +108,25 @@ end
 
 function M.check_options(opts, level)
    level = (level or 1) + 1
-   if opts.app ~= nil and opts.app ~= "tomcat" then
-      error(string.format("unknown app '%s' (tomcat)", tostring(opts.app)), level)
-   end
-   if opts.ip ~= nil and (type(opts.ip) ~= "string" or not opts.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$")) then
-      error(string.format("bad address '%s' (ADDR/PREFIX, e.g. 10.23.0.2/24)", tostring(opts.ip)), level)
-   end
-   if opts.user ~= nil and opts.user ~= "mysql" then
-      error("a lab host runs its server as mysql, as the package does", level)
-   end
-   if opts.app_db ~= nil and (type(opts.app_db) ~= "string" or not opts.app_db:match("^[%w][%w.:-]*$")) then
-      error(string.format("bad database address '%s' for the application", tostring(opts.app_db)), level)
-   end
-   if opts.app_db ~= nil and not opts.app then error("app_db is the application's: give app too", level) end
-   if opts.ssh_key ~= nil and type(opts.ssh_key) ~= "string" then
-      error("ssh_key is the path of a public key file", level)
-   end
+   local refuse = common.refuse
+   refuse(opts.app ~= nil and opts.app ~= "tomcat", level, "unknown app '%s' (tomcat)", tostring(opts.app))
+   refuse(opts.ip ~= nil and (type(opts.ip) ~= "string" or not opts.ip:match("^%d+%.%d+%.%d+%.%d+/%d+$")), level,
+      "bad address '%s' (ADDR/PREFIX, e.g. 10.23.0.2/24)", tostring(opts.ip))
+   refuse(opts.user ~= nil and opts.user ~= "mysql", level, "a lab host runs its server as mysql, as the package does")
+   refuse(opts.app_db ~= nil and (type(opts.app_db) ~= "string" or not opts.app_db:match("^[%w][%w.:-]*$")), level,
+      "bad database address '%s' for the application", tostring(opts.app_db))
+   refuse(opts.app_db ~= nil and not opts.app, level, "app_db is the application's: give app too")
+   refuse(opts.ssh_key ~= nil and type(opts.ssh_key) ~= "string", level, "ssh_key is the path of a public key file")
 end
 
 -- Extra server options (`options`, as a local sandbox takes them) in a drop-in file read after
 -- Debian's own, as a DBA adds them.
 local function write_options(s, options)
    if not options or next(options) == nil then return end
-   local lines = { "# Written by myseal sandbox start (--option): read after 50-server.cnf", "[mysqld]" }
-   for _, l in ipairs(common.option_lines(options)) do lines[#lines + 1] = l end
+   local lines = common.append({ "# Written by myseal sandbox start (--option): read after 50-server.cnf",
+      "[mysqld]" }, common.option_lines(options))
    assert(sys.write_file(fs(s, "/etc/mysql/mariadb.conf.d/60-myseal-lab.cnf"), table.concat(lines, "\n") .. "\n",
-      { mode = OCTAL("644") }))
+      { mode = tonumber("644", 8) }))
 end
 
 --- Starts a new host `s` (name): fills in its paths, pid, socket, profile.
@@ -174,59 +157,42 @@ function M.start(s, flavor, opts)
    s.socket = fs(s, "/run/mysqld/mysqld.sock")
    s.datadir, s.cnf, s.log = fs(s, "/var/lib/mysql"), fs(s, "/etc/mysql/my.cnf"), fs(s, "/var/log/syslog")
    s.host, s.port, s.profile = "127.0.0.1", 3306, "/root/site.ini"
-   s.ip = opts.ip
-   s.address = opts.ip and opts.ip:match("^([^/]+)")
+   s.ip, s.address = opts.ip, opts.ip and opts.ip:match("^([^/]+)")
    s.app_user, s.app_password = "biobank", assert(sys.read_file(tpl .. "/app_password"))
-   s.tcp_user, s.tcp_password = nil, nil
-   local function fail(msg)
-      ns.kill(s)
-      sys.rmtree(dir)
-      return nil, msg
-   end
-   ok, err = ns.make_tree(dir, { name = s.name, app = opts.app, address = s.address, ssh = opts.ssh_key ~= nil })
-   if not ok then return fail(err) end
-   local f = fs(s)
+   s.tcp_user, s.tcp_password, s.ssh, s.app_db = nil, nil, opts.ssh_key and true, opts.app_db
+   ok, err = ns.make_tree(dir, { name = s.name, app = opts.app, address = s.address, ssh = s.ssh })
    local parts = { { opts.etc or (tpl .. "/fs/etc/mysql"), "/etc/mysql" }, { tpl .. "/fs/etc/init.d", "/etc/init.d" },
       { tpl .. "/fs/var/lib/mysql", "/var/lib/mysql" } }
-   for _, part in ipairs(parts) do
-      ok, err = run_ok({ "cp", "-a", part[1] .. "/.", f .. part[2] .. "/" }, "copying " .. part[2])
-      if not ok then return fail(err) end
+   for _, part in ipairs(ok and parts or {}) do
+      ok, err = common.run_ok({ "cp", "-a", part[1] .. "/.", fs(s, part[2]) .. "/" }, "copying " .. part[2])
+      if not ok then break end
    end
-   write_options(s, opts.options)
-   if opts.ssh_key then
-      ok, err = ssh.make(s, opts.ssh_key)
-      if not ok then return fail(err) end
-      s.ssh = true
-   end
-   if opts.app then
-      s.app_db = opts.app_db
+   if ok then write_options(s, opts.options) end
+   if ok and s.ssh then ok, err = ssh.make(s, opts.ssh_key) end
+   if ok and opts.app then
       ok, err = app.make(s, s.app_password, opts.app_db)
-      if not ok then return fail(err) end
-      assert(sys.write_file(f .. "/root/.tomcat-truststore-password", state.random_hex(12), { mode = OCTAL("600") }))
+      if ok then
+         assert(sys.write_file(fs(s, "/root/.tomcat-truststore-password"), state.random_hex(12),
+            { mode = tonumber("600", 8) }))
+      end
    end
-   assert(sys.write_file(f .. s.profile, profile_text(s), { mode = OCTAL("600") }))
-   ok, err = ns.boot(s)
-   if not ok then return fail(err) end
-   if s.ip then
-      ok, err = net.join(s)
-      if not ok then return fail(err) end
+   if ok then
+      assert(sys.write_file(fs(s, s.profile), profile_text(s), { mode = tonumber("600", 8) }))
+      ok, err = ns.boot(s)
    end
-   ok, err = ns.mariadb(s, "start")
-   if not ok then return fail(err) end
-   if s.ssh then
-      ok, err = ssh.start(s)
-      if not ok then return fail(err) end
-   end
-   if opts.app then
-      ok, err = app.start(s)
-      if not ok then return fail(err) end
+   if ok and s.ip then ok, err = net.join(s) end
+   if ok then ok, err = ns.mariadb(s, "start") end
+   if ok and s.ssh then ok, err = ssh.start(s) end
+   if ok and opts.app then ok, err = app.start(s) end
+   if not ok then
+      ns.kill(s)
+      sys.rmtree(dir)
+      return nil, err
    end
    return true
 end
 
-function M.running(s)
-   return ns.is_init(s)
-end
+M.running, M.error_log = ns.is_init, ns.server_log
 
 function M.shutdown(s)
    if ns.is_init(s) then ns.mariadb(s, "stop") end
@@ -245,11 +211,7 @@ function M.remove(s)
    local others = require("myseal.sandbox").list()
    ns.kill(s)
    net.leave(s, others)
-   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
-end
-
-function M.error_log(s, n)
-   return ns.server_log(s, n)
+   common.remove_dir(s)
 end
 
 function M.paths(s)

@@ -15,20 +15,16 @@ local M = {}
 
 local START_TIMEOUT = 60   -- seconds for a server to say "ready for connections"
 local STOP_TIMEOUT = 60    -- seconds for a clean shutdown before SIGKILL
-local OCTAL_700, OCTAL_750, OCTAL_755 = tonumber("700", 8), tonumber("750", 8), tonumber("755", 8)
 
 -- Where server binaries live besides $PATH.
 local EXTRA_BIN = { "/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/bin" }
 
 local function find_program(names)
-   local dirs = {}
-   for d in (os.getenv("PATH") or ""):gmatch("[^:]+") do dirs[#dirs + 1] = d end
-   for _, d in ipairs(EXTRA_BIN) do dirs[#dirs + 1] = d end
+   local path = (os.getenv("PATH") or "") .. ":" .. table.concat(EXTRA_BIN, ":")
    for _, name in ipairs(names) do
-      for _, d in ipairs(dirs) do
-         local p = d .. "/" .. name
-         local st = sys.stat(p)
-         if st and st.type == "file" and st.mode & 73 ~= 0 then return p end
+      for d in path:gmatch("[^:]+") do
+         local st = sys.stat(d .. "/" .. name)
+         if st and st.type == "file" and st.mode & 73 ~= 0 then return d .. "/" .. name end
       end
    end
    return nil
@@ -84,13 +80,10 @@ end
 --- Is `pid` a live server started on `cnf`? (pids are reused: check its argv)
 function M.our_process(pid, cnf)
    if not pid or not sys.alive(pid) then return false end
-   local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
-   if not f then return true end  -- no /proc: trust the pid
-   local cmdline = f:read("a") or ""
-   f:close()
+   local cmdline = sys.read_file("/proc/" .. pid .. "/cmdline")
+   if not cmdline then return true end  -- no /proc: trust the pid
    return cmdline:find("--defaults-file=" .. cnf, 1, true) ~= nil
 end
-local our_process = M.our_process
 
 -- Spawns argv with output appended to log and waits for "ready for
 -- connections". Returns pid, or nil, message, log excerpt.
@@ -126,14 +119,7 @@ end
 local function ports_in_use()
    local used = {}
    for _, f in ipairs{ "/proc/net/tcp", "/proc/net/tcp6" } do
-      local h = io.open(f)
-      if h then
-         for line in h:lines() do
-            local port = line:match("^%s*%d+:%s*%x+:(%x+)")
-            if port then used[tonumber(port, 16)] = true end
-         end
-         h:close()
-      end
+      for port in (sys.read_file(f) or ""):gmatch("\n%s*%d+:%s*%x+:(%x+)") do used[tonumber(port, 16)] = true end
    end
    return used
 end
@@ -148,7 +134,6 @@ function M.free_port()
    end
    error("no free TCP port between 20000 and 40000", 0)
 end
-local free_port = M.free_port
 
 --- Writes the sandbox's option file `s.cnf` (0644): its paths under `s.dir`, its port, and the
 -- extra `options`. `how.bind` is the address it listens on (default 127.0.0.1); with
@@ -235,8 +220,7 @@ end
 local function template(bin, tcp_user)
    local root, err = state.cache("templates")
    if not root then return nil, err end
-   local key = (bin.flavor .. "-" .. bin.version):gsub("[^%w%.%-_]", "_")
-   local final = root .. "/" .. key
+   local final = root .. "/" .. (bin.flavor .. "-" .. bin.version):gsub("[^%w%.%-_]", "_")
    local path, merr = common.cached(final, "data", function(tmp) return make_template(bin, tmp, tcp_user) end)
    if not path then
       return nil, "cannot initialise a " .. bin.flavor .. " " .. bin.version .. " datadir: " .. merr
@@ -275,15 +259,12 @@ end
 -- @return true, or nil, message
 function M.make_dirs(s, account)
    local root = common.is_root()
-   local function dir(path, mode, owner)
-      local ok, err = sys.mkdir(path, mode)
-      if ok then ok, err = sys.chmod(path, mode) end
-      if ok and root then ok, err = sys.chown(path, owner[1], owner[2]) end
-      return ok, err
+   local function dir(path, mode, uid, gid)
+      return common.mkdir(path, tonumber(mode, 8), root and uid, gid)
    end
-   local ok, err = dir(s.dir, OCTAL_750, { 0, account.gid })
-   if ok then ok, err = dir(s.dir .. "/run", OCTAL_755, { account.uid, 0 }) end
-   if ok then ok, err = dir(s.dir .. "/tmp", OCTAL_700, { account.uid, account.gid }) end
+   local ok, err = dir(s.dir, "750", 0, account.gid)
+   if ok then ok, err = dir(s.dir .. "/run", "755", account.uid, 0) end
+   if ok then ok, err = dir(s.dir .. "/tmp", "700", account.uid, account.gid) end
    if ok and root then ok, err = common.chown_tree(s.datadir, account) end
    -- the server writes its error log itself when log-error names it (MySQL)
    if ok then ok, err = sys.write_file(s.log, "", { mode = tonumber("640", 8) }) end
@@ -302,6 +283,13 @@ function M.with_tls(s, options, account)
    return out
 end
 
+--- Fills in where the files of sandbox `s` are below its directory `dir` (`s.dir`, `datadir`, `socket`,
+-- `cnf`, `log`): the same for the container driver.
+function M.layout(s, dir)
+   s.dir, s.datadir, s.socket = dir, dir .. "/data", dir .. "/run/mysqld.sock"
+   s.cnf, s.log = dir .. "/my.cnf", dir .. "/error.log"
+end
+
 --- Starts the server of a new sandbox `s` (name, flavor "auto"|..., tcp_user): fills in its
 -- paths, port, user, pid.
 -- @return true, or nil, message
@@ -309,10 +297,7 @@ function M.start(s, flavor, opts)
    local bin, err
    if flavor == "auto" then
       bin = M.available()[1]
-      if not bin then
-         _, err = M.find_binaries("mariadb")
-         return nil, err .. " (or mysql-server)"
-      end
+      if not bin then return nil, select(2, M.find_binaries("mariadb")) .. " (or mysql-server)" end
    else
       bin, err = M.find_binaries(flavor)
       if not bin then return nil, err end
@@ -328,8 +313,7 @@ function M.start(s, flavor, opts)
    local dir
    dir, err = common.short_tmpdir(s.name)
    if not dir then return nil, err end
-   s.dir, s.datadir, s.socket = dir, dir .. "/data", dir .. "/run/mysqld.sock"
-   s.cnf, s.log = dir .. "/my.cnf", dir .. "/error.log"
+   M.layout(s, dir)
    s.tcp_password = assert(sys.read_file(tpl .. "/tcp_password"))
    local ok, cerr = common.run_ok({ "cp", "-a", tpl .. "/data", s.datadir }, "copying the template datadir")
    if ok then ok, cerr = M.make_dirs(s, account) end
@@ -339,7 +323,7 @@ function M.start(s, flavor, opts)
    s.argv = { bin.server, "--defaults-file=" .. s.cnf }
    if common.is_root() then s.argv[3] = "--user=" .. account.name end
    for _ = 1, 3 do  -- a port taken between our look and the server's bind: another one
-      s.port = free_port()
+      s.port = M.free_port()
       local wok, werr = M.write_cnf(s, options)
       if not wok then sys.rmtree(dir); return nil, werr end
       local pid, perr, text = launch(s.argv, s.log)
@@ -357,11 +341,11 @@ function M.start(s, flavor, opts)
 end
 
 function M.running(s)
-   return our_process(s.pid, s.cnf)
+   return M.our_process(s.pid, s.cnf)
 end
 
 function M.shutdown(s)
-   if our_process(s.pid, s.cnf) then terminate(s.pid) end
+   if M.running(s) then terminate(s.pid) end
    return true
 end
 
@@ -377,7 +361,7 @@ end
 
 function M.remove(s)
    M.shutdown(s)
-   if s.dir and s.dir:match("/msb%-") then sys.rmtree(s.dir) end
+   common.remove_dir(s)
 end
 
 function M.error_log(s, n)

@@ -2,21 +2,18 @@
 -- pool and a page, and a poller of that page (what the application sees during a run).
 -- @module myseal.sandbox.host.app
 local sys = require "sys"
-local state = require "myseal.state"
 local common = require "myseal.sandbox.common"
 local ns = require "myseal.sandbox.host.ns"
 local template = require "myseal.sandbox.host.template"
 
 local M = {}
 
-local OCTAL = function(s) return tonumber(s, 8) end
 local ASSETS = ns.ASSETS
 local APP_TIMEOUT = 120
 local PAGE = "http://127.0.0.1:8080/db.jsp"
 M.PAGE = PAGE
 local run_ok = common.run_ok
 local fs, host_run, service = ns.fs, ns.run, ns.service
-local versions, extract_etc = template.versions, template.extract_etc
 
 local CONTEXT = [[
 <?xml version="1.0" encoding="UTF-8"?>
@@ -41,31 +38,27 @@ local CONTEXT = [[
 -- application: the driver in CATALINA_BASE/lib, the pool in context.xml (to the database at
 -- `db`, an address; this host's own server by default), the page.
 local function make_tomcat(s, password, db)
-   local list, err = versions{ "tomcat10", "tomcat10-common", "libmariadb-java" }
+   local list, err = template.versions{ "tomcat10", "tomcat10-common", "libmariadb-java" }
    if not list then return nil, err end
-   local f = fs(s)
-   local ok, cerr = run_ok({ "cp", "-a", "/usr/share/tomcat10/etc/.", f .. "/etc/tomcat10/" },
-      "copying Tomcat's configuration")
-   if not ok then return nil, cerr end
-   local work = s.dir .. "/x"
-   assert(sys.mkdir(work .. "/deb", OCTAL("700")))
-   ok, cerr = extract_etc({ list[1] }, work, work .. "/deb", assert(state.cache("hosts")))
+   local f, conf = fs(s), fs(s, "/etc/tomcat10")
+   local ok, cerr = run_ok({ "cp", "-a", "/usr/share/tomcat10/etc/.", conf .. "/" }, "copying Tomcat's configuration")
    if ok then
-      ok, cerr = run_ok({ "cp", "-a", work .. "/etc/tomcat10/policy.d", f .. "/etc/tomcat10/" }, "copying policy.d")
+      ok, cerr = template.install_etc(s, { list[1] }, { { "/etc/tomcat10/policy.d", "/etc/tomcat10/", "policy.d" } })
    end
-   sys.rmtree(work)
    if not ok then return nil, cerr end
-   for _, name in ipairs(sys.dir(f .. "/etc/tomcat10") or {}) do
-      local p = f .. "/etc/tomcat10/" .. name
-      if sys.stat(p).type == "file" then assert(sys.chown(p, "root", "tomcat")); assert(sys.chmod(p, OCTAL("640"))) end
+   assert(sys.write_file(conf .. "/context.xml", CONTEXT:format(db or "127.0.0.1", password),
+      { mode = tonumber("640", 8) }))
+   -- root:tomcat 0640, as the package leaves its files (policy.d's too)
+   assert(sys.chown(conf .. "/policy.d", "root", "tomcat"))
+   for _, dir in ipairs{ conf, conf .. "/policy.d" } do
+      for _, name in ipairs(sys.dir(dir) or {}) do
+         local p = dir .. "/" .. name
+         if sys.stat(p).type == "file" then
+            assert(sys.chown(p, "root", "tomcat"))
+            assert(sys.chmod(p, tonumber("640", 8)))
+         end
+      end
    end
-   assert(sys.chown(f .. "/etc/tomcat10/policy.d", "root", "tomcat"))
-   for _, name in ipairs(sys.dir(f .. "/etc/tomcat10/policy.d") or {}) do
-      local p = f .. "/etc/tomcat10/policy.d/" .. name
-      assert(sys.chown(p, "root", "tomcat")); assert(sys.chmod(p, OCTAL("640")))
-   end
-   assert(sys.write_file(f .. "/etc/tomcat10/context.xml", CONTEXT:format(db or "127.0.0.1", password), { mode = OCTAL("640") }))
-   assert(sys.chown(f .. "/etc/tomcat10/context.xml", "root", "tomcat"))
    assert(sys.copy_file("/usr/share/tomcat10/default.template", f .. "/etc/default/tomcat10"))
    local base = f .. "/var/lib/tomcat10"
    for _, l in ipairs{ { "/etc/tomcat10", "conf" }, { "../../log/tomcat10", "logs" },
@@ -109,7 +102,7 @@ function M.poll_start(s, interval)
       "  out=$(curl -s --max-time 2 -w ' %{http_code}' " .. PAGE .. " | tr '\\n' ' ')",
       "  echo \"$t ${out##* } ${out% *}\" >> /root/poll.log",
       "  sleep " .. tostring(interval or 0.25),
-      "done", "" }, "\n"), { mode = OCTAL("700") }))
+      "done", "" }, "\n"), { mode = tonumber("700", 8) }))
    os.remove(fs(s, "/root/poll.stop"))
    local r, err = host_run(s, { "sh", "-c", "nohup sh " .. script .. " >/dev/null 2>&1 &" })
    if not r or not r.ok then return nil, err or r.stderr end

@@ -8,13 +8,10 @@ local common = require "myseal.sandbox.common"
 local M = {}
 
 local ASSETS = require("myseal.host").lua_dir .. "/myseal/sandbox/host"
-local OCTAL = function(s) return tonumber(s, 8) end
 local START_TIMEOUT = 60
 local PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 local NS_FLAGS = { "--mount", "--uts", "--ipc", "--net", "--pid" }
 M.ASSETS, M.PATH = ASSETS, PATH
-
-local run_ok = common.run_ok
 
 -- `env -i` and a clean environment for commands in the host, as a root login there would have
 -- it (nothing of the caller's environment, secrets included, reaches the host).
@@ -22,12 +19,10 @@ local function host_env(extra)
    local env = { PATH = PATH, HOME = "/root", USER = "root", LOGNAME = "root", SHELL = "/bin/sh",
       LANG = "C.UTF-8", TERM = os.getenv("TERM") or "dumb" }
    for k, v in pairs(extra or {}) do env[k] = v end
-   local argv = { "env", "-i" }
-   local keys = {}
-   for k in pairs(env) do keys[#keys + 1] = k end
-   table.sort(keys)
-   for _, k in ipairs(keys) do argv[#argv + 1] = k .. "=" .. env[k] end
-   return argv
+   local argv = {}
+   for k, v in pairs(env) do argv[#argv + 1] = k .. "=" .. v end
+   table.sort(argv)
+   return common.append({ "env", "-i" }, argv)
 end
 
 local function fs(s, path) return s.dir .. "/fs" .. (path or "") end
@@ -59,18 +54,16 @@ local function host_run(s, argv, opts)
    local outside = fs(s, inside)
    local stdin = "/dev/null"
    if argv.stdin then
-      assert(sys.write_file(outside .. ".in", argv.stdin, { mode = OCTAL("600") }))
+      assert(sys.write_file(outside .. ".in", argv.stdin, { mode = tonumber("600", 8) }))
       stdin = inside .. ".in"
    end
    local cmd = host_env(argv.env)
-   for _, a in ipairs{ "nsenter", "--target", tostring(s.pid), "--mount", "--uts", "--ipc", "--net", "--pid",
-                       "--wd=/", "--", "/bin/sh", "-c",
-                       'f=$1; i=$2; shift 2; "$@" >"$f.out" 2>"$f.err" <"$i"; echo $? >"$f.st"', "sh", inside,
-                       stdin } do
-      cmd[#cmd + 1] = a
-   end
-   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
+   common.append(cmd, { "nsenter", "--target", tostring(s.pid) }, NS_FLAGS, { "--wd=/", "--", "/bin/sh", "-c",
+      'f=$1; i=$2; shift 2; "$@" >"$f.out" 2>"$f.err" <"$i"; echo $? >"$f.st"', "sh", inside, stdin }, argv)
    cmd.log = "/dev/null"
+   local function clean()
+      for _, ext in ipairs{ ".in", ".out", ".err", ".st" } do os.remove(outside .. ext) end
+   end
    local pid, err = sys.spawn(cmd)
    if not pid then return nil, err end
    local timeout = argv.timeout or opts.timeout
@@ -80,7 +73,7 @@ local function host_run(s, argv, opts)
       if deadline and sys.clock() > deadline then
          kill_tree(pid)
          while sys.alive(pid) do sys.sleep(0.01) end
-         for _, ext in ipairs{ ".in", ".out", ".err", ".st" } do os.remove(outside .. ext) end
+         clean()
          return nil, string.format("'%s' timed out after %g s in host %s", argv[1], timeout, s.name)
       end
       sys.sleep(delay)
@@ -88,7 +81,7 @@ local function host_run(s, argv, opts)
    end
    local status = tonumber(sys.read_file(outside .. ".st") or "")
    local r = { stdout = sys.read_file(outside .. ".out") or "", stderr = sys.read_file(outside .. ".err") or "" }
-   for _, ext in ipairs{ ".in", ".out", ".err", ".st" } do os.remove(outside .. ext) end
+   clean()
    if not status then
       r.signal, r.ok = 9, false
       if r.stderr == "" then r.stderr = "the command was killed (the host stopped?)" end
@@ -112,27 +105,21 @@ local function make_tree(root, opts)
    }
    if opts.ssh then dirs[#dirs + 1] = { "/etc/ssh", "755" } end
    if opts.app then
-      for _, d in ipairs{ { "/etc/tomcat10", "755" }, { "/etc/tomcat10/Catalina", "775", "root", "tomcat" },
-                          { "/var/lib/tomcat10", "755" }, { "/var/lib/tomcat10/lib", "755", "tomcat", "tomcat" },
-                          { "/var/lib/tomcat10/webapps", "775", "tomcat", "tomcat" },
-                          { "/var/cache/tomcat10", "750", "tomcat", "tomcat" },
-                          { "/var/log/tomcat10", "2770", "tomcat", "adm" } } do
-         dirs[#dirs + 1] = d
-      end
+      common.append(dirs, { { "/etc/tomcat10", "755" }, { "/etc/tomcat10/Catalina", "775", "root", "tomcat" },
+         { "/var/lib/tomcat10", "755" }, { "/var/lib/tomcat10/lib", "755", "tomcat", "tomcat" },
+         { "/var/lib/tomcat10/webapps", "775", "tomcat", "tomcat" },
+         { "/var/cache/tomcat10", "750", "tomcat", "tomcat" }, { "/var/log/tomcat10", "2770", "tomcat", "adm" } })
    end
    for _, d in ipairs(dirs) do
-      local path = f .. d[1]
-      local ok, err = sys.mkdir(path, OCTAL(d[2]))
-      if ok then ok, err = sys.chmod(path, OCTAL(d[2])) end
-      if ok and d[3] then ok, err = sys.chown(path, d[3], d[4]) end
+      local ok, err = common.mkdir(f .. d[1], tonumber(d[2], 8), d[3], d[4])
       if not ok then return nil, err end
    end
    local name = opts.name
    local hosts = table.concat({ "127.0.0.1\tlocalhost", "127.0.1.1\t" .. name,
       "::1\tlocalhost ip6-localhost ip6-loopback", "" }, "\n")
    if opts.address then hosts = hosts .. opts.address .. "\t" .. name .. "\n" end
-   assert(sys.write_file(f .. "/etc/hosts", hosts, { mode = OCTAL("644") }))
-   assert(sys.write_file(f .. "/etc/hostname", name .. "\n", { mode = OCTAL("644") }))
+   assert(sys.write_file(f .. "/etc/hosts", hosts, { mode = tonumber("644", 8) }))
+   assert(sys.write_file(f .. "/etc/hostname", name .. "\n", { mode = tonumber("644", 8) }))
    return true
 end
 
@@ -144,24 +131,16 @@ end
 -- Starts the namespaces of a host whose tree is ready; fills s.pid (the host's PID 1 as this
 -- machine sees it) and s.ns (the unshare process). true, or nil, message.
 local function boot_namespace(s)
-   local argv = { "env", "-i", "PATH=" .. PATH, "LANG=C.UTF-8", "unshare" }
-   for _, f in ipairs(NS_FLAGS) do argv[#argv + 1] = f end
-   for _, a in ipairs{ "--fork", "--mount-proc", "/bin/sh", ASSETS .. "/init.sh", s.dir, s.name } do
-      argv[#argv + 1] = a
-   end
+   local argv = common.append({ "env", "-i", "PATH=" .. PATH, "LANG=C.UTF-8", "unshare" }, NS_FLAGS,
+      { "--fork", "--mount-proc", "/bin/sh", ASSETS .. "/init.sh", s.dir, s.name })
    argv.log = s.dir .. "/init.log"
    local upid, err = sys.spawn(argv)
    if not upid then return nil, err end
    s.ns = upid
-   local ready = fs(s, "/run/myseal-lab/ready")
-   local deadline = sys.clock() + START_TIMEOUT
-   while not sys.stat(ready) do
-      if not sys.alive(upid) or sys.clock() > deadline then
-         if sys.alive(upid) then kill_tree(upid) end
-         return nil, string.format("host '%s': its namespaces did not come up:\n%s", s.name,
-            common.tail_lines(sys.read_file(s.dir .. "/init.log") or "", 5))
-      end
-      sys.sleep(0.02)
+   if not common.wait_file(upid, fs(s, "/run/myseal-lab/ready"), START_TIMEOUT) then
+      if sys.alive(upid) then kill_tree(upid) end
+      return nil, string.format("host '%s': its namespaces did not come up:\n%s", s.name,
+         common.tail_lines(sys.read_file(s.dir .. "/init.log") or "", 5))
    end
    for _, c in ipairs(children(upid)) do
       if pid_cmdline(c):find(ASSETS .. "/init.sh", 1, true) then s.pid = c end
@@ -173,12 +152,10 @@ local function boot_namespace(s)
    return true
 end
 
--- Is pid the init of host s? (pids are reused: check its command line)
+-- Is pid the init of host s? (pids are reused: check its command line; the init.sh may be
+-- another install's)
 local function our_init(s)
-   if not s.pid or not sys.alive(s.pid) then return false end
-   local cmd = pid_cmdline(s.pid)
-   return cmd:find(ASSETS .. "/init.sh " .. s.dir, 1, true) ~= nil
-      or cmd:find("/init.sh " .. s.dir, 1, true) ~= nil
+   return s.pid ~= nil and sys.alive(s.pid) and pid_cmdline(s.pid):find("/init.sh " .. s.dir, 1, true) ~= nil
 end
 
 local function kill_namespace(s)
@@ -195,13 +172,12 @@ end
 
 -- The server's lines of the host's syslog, last n.
 local function server_log(s, n)
-   local text = sys.read_file(fs(s, "/var/log/syslog")) or ""
    local lines = {}
-   for line in text:gmatch("[^\n]+") do
+   for line in (sys.read_file(fs(s, "/var/log/syslog")) or ""):gmatch("[^\n]+") do
       -- mysqld_safe's and the server's own lines (tags mysqld_safe, mysqld), not the service script's
       if line:find(" mysqld: ", 1, true) or line:find(" mysqld_safe", 1, true) then lines[#lines + 1] = line end
    end
-   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
+   return common.tail_lines(table.concat(lines, "\n"), n)
 end
 
 -- Runs a service script action inside the host; true, or nil, message with its output and
@@ -236,9 +212,7 @@ local function mariadb_action(s, action)
    return true
 end
 
-
-M.fs, M.children, M.kill_tree, M.run, M.make_tree = fs, children, kill_tree, host_run, make_tree
-M.pid_cmdline, M.boot, M.is_init, M.kill = pid_cmdline, boot_namespace, our_init, kill_namespace
+M.fs, M.run, M.make_tree, M.boot, M.is_init, M.kill = fs, host_run, make_tree, boot_namespace, our_init, kill_namespace
 M.server_log, M.service, M.mariadb = server_log, service, mariadb_action
 
 return M

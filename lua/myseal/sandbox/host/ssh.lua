@@ -4,14 +4,12 @@
 -- by the package's /etc/init.d/ssh. This machine's own /etc/ssh and host keys are never read.
 -- @module myseal.sandbox.host.ssh
 local sys = require "sys"
-local state = require "myseal.state"
 local common = require "myseal.sandbox.common"
 local ns = require "myseal.sandbox.host.ns"
 local template = require "myseal.sandbox.host.template"
 
 local M = {}
 
-local OCTAL = function(s) return tonumber(s, 8) end
 local fs, service = ns.fs, ns.service
 local run_ok = common.run_ok
 
@@ -26,24 +24,16 @@ function M.make(s, key_path)
    end
    local list, err = template.versions{ "openssh-server" }
    if not list then return nil, err end
-   local f, work = fs(s), s.dir .. "/x-ssh"
-   assert(sys.mkdir(work .. "/deb", OCTAL("700")))
-   local ok, xerr = template.extract_etc(list, work, work .. "/deb", assert(state.cache("hosts")))
-   if ok then
-      for _, part in ipairs{ { "/etc/ssh/.", "/etc/ssh/" }, { "/etc/init.d/ssh", "/etc/init.d/ssh" },
-                             { "/etc/default/ssh", "/etc/default/ssh" } } do
-         ok, xerr = run_ok({ "cp", "-a", work .. part[1], f .. part[2] }, "copying " .. part[2])
-         if not ok then break end
-      end
-   end
-   sys.rmtree(work)
+   local ok, xerr = template.install_etc(s, list, { { "/etc/ssh/.", "/etc/ssh/" },
+      { "/etc/init.d/ssh", "/etc/init.d/ssh" }, { "/etc/default/ssh", "/etc/default/ssh" } })
    if not ok then return nil, xerr end
+   local f = fs(s)
    -- what the postinst does besides unpacking: sshd_config from the package's copy, host keys
    ok, xerr = run_ok({ "cp", "/usr/share/openssh/sshd_config", f .. "/etc/ssh/sshd_config" }, "copying sshd_config")
    if ok then ok, xerr = run_ok({ "ssh-keygen", "-q", "-A", "-f", f }, "ssh-keygen -A") end
    if not ok then return nil, xerr end
-   assert(sys.mkdir(f .. "/root/.ssh", OCTAL("700")))
-   assert(sys.write_file(f .. "/root/.ssh/authorized_keys", key, { mode = OCTAL("600") }))
+   assert(sys.mkdir(f .. "/root/.ssh", tonumber("700", 8)))
+   assert(sys.write_file(f .. "/root/.ssh/authorized_keys", key, { mode = tonumber("600", 8) }))
    return true
 end
 

@@ -10,38 +10,38 @@ local ns = require "myseal.sandbox.host.ns"
 
 local M = {}
 
-local OCTAL = function(s) return tonumber(s, 8) end
 local run_ok = common.run_ok
-local host_run, make_tree, boot_namespace, kill_namespace = ns.run, ns.make_tree, ns.boot, ns.kill
-local mariadb_action = ns.mariadb
 
 -- The MariaDB packages whose conffiles make /etc/mysql, in the order dpkg unpacks them.
 local DB_PACKAGES = { "mysql-common", "mariadb-common", "mariadb-client", "mariadb-server" }
 
 local function package_version(name)
    local r = sys.run{ "dpkg-query", "-W", "-f=${Version} ${db:Status-Abbrev}", name }
-   local v, st
-   if r and r.ok then v, st = r.stdout:match("^(%S+) (%S+)") end
-   if not v or st ~= "ii" then return nil end
-   return v
+   local v, st = (r and r.ok and r.stdout or ""):match("^(%S+) (%S+)")
+   return st == "ii" and v or nil
+end
+
+-- The .deb of package `name` at `version` in one of `dirs`, or nil.
+local function find_deb(name, version, dirs)
+   local prefix = name .. "_" .. version:gsub(":", "%%3a") .. "_"
+   for _, dir in ipairs(dirs) do
+      for _, f in ipairs(sys.dir(dir) or {}) do
+         if f:sub(1, #prefix) == prefix and f:match("%.deb$") then return dir .. "/" .. f end
+      end
+   end
 end
 
 -- The .deb of an installed package version: apt's cache, else `apt-get download` into ours.
 local function deb_file(name, version, cache)
-   local escaped = version:gsub(":", "%%3a")
-   for _, dir in ipairs{ "/var/cache/apt/archives", cache } do
-      for _, f in ipairs(sys.dir(dir) or {}) do
-         if f:sub(1, #name + #escaped + 2) == name .. "_" .. escaped .. "_" and f:match("%.deb$") then
-            return dir .. "/" .. f
-         end
-      end
-   end
+   local deb = find_deb(name, version, { "/var/cache/apt/archives", cache })
+   if deb then return deb end
    local r, err = sys.run{ "apt-get", "download", name .. "=" .. version, cwd = cache, timeout = 300 }
-   if not r or not r.ok then
+   deb = r and r.ok and find_deb(name, version, { cache })
+   if not deb then
       return nil, string.format("cannot get the package file of %s %s (apt-get download: %s)", name, version,
-         r and (r.stderr:match("[^\n]+") or "failed") or err)
+         r and (r.ok and "no .deb file" or r.stderr:match("[^\n]+") or "failed") or err)
    end
-   return deb_file(name, version, nil) or deb_file(name, version, cache)
+   return deb
 end
 
 -- The packages' versions, or nil, message naming the missing one.
@@ -80,6 +80,19 @@ local function extract_etc(list, dest, work, cache)
    return true
 end
 
+-- Copies parts of the packages' /etc trees into host `s`: `parts` are { from, to [, what] }, `from`
+-- below the packages' /etc, `to` below the host's root. true, or nil, message.
+local function install_etc(s, list, parts)
+   local work = s.dir .. "/x"
+   assert(sys.mkdir(work .. "/deb", tonumber("700", 8)))
+   local ok, err = extract_etc(list, work, work .. "/deb", assert(state.cache("hosts")))
+   for _, part in ipairs(ok and parts or {}) do
+      ok, err = run_ok({ "cp", "-a", work .. part[1], ns.fs(s, part[2]) }, "copying " .. (part[3] or part[2]))
+      if not ok then break end
+   end
+   sys.rmtree(work)
+   return ok, err
+end
 
 -- The application's schema and account, made once in the template (rows with names: what
 -- at-rest must make unreadable on disk).
@@ -117,8 +130,8 @@ end
 -- datadir made as the postinst makes it, the application schema.
 local function build_template(dir, list, cache)
    local work = dir .. "/x"
-   assert(sys.mkdir(work, OCTAL("700")))
-   local ok, err = make_tree(dir, { name = "template" })
+   assert(sys.mkdir(work, tonumber("700", 8)))
+   local ok, err = ns.make_tree(dir, { name = "template" })
    if not ok then return nil, err end
    local etc = dir .. "/fs"
    ok, err = extract_etc(list, etc, work, cache)
@@ -131,9 +144,9 @@ local function build_template(dir, list, cache)
    assert(sys.write_file(etc .. "/etc/mysql/debian.cnf", table.concat({
       "# THIS FILE IS OBSOLETE. STOP USING IT IF POSSIBLE.", "[client]", "host     = localhost",
       "user     = root", "[mysql_upgrade]", "host     = localhost", "user     = root", "" }, "\n"),
-      { mode = OCTAL("600") }))
+      { mode = tonumber("600", 8) }))
    local s = { name = "template", dir = dir, socket = dir .. "/fs/run/mysqld/mysqld.sock" }
-   ok, err = boot_namespace(s)
+   ok, err = ns.boot(s)
    if not ok then return nil, err end
    local series = list[#list].version:match("^%d+:(%d+%.%d+)") or list[#list].version:match("^(%d+%.%d+)")
    local steps = {
@@ -142,26 +155,24 @@ local function build_template(dir, list, cache)
         "--disable-log-bin", "--skip-test-db" },
    }
    for _, argv in ipairs(steps) do
-      local r, rerr = host_run(s, argv, { timeout = 300 })
+      local r, rerr = ns.run(s, argv, { timeout = 300 })
       if not r or not r.ok then
-         kill_namespace(s)
+         ns.kill(s)
          return nil, string.format("the template host: %s failed: %s", argv[1] == "env" and argv[4] or argv[1],
             r and common.tail_lines(r.stdout .. r.stderr, 5) or rerr)
       end
    end
    local password = state.random_hex(12)
-   ok, err = mariadb_action(s, "start")
+   ok, err = ns.mariadb(s, "start")
    if ok then ok, err = make_app_schema(s, password) end
-   if ok then ok, err = mariadb_action(s, "stop") end
-   kill_namespace(s)
+   if ok then ok, err = ns.mariadb(s, "stop") end
+   ns.kill(s)
    if not ok then return nil, err end
-   assert(sys.write_file(dir .. "/app_password", password, { mode = OCTAL("600") }))
-   for _, p in ipairs{ "/var/log", "/run", "/tmp", "/var/tmp", "/root", "/etc/hosts", "/etc/hostname",
-                       "/etc/default" } do
-      sys.rmtree(dir .. "/fs" .. p)
+   assert(sys.write_file(dir .. "/app_password", password, { mode = tonumber("600", 8) }))
+   for _, p in ipairs{ "/fs/var/log", "/fs/run", "/fs/tmp", "/fs/var/tmp", "/fs/root", "/fs/etc/hosts",
+                       "/fs/etc/hostname", "/fs/etc/default", "/init.log", "/hostdev" } do
+      sys.rmtree(dir .. p)
    end
-   sys.rmtree(dir .. "/init.log")
-   sys.rmtree(dir .. "/hostdev")
    assert(sys.write_file(dir .. "/versions.json", json.encode(list) .. "\n"))
    return true
 end
@@ -179,7 +190,6 @@ local function template()
    return path
 end
 
-
-M.versions, M.extract_etc, M.get = versions, extract_etc, template
+M.versions, M.install_etc, M.get = versions, install_etc, template
 
 return M
