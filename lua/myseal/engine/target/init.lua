@@ -60,6 +60,15 @@ function M.state_root()
    return require("myseal.state").path()
 end
 
+--- A short stable hash of a text (FNV-1a, 32 bits) as 8 hex digits, to tell names apart.
+-- @param s text
+-- @return hex
+function M.hash(s)
+   local h = 2166136261
+   for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
+   return ("%08x"):format(h)
+end
+
 local function dirname(path)
    return path:match("^(.*)[/\\][^/\\]*$") or "."
 end
@@ -124,7 +133,6 @@ end
 local Target = {}
 Target.__index = Target
 Target.__name = "myseal.Target"
-M.Target = Target
 
 --- A subclass of Target (for the kinds, and a site's own).
 -- @param name metatable name
@@ -168,7 +176,13 @@ function Target.server_key(_, values)
    if not where and values["connection.host"] then
       where = ("%s:%s"):format(values["connection.host"]:lower(), tostring(values["connection.port"] or 3306))
    end
-   return where and (require("sys").realpath(where) or where)
+   return where and (sys.realpath(where) or where)
+end
+
+--- The server's TCP address as the parameters give it: host, port (nil when unknown).
+-- @param values resolved parameters
+function Target.address(_, values)
+   return values["connection.host"], values["connection.port"]
 end
 
 --- The server's flavour and version: `{ flavor, version, major, minor, patch, comment }`, or nil
@@ -260,11 +274,16 @@ function M.client_options(spec, password)
    return out
 end
 
--- The server's own lines of a log that many programs write to (syslog): mariadbd's and mysqld's.
-local function server_lines(text)
+-- The lines of a text that hold one of `words`, joined.
+local function lines_with(text, words)
    local out = {}
    for line in text:gmatch("[^\n]+") do
-      if line:find("mariadbd", 1, true) or line:find("mysqld", 1, true) then out[#out + 1] = line end
+      for _, w in ipairs(words) do
+         if line:find(w, 1, true) then
+            out[#out + 1] = line
+            break
+         end
+      end
    end
    return table.concat(out, "\n")
 end
@@ -286,18 +305,15 @@ function Target.error_log(_, values, hint)
       for _, p in ipairs(SYSLOGS) do
          local all = sys.read_file(p)
          if all then
-            text = server_lines(all:sub(-262144))
+            -- a log that many programs write to: mariadbd's and mysqld's lines only
+            text = lines_with(all:sub(-262144), { "mariadbd", "mysqld" })
             if text ~= "" then break end
          end
       end
    end
    if not text or text == "" then return nil end
-   local errors_only = {}
-   for line in text:gmatch("[^\n]+") do
-      if line:find("[ERROR]", 1, true) then errors_only[#errors_only + 1] = line end
-   end
-   if #errors_only > 0 then return tail(table.concat(errors_only, "\n"), 10) end
-   return tail(text, 10)
+   local errors_only = lines_with(text, { "[ERROR]" })
+   return tail(errors_only ~= "" and errors_only or text, 10)
 end
 
 --- Wait until the server accepts connections again (after a restart command).
