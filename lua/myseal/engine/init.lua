@@ -20,9 +20,6 @@ local report_mod = require "myseal.engine.report"
 
 local M = {}
 
-local source_name = require("myseal.errors").source_name
-
-
 --- The declarations a runbook runs with: myseal's own ([server], [connection], [site]) and its own.
 -- @param rb runbook
 -- @return declarations
@@ -76,15 +73,7 @@ local function handler(e)
    else
       msg = tostring(e)
    end
-   local where
-   for level = 2, 200 do
-      local info = debug.getinfo(level, "Sl")
-      if not info then break end
-      if runbook_mod.is_runbook_source(info.source) and info.currentline > 0 then
-         where = ("%s:%d"):format(source_name(info), info.currentline)
-         break
-      end
-   end
+   local where = guard.runbook_line()
    if type(e) == "string" then
       -- the position Lua put in front says the same as `where`, or points into myseal's code
       local stripped = msg:gsub("^[^\n:]+:%d+: ", "", 1)
@@ -102,7 +91,6 @@ function M.call(fn, ctx)
    if r[1] then return true, table.unpack(r, 2, r.n) end
    return false, r[2]
 end
-local call = M.call
 
 --- The state of one plan, run or rollback: resolved parameters, secrets, the journal's emitter.
 -- @param rb runbook
@@ -152,9 +140,6 @@ function M.step_failure(run, step, err)
    return ("runbook %s, step %s%s: %s"):format(run.runbook.name, step.name, where, err.message)
 end
 
-local step_failure = M.step_failure
-local new_run = M.new_run
-
 local function server_label(run, ctx)
    if run.conn or run.target:server_info() then
       local ok, d = pcall(function() return ctx.dialect end)
@@ -175,7 +160,7 @@ local function execute(run, ctx, list, counts, skip_done)
          state, reason = "done", "done in the run this one continues"
       end
       if not state and step.when then
-         local ok, v, why = call(step.when, ctx)
+         local ok, v, why = M.call(step.when, ctx)
          if not ok then
             err = v
          elseif not v then
@@ -186,7 +171,7 @@ local function execute(run, ctx, list, counts, skip_done)
       if not state and not err then
          local done = false
          if step.check then
-            local ok, v, why = call(step.check, ctx)
+            local ok, v, why = M.call(step.check, ctx)
             if not ok then err = v else done, reason = v, why end
          end
          if err then
@@ -206,7 +191,7 @@ local function execute(run, ctx, list, counts, skip_done)
             state = "done"
          else
             local before = run.effects
-            local ok, v = call(step.apply, ctx)
+            local ok, v = M.call(step.apply, ctx)
             if not ok then
                err = v
             elseif planning then
@@ -214,7 +199,7 @@ local function execute(run, ctx, list, counts, skip_done)
             else
                local changed = run.effects > before
                if step.verify then
-                  local vok, good, why = call(step.verify, ctx)
+                  local vok, good, why = M.call(step.verify, ctx)
                   if not vok then
                      err = good
                   elseif not good then
@@ -231,7 +216,7 @@ local function execute(run, ctx, list, counts, skip_done)
                    seconds = seconds }
          return "interrupted"
       elseif err then
-         local msg = step_failure(run, step, err)
+         local msg = M.step_failure(run, step, err)
          run.emit{ event = "step", step = step.name, state = "failed", index = i, total = #list,
                    seconds = seconds, error = err.message, where = err.where }
          for name in pairs(run.reverted) do
@@ -252,8 +237,6 @@ local function execute(run, ctx, list, counts, skip_done)
    end
    return "ok"
 end
-
-local finish, close_conn
 
 local function select_steps(rb, opts)
    local list = rb.steps
@@ -285,15 +268,13 @@ function M.close_conn(run)
    end
 end
 
-finish, close_conn = M.finish, M.close_conn
-
 --- Plan: run every check, and show what apply would do for each step not done. Changes nothing.
 -- @param rb runbook
 -- @param opts `{ target, set, reporter, only, from, secrets, continues = summary of the journal a
 --   resumed run continues (its finished steps and records count) }`
 -- @return 0 (raises a failure when a step fails)
 function M.plan(rb, opts)
-   local run = new_run(rb, opts, "plan")
+   local run = M.new_run(rb, opts, "plan")
    local skip_done = opts.continues and M.resume_state(run, opts.continues)
    local ctx = ctx_mod.new(run)
    local list = select_steps(rb, opts)
@@ -302,8 +283,8 @@ function M.plan(rb, opts)
              server = server_label(run, ctx), report_only = true }
    local counts = {}
    local status, msg, bad = execute(run, ctx, list, counts, skip_done)
-   close_conn(run)
-   finish(run, status, msg, counts, t0)
+   M.close_conn(run)
+   M.finish(run, status, msg, counts, t0)
    if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
    return 0, counts
 end
@@ -317,41 +298,39 @@ end
 function M.context(opts)
    local rb = opts.runbook or runbook_mod.new{ name = "inspect", summary = "inspection",
                                                steps = { { name = "none", check = function() return true end } } }
-   local run = new_run(rb, { target = opts.target, set = opts.set, reporter = opts.reporter or report_mod.collect() },
-                       opts.mode or "plan")
-   return ctx_mod.new(run), function() close_conn(run) end, run
+   local reporter = opts.reporter or report_mod.collect()
+   local run = M.new_run(rb, { target = opts.target, set = opts.set, reporter = reporter }, opts.mode or "plan")
+   return ctx_mod.new(run), function() M.close_conn(run) end, run
 end
 
 local ENDED = { ok = true, ["rolled back"] = true }
 
--- The newest unfinished run of this runbook on this target that changed something, or nil: a
--- run that stopped before changing anything (a preflight refused) leaves nothing to continue.
-local function unfinished(dir, name)
+-- The newest journal of this runbook on this target and its summary, or nil when there is none.
+local function newest(dir, name)
    local path = journal_mod.list(dir, name)[1]
    if not path then return nil end
    local events, err = journal_mod.read(path)
    if not events then errors.fail("%s", err) end
-   local s = journal_mod.summary(events)
-   if ENDED[s.status] then return nil end
-   if not s.pending_restart and not require("myseal.engine.rollback").has_changes(s) then return nil end
-   return path, s
+   return path, journal_mod.summary(events)
 end
 
---- The command line that names this target again, for messages: "--site F", "--sandbox N".
-function M.target_args(run)
-   return run.target.args or ""
+-- The newest unfinished run of this runbook on this target that changed something, or nil: a
+-- run that stopped before changing anything (a preflight refused) leaves nothing to continue.
+local function unfinished(dir, name)
+   local path, s = newest(dir, name)
+   if not path or ENDED[s.status] then return nil end
+   if not s.pending_restart and not require("myseal.engine.rollback").has_changes(s) then return nil end
+   return path, s
 end
 
 -- A lock file per server, whatever profile names it: two profiles for one server never run at once.
 local function server_lock(run)
    local key = run.target:server_key(run.values)
    if not key then return nil end
-   local h = 2166136261
-   for i = 1, #key do h = ((h ~ key:byte(i)) * 16777619) & 0xffffffff end
    local dir, err = require("myseal.state").dir("servers")
    if not dir then errors.fail("%s", err) end
    local lock
-   lock, err = sys.lock(("%s/%08x.lock"):format(dir, h))
+   lock, err = sys.lock(("%s/%s.lock"):format(dir, target_mod.hash(key)))
    if not lock then errors.fail("the server %s is busy: another myseal run works on it (%s)", key, err) end
    return lock
 end
@@ -370,16 +349,11 @@ function M.lock_target(run)
    end })
 end
 
-local lock_target = M.lock_target
-
 --- After a kill: the journal of the newest run of `rb` says a restart was under way and the
 -- server does not answer: bring it up (engine/rollback.lua recover).
 function M.recover(run, dir, rb)
-   local path = journal_mod.list(dir, rb.name)[1]
-   if not path then return end
-   local events, err = journal_mod.read(path)
-   if not events then errors.fail("%s", err) end
-   require("myseal.engine.rollback").recover(run, journal_mod.summary(events))
+   local path, summary = newest(dir, rb.name)
+   if path then require("myseal.engine.rollback").recover(run, summary) end
 end
 
 -- Files a killed run may have left: atomic writes' temporary files beside the files it edited,
@@ -412,12 +386,11 @@ end
 
 --- What a resumed run takes from the journal it continues: its finished steps (returned) and
 -- its records and changes since the last restart (into `run`).
+local FINISHED = { done = true, changed = true, unchanged = true, ok = true, skipped = true }
 function M.resume_state(run, s)
    local done = {}
    for name, state in pairs(s.steps) do
-      if state == "done" or state == "changed" or state == "unchanged" or state == "ok" or state == "skipped" then
-         done[name] = true
-      end
+      if FINISHED[state] then done[name] = true end
    end
    for k, v in pairs(s.records or {}) do run.records[k] = v end
    for _, fx in ipairs(s.since_restart) do run.since_restart[#run.since_restart + 1] = fx end
@@ -459,9 +432,9 @@ function M.run(rb, opts)
    if opts.resume and (opts.only or opts.from) then
       errors.usage("--resume continues where the last run stopped: no --only or --from with it")
    end
-   local run = new_run(rb, opts, "run")
-   local again = ("%s %s"):format(rb.name, M.target_args(run))
-   local dir, lock <close> = lock_target(run)
+   local run = M.new_run(rb, opts, "run")
+   local again = ("%s %s"):format(rb.name, run.target.args)
+   local dir, lock <close> = M.lock_target(run)
    local last, summary = unfinished(dir, rb.name)
    if last and not opts.resume then
       errors.fail("the last run of %s on %s did not finish (%s%s; journal %s): continue it with "
@@ -511,9 +484,8 @@ function M.run(rb, opts)
       remove_leftovers(run, dir, summary)
       M.recover(run, dir, rb)
    else
-      local previous = journal_mod.list(dir, rb.name)[1]
-      local events = previous and journal_mod.read(previous)
-      remove_leftovers(run, dir, events and journal_mod.summary(events))
+      local _, previous = newest(dir, rb.name)
+      remove_leftovers(run, dir, previous)
       run.journal, err = journal_mod.create(dir, rb.name)
       if not run.journal then errors.fail("%s", err) end
       run.journal:write(run.secrets:redact_deep{ event = "run", runbook = rb.name, file = rb.file,
@@ -531,7 +503,7 @@ function M.run(rb, opts)
    local counts = {}
    local ok, status, msg, bad = pcall(execute, run, ctx, list, counts, skip_done)
    sys.trap_interrupt(false)
-   close_conn(run)
+   M.close_conn(run)
    if not ok then
       run.journal:write{ event = "end", status = "failed", error = run.secrets:redact(tostring(status)) }
       run.journal:close()
@@ -543,12 +515,9 @@ function M.run(rb, opts)
    end
    run.journal:write{ event = "end", status = status, error = msg and run.secrets:redact(msg) }
    if last and status == "ok" then counts.resumed = true end
-   finish(run, status, msg, counts, t0)
+   M.finish(run, status, msg, counts, t0)
    run.journal:close()
-   if status ~= "ok" then
-      if bad then errors.usage("%s", run.secrets:redact(msg)) end
-      errors.fail("%s", run.secrets:redact(msg))
-   end
+   if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
    return 0
 end
 

@@ -248,7 +248,7 @@ local function depends_on_me(engine, run, dir, rb)
             if need == rb.name then
                local path = last_changes(dir, other)
                if path then
-                  local again = ("%s %s"):format(other.name, engine.target_args(run))
+                  local again = ("%s %s"):format(other.name, run.target.args)
                   errors.fail("cannot roll back %s yet: %s depends on it and has changes here (journal %s); roll "
                      .. "back in this order: 'myseal rollback %s', then this", rb.name, other.name, path, again)
                end
