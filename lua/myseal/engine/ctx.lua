@@ -67,19 +67,23 @@ function M.extend(list)
    end
 end
 
+-- A message of ctx:fail, ctx:reject, ctx:log and ctx:warn (string.format style), secrets masked.
+local function message(self, fmt, ...)
+   local msg = select("#", ...) > 0 and fmt:format(...) or tostring(fmt)
+   return self._run.secrets:redact(msg)
+end
+
 --- Fail the step with a message (string.format style): exit status 1.
 -- @param fmt format
 function methods:fail(fmt, ...)
-   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
-   error(setmetatable({ message = self._run.secrets:redact(msg) }, M.Failure), 0)
+   error(setmetatable({ message = message(self, fmt, ...) }, M.Failure), 0)
 end
 
 --- Fail the step because of bad input (a file that cannot be read as what it should be: an
 -- option file, a PEM file, a keystore), naming the file and line: exit status 2.
 -- @param fmt format
 function methods:reject(fmt, ...)
-   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
-   error(setmetatable({ message = self._run.secrets:redact(msg), bad_input = true }, M.Failure), 0)
+   error(setmetatable({ message = message(self, fmt, ...), bad_input = true }, M.Failure), 0)
 end
 
 --- A parameter by its full name ("section.key"); raises for an undeclared name.
@@ -239,11 +243,6 @@ end
 -- @return path | nil
 function methods:default_dir(what)
    return self._run.target:default_dir(what, self._run.values)
-end
-
-local function message(self, fmt, ...)
-   local msg = select("#", ...) > 0 and fmt:format(...) or tostring(fmt)
-   return self._run.secrets:redact(msg)
 end
 
 --- A note in the output and the journal (string.format style).

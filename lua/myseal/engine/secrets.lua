@@ -36,20 +36,6 @@ function Secrets:add(value)
    end
 end
 
-local function replace_plain(s, what, with)
-   local out, i = {}, 1
-   while true do
-      local a, b = s:find(what, i, true)
-      if not a then break end
-      out[#out + 1] = s:sub(i, a - 1)
-      out[#out + 1] = with
-      i = b + 1
-   end
-   if i == 1 then return s end
-   out[#out + 1] = s:sub(i)
-   return table.concat(out)
-end
-
 --- The text with every known secret masked.
 -- @param s string (other values are returned as they are)
 -- @return string
@@ -59,8 +45,9 @@ function Secrets:redact(s)
       self.sorted = {}
       for f in pairs(self.forms) do self.sorted[#self.sorted + 1] = f end
       table.sort(self.sorted, function(a, b) return #a > #b end)   -- longest first
+      for i, f in ipairs(self.sorted) do self.sorted[i] = f:gsub("%p", "%%%0") end   -- as plain text
    end
-   for _, f in ipairs(self.sorted) do s = replace_plain(s, f, M.MASK) end
+   for _, f in ipairs(self.sorted) do s = s:gsub(f, M.MASK) end
    return s
 end
 
@@ -101,12 +88,6 @@ function M.hide_sources(decls, values)
    end
 end
 
-local function from_file(name, path)
-   local data, err = sys.read_file(path)
-   if not data then return nil, ("secret %s: %s"):format(name, err) end
-   return (data:gsub("\r?\n$", ""))
-end
-
 --- Fetch a secret from its source (cached for the run) and remember it for masking.
 -- @param name parameter name "section.key"
 -- @param source nil, "env:NAME", "file:PATH" or "prompt"
@@ -138,8 +119,9 @@ function Secrets:get(name, source)
             return nil, ("secret %s: environment variable %s is not set"):format(name, arg)
          end
       elseif kind == "file" then
-         value, err = from_file(name, arg)
-         if not value then return nil, err end
+         value, err = sys.read_file(arg)
+         if not value then return nil, ("secret %s: %s"):format(name, err) end
+         value = value:gsub("\r?\n$", "")
       else
          return nil, ("secret %s: unknown source '%s'"):format(name, source)
       end
