@@ -119,6 +119,9 @@ function M.list(target_dir, runbook)
    return out
 end
 
+--- The kinds of effect that change a file (rollback puts them back from their backups).
+M.FILE_KINDS = { file = true, remove = true, mkdir = true }
+
 --- What a journal says about its run.
 -- @param events list of events (M.read)
 -- @return `{ status = "ok"|"failed"|"interrupted"|"rolled back", steps = { name -> state },
@@ -129,7 +132,6 @@ end
 function M.summary(events)
    local s = { status = "interrupted", steps = {}, order = {}, effects = {}, since_restart = {} }
    local phase = "run"
-   local current
    for _, ev in ipairs(events) do
       local e = ev.event
       if e == "run" or e == "resume" then
@@ -145,19 +147,13 @@ function M.summary(events)
       elseif e == "step" and phase == "run" then
          if not s.steps[ev.step] then s.order[#s.order + 1] = ev.step end
          s.steps[ev.step] = ev.state
-         current = ev.step
-         if ev.state ~= "start" then current = nil else s.stopped_at = ev.step end
-      elseif e == "effect" and ev.kind == "restart" and phase == "rollback" then
-         s.pending_restart = true
-      elseif e == "effect" and phase == "run" then
+         if ev.state == "start" then s.stopped_at = ev.step end
+      elseif e == "effect" then
          if ev.kind == "restart" then s.pending_restart = true end
-         if ev.kind == "file" or ev.kind == "remove" or ev.kind == "mkdir" or ev.kind == "restart" then
+         if phase == "run" and ev.kind then
             s.effects[ev.step] = s.effects[ev.step] or {}
             table.insert(s.effects[ev.step], ev)
-            if ev.kind ~= "restart" then table.insert(s.since_restart, ev) end
-         elseif ev.kind then
-            s.effects[ev.step] = s.effects[ev.step] or {}
-            table.insert(s.effects[ev.step], ev)
+            if M.FILE_KINDS[ev.kind] then table.insert(s.since_restart, ev) end
          end
       elseif e == "restarted" then
          s.since_restart = {}
@@ -185,7 +181,6 @@ function M.summary(events)
          s.records[ev.key] = ev.value
       end
    end
-   s.running_step = current
    return s
 end
 

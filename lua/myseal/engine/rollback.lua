@@ -78,15 +78,16 @@ function M.restore_file(run, fx, how)
    return "restored " .. fx.path
 end
 
--- Put back the effects of `list` (newest first) that `pick(fx)` chooses; returns notes, problems.
-local function put_back(run, list, pick, how)
-   local notes, problems = {}, {}
+-- Put back the effects of `list` (newest first); what it did, then what it could not do, go
+-- into `lines`.
+local function put_back(run, list, lines)
+   local problems = {}
    for i = #list, 1, -1 do
       local fx = list[i]
-      if not fx.restored and pick(fx) then
-         local note, err = M.restore_file(run, fx, how)
+      if not fx.restored then
+         local note, err = M.restore_file(run, fx, "revert")
          if note then
-            notes[#notes + 1] = note
+            lines[#lines + 1] = note
             if not fx.key_material then fx.restored = true end
          else
             problems[#problems + 1] = err
@@ -94,7 +95,7 @@ local function put_back(run, list, pick, how)
          if fx.step then run.reverted[fx.step] = true end
       end
    end
-   return notes, problems
+   table.move(problems, 1, #problems, #lines + 1, lines)
 end
 
 local function is_up(run)
@@ -104,12 +105,12 @@ local function is_up(run)
 end
 
 -- The content each kept change (`keep`) left its file with: the backup of the next change to
--- the same file, or the file as it was before the revert began (`now`). path -> content.
-local function kept_contents(list, now)
+-- the same file, or the file as it was before the revert began. path -> content.
+local function kept_contents(list)
    local out = {}
    for i, fx in ipairs(list) do
       if fx.keep and fx.kind == "file" and not fx.restored then
-         local content = now[fx.path]
+         local content = sys.read_file(fx.path)
          for j = i + 1, #list do
             local later = list[j]
             if later.path == fx.path and not later.keep and later.backup then
@@ -140,22 +141,12 @@ end
 function M.revert_restart(run, why, log_hint, list)
    list = list or run.since_restart
    local lines = { ("the server did not restart: %s"):format(why) }
-   local function add(notes, problems)
-      for _, n in ipairs(notes) do lines[#lines + 1] = n end
-      for _, p in ipairs(problems) do lines[#lines + 1] = p end
-   end
-   local now = {}
-   for _, fx in ipairs(list) do
-      if fx.kind == "file" and fx.keep and now[fx.path] == nil then now[fx.path] = sys.read_file(fx.path) or false end
-   end
-   local kept = kept_contents(list, now)
-   local up = false
-   if is_up(run) then
-      add(put_back(run, list, function() return true end, "revert"))
+   local kept = kept_contents(list)
+   local up = is_up(run)
+   put_back(run, list, lines)
+   if up then
       lines[#lines + 1] = "the server was not stopped and runs as before; its files are back as they were"
-      up = true
    else
-      add(put_back(run, list, function() return true end, "revert"))
       local ok, err = run.target:restart(run.values, run.secrets, log_hint)
       if ok then
          lines[#lines + 1] = "the server is running again with its previous configuration"
@@ -212,14 +203,19 @@ function M.recover(run, summary)
    if not up then errors.fail("%s", run.secrets:redact(msg)) end
 end
 
---- Did the run leave a change in place: an effect not put back already (a restart or a wait
--- alone changes nothing)?
+-- Is this effect's change still in place: not put back already (a restart or a wait alone
+-- changes nothing)?
+local function in_place(fx)
+   return not fx.restored and not fx.transient and fx.kind ~= "restart" and fx.kind ~= "wait"
+end
+
+--- Did the run leave a change in place?
 -- @param sum a journal's summary
 -- @return boolean
 function M.has_changes(sum)
    for _, list in pairs(sum.effects) do
       for _, fx in ipairs(list) do
-         if not fx.restored and not fx.transient and fx.kind ~= "restart" and fx.kind ~= "wait" then return true end
+         if in_place(fx) then return true end
       end
    end
    return false
@@ -287,7 +283,7 @@ function M.rollback(engine, rb, opts)
       local left, restarts = 0, 0
       for _, e in ipairs(fx or {}) do
          if e.kind == "restart" then restarts = restarts + 1
-         elseif not e.restored and not e.transient and e.kind ~= "wait" then left = left + 1 end
+         elseif in_place(e) then left = left + 1 end
       end
       if left + restarts > 0 then
          local step = rb:step(name)
@@ -349,7 +345,7 @@ function M.rollback(engine, rb, opts)
          local fx = t.effects[j]
          if fx.kind == "restart" then
             restart = true
-         elseif (fx.kind == "file" or fx.kind == "remove" or fx.kind == "mkdir") and not fx.restored then
+         elseif journal_mod.FILE_KINDS[fx.kind] and not fx.restored then
             local note, rerr = M.restore_file(run, fx, how)
             if not note then failure = ("runbook %s, step %s: %s"):format(rb.name, t.name, rerr) break end
             run.emit{ event = "effect", kind = "restore", path = fx.path, summary = note }
