@@ -148,68 +148,55 @@ local function server_label(run, ctx)
    return nil
 end
 
+-- One step's when, check, apply and verify: its state and reason, or nil, nil, the error.
+local function run_step(run, ctx, step, skip_done)
+   local planning = run.mode == "plan"
+   if skip_done and skip_done[step.name] then return "done", "done in the run this one continues" end
+   if step.when then
+      local ok, v, why = M.call(step.when, ctx)
+      if not ok then return nil, nil, v end
+      if not v then
+         -- a verification a plan cannot do: the run does it after the changes
+         if planning and why then return "later", why end
+         return "skipped"
+      end
+   end
+   local done, reason = false, nil
+   if step.check then
+      local ok, v, why = M.call(step.check, ctx)
+      if not ok then return nil, nil, v end
+      done, reason = v, why
+   end
+   if not step.apply then
+      if done then return "ok", reason end
+      reason = reason or "the check did not pass"
+      if not planning then return nil, nil, { message = reason } end
+      -- a plan goes on past a gate that would refuse, and says so at the end
+      run.refused = run.refused or {}
+      table.insert(run.refused, ("%s: %s"):format(step.name, reason))
+      return "refused", reason
+   end
+   if done then return "done", reason end
+   local before = run.effects
+   local ok, v = M.call(step.apply, ctx)
+   if not ok then return nil, nil, v end
+   if planning then return "todo", reason end
+   local changed = run.effects > before
+   if step.verify then
+      local vok, good, why = M.call(step.verify, ctx)
+      if not vok then return nil, nil, good end
+      if not good then return nil, nil, { message = "verify failed" .. (why and (": " .. why) or "") } end
+   end
+   return changed and "changed" or "unchanged", reason
+end
+
 -- Run the selected steps. Returns "ok" | "failed", message | "interrupted".
 local function execute(run, ctx, list, counts, skip_done)
-   local planning = run.mode == "plan"
    for i, step in ipairs(list) do
       run.step = step.name
       run.emit{ event = "step", step = step.name, state = "start", index = i, total = #list }
       local t0 = sys.clock()
-      local state, reason, err
-      if skip_done and skip_done[step.name] then
-         state, reason = "done", "done in the run this one continues"
-      end
-      if not state and step.when then
-         local ok, v, why = M.call(step.when, ctx)
-         if not ok then
-            err = v
-         elseif not v then
-            -- a verification a plan cannot do: the run does it after the changes
-            if planning and why then state, reason = "later", why else state = "skipped" end
-         end
-      end
-      if not state and not err then
-         local done = false
-         if step.check then
-            local ok, v, why = M.call(step.check, ctx)
-            if not ok then err = v else done, reason = v, why end
-         end
-         if err then
-            -- reported below
-         elseif not step.apply then
-            if done then
-               state = "ok"
-            elseif planning then
-               -- a plan goes on past a gate that would refuse, and says so at the end
-               state, reason = "refused", reason or "the check did not pass"
-               run.refused = run.refused or {}
-               table.insert(run.refused, ("%s: %s"):format(step.name, reason))
-            else
-               err = { message = reason or "the check did not pass" }
-            end
-         elseif done then
-            state = "done"
-         else
-            local before = run.effects
-            local ok, v = M.call(step.apply, ctx)
-            if not ok then
-               err = v
-            elseif planning then
-               state = "todo"
-            else
-               local changed = run.effects > before
-               if step.verify then
-                  local vok, good, why = M.call(step.verify, ctx)
-                  if not vok then
-                     err = good
-                  elseif not good then
-                     err = { message = "verify failed" .. (why and (": " .. why) or "") }
-                  end
-               end
-               state = changed and "changed" or "unchanged"
-            end
-         end
-      end
+      local state, reason, err = run_step(run, ctx, step, skip_done)
       local seconds = M.seconds(t0)
       if err == ctx_mod.Interrupted then
          run.emit{ event = "step", step = step.name, state = "interrupted", index = i, total = #list,
