@@ -254,6 +254,30 @@ local function depends_on_me(engine, run, dir, rb)
    end
 end
 
+-- Put one step's files back (newest first) and call its undo: nil, or the failure.
+local function undo_step(engine, run, ctx, t, how)
+   for j = #t.effects, 1, -1 do
+      local fx = t.effects[j]
+      if journal_mod.FILE_KINDS[fx.kind] and not fx.restored then
+         local note, err = M.restore_file(run, fx, how)
+         if not note then return ("runbook %s, step %s: %s"):format(run.runbook.name, t.name, err) end
+         run.emit{ event = "effect", kind = "restore", path = fx.path, summary = note }
+      end
+   end
+   if t.step and type(t.step.undo) == "function" then
+      local ok, e = engine.call(t.step.undo, ctx)
+      return not ok and engine.step_failure(run, t.step, e) or nil
+   end
+   local others = 0
+   for _, fx in ipairs(t.effects) do
+      if (fx.kind == "sql" or fx.kind == "run") and not fx.transient then others = others + 1 end
+   end
+   if others > 0 then
+      run.emit{ event = "log", level = "warn", message = ("%s of step %s stay as they are: the step "
+         .. "has no undo"):format(count(others, "statement or command", "statements or commands"), t.name) }
+   end
+end
+
 --- Roll back the last run of a runbook on the target: for each step that changed something,
 -- newest first, put its files back from their backups and call its undo; restart the server
 -- when the run had restarted it. Refuses when a step says it cannot be undone.
@@ -276,7 +300,7 @@ function M.rollback(engine, rb, opts)
    depends_on_me(engine, run, dir, rb)
    -- steps that changed something, newest first; a step whose undo is a string keeps its changes
    -- (the keyring the data is encrypted with), and nothing older may be put back over them
-   local todo, stays, kept_paths = {}, {}, {}
+   local todo, stays, kept_paths, restart = {}, {}, {}, false
    for i = #s.order, 1, -1 do
       local name = s.order[i]
       local fx = s.effects[name]
@@ -286,13 +310,14 @@ function M.rollback(engine, rb, opts)
          elseif in_place(e) then left = left + 1 end
       end
       if left + restarts > 0 then
+         if restarts > 0 then restart = true end
          local step = rb:step(name)
          if left > 0 and step and type(step.undo) == "string" then
             stays[#stays + 1] = ("%s stays: %s"):format(name, step.undo)
             for _, e in ipairs(fx) do
                if e.path and not e.restored then kept_paths[e.path] = name end
             end
-            if restarts > 0 then todo[#todo + 1] = { name = name, step = step, effects = {}, restart = true } end
+            if restarts > 0 then todo[#todo + 1] = { name = name, step = step, effects = {} } end
          else
             for _, e in ipairs(fx or {}) do
                if e.path and not e.restored and not e.key_material and kept_paths[e.path] then
@@ -333,46 +358,17 @@ function M.rollback(engine, rb, opts)
    local ctx = require("myseal.engine.ctx").new(run)
    local t0 = sys.clock()
    run.emit{ event = "run", mode = "rollback", runbook = rb.name, target = run.target.label, report_only = true }
-   local restart = false
    local counts = {}
    local failure
    for i, t in ipairs(todo) do
       run.step = t.name
       run.emit{ event = "step", step = t.name, state = "start", index = i, total = #todo }
       local t1 = sys.clock()
-      if t.restart then restart = true end
-      for j = #t.effects, 1, -1 do
-         local fx = t.effects[j]
-         if fx.kind == "restart" then
-            restart = true
-         elseif journal_mod.FILE_KINDS[fx.kind] and not fx.restored then
-            local note, rerr = M.restore_file(run, fx, how)
-            if not note then failure = ("runbook %s, step %s: %s"):format(rb.name, t.name, rerr) break end
-            run.emit{ event = "effect", kind = "restore", path = fx.path, summary = note }
-         end
-      end
-      if not failure and t.step and type(t.step.undo) == "function" then
-         local ok, e = engine.call(t.step.undo, ctx)
-         if not ok then failure = engine.step_failure(run, t.step, e) end
-      elseif not failure then
-         local others = 0
-         for _, fx in ipairs(t.effects) do
-            if (fx.kind == "sql" or fx.kind == "run") and not fx.transient then others = others + 1 end
-         end
-         if others > 0 then
-            run.emit{ event = "log", level = "warn", message = ("%s of step %s stay as they are: the step "
-               .. "has no undo"):format(count(others, "statement or command",
-               "statements or commands"), t.name) }
-         end
-      end
-      if failure then
-         run.emit{ event = "step", step = t.name, state = "failed", index = i, total = #todo,
-                   seconds = engine.seconds(t1) }
-         break
-      end
+      failure = undo_step(engine, run, ctx, t, how)
+      run.emit{ event = "step", step = t.name, state = failure and "failed" or "rolled back", index = i,
+                total = #todo, seconds = engine.seconds(t1) }
+      if failure then break end
       counts.changed = (counts.changed or 0) + 1
-      run.emit{ event = "step", step = t.name, state = "rolled back", index = i, total = #todo,
-                seconds = engine.seconds(t1) }
    end
    if not failure and restart then
       run.step = nil
