@@ -11,7 +11,6 @@ local M = {}
 
 local source_name = require("myseal.errors").source_name
 
-
 --- Directories searched by `load` and `list`, first match wins. The command line puts
 -- `--runbooks DIR` and the profile's `[site] runbooks` in front of the stock directory.
 M.path = { require("myseal.host").runbooks_dir }
@@ -58,6 +57,15 @@ local function where(fn)
    return source_name(info) .. ":" .. info.linedefined
 end
 
+-- A step's fields without `source` (where it was defined: check_step sets it for each copy).
+local function copy_step(s)
+   local copy = {}
+   for k, v in pairs(s) do
+      if k ~= "source" then copy[k] = v end
+   end
+   return copy
+end
+
 local function check_step(rbname, s, i)
    if type(s) ~= "table" then
       author_error("runbook %s: step %d is a %s, not a table", rbname, i, type(s))
@@ -82,8 +90,7 @@ local function check_step(rbname, s, i)
    if s.severity ~= nil and s.severity ~= "warn" and s.severity ~= "fail" then
       author_error("runbook %s: step %s: severity must be warn or fail, not %s", rbname, label, s.severity)
    end
-   local copy = {}
-   for k, v in pairs(s) do copy[k] = v end
+   local copy = copy_step(s)
    copy.source = where(s.apply) or where(s.check)
    return copy
 end
@@ -150,7 +157,7 @@ function M.new(def)
       end
       if not ok then author_error("runbook %s: needs must be a list of runbook names", name) end
    end
-   local rb = setmetatable({
+   return setmetatable({
       name = name,
       summary = def.summary,
       params = params.declare(name, def.params or {}),
@@ -160,7 +167,6 @@ function M.new(def)
       file = nil,   -- set by load
       base = nil,   -- the runbook this one extends
    }, Runbook)
-   return rb
 end
 
 --- Split a command line from a profile (a restart command) into an argument vector, the way a
@@ -181,21 +187,25 @@ end
 --   params = { more }, optional = { part = function(ctx) -> boolean } }`
 -- @return the runbook
 function M.compose(def)
-   local parts, decls = {}, {}
+   -- a declaration as runbook.new takes it (required: as the part has it, or as given)
+   local function declaration(d, required)
+      return { type = d.type, default = d.default, doc = d.doc, values = d.values, required = required }
+   end
+   local parts, decls, owner = {}, {}, {}
    for _, name in ipairs(def.parts or {}) do
       local rb = M.load(name)
       parts[name] = rb
       for k, d in pairs(rb.params) do
          local mine = decls[k]
          if mine and (mine.type ~= d.type or mine.default ~= d.default) and type(d.default) ~= "table" then
-            author_error("runbook %s: parts %s and %s declare %s differently", def.name, mine.owner, name, k)
+            author_error("runbook %s: parts %s and %s declare %s differently", def.name, owner[k], name, k)
          end
-         local copy = { type = d.type, default = d.default, doc = d.doc, values = d.values,
-                        required = d.required and not (def.optional or {})[name] or nil, owner = name }
-         decls[k] = decls[k] or copy
+         if not mine then
+            decls[k], owner[k] = declaration(d, d.required and not (def.optional or {})[name] or nil), name
+         end
       end
    end
-   for k, d in pairs(def.params or {}) do decls[k] = d end
+   for k, d in pairs(def.params or {}) do decls[k] = declaration(d, d.required) end
    local steps = {}
    for i, entry in ipairs(def.steps) do
       if type(entry) == "string" then
@@ -207,10 +217,7 @@ function M.compose(def)
             author_error("runbook %s: step %d: %s has no step '%s' (steps: %s)", def.name, i, part, sname,
                table.concat(rb:step_names(), ", "))
          end
-         local copy = {}
-         for k, v in pairs(step) do
-            if k ~= "source" then copy[k] = v end
-         end
+         local copy = copy_step(step)
          copy.name, copy.part = entry, part
          local applies = (def.optional or {})[part]
          if applies then
@@ -236,11 +243,7 @@ function M.compose(def)
          end
       end
    end
-   local clean = {}
-   for k, d in pairs(decls) do
-      clean[k] = { type = d.type, default = d.default, doc = d.doc, values = d.values, required = d.required }
-   end
-   local rb = M.new{ name = def.name, summary = def.summary, params = clean, steps = steps }
+   local rb = M.new{ name = def.name, summary = def.summary, params = decls, steps = steps }
    rb.parts = def.parts
    return rb
 end
@@ -318,13 +321,7 @@ function Runbook:extend(ext)
    end
    local name = ext.name or self.name
    local steps = {}
-   for i, s in ipairs(self.steps) do
-      local copy = {}
-      for k, v in pairs(s) do
-         if k ~= "source" then copy[k] = v end
-      end
-      steps[i] = copy
-   end
+   for i, s in ipairs(self.steps) do steps[i] = copy_step(s) end
    local work = setmetatable({ name = self.name, steps = steps }, Runbook)
    for _, rname in ipairs(ext.remove or {}) do
       local _, i = need_step(work, rname, "remove")
@@ -366,7 +363,7 @@ function Runbook:extend(ext)
       decls[k] = d
    end
    if ext.defaults then decls = params.with_defaults(name, decls, ext.defaults) end
-   local rb = setmetatable({
+   return setmetatable({
       name = name,
       summary = ext.summary or self.summary,
       params = decls,
@@ -375,7 +372,6 @@ function Runbook:extend(ext)
       needs = self.needs, parts = self.parts,
       base = self,
    }, Runbook)
-   return rb
 end
 
 -- Modules a runbook may require: the library written for runbooks and the C modules, not the
