@@ -71,8 +71,11 @@ local function check_step(rbname, s, i)
       author_error("runbook %s: step %d is a %s, not a table", rbname, i, type(s))
    end
    local label = type(s.name) == "string" and ("'" .. s.name .. "'") or tostring(i)
-   if type(s.name) ~= "string" or not s.name:match("^[%w][%w%-_]*$") and not s.name:match("^[%w][%w%-_]*/[%w][%w%-_]*$") then
-      author_error("runbook %s: step %s needs a name of letters, digits, '-' and '_' (a story's: part/step)", rbname, label)
+   local named = type(s.name) == "string"
+      and (s.name:match("^[%w][%w%-_]*$") or s.name:match("^[%w][%w%-_]*/[%w][%w%-_]*$"))
+   if not named then
+      author_error("runbook %s: step %s needs a name of letters, digits, '-' and '_' (a story's: part/step)",
+         rbname, label)
    end
    for k, v in pairs(s) do
       local want = STEP_FIELDS[k]

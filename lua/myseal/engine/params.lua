@@ -15,6 +15,12 @@ local BOOL = {
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
+local function copy(t)
+   local out = {}
+   for k, v in pairs(t) do out[k] = v end
+   return out
+end
+
 -- Each converter takes (decl, value, base_dir) with value a string (profile, --set) or a Lua value
 -- (a declared default) and returns the typed value or nil, reason.
 local convert = {}
@@ -171,17 +177,14 @@ end
 -- @param defaults map name -> new default
 -- @return new declarations
 function M.with_defaults(owner, decls, defaults)
-   local out = {}
-   for k, d in pairs(decls) do out[k] = d end
+   local out = copy(decls)
    for name, v in pairs(defaults) do
       local d = out[name]
       if not d then fail_at("runbook %s: defaults: no parameter %s", owner, tostring(name)) end
-      local copy = {}
-      for k, x in pairs(d) do copy[k] = x end
       local value, err = M.convert(d, v)
       if value == nil then fail_at("runbook %s: defaults: %s", owner, err) end
-      copy.default = value
-      out[name] = copy
+      out[name] = copy(d)
+      out[name].default = value
    end
    return out
 end
@@ -215,15 +218,15 @@ function M.resolve(decls, layers, partial)
          -- a parameter's key may be written with '-' for '_' (as in option files); map keys
          -- (account names, paths) are taken as written
          local name = written
-         if not decls[name] then name = name:gsub("^([^.]+%.)(.*)$", function(s, k) return s .. k:gsub("%-", "_") end) end
+         if not decls[name] then
+            name = name:gsub("^([^.]+%.)(.*)$", function(s, k) return s .. k:gsub("%-", "_") end)
+         end
          local d = decls[name]
          local msection, mkey = written:match("^([^.]+)%.(.+)$")
          local map = msection and decls[msection]
          if map and map.type == "map" then
-            local m = {}
-            for k, x in pairs(values[msection]) do m[k] = x end
-            m[mkey] = tostring(raw.value)
-            values[msection] = m
+            values[msection] = copy(values[msection])
+            values[msection][mkey] = tostring(raw.value)
             origins[msection] = raw.where or layer.label
          elseif d and d.type ~= "map" then
             local v, err = M.convert(d, raw.value, layer.base)
@@ -237,10 +240,8 @@ function M.resolve(decls, layers, partial)
       for section, entries in pairs(layer.sections or {}) do
          local d = decls[section]
          if d and d.type == "map" then
-            local m = {}
-            for k, x in pairs(values[section]) do m[k] = x end
-            for k, e in pairs(entries) do m[k] = e.value end
-            values[section] = m
+            values[section] = copy(values[section])
+            for k, e in pairs(entries) do values[section][k] = e.value end
             origins[section] = layer.label
          end
       end
@@ -270,6 +271,7 @@ function M.view(decls, values)
       table.sort(keys)
       return table.concat(keys, ", ")
    end
+   local function read_only() error("parameters are read-only", 2) end
    local cache = {}
    return setmetatable({}, {
       __index = function(_, section)
@@ -287,12 +289,12 @@ function M.view(decls, values)
                   end
                   return values[name]
                end,
-               __newindex = function() error("parameters are read-only", 2) end,
+               __newindex = read_only,
             })
          end
          return cache[section]
       end,
-      __newindex = function() error("parameters are read-only", 2) end,
+      __newindex = read_only,
    })
 end
 
