@@ -8,6 +8,7 @@
 -- @module myseal.engine.report
 local json = require "myseal.json"
 local count = require("myseal.text").count
+local bytes = require("myseal.text").bytes
 local sys = require "sys"
 
 local M = {}
@@ -23,8 +24,6 @@ local function clock(s)
    if s >= 3600 then return ("%d:%02d:%02d"):format(s // 3600, s % 3600 // 60, s % 60) end
    return ("%d:%02d"):format(s // 60, s % 60)
 end
-
-local bytes = require("myseal.text").bytes
 
 --- Seconds left at the current rate, or nil when it cannot be told yet.
 -- @param done units done
@@ -53,8 +52,8 @@ function M.text(opts)
    local out = opts.out or io.stdout
    local tty = opts.tty
    if tty == nil then tty = out == io.stdout and sys.isatty("stdout") end
-   return setmetatable({ out = out, tty = tty, verbose = opts.verbose, transient = nil, last_draw = 0 },
-      Text)
+   return setmetatable({ out = out, tty = tty, verbose = opts.verbose, transient = nil, last_draw = 0,
+                         pending = {} }, Text)
 end
 
 function Text:clear()
@@ -107,24 +106,18 @@ function Text:event(ev)
       if ev.seconds and self.mode ~= "plan" then line = line .. "  (" .. duration(ev.seconds) .. ")" end
       self:line(line)
       -- plan: the step's effects go under its line
-      for _, l in ipairs(self.pending or {}) do self:line(l) end
-      self.pending = nil
+      for _, l in ipairs(self.pending) do self:line(l) end
+      self.pending = {}
    elseif e == "effect" then
       if self.mode == "plan" then
-         self.pending = self.pending or {}
          table.insert(self.pending, "      " .. ev.summary)
          if ev.detail and ev.detail ~= "" then table.insert(self.pending, indent(ev.detail, "        ")) end
       elseif self.verbose then
          self:line("      " .. ev.summary)
       end
    elseif e == "log" then
-      local text = "      " .. (ev.level == "warn" and "warning: " or "") .. ev.message
-      if self.mode == "plan" then
-         self.pending = self.pending or {}
-         table.insert(self.pending, text)
-      else
-         self:line(text)
-      end
+      local line = "      " .. (ev.level == "warn" and "warning: " or "") .. ev.message
+      if self.mode == "plan" then table.insert(self.pending, line) else self:line(line) end
    elseif e == "progress" then
       if not self.tty then return end
       local now = sys.clock()
