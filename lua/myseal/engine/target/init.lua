@@ -214,20 +214,15 @@ end
 function Target:connect(values, secrets, opts)
    local spec, password = self:connect_spec(values, secrets)
    if not spec then return nil, password end
-   if opts and opts.alone then   -- another account at its own address: nothing of the target's
-      local own = {}
-      for k, v in pairs(opts) do
-         if k ~= "alone" and k ~= "password" then own[k] = v end
-      end
-      return M.connect_spec({ connect = own }, opts.password)
-   end
    if opts then
+      local alone = opts.alone   -- another account at its own address: nothing of the target's
       local merged = {}
-      for k, v in pairs(spec.connect or {}) do merged[k] = v end
+      for k, v in pairs(not alone and spec.connect or {}) do merged[k] = v end
       for k, v in pairs(opts) do
-         if k == "password" then password = v else merged[k] = v end
+         if k == "password" then password = v elseif k ~= "alone" then merged[k] = v end
       end
-      spec = { connect = merged, sandbox = spec.sandbox, merge = true }
+      if alone then password = opts.password end
+      spec = { connect = merged, sandbox = not alone and spec.sandbox or nil }
    end
    return M.connect_spec(spec, password)
 end
