@@ -239,12 +239,18 @@ local function select_steps(rb, opts)
    return list
 end
 
---- The result event of a plan, run or rollback.
-function M.finish(run, status, msg, counts, t0)
+--- The end of a plan, run or rollback: the journal's last line (its status `ended`, default
+-- `status`), the result event, and the failure raised (a usage error when `bad`) unless "ok".
+function M.finish(run, status, msg, counts, t0, bad, ended)
+   if run.journal then
+      run.journal:write{ event = "end", status = ended or status, error = msg and run.secrets:redact(msg) }
+   end
    run.emit{ event = "result", status = status, error = msg, changed = counts.changed or 0, resumed = counts.resumed,
              todo = counts.todo or 0, done = (counts.done or 0) + (counts.ok or 0) + (counts.unchanged or 0),
              skipped = counts.skipped or 0, seconds = M.seconds(t0),
              journal = run.journal and run.journal.path, report_only = true }
+   if run.journal then run.journal:close() end
+   if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
 end
 
 --- Close the run's connection.
@@ -271,8 +277,7 @@ function M.plan(rb, opts)
    local counts = {}
    local status, msg, bad = execute(run, ctx, list, counts, skip_done)
    M.close_conn(run)
-   M.finish(run, status, msg, counts, t0)
-   if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
+   M.finish(run, status, msg, counts, t0, bad)
    return 0, counts
 end
 
@@ -500,11 +505,8 @@ function M.run(rb, opts)
       msg = ("interrupted in step %s, between two changes; continue with 'myseal run %s --resume'")
          :format(run.step, again)
    end
-   run.journal:write{ event = "end", status = status, error = msg and run.secrets:redact(msg) }
    if last and status == "ok" then counts.resumed = true end
-   M.finish(run, status, msg, counts, t0)
-   run.journal:close()
-   if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
+   M.finish(run, status, msg, counts, t0, bad)
    return 0
 end
 

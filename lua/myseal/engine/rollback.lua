@@ -383,11 +383,7 @@ function M.rollback(engine, rb, opts)
       end
    end
    engine.close_conn(run)
-   local status = failure and "failed" or "rolled back"
-   run.journal:write{ event = "end", status = status, error = failure and run.secrets:redact(failure) }
-   engine.finish(run, failure and "failed" or "ok", failure, counts, t0)
-   run.journal:close()
-   if failure then errors.fail("%s", run.secrets:redact(failure)) end
+   engine.finish(run, failure and "failed" or "ok", failure, counts, t0, false, failure and "failed" or "rolled back")
    return 0
 end
 
