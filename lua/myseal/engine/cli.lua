@@ -68,16 +68,14 @@ end
 -- @return runbook
 function M.load(command, name)
    if not name then errors.usage("%s: which runbook? (myseal list shows them)", command) end
-   local rb, err
-   if name:find("/", 1, true) or name:match("%.lua$") then
-      rb, err = runbook.loadfile(name)
-   else
-      local file = runbook.find(name)
+   local file = name
+   if not (name:find("/", 1, true) or name:match("%.lua$")) then
+      file = runbook.find(name)
       if not file then
          errors.usage("%s: no runbook '%s' (searched %s)", command, name, table.concat(runbook.path, ", "))
       end
-      rb, err = runbook.loadfile(file)
    end
+   local rb, err = runbook.loadfile(file)
    if not rb then errors.usage("%s: %s", command, err) end
    return rb
 end

@@ -16,6 +16,19 @@ local function runs_dir(target_dir, runbook)
    return target_dir .. "/runs/" .. runbook
 end
 
+--- The first of `base .. ext`, `base-2 .. ext`, `base-3 .. ext`, ... that does not exist.
+-- @param base path without its extension
+-- @param ext extension ("" for none)
+-- @return path
+function M.unused_name(base, ext)
+   local path, n = base .. ext, 1
+   while sys.stat(path) do
+      n = n + 1
+      path = ("%s-%d%s"):format(base, n, ext)
+   end
+   return path
+end
+
 --- Start a new journal.
 -- @param target_dir the target's state directory
 -- @param runbook runbook name
@@ -27,12 +40,7 @@ function M.create(target_dir, runbook)
    local now = sys.now()
    local base = ("%s/%s-%06d-%d"):format(dir, os.date("%Y%m%d-%H%M%S", math.floor(now)),
       math.floor((now % 1) * 1e6), sys.getpid())
-   local path = base .. ".jsonl"
-   local n = 1
-   while sys.stat(path) do
-      n = n + 1
-      path = ("%s-%d.jsonl"):format(base, n)
-   end
+   local path = M.unused_name(base, ".jsonl")
    ok, err = sys.write_file(path, "", { mode = tonumber("600", 8) })
    if not ok then return nil, err end
    return M.open(path)

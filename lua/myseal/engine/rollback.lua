@@ -13,14 +13,7 @@ local OCTAL_600 = tonumber("600", 8)
 
 -- Where key material goes when a rollback takes it out of the way: beside it, never deleted.
 local function aside_name(path)
-   local stamp = os.date("%Y%m%d-%H%M%S")
-   local name = ("%s.set-aside-%s"):format(path, stamp)
-   local n = 1
-   while sys.stat(name) do
-      n = n + 1
-      name = ("%s.set-aside-%s-%d"):format(path, stamp, n)
-   end
-   return name
+   return journal_mod.unused_name(("%s.set-aside-%s"):format(path, os.date("%Y%m%d-%H%M%S")), "")
 end
 
 --- Put one file effect back from its journal record: the backup's content with the file's old

@@ -98,14 +98,11 @@ function Secrets:get(name, source)
    local env = M.env_name(name)
    if source == nil then
       value = os.getenv(env)
-      if value == nil then
-         if sys.isatty("stdin") then
-            source = "prompt"
-         else
-            return nil, ("secret %s is not given: set %s, or %s = env:VAR | file:PATH | prompt in [%s] of "
-               .. "the site profile"):format(name, env, name:match("%.(.+)$"), name:match("^[^.]+"))
-         end
+      if value == nil and not sys.isatty("stdin") then
+         return nil, ("secret %s is not given: set %s, or %s = env:VAR | file:PATH | prompt in [%s] of "
+            .. "the site profile"):format(name, env, name:match("%.(.+)$"), name:match("^[^.]+"))
       end
+      source = "prompt"
    end
    if value == nil then
       local kind, arg = source:match("^(%a+):(.*)$")

@@ -87,8 +87,7 @@ function M.read_profile(path)
       local entries = {}
       for _, e in ipairs(doc:entries(section)) do
          local where = ("%s:%d"):format(path, e.line)
-         local value = e.value
-         if value == true then value = "true" end
+         local value = e.value == true and "true" or e.value
          layer.values[section .. "." .. e.name] = { value = value, where = where }
          entries[e.name] = { value = value, where = where }
       end
@@ -334,12 +333,10 @@ end
 -- @param opts `{ site = FILE, sandbox = NAME, describe = SERVER }` (site may go with either)
 -- @return target | nil, message (a usage problem or a world failure)
 function M.open(opts)
-   local layers, profile = {}, nil
+   local profile, err
    if opts.site then
-      local layer, err = M.read_profile(opts.site)
-      if not layer then return nil, err end
-      profile = layer
-      layers[1] = layer
+      profile, err = M.read_profile(opts.site)
+      if not profile then return nil, err end
    end
    if opts.sandbox and opts.describe then
       return nil, "--sandbox and --describe cannot go together"
@@ -348,7 +345,7 @@ function M.open(opts)
    if not describe and not opts.sandbox and profile and profile.values["server.describe"] then
       describe = profile.values["server.describe"].value
    end
-   local t, err
+   local t
    if describe then
       t, err = require("myseal.engine.target.described").open(describe,
          not opts.describe and profile and profile.base or nil)
@@ -361,14 +358,14 @@ function M.open(opts)
    end
    if not t then return nil, err end
    -- the kind's own layer (a sandbox's paths) sits below the profile: a profile given too still wins
-   for _, l in ipairs(layers) do t.layers[#t.layers + 1] = l end
+   t.layers[#t.layers + 1] = profile
    t.profile = opts.site
    t.profile_base = profile and profile.base
    -- how a message names this target again on a command line
    local args = {}
-   if opts.site then args[#args + 1] = "--site " .. opts.site end
-   if opts.sandbox then args[#args + 1] = "--sandbox " .. opts.sandbox end
-   if opts.describe then args[#args + 1] = "--describe " .. opts.describe end
+   for _, k in ipairs{ "site", "sandbox", "describe" } do
+      if opts[k] then args[#args + 1] = ("--%s %s"):format(k, opts[k]) end
+   end
    t.args = table.concat(args, " ")
    if t.id then t.id = t.id:gsub("[^%w%._%-]", "_") end
    return t
