@@ -57,6 +57,13 @@ local function where(fn)
    return source_name(info) .. ":" .. info.linedefined
 end
 
+-- Raise at a field of `t` that `known` does not name: "<what>: unknown field 'k'".
+local function known_fields(t, known, what)
+   for k in pairs(t) do
+      if not known[k] then author_error("%s: unknown field '%s'", what, tostring(k)) end
+   end
+end
+
 -- A step's fields without `source` (where it was defined: check_step sets it for each copy).
 local function copy_step(s)
    local copy = {}
@@ -148,11 +155,7 @@ function M.new(def)
    if type(def.steps) ~= "table" or #def.steps == 0 then
       author_error("runbook %s: steps must be a non-empty list", name)
    end
-   for k in pairs(def) do
-      if not ({ name = 1, summary = 1, params = 1, steps = 1, dialect = 1, needs = 1 })[k] then
-         author_error("runbook %s: unknown field '%s'", name, tostring(k))
-      end
-   end
+   known_fields(def, { name = 1, summary = 1, params = 1, steps = 1, dialect = 1, needs = 1 }, "runbook " .. name)
    if def.needs ~= nil then
       local ok = type(def.needs) == "table"
       for i, v in pairs(ok and def.needs or {}) do
@@ -316,12 +319,8 @@ end
 -- @return the new runbook
 function Runbook:extend(ext)
    if type(ext) ~= "table" then error("extend: expects a table", 2) end
-   for k in pairs(ext) do
-      if not ({ name = 1, summary = 1, replace = 1, before = 1, after = 1, remove = 1,
-                params = 1, defaults = 1, dialect = 1 })[k] then
-         author_error("runbook %s: extend: unknown field '%s'", self.name, tostring(k))
-      end
-   end
+   known_fields(ext, { name = 1, summary = 1, replace = 1, before = 1, after = 1, remove = 1, params = 1,
+                       defaults = 1, dialect = 1 }, ("runbook %s: extend"):format(self.name))
    local name = ext.name or self.name
    local steps = {}
    for i, s in ipairs(self.steps) do steps[i] = copy_step(s) end

@@ -45,17 +45,16 @@ end
 function M.new(run)
    local params = require "myseal.engine.params"
    local host, port = run.target:address(run.values)
-   local self = {
+   return setmetatable({
       params = params.view(run.decls, run.values),
       mode = run.mode,
       planning = run.mode == "plan" or run.mode == "check",
       runbook = run.runbook.name,
       target = { name = run.target.label, host = host, port = port },
-   }
-   rawset(self, "_run", run)
-   rawset(self, "_overlay", {})   -- plan mode: files as planned (path -> content | false | "dir")
-   rawset(self, "_transient", false)   -- set around changes a step undoes itself (ctx:_effect)
-   return setmetatable(self, Ctx)
+      _run = run,
+      _overlay = {},   -- plan mode: files as planned (path -> content | false | "dir")
+      _transient = false,   -- set around changes a step undoes itself (ctx:_effect)
+   }, Ctx)
 end
 
 --- Add a concern's methods (files, server, pool, progress) to every context.

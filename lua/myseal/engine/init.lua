@@ -433,17 +433,15 @@ function M.run(rb, opts)
          .. "'myseal run %s --resume', or undo it with 'myseal rollback %s'", rb.name, run.target.label,
          summary.status, summary.stopped_at and (" in step " .. summary.stopped_at) or "", last, again, again)
    end
-   if last then
-      local changed = changed_params(run, summary)
-      if #changed > 0 then
-         local what = ("the parameters differ from the run this one continues: %s"):format(table.concat(changed, "; "))
-         if not opts.yes and not opts.interactive then
-            errors.usage("--resume: %s; run with the same parameters, or confirm with --yes", what)
-         elseif not opts.yes and not opts.reporter:confirm(what .. ". Continue with the new ones?") then
-            errors.fail("run: not confirmed; nothing was changed")
-         end
-         opts.reporter:event{ event = "log", level = "warn", message = what }
+   local changed = last and changed_params(run, summary) or {}
+   if #changed > 0 then
+      local what = ("the parameters differ from the run this one continues: %s"):format(table.concat(changed, "; "))
+      if not opts.yes and not opts.interactive then
+         errors.usage("--resume: %s; run with the same parameters, or confirm with --yes", what)
+      elseif not opts.yes and not opts.reporter:confirm(what .. ". Continue with the new ones?") then
+         errors.fail("run: not confirmed; nothing was changed")
       end
+      opts.reporter:event{ event = "log", level = "warn", message = what }
    end
    if not opts.yes then
       -- what would it do? (the plan agrees with the run: a resumed run's finished steps count as done)
