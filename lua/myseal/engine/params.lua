@@ -265,34 +265,25 @@ function M.view(decls, values)
       sections[d.section] = sections[d.section] or {}
       if d.key then sections[d.section][d.key] = name end
    end
-   local function declared_in(section)
-      local keys = {}
-      for k in pairs(sections[section]) do keys[#keys + 1] = section .. "." .. k end
-      table.sort(keys)
-      return table.concat(keys, ", ")
-   end
    local function read_only() error("parameters are read-only", 2) end
-   local cache = {}
+   local views = {}
+   for section, keys in pairs(sections) do
+      views[section] = setmetatable({}, {
+         __index = function(_, key)
+            if keys[key] then return values[keys[key]] end
+            local declared = {}
+            for k in pairs(keys) do declared[#declared + 1] = section .. "." .. k end
+            table.sort(declared)
+            error(("no parameter %s.%s is declared (declared: %s)"):format(section, tostring(key),
+               table.concat(declared, ", ")), 2)
+         end,
+         __newindex = read_only,
+      })
+   end
    return setmetatable({}, {
       __index = function(_, section)
          if decls[section] and decls[section].type == "map" then return values[section] end
-         if not sections[section] then
-            error(("no parameter section '%s' is declared"):format(tostring(section)), 2)
-         end
-         if not cache[section] then
-            cache[section] = setmetatable({}, {
-               __index = function(_, key)
-                  local name = sections[section][key]
-                  if not name then
-                     error(("no parameter %s.%s is declared (declared: %s)"):format(
-                        section, tostring(key), declared_in(section)), 2)
-                  end
-                  return values[name]
-               end,
-               __newindex = read_only,
-            })
-         end
-         return cache[section]
+         return views[section] or error(("no parameter section '%s' is declared"):format(tostring(section)), 2)
       end,
       __newindex = read_only,
    })
