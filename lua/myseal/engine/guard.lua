@@ -44,13 +44,10 @@ local function is_free(path)
    return false
 end
 
-local function refuse(what, hint)
-   local where = M.runbook_line() or "runbook code"
-   error(("%s: %s is not allowed in a runbook: %s"):format(where, what, hint), 0)
-end
-
 local function gate(what, hint, path)
-   if blocked > 0 and allowed == 0 and not is_free(path) then refuse(what, hint) end
+   if blocked > 0 and allowed == 0 and not is_free(path) then
+      error(("%s: %s is not allowed in a runbook: %s"):format(M.runbook_line() or "runbook code", what, hint), 0)
+   end
 end
 
 local function counted(add, fn, ...)
