@@ -25,6 +25,11 @@ end
 -- @param how "revert" (a failed restart) or "rollback"
 -- @return note (what happened, for messages) | nil, message
 function M.restore_file(run, fx, how)
+   local function restored(note, aside)
+      run.emit{ event = "restore", kind = fx.kind, path = fx.path, backup = fx.backup, aside = aside,
+                journal_only = true }
+      return note
+   end
    if fx.key_material and not fx.attrs_only then
       if how ~= "rollback" or fx.existed or not sys.stat(fx.path) then
          return ("%s kept (key material: the server may have used it)"):format(fx.path)
@@ -33,25 +38,21 @@ function M.restore_file(run, fx, how)
       local ok, err = os.rename(fx.path, aside)
       if not ok then return nil, ("cannot move the key material %s aside: %s"):format(fx.path, err) end
       sys.chmod(aside, OCTAL_600)
-      run.emit{ event = "restore", kind = fx.kind, path = fx.path, aside = aside, journal_only = true }
-      return ("%s moved aside to %s (key material is never deleted)"):format(fx.path, aside)
+      return restored(("%s moved aside to %s (key material is never deleted)"):format(fx.path, aside), aside)
    end
    if fx.kind == "mkdir" then
       local gone = {}
       for i = #fx.created, 1, -1 do   -- only empty ones go
          if os.remove(fx.created[i]) then gone[#gone + 1] = fx.created[i] end
       end
-      run.emit{ event = "restore", kind = fx.kind, path = fx.path, journal_only = true }
-      if #gone == 0 then return fx.path .. " kept (not empty)" end
-      return "removed " .. table.concat(gone, ", ")
+      return restored(#gone == 0 and fx.path .. " kept (not empty)" or "removed " .. table.concat(gone, ", "))
    end
    if fx.attrs_only then
       local ok, err = true, nil
       if fx.old_mode then ok, err = sys.chmod(fx.path, tonumber(fx.old_mode, 8)) end
       if ok and fx.old_uid then ok, err = sys.chown(fx.path, fx.old_uid, fx.old_gid) end
       if not ok then return nil, ("cannot restore the mode and owner of %s: %s"):format(fx.path, err) end
-      run.emit{ event = "restore", kind = fx.kind, path = fx.path, journal_only = true }
-      return ("restored the mode and owner of %s"):format(fx.path)
+      return restored(("restored the mode and owner of %s"):format(fx.path))
    end
    if fx.backup then
       local data, err = sys.read_file(fx.backup)
@@ -67,8 +68,7 @@ function M.restore_file(run, fx, how)
       local ok, err = os.remove(fx.path)
       if not ok and sys.stat(fx.path) then return nil, ("cannot remove %s: %s"):format(fx.path, err) end
    end
-   run.emit{ event = "restore", kind = fx.kind, path = fx.path, backup = fx.backup, journal_only = true }
-   return "restored " .. fx.path
+   return restored("restored " .. fx.path)
 end
 
 -- Put back the effects of `list` (newest first); what it did, then what it could not do, go
