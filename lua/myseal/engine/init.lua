@@ -21,8 +21,6 @@ local report_mod = require "myseal.engine.report"
 local M = {}
 
 --- The declarations a runbook runs with: myseal's own ([server], [connection], [site]) and its own.
--- @param rb runbook
--- @return declarations
 function M.declarations(rb)
    local decls = {}
    for k, d in pairs(target_mod.declarations) do decls[k] = d end
@@ -37,7 +35,6 @@ end
 
 --- Parse `--set section.key=value` options into a parameter layer.
 -- @param list of "section.key=value" strings
--- @return layer
 function M.set_layer(list)
    local layer = { label = "--set", strict = true, values = {} }
    for _, s in ipairs(list or {}) do
@@ -49,7 +46,6 @@ function M.set_layer(list)
 end
 
 --- Resolve a runbook's parameters for a target (defaults < target < profile < --set).
--- @param rb runbook
 -- @param target target (or nil)
 -- @param set list of "section.key=value"
 -- @param partial when true, required parameters may stay unset (for `show`)
@@ -84,8 +80,6 @@ local function handler(e)
 end
 
 --- Call a step function as runbook code (effects outside ctx refused): true, results | false, error.
--- @param fn step function
--- @param ctx context
 function M.call(fn, ctx)
    local r = table.pack(guard.block(xpcall, fn, handler, ctx))
    if r[1] then return true, table.unpack(r, 2, r.n) end
@@ -93,10 +87,8 @@ function M.call(fn, ctx)
 end
 
 --- The state of one plan, run or rollback: resolved parameters, secrets, the journal's emitter.
--- @param rb runbook
 -- @param opts `{ target, set, reporter, secrets }`
 -- @param mode "plan" | "run" | "rollback"
--- @return run
 function M.new_run(rb, opts, mode)
    local target = opts.target
    local decls, values, origins = M.resolve(rb, target, opts.set)
@@ -128,8 +120,6 @@ function M.new_run(rb, opts, mode)
 end
 
 --- Seconds since a sys.clock() reading, to the millisecond.
--- @param t0 start
--- @return number
 function M.seconds(t0)
    return math.floor((sys.clock() - t0) * 1000 + 0.5) / 1000
 end
@@ -262,7 +252,6 @@ function M.close_conn(run)
 end
 
 --- Plan: run every check, and show what apply would do for each step not done. Changes nothing.
--- @param rb runbook
 -- @param opts `{ target, set, reporter, only, from, secrets, continues = summary of the journal a
 --   resumed run continues (its finished steps and records count) }`
 -- @return 0 (raises a failure when a step fails)
@@ -414,7 +403,6 @@ local function changed_params(run, summary)
 end
 
 --- Run: confirm (unless opts.yes), lock the target, journal every effect, run the steps.
--- @param rb runbook
 -- @param opts `{ target, set, reporter, yes, resume, only, from, interactive }`
 -- @return 0 (raises a failure when a step fails or the run is interrupted)
 function M.run(rb, opts)
@@ -509,7 +497,6 @@ function M.run(rb, opts)
 end
 
 --- Roll back the last run of a runbook on the target (engine/rollback.lua).
--- @param rb runbook
 -- @param opts `{ target, set, reporter, yes, interactive }`
 -- @return 0
 function M.rollback(rb, opts)

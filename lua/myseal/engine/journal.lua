@@ -31,7 +31,6 @@ end
 
 --- Start a new journal.
 -- @param target_dir the target's state directory
--- @param runbook runbook name
 -- @return journal | nil, message
 function M.create(target_dir, runbook)
    local dir = runs_dir(target_dir, runbook)
@@ -79,7 +78,6 @@ function M.open(path)
 end
 
 --- Append one event (already redacted by the caller): one line, in one write.
--- @param event table
 function Journal:write(event)
    event.at = event.at or os.date("!%Y-%m-%dT%H:%M:%SZ")
    fault.event(event, "before")
@@ -115,7 +113,6 @@ end
 
 --- The journals of a runbook on a target, newest first.
 -- @param target_dir the target's state directory
--- @param runbook runbook name
 -- @return list of paths (empty when there are none)
 function M.list(target_dir, runbook)
    local out = {}

@@ -172,10 +172,7 @@ function M.declare(owner, decls)
 end
 
 --- A copy of `decls` with some defaults replaced (extend's `defaults`).
--- @param owner runbook name
--- @param decls declarations
 -- @param defaults map name -> new default
--- @return new declarations
 function M.with_defaults(owner, decls, defaults)
    local out = copy(decls)
    for name, v in pairs(defaults) do
@@ -190,8 +187,6 @@ function M.with_defaults(owner, decls, defaults)
 end
 
 --- Names of the declarations, sorted (section, then key).
--- @param decls declarations
--- @return list of names
 function M.sorted(decls)
    local names = {}
    for k in pairs(decls) do names[#names + 1] = k end
@@ -203,7 +198,6 @@ end
 -- Each layer: `{ label = "--set", values = { ["s.k"] = { value = raw, where = "file:line" } },
 -- sections = { s = { k = { value = , where = } } }, base = dir, strict = true }`. A strict layer
 -- (--set) may only name declared parameters.
--- @param decls declarations
 -- @param layers list of layers
 -- @param partial when true, a required parameter may stay unset (for `show`)
 -- @return values (name -> value), origins (name -> "where") | nil, message
@@ -256,9 +250,6 @@ function M.resolve(decls, layers, partial)
 end
 
 --- A read-only view `p.section.key` over resolved values; an undeclared name raises.
--- @param decls declarations
--- @param values resolved values
--- @return the view
 function M.view(decls, values)
    local sections = {}
    for name, d in pairs(decls) do

@@ -46,7 +46,6 @@ Text.__index = Text
 
 --- A reporter writing readable lines.
 -- @param opts `{ out = file (io.stdout), tty = boolean, verbose = boolean }`
--- @return reporter
 function M.text(opts)
    opts = opts or {}
    local out = opts.out or io.stdout
@@ -166,8 +165,6 @@ function Text:result_text(ev)
 end
 
 --- Ask a yes/no question on the terminal; true for yes.
--- @param question text
--- @return boolean
 function Text:confirm(question)
    self:clear()
    self.out:write(question, " [y/N] ")
@@ -187,7 +184,6 @@ Json.__index = Json
 
 --- A reporter writing one JSON object per line (progress at most twice a second).
 -- @param opts `{ out = file (io.stdout) }`
--- @return reporter
 function M.json(opts)
    opts = opts or {}
    return setmetatable({ out = opts.out or io.stdout, last = {} }, Json)

@@ -204,7 +204,6 @@ end
 
 --- Did the run leave a change in place?
 -- @param sum a journal's summary
--- @return boolean
 function M.has_changes(sum)
    for _, list in pairs(sum.effects) do
       for _, fx in ipairs(list) do
@@ -275,7 +274,6 @@ end
 -- newest first, put its files back from their backups and call its undo; restart the server
 -- when the run had restarted it. Refuses when a step says it cannot be undone.
 -- @param engine the engine (myseal.engine): its run state, lock and step calls
--- @param rb runbook
 -- @param opts `{ target, set, reporter, yes, interactive }`
 -- @return 0
 function M.rollback(engine, rb, opts)

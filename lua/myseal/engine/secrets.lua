@@ -24,7 +24,6 @@ local function xml_escape(s)
 end
 
 --- Remember a value so that it is masked from now on (with the forms plan text and XML give it).
--- @param value string
 function Secrets:add(value)
    if type(value) ~= "string" or value == "" then return end
    local shown = require("mysql").format("?", value)   -- a bound value as plan text shows it
@@ -38,7 +37,6 @@ end
 
 --- The text with every known secret masked.
 -- @param s string (other values are returned as they are)
--- @return string
 function Secrets:redact(s)
    if type(s) ~= "string" then return s end
    if not self.sorted then
@@ -52,8 +50,6 @@ function Secrets:redact(s)
 end
 
 --- A copy of a value (tables deeply) with every string redacted.
--- @param v any value
--- @return the copy
 function Secrets:redact_deep(v)
    if type(v) == "string" then return self:redact(v) end
    if type(v) ~= "table" then return v end
@@ -63,8 +59,6 @@ function Secrets:redact_deep(v)
 end
 
 --- Does the text contain a known secret?
--- @param s string
--- @return boolean
 function Secrets:found_in(s)
    return type(s) == "string" and self:redact(s) ~= s
 end
@@ -72,7 +66,6 @@ end
 --- The environment variable read for a secret parameter that names no source:
 -- MYSEAL_SECRET_<SECTION>_<KEY>, e.g. MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD.
 -- @param name "section.key"
--- @return string
 function M.env_name(name)
    return "MYSEAL_SECRET_" .. name:upper():gsub("[^%w]", "_")
 end

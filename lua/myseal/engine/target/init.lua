@@ -55,14 +55,11 @@ M.declarations = params.declare("myseal", {
 
 --- The state directory (myseal.state): $MYSEAL_STATE_DIR, else $XDG_STATE_HOME/myseal, else
 -- ~/.local/state/myseal. Not created here.
--- @return path
 function M.state_root()
    return require("myseal.state").path()
 end
 
 --- A short stable hash of a text (FNV-1a, 32 bits) as 8 hex digits, to tell names apart.
--- @param s text
--- @return hex
 function M.hash(s)
    local h = 2166136261
    for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
@@ -135,7 +132,6 @@ Target.__name = "myseal.Target"
 
 --- A subclass of Target (for the kinds, and a site's own).
 -- @param name metatable name
--- @return class table
 function M.class(name)
    local c = setmetatable({}, { __index = Target })
    c.__index = c
@@ -149,7 +145,6 @@ function Target.read_only()
 end
 
 --- The target's state directory (created 0700 when `create`).
--- @param create boolean
 -- @return path | nil, message
 function Target:state_dir(create)
    if not self.id then return nil, self.label .. " has no state (plan only)" end
@@ -227,7 +222,6 @@ function Target:connect(values, secrets, opts)
 end
 
 --- Connect with a spec from Target:connect_spec (in a worker process too).
--- @param spec the spec
 -- @param password the password or nil
 -- @return conn | nil, message, errno
 function M.connect_spec(spec, password)
@@ -247,7 +241,6 @@ end
 --- How a client program logs in with a spec from Target:connect_spec: `{ socket | host, port, user,
 -- password }` (a sandbox: its socket as root; a profile: its [connection], filled in from its
 -- defaults_file's group where the profile does not say).
--- @param spec the spec
 -- @param password the password or nil
 -- @return options | nil, message
 function M.client_options(spec, password)

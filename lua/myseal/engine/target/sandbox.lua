@@ -8,7 +8,6 @@ local Sandbox = target.class("myseal.SandboxTarget")
 local M = {}
 
 --- The target of a running sandbox.
--- @param name sandbox name
 -- @return target | nil, message
 function M.open(name)
    local s, err = require("myseal.sandbox").attach(name)

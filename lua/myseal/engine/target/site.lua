@@ -11,7 +11,6 @@ local M = {}
 --- The site target of a profile.
 -- @param path the profile
 -- @param layer its parameter layer
--- @return target
 function M.open(path, layer)
    local name = layer.values["site.name"] and layer.values["site.name"].value
    local base = path:match("([^/\\]+)$"):gsub("%.[^.]*$", "")
