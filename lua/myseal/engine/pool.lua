@@ -10,15 +10,6 @@ local methods = {}
 
 local WATCH_EVERY = 0.1   -- seconds between two calls of opts.watch
 
--- The statements of an item as shown: its `before` statements (once, where they change), then it.
-local function show_before(self, it, last)
-   local key = it.before_shown
-   if key ~= "" and key ~= last then
-      for _, b in ipairs(it.before) do self:sql(b.sql, table.unpack(b.args or {})) end
-   end
-   return key
-end
-
 local function prepare(list)
    local items, total = {}, 0
    for i, it in ipairs(list) do
@@ -71,7 +62,11 @@ function methods:sql_parallel(list, opts)
    if self.planning or (parallel == 1 and not opts.on_error and not opts.watch) then
       local done, last = 0, ""
       for _, it in ipairs(items) do
-         last = show_before(self, it, last)
+         -- its `before` statements once, where they change, then it
+         if it.before_shown ~= "" and it.before_shown ~= last then
+            for _, b in ipairs(it.before) do self:sql(b.sql, table.unpack(b.args)) end
+         end
+         last = it.before_shown
          self:sql(it.sql, table.unpack(it.args))
          done = done + it.weight
          self:progress(done, total, opts.label, opts)
