@@ -239,7 +239,6 @@ function M.finish(run, status, msg, counts, t0, bad, ended)
              todo = counts.todo or 0, done = (counts.done or 0) + (counts.ok or 0) + (counts.unchanged or 0),
              skipped = counts.skipped or 0, seconds = M.seconds(t0),
              journal = run.journal and run.journal.path, report_only = true }
-   if run.journal then run.journal:close() end
    if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
 end
 
@@ -484,7 +483,6 @@ function M.run(rb, opts)
    M.close_conn(run)
    if not ok then
       run.journal:write{ event = "end", status = "failed", error = run.secrets:redact(tostring(status)) }
-      run.journal:close()
       error(status, 0)
    end
    if status == "interrupted" then

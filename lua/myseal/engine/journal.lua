@@ -77,19 +77,14 @@ function M.open(path)
    return setmetatable({ path = path, repaired = note }, Journal)
 end
 
---- Append one event (already redacted by the caller): one line, in one write.
+--- Append one event (already redacted by the caller): one line, in one write; nothing stays open
+-- between two, so a journal has nothing to close.
 function Journal:write(event)
    event.at = event.at or os.date("!%Y-%m-%dT%H:%M:%SZ")
    fault.event(event, "before")
    assert(sys.append(self.path, json.encode(event) .. "\n"))
    fault.event(event, "after")
 end
-
---- Close the journal (nothing is held open: every line is written when it happens).
-function Journal:close()
-   self.closed = true
-end
-Journal.__close = Journal.close
 
 --- Read a journal's events. A last line cut short (a killed process) is ignored; a bad line
 -- before the last one is an error naming the line.
