@@ -173,10 +173,6 @@ function Text:confirm(question)
    return answer ~= nil and answer:match("^%s*[yY]") ~= nil
 end
 
-function Text:close()
-   self:clear()
-end
-
 -- JSON ----------------------------------------------------------------------------------------
 
 local Json = {}
@@ -204,14 +200,11 @@ function Json:confirm()
    return false
 end
 
-function Json:close() end
-
 --- A reporter that keeps events in a list (for the confirmation summary and tests).
 -- @return reporter with field `events`
 function M.collect()
    local r = { events = {} }
    function r.event(self, ev) self.events[#self.events + 1] = ev end
-   function r.close() end
    return r
 end
 
