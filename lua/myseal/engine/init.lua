@@ -91,10 +91,10 @@ end
 -- @param mode "plan" | "run" | "rollback"
 function M.new_run(rb, opts, mode)
    local target = opts.target
-   local decls, values, origins = M.resolve(rb, target, opts.set)
+   local decls, values = M.resolve(rb, target, opts.set)
    secrets_mod.hide_sources(decls, values)
    local run = {
-      mode = mode, runbook = rb, decls = decls, values = values, origins = origins,
+      mode = mode, runbook = rb, decls = decls, values = values,
       secrets = opts.secrets or secrets_mod.new(function()
          if opts.reporter.clear then opts.reporter:clear() end
       end), target = target, reporter = opts.reporter,

@@ -352,8 +352,6 @@ function M.open(opts)
    if not t then return nil, err end
    -- the kind's own layer (a sandbox's paths) sits below the profile: a profile given too still wins
    t.layers[#t.layers + 1] = profile
-   t.profile = opts.site
-   t.profile_base = profile and profile.base
    -- how a message names this target again on a command line
    local args = {}
    for _, k in ipairs{ "site", "sandbox", "describe" } do
