@@ -423,8 +423,11 @@ end
 local loading = {}   -- files being loaded right now: a site file may extend the stock one of the same name
 local active_path    -- the path of the outer load, for loads made by the file being loaded
 
-local function find(name, path)
-   for _, dir in ipairs(path) do
+--- The file a name would load, or nil (a file being loaded is passed over).
+-- @param name runbook name
+-- @param path optional list of directories
+function M.find(name, path)
+   for _, dir in ipairs(path or M.path) do
       local file = dir .. "/" .. name .. ".lua"
       if not loading[file] then
          local f = io.open(file, "rb")
@@ -470,7 +473,7 @@ function M.load(name, path)
       error(("runbook.load: bad runbook name '%s'"):format(tostring(name)), 2)
    end
    path = path or active_path or M.path
-   local file = find(name, path)
+   local file = M.find(name, path)
    if not file then
       error(("no runbook '%s' in %s"):format(name, table.concat(path, ", ")), 2)
    end
@@ -480,13 +483,6 @@ function M.load(name, path)
    active_path = outer
    if not rb then error(err, 0) end
    return rb
-end
-
---- The file a name would load, or nil.
--- @param name runbook name
--- @param path optional list of directories
-function M.find(name, path)
-   return find(name, path or M.path)
 end
 
 --- Every runbook file on the search path, first match per name.

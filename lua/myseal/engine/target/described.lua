@@ -28,9 +28,9 @@ local function load_description(spec, base)
       local fn
       fn, err = load(text, "@" .. path, "t", {})
       if not fn then return nil, err end
-      local ok, v = pcall(fn)
-      if not ok then return nil, tostring(v) end
-      desc = v
+      local ok
+      ok, desc = pcall(fn)
+      if not ok then return nil, tostring(desc) end
    end
    if type(desc) ~= "table" or type(desc.server) ~= "string" then
       return nil, path .. ": a description is a table with server = \"FLAVOR-VERSION\" (e.g. mysql-8.0.36)"
