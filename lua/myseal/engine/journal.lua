@@ -134,13 +134,10 @@ function M.summary(events)
    local phase = "run"
    for _, ev in ipairs(events) do
       local e = ev.event
-      if e == "run" or e == "resume" then
-         phase = "run"
+      if e == "run" or e == "resume" or e == "rollback" then
+         phase = e == "rollback" and "rollback" or "run"
          s.status = "interrupted"
-         if ev.params then s.params = ev.params end
-      elseif e == "rollback" then
-         phase = "rollback"
-         s.status = "interrupted"
+         if ev.params then s.params = ev.params end   -- a rollback's line has none
       elseif e == "end" then
          s.status = ev.status
          s.error = ev.error
