@@ -228,7 +228,7 @@ end
 
 -- Refuse to roll back `rb` while a runbook that needs it (app-tomcat trusts in-transit's CA) still
 -- has changes on this target: that one goes first, and the message says how.
-local function depends_on_me(engine, run, dir, rb)
+local function depends_on_me(run, dir, rb)
    for _, e in ipairs(require("myseal.runbook").list()) do
       if e.name ~= rb.name then
          local ok, other = pcall(require("myseal.runbook").loadfile, e.file)
@@ -288,7 +288,7 @@ function M.rollback(engine, rb, opts)
          message = ("no run of %s on %s to roll back"):format(rb.name, run.target.label) }
       return 0
    end
-   depends_on_me(engine, run, dir, rb)
+   depends_on_me(run, dir, rb)
    -- steps that changed something, newest first; a step whose undo is a string keeps its changes
    -- (the keyring the data is encrypted with), and nothing older may be put back over them
    local todo, stays, kept_paths, restart = {}, {}, {}, false
