@@ -343,10 +343,7 @@ function Runbook:extend(ext)
    end
    local function insert(map, offset, what)
       -- sorted so that the result does not depend on table order
-      local names = {}
-      for sname in pairs(map or {}) do names[#names + 1] = sname end
-      table.sort(names)
-      for _, sname in ipairs(names) do
+      for _, sname in ipairs(params.sorted(map or {})) do
          local _, i = need_step(work, sname, what)
          local new = step_list(map[sname])
          if type(new) ~= "table" then

@@ -186,7 +186,7 @@ function M.with_defaults(owner, decls, defaults)
    return out
 end
 
---- Names of the declarations, sorted (section, then key).
+--- Names of the declarations (the keys of any table of them), sorted (section, then key).
 function M.sorted(decls)
    local names = {}
    for k in pairs(decls) do names[#names + 1] = k end
@@ -262,9 +262,8 @@ function M.view(decls, values)
       views[section] = setmetatable({}, {
          __index = function(_, key)
             if keys[key] then return values[keys[key]] end
-            local declared = {}
-            for k in pairs(keys) do declared[#declared + 1] = section .. "." .. k end
-            table.sort(declared)
+            local declared = M.sorted(keys)
+            for i, k in ipairs(declared) do declared[i] = section .. "." .. k end
             error(("no parameter %s.%s is declared (declared: %s)"):format(section, tostring(key),
                table.concat(declared, ", ")), 2)
          end,
