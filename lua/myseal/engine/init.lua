@@ -364,9 +364,10 @@ local function remove_leftovers(run, dir, summary)
    end
 end
 
+local FINISHED = { done = true, changed = true, unchanged = true, ok = true, skipped = true }
+
 --- What a resumed run takes from the journal it continues: its finished steps (returned) and
 -- its records and changes since the last restart (into `run`).
-local FINISHED = { done = true, changed = true, unchanged = true, ok = true, skipped = true }
 function M.resume_state(run, s)
    local done = {}
    for name, state in pairs(s.steps) do
