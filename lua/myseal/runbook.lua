@@ -305,12 +305,6 @@ local function need_step(rb, name, what)
    return s, i
 end
 
--- before/after values: one step table, or a list of step tables.
-local function step_list(v)
-   if type(v) == "table" and v.name ~= nil then return { v } end
-   return v
-end
-
 --- A new runbook built from this one, changed by name.
 -- @param ext table: `name`, `summary` (default: this one's); `replace` (map step name -> fields
 --   that replace the step's fields; `false` removes a field); `before` / `after` (map step name ->
@@ -345,7 +339,8 @@ function Runbook:extend(ext)
       -- sorted so that the result does not depend on table order
       for _, sname in ipairs(params.sorted(map or {})) do
          local _, i = need_step(work, sname, what)
-         local new = step_list(map[sname])
+         local new = map[sname]   -- one step table, or a list of step tables
+         if type(new) == "table" and new.name ~= nil then new = { new } end
          if type(new) ~= "table" then
             author_error("runbook %s: %s.%s must be a step or a list of steps", self.name, what, sname)
          end
