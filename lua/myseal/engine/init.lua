@@ -339,17 +339,15 @@ end
 -- Files a killed run may have left: atomic writes' temporary files beside the files it edited,
 -- and the target's scratch directory. Removed, and said.
 local function remove_leftovers(run, dir, summary)
-   local gone = {}
-   local seen = {}
+   local gone, seen = {}, {}
    for _, list in pairs(summary and summary.effects or {}) do
       for _, fx in ipairs(list) do
          local d, base = (fx.path or ""):match("^(.*)/([^/]+)$")
          if d and not seen[fx.path] then
             seen[fx.path] = true
             for _, n in ipairs(sys.dir(d) or {}) do
-               if n:sub(1, #base + 8) == base .. ".myseal-" and #n == #base + 14 then
-                  if os.remove(d .. "/" .. n) then gone[#gone + 1] = d .. "/" .. n end
-               end
+               local leftover = n:sub(1, #base + 8) == base .. ".myseal-" and #n == #base + 14
+               if leftover and os.remove(d .. "/" .. n) then gone[#gone + 1] = d .. "/" .. n end
             end
          end
       end
