@@ -125,12 +125,8 @@ function Text:event(ev)
       local width = 24
       local frac = ev.total > 0 and math.min(1, ev.done / ev.total) or 0
       local fill = math.floor(frac * width + 0.5)
-      local amount
-      if ev.unit == "bytes" then
-         amount = bytes(ev.done) .. " / " .. bytes(ev.total)
-      else
-         amount = ("%d/%d"):format(ev.done, ev.total)
-      end
+      local amount = ev.unit == "bytes" and bytes(ev.done) .. " / " .. bytes(ev.total)
+         or ("%d/%d"):format(ev.done, ev.total)
       local s = ("      [%s%s] %3d%%  %s%s"):format(("#"):rep(fill), ("-"):rep(width - fill),
          math.floor(frac * 100), amount, ev.label and (" " .. ev.label) or "")
       if ev.eta then s = s .. "  ETA " .. clock(ev.eta) end
