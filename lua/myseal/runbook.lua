@@ -11,7 +11,6 @@ local M = {}
 
 local source_name = require("myseal.errors").source_name
 
-
 --- Directories searched by `load` and `list`, first match wins. The command line puts
 -- `--runbooks DIR` and the profile's `[site] runbooks` in front of the stock directory.
 M.path = { require("myseal.host").runbooks_dir }
@@ -58,13 +57,32 @@ local function where(fn)
    return source_name(info) .. ":" .. info.linedefined
 end
 
+-- Raise at a field of `t` that `known` does not name: "<what>: unknown field 'k'".
+local function known_fields(t, known, what)
+   for k in pairs(t) do
+      if not known[k] then author_error("%s: unknown field '%s'", what, tostring(k)) end
+   end
+end
+
+-- A step's fields without `source` (where it was defined: check_step sets it for each copy).
+local function copy_step(s)
+   local copy = {}
+   for k, v in pairs(s) do
+      if k ~= "source" then copy[k] = v end
+   end
+   return copy
+end
+
 local function check_step(rbname, s, i)
    if type(s) ~= "table" then
       author_error("runbook %s: step %d is a %s, not a table", rbname, i, type(s))
    end
    local label = type(s.name) == "string" and ("'" .. s.name .. "'") or tostring(i)
-   if type(s.name) ~= "string" or not s.name:match("^[%w][%w%-_]*$") and not s.name:match("^[%w][%w%-_]*/[%w][%w%-_]*$") then
-      author_error("runbook %s: step %s needs a name of letters, digits, '-' and '_' (a story's: part/step)", rbname, label)
+   local named = type(s.name) == "string"
+      and (s.name:match("^[%w][%w%-_]*$") or s.name:match("^[%w][%w%-_]*/[%w][%w%-_]*$"))
+   if not named then
+      author_error("runbook %s: step %s needs a name of letters, digits, '-' and '_' (a story's: part/step)",
+         rbname, label)
    end
    for k, v in pairs(s) do
       local want = STEP_FIELDS[k]
@@ -82,8 +100,7 @@ local function check_step(rbname, s, i)
    if s.severity ~= nil and s.severity ~= "warn" and s.severity ~= "fail" then
       author_error("runbook %s: step %s: severity must be warn or fail, not %s", rbname, label, s.severity)
    end
-   local copy = {}
-   for k, v in pairs(s) do copy[k] = v end
+   local copy = copy_step(s)
    copy.source = where(s.apply) or where(s.check)
    return copy
 end
@@ -138,11 +155,7 @@ function M.new(def)
    if type(def.steps) ~= "table" or #def.steps == 0 then
       author_error("runbook %s: steps must be a non-empty list", name)
    end
-   for k in pairs(def) do
-      if not ({ name = 1, summary = 1, params = 1, steps = 1, dialect = 1, needs = 1 })[k] then
-         author_error("runbook %s: unknown field '%s'", name, tostring(k))
-      end
-   end
+   known_fields(def, { name = 1, summary = 1, params = 1, steps = 1, dialect = 1, needs = 1 }, "runbook " .. name)
    if def.needs ~= nil then
       local ok = type(def.needs) == "table"
       for i, v in pairs(ok and def.needs or {}) do
@@ -150,7 +163,7 @@ function M.new(def)
       end
       if not ok then author_error("runbook %s: needs must be a list of runbook names", name) end
    end
-   local rb = setmetatable({
+   return setmetatable({
       name = name,
       summary = def.summary,
       params = params.declare(name, def.params or {}),
@@ -160,7 +173,6 @@ function M.new(def)
       file = nil,   -- set by load
       base = nil,   -- the runbook this one extends
    }, Runbook)
-   return rb
 end
 
 --- Split a command line from a profile (a restart command) into an argument vector, the way a
@@ -181,21 +193,25 @@ end
 --   params = { more }, optional = { part = function(ctx) -> boolean } }`
 -- @return the runbook
 function M.compose(def)
-   local parts, decls = {}, {}
+   -- a declaration as runbook.new takes it (required: as the part has it, or as given)
+   local function declaration(d, required)
+      return { type = d.type, default = d.default, doc = d.doc, values = d.values, required = required }
+   end
+   local parts, decls, owner = {}, {}, {}
    for _, name in ipairs(def.parts or {}) do
       local rb = M.load(name)
       parts[name] = rb
       for k, d in pairs(rb.params) do
          local mine = decls[k]
          if mine and (mine.type ~= d.type or mine.default ~= d.default) and type(d.default) ~= "table" then
-            author_error("runbook %s: parts %s and %s declare %s differently", def.name, mine.owner, name, k)
+            author_error("runbook %s: parts %s and %s declare %s differently", def.name, owner[k], name, k)
          end
-         local copy = { type = d.type, default = d.default, doc = d.doc, values = d.values,
-                        required = d.required and not (def.optional or {})[name] or nil, owner = name }
-         decls[k] = decls[k] or copy
+         if not mine then
+            decls[k], owner[k] = declaration(d, d.required and not (def.optional or {})[name] or nil), name
+         end
       end
    end
-   for k, d in pairs(def.params or {}) do decls[k] = d end
+   for k, d in pairs(def.params or {}) do decls[k] = declaration(d, d.required) end
    local steps = {}
    for i, entry in ipairs(def.steps) do
       if type(entry) == "string" then
@@ -207,10 +223,7 @@ function M.compose(def)
             author_error("runbook %s: step %d: %s has no step '%s' (steps: %s)", def.name, i, part, sname,
                table.concat(rb:step_names(), ", "))
          end
-         local copy = {}
-         for k, v in pairs(step) do
-            if k ~= "source" then copy[k] = v end
-         end
+         local copy = copy_step(step)
          copy.name, copy.part = entry, part
          local applies = (def.optional or {})[part]
          if applies then
@@ -236,11 +249,7 @@ function M.compose(def)
          end
       end
    end
-   local clean = {}
-   for k, d in pairs(decls) do
-      clean[k] = { type = d.type, default = d.default, doc = d.doc, values = d.values, required = d.required }
-   end
-   local rb = M.new{ name = def.name, summary = def.summary, params = clean, steps = steps }
+   local rb = M.new{ name = def.name, summary = def.summary, params = decls, steps = steps }
    rb.parts = def.parts
    return rb
 end
@@ -296,12 +305,6 @@ local function need_step(rb, name, what)
    return s, i
 end
 
--- before/after values: one step table, or a list of step tables.
-local function step_list(v)
-   if type(v) == "table" and v.name ~= nil then return { v } end
-   return v
-end
-
 --- A new runbook built from this one, changed by name.
 -- @param ext table: `name`, `summary` (default: this one's); `replace` (map step name -> fields
 --   that replace the step's fields; `false` removes a field); `before` / `after` (map step name ->
@@ -310,21 +313,11 @@ end
 -- @return the new runbook
 function Runbook:extend(ext)
    if type(ext) ~= "table" then error("extend: expects a table", 2) end
-   for k in pairs(ext) do
-      if not ({ name = 1, summary = 1, replace = 1, before = 1, after = 1, remove = 1,
-                params = 1, defaults = 1, dialect = 1 })[k] then
-         author_error("runbook %s: extend: unknown field '%s'", self.name, tostring(k))
-      end
-   end
+   known_fields(ext, { name = 1, summary = 1, replace = 1, before = 1, after = 1, remove = 1, params = 1,
+                       defaults = 1, dialect = 1 }, ("runbook %s: extend"):format(self.name))
    local name = ext.name or self.name
    local steps = {}
-   for i, s in ipairs(self.steps) do
-      local copy = {}
-      for k, v in pairs(s) do
-         if k ~= "source" then copy[k] = v end
-      end
-      steps[i] = copy
-   end
+   for i, s in ipairs(self.steps) do steps[i] = copy_step(s) end
    local work = setmetatable({ name = self.name, steps = steps }, Runbook)
    for _, rname in ipairs(ext.remove or {}) do
       local _, i = need_step(work, rname, "remove")
@@ -344,12 +337,10 @@ function Runbook:extend(ext)
    end
    local function insert(map, offset, what)
       -- sorted so that the result does not depend on table order
-      local names = {}
-      for sname in pairs(map or {}) do names[#names + 1] = sname end
-      table.sort(names)
-      for _, sname in ipairs(names) do
+      for _, sname in ipairs(params.sorted(map or {})) do
          local _, i = need_step(work, sname, what)
-         local new = step_list(map[sname])
+         local new = map[sname]   -- one step table, or a list of step tables
+         if type(new) == "table" and new.name ~= nil then new = { new } end
          if type(new) ~= "table" then
             author_error("runbook %s: %s.%s must be a step or a list of steps", self.name, what, sname)
          end
@@ -366,7 +357,7 @@ function Runbook:extend(ext)
       decls[k] = d
    end
    if ext.defaults then decls = params.with_defaults(name, decls, ext.defaults) end
-   local rb = setmetatable({
+   return setmetatable({
       name = name,
       summary = ext.summary or self.summary,
       params = decls,
@@ -375,7 +366,6 @@ function Runbook:extend(ext)
       needs = self.needs, parts = self.parts,
       base = self,
    }, Runbook)
-   return rb
 end
 
 -- Modules a runbook may require: the library written for runbooks and the C modules, not the
@@ -425,8 +415,11 @@ end
 local loading = {}   -- files being loaded right now: a site file may extend the stock one of the same name
 local active_path    -- the path of the outer load, for loads made by the file being loaded
 
-local function find(name, path)
-   for _, dir in ipairs(path) do
+--- The file a name would load, or nil (a file being loaded is passed over).
+-- @param name runbook name
+-- @param path optional list of directories
+function M.find(name, path)
+   for _, dir in ipairs(path or M.path) do
       local file = dir .. "/" .. name .. ".lua"
       if not loading[file] then
          local f = io.open(file, "rb")
@@ -472,7 +465,7 @@ function M.load(name, path)
       error(("runbook.load: bad runbook name '%s'"):format(tostring(name)), 2)
    end
    path = path or active_path or M.path
-   local file = find(name, path)
+   local file = M.find(name, path)
    if not file then
       error(("no runbook '%s' in %s"):format(name, table.concat(path, ", ")), 2)
    end
@@ -482,13 +475,6 @@ function M.load(name, path)
    active_path = outer
    if not rb then error(err, 0) end
    return rb
-end
-
---- The file a name would load, or nil.
--- @param name runbook name
--- @param path optional list of directories
-function M.find(name, path)
-   return find(name, path or M.path)
 end
 
 --- Every runbook file on the search path, first match per name.

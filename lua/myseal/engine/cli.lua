@@ -23,8 +23,6 @@ options:
   --json             one JSON event per line instead of text]]
 
 --- Parse a runbook command's arguments.
--- @param command command name
--- @param argv arguments
 -- @param extra `{ flags = {...}, options = {...} }` beyond the common ones
 -- @return opts, positionals
 function M.parse(command, argv, extra)
@@ -35,9 +33,6 @@ function M.parse(command, argv, extra)
 end
 
 --- Open the target the options name (a usage error when none is named or it cannot be opened).
--- @param command command name
--- @param opts parsed options
--- @return target
 function M.target(command, opts)
    local t, err = target_mod.open{ site = opts.site, sandbox = opts.sandbox, describe = opts.describe }
    if not t then errors.usage("%s: %s", command, err) end
@@ -45,7 +40,6 @@ function M.target(command, opts)
 end
 
 --- Set the runbook search path: --runbooks, then the profile's [site] runbooks, then stock.
--- @param opts parsed options
 -- @param target target or nil
 function M.search_path(opts, target)
    local path = {}
@@ -63,35 +57,28 @@ function M.search_path(opts, target)
 end
 
 --- Load a runbook by name (search path) or by file (a name with '/' or ending in .lua).
--- @param command command name
 -- @param name runbook name or file
--- @return runbook
 function M.load(command, name)
    if not name then errors.usage("%s: which runbook? (myseal list shows them)", command) end
-   local rb, err
-   if name:find("/", 1, true) or name:match("%.lua$") then
-      rb, err = runbook.loadfile(name)
-   else
-      local file = runbook.find(name)
+   local file = name
+   if not (name:find("/", 1, true) or name:match("%.lua$")) then
+      file = runbook.find(name)
       if not file then
          errors.usage("%s: no runbook '%s' (searched %s)", command, name, table.concat(runbook.path, ", "))
       end
-      rb, err = runbook.loadfile(file)
    end
+   local rb, err = runbook.loadfile(file)
    if not rb then errors.usage("%s: %s", command, err) end
    return rb
 end
 
 --- The reporter the options ask for.
--- @param opts parsed options
--- @return reporter
 function M.reporter(opts)
    if opts.json then return report.json() end
    return report.text{ verbose = opts.verbose }
 end
 
 --- Can we ask the operator a question?
--- @return boolean
 function M.interactive()
    return sys.isatty("stdin") and sys.isatty("stdout")
 end

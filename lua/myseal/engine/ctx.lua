@@ -45,17 +45,16 @@ end
 function M.new(run)
    local params = require "myseal.engine.params"
    local host, port = run.target:address(run.values)
-   local self = {
+   return setmetatable({
       params = params.view(run.decls, run.values),
       mode = run.mode,
       planning = run.mode == "plan" or run.mode == "check",
       runbook = run.runbook.name,
       target = { name = run.target.label, host = host, port = port },
-   }
-   rawset(self, "_run", run)
-   rawset(self, "_overlay", {})   -- plan mode: files as planned (path -> content | false | "dir")
-   rawset(self, "_transient", false)   -- set around changes a step undoes itself (ctx:_effect)
-   return setmetatable(self, Ctx)
+      _run = run,
+      _overlay = {},   -- plan mode: files as planned (path -> content | false | "dir")
+      _transient = false,   -- set around changes a step undoes itself (ctx:_effect)
+   }, Ctx)
 end
 
 --- Add a concern's methods (files, server, pool, progress) to every context.
@@ -67,19 +66,23 @@ function M.extend(list)
    end
 end
 
+-- A message of ctx:fail, ctx:reject, ctx:log and ctx:warn (string.format style), secrets masked.
+local function message(self, fmt, ...)
+   local msg = select("#", ...) > 0 and fmt:format(...) or tostring(fmt)
+   return self._run.secrets:redact(msg)
+end
+
 --- Fail the step with a message (string.format style): exit status 1.
 -- @param fmt format
 function methods:fail(fmt, ...)
-   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
-   error(setmetatable({ message = self._run.secrets:redact(msg) }, M.Failure), 0)
+   error(setmetatable({ message = message(self, fmt, ...) }, M.Failure), 0)
 end
 
 --- Fail the step because of bad input (a file that cannot be read as what it should be: an
 -- option file, a PEM file, a keystore), naming the file and line: exit status 2.
 -- @param fmt format
 function methods:reject(fmt, ...)
-   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
-   error(setmetatable({ message = self._run.secrets:redact(msg), bad_input = true }, M.Failure), 0)
+   error(setmetatable({ message = message(self, fmt, ...), bad_input = true }, M.Failure), 0)
 end
 
 --- A parameter by its full name ("section.key"); raises for an undeclared name.
@@ -239,11 +242,6 @@ end
 -- @return path | nil
 function methods:default_dir(what)
    return self._run.target:default_dir(what, self._run.values)
-end
-
-local function message(self, fmt, ...)
-   local msg = select("#", ...) > 0 and fmt:format(...) or tostring(fmt)
-   return self._run.secrets:redact(msg)
 end
 
 --- A note in the output and the journal (string.format style).

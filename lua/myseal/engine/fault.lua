@@ -20,7 +20,6 @@ end
 local seen = 0
 
 --- Kill this process here when MYSEAL_TEST_KILL names this point.
--- @param name point name
 function M.point(name)
    if point and name == point then
       seen = seen + 1
@@ -32,7 +31,6 @@ local last_effect   -- the kind of the effect the last line written was, if it w
 
 --- The points of a journal event, before or after it is written; `done/KIND` is the moment the
 -- line after an effect of KIND is about to be written (the effect is done, nothing says so).
--- @param ev event
 -- @param when "before" | "after"
 function M.event(ev, when)
    if not point then return end

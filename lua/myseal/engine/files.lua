@@ -29,6 +29,14 @@ local function owner_differs(st, opts)
        or (opts.group and st.group ~= opts.group and st.gid ~= opts.group)
 end
 
+-- Give a file or directory the mode and owner `opts` ask for: true | nil, message.
+local function set_attrs(path, opts)
+   local ok, err = true, nil
+   if opts.mode then ok, err = sys.chmod(path, opts.mode) end
+   if ok and (opts.owner or opts.group) then ok, err = sys.chown(path, opts.owner, opts.group) end
+   return ok, err
+end
+
 -- The effect is done: remembered for the automatic revert of a restart that fails.
 local function remember(self, fx)
    local run = self._run
@@ -123,7 +131,9 @@ function methods:write_file(path, data, opts)
    local summary = what .. path
    local attrs = {}
    if opts.mode then attrs[#attrs + 1] = octal(opts.mode) end
-   if opts.owner or opts.group then attrs[#attrs + 1] = (opts.owner or "") .. (opts.group and (":" .. opts.group) or "") end
+   if opts.owner or opts.group then
+      attrs[#attrs + 1] = (opts.owner or "") .. (opts.group and (":" .. opts.group) or "")
+   end
    if #attrs > 0 then summary = summary .. " (" .. table.concat(attrs, ", ") .. ")" end
    local detail
    if hidden and old ~= data then
@@ -137,31 +147,23 @@ function methods:write_file(path, data, opts)
       self._run.planned_changes = (self._run.planned_changes or 0) + 1
       return true
    end
-   if old == data then   -- only the mode or owner: no copy of the content anywhere
-      local fx = old_attrs({ kind = "file", path = path, existed = true, attrs_only = true, mode = octal(opts.mode),
-                             summary = summary, key_material = opts.key_material or nil, keep = opts.keep }, st)
-      self:_effect(fx)
-      local ok, err = guard.allow(function()
-         local r, e = true, nil
-         if opts.mode then r, e = sys.chmod(path, opts.mode) end
-         if r and (opts.owner or opts.group) then r, e = sys.chown(path, opts.owner, opts.group) end
-         return r, e
-      end)
-      if not ok then self:fail("cannot change the mode or owner of %s: %s", path, err) end
-      remember(self, fx)
-      return true
-   end
-   local saved = old and backup(self, path) or nil
-   local fx = old_attrs({ kind = "file", path = path, existed = old ~= nil, backup = saved, mode = octal(opts.mode),
+   local attrs_only = old == data   -- only the mode or owner: no copy of the content anywhere
+   local fx = old_attrs({ kind = "file", path = path, existed = old ~= nil, attrs_only = attrs_only or nil,
+                          backup = not attrs_only and old and backup(self, path) or nil, mode = octal(opts.mode),
                           summary = summary, detail = detail, key_material = opts.key_material or nil,
                           keep = opts.keep }, st)
    self:_effect(fx)
-   local ok, err = guard.allow(sys.write_file, path, data, { mode = opts.mode })
-   if not ok then self:fail("cannot write %s: %s", path, err) end
-   fault.point("file/chown")
-   if opts.owner or opts.group then
-      ok, err = guard.allow(sys.chown, path, opts.owner, opts.group)
-      if not ok then self:fail("cannot change the owner of %s: %s", path, err) end
+   if attrs_only then
+      local ok, err = guard.allow(set_attrs, path, opts)
+      if not ok then self:fail("cannot change the mode or owner of %s: %s", path, err) end
+   else
+      local ok, err = guard.allow(sys.write_file, path, data, { mode = opts.mode })
+      if not ok then self:fail("cannot write %s: %s", path, err) end
+      fault.point("file/chown")
+      if opts.owner or opts.group then
+         ok, err = guard.allow(sys.chown, path, opts.owner, opts.group)
+         if not ok then self:fail("cannot change the owner of %s: %s", path, err) end
+      end
    end
    remember(self, fx)
    return true
@@ -216,8 +218,7 @@ function methods:mkdir(path, opts)
    end
    local ok, err = guard.allow(function()
       local r, e = sys.mkdir(path, opts.mode)
-      if r and opts.mode then r, e = sys.chmod(path, opts.mode) end
-      if r and (opts.owner or opts.group) then r, e = sys.chown(path, opts.owner, opts.group) end
+      if r then r, e = set_attrs(path, opts) end
       return r, e
    end)
    if not ok then self:fail("cannot create directory %s: %s", path, err) end

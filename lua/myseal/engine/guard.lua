@@ -9,11 +9,9 @@
 -- allowed.
 -- @module myseal.engine.guard
 local sys = require "sys"
-
-local M = {}
-
 local source_name = require("myseal.errors").source_name
 
+local M = {}
 
 local blocked = 0      -- > 0 while runbook code runs
 local allowed = 0      -- > 0 while a ctx effect (or the engine itself) runs
@@ -21,9 +19,10 @@ local free = {}        -- directory prefixes writes may always go to
 
 local runbook_source   -- set by install: is a debug source a runbook file's?
 
--- The innermost line of runbook code on the stack, "file:line", or nil.
-local function runbook_line()
-   for level = 3, 200 do
+--- The innermost line of runbook code on the stack, "file:line", or nil.
+-- @return string | nil
+function M.runbook_line()
+   for level = 2, 200 do
       local info = debug.getinfo(level, "Sl")
       if not info then return nil end
       if runbook_source and runbook_source(info.source) and info.currentline > 0 then
@@ -45,19 +44,10 @@ local function is_free(path)
    return false
 end
 
-local function refuse(what, hint)
-   local where = runbook_line() or "runbook code"
-   error(("%s: %s is not allowed in a runbook: %s"):format(where, what, hint), 0)
-end
-
 local function gate(what, hint, path)
-   if blocked > 0 and allowed == 0 and not is_free(path) then refuse(what, hint) end
-end
-
---- Is runbook code running with effects blocked right now?
--- @return boolean
-function M.blocking()
-   return blocked > 0 and allowed == 0
+   if blocked > 0 and allowed == 0 and not is_free(path) then
+      error(("%s: %s is not allowed in a runbook: %s"):format(M.runbook_line() or "runbook code", what, hint), 0)
+   end
 end
 
 local function counted(add, fn, ...)

@@ -20,12 +20,7 @@ local report_mod = require "myseal.engine.report"
 
 local M = {}
 
-local source_name = require("myseal.errors").source_name
-
-
 --- The declarations a runbook runs with: myseal's own ([server], [connection], [site]) and its own.
--- @param rb runbook
--- @return declarations
 function M.declarations(rb)
    local decls = {}
    for k, d in pairs(target_mod.declarations) do decls[k] = d end
@@ -40,7 +35,6 @@ end
 
 --- Parse `--set section.key=value` options into a parameter layer.
 -- @param list of "section.key=value" strings
--- @return layer
 function M.set_layer(list)
    local layer = { label = "--set", strict = true, values = {} }
    for _, s in ipairs(list or {}) do
@@ -52,7 +46,6 @@ function M.set_layer(list)
 end
 
 --- Resolve a runbook's parameters for a target (defaults < target < profile < --set).
--- @param rb runbook
 -- @param target target (or nil)
 -- @param set list of "section.key=value"
 -- @param partial when true, required parameters may stay unset (for `show`)
@@ -76,15 +69,7 @@ local function handler(e)
    else
       msg = tostring(e)
    end
-   local where
-   for level = 2, 200 do
-      local info = debug.getinfo(level, "Sl")
-      if not info then break end
-      if runbook_mod.is_runbook_source(info.source) and info.currentline > 0 then
-         where = ("%s:%d"):format(source_name(info), info.currentline)
-         break
-      end
-   end
+   local where = guard.runbook_line()
    if type(e) == "string" then
       -- the position Lua put in front says the same as `where`, or points into myseal's code
       local stripped = msg:gsub("^[^\n:]+:%d+: ", "", 1)
@@ -95,26 +80,21 @@ local function handler(e)
 end
 
 --- Call a step function as runbook code (effects outside ctx refused): true, results | false, error.
--- @param fn step function
--- @param ctx context
 function M.call(fn, ctx)
    local r = table.pack(guard.block(xpcall, fn, handler, ctx))
    if r[1] then return true, table.unpack(r, 2, r.n) end
    return false, r[2]
 end
-local call = M.call
 
 --- The state of one plan, run or rollback: resolved parameters, secrets, the journal's emitter.
--- @param rb runbook
 -- @param opts `{ target, set, reporter, secrets }`
 -- @param mode "plan" | "run" | "rollback"
--- @return run
 function M.new_run(rb, opts, mode)
    local target = opts.target
-   local decls, values, origins = M.resolve(rb, target, opts.set)
+   local decls, values = M.resolve(rb, target, opts.set)
    secrets_mod.hide_sources(decls, values)
    local run = {
-      mode = mode, runbook = rb, decls = decls, values = values, origins = origins,
+      mode = mode, runbook = rb, decls = decls, values = values,
       secrets = opts.secrets or secrets_mod.new(function()
          if opts.reporter.clear then opts.reporter:clear() end
       end), target = target, reporter = opts.reporter,
@@ -140,8 +120,6 @@ function M.new_run(rb, opts, mode)
 end
 
 --- Seconds since a sys.clock() reading, to the millisecond.
--- @param t0 start
--- @return number
 function M.seconds(t0)
    return math.floor((sys.clock() - t0) * 1000 + 0.5) / 1000
 end
@@ -152,9 +130,6 @@ function M.step_failure(run, step, err)
    return ("runbook %s, step %s%s: %s"):format(run.runbook.name, step.name, where, err.message)
 end
 
-local step_failure = M.step_failure
-local new_run = M.new_run
-
 local function server_label(run, ctx)
    if run.conn or run.target:server_info() then
       local ok, d = pcall(function() return ctx.dialect end)
@@ -163,75 +138,62 @@ local function server_label(run, ctx)
    return nil
 end
 
+-- One step's when, check, apply and verify: its state and reason, or nil, nil, the error.
+local function run_step(run, ctx, step, skip_done)
+   local planning = run.mode == "plan"
+   if skip_done and skip_done[step.name] then return "done", "done in the run this one continues" end
+   if step.when then
+      local ok, v, why = M.call(step.when, ctx)
+      if not ok then return nil, nil, v end
+      if not v then
+         -- a verification a plan cannot do: the run does it after the changes
+         if planning and why then return "later", why end
+         return "skipped"
+      end
+   end
+   local done, reason = false, nil
+   if step.check then
+      local ok, v, why = M.call(step.check, ctx)
+      if not ok then return nil, nil, v end
+      done, reason = v, why
+   end
+   if not step.apply then
+      if done then return "ok", reason end
+      reason = reason or "the check did not pass"
+      if not planning then return nil, nil, { message = reason } end
+      -- a plan goes on past a gate that would refuse, and says so at the end
+      run.refused = run.refused or {}
+      table.insert(run.refused, ("%s: %s"):format(step.name, reason))
+      return "refused", reason
+   end
+   if done then return "done", reason end
+   local before = run.effects
+   local ok, v = M.call(step.apply, ctx)
+   if not ok then return nil, nil, v end
+   if planning then return "todo", reason end
+   local changed = run.effects > before
+   if step.verify then
+      local vok, good, why = M.call(step.verify, ctx)
+      if not vok then return nil, nil, good end
+      if not good then return nil, nil, { message = "verify failed" .. (why and (": " .. why) or "") } end
+   end
+   return changed and "changed" or "unchanged", reason
+end
+
 -- Run the selected steps. Returns "ok" | "failed", message | "interrupted".
 local function execute(run, ctx, list, counts, skip_done)
-   local planning = run.mode == "plan"
    for i, step in ipairs(list) do
       run.step = step.name
       run.emit{ event = "step", step = step.name, state = "start", index = i, total = #list }
       local t0 = sys.clock()
-      local state, reason, err
-      if skip_done and skip_done[step.name] then
-         state, reason = "done", "done in the run this one continues"
-      end
-      if not state and step.when then
-         local ok, v, why = call(step.when, ctx)
-         if not ok then
-            err = v
-         elseif not v then
-            -- a verification a plan cannot do: the run does it after the changes
-            if planning and why then state, reason = "later", why else state = "skipped" end
-         end
-      end
-      if not state and not err then
-         local done = false
-         if step.check then
-            local ok, v, why = call(step.check, ctx)
-            if not ok then err = v else done, reason = v, why end
-         end
-         if err then
-            -- reported below
-         elseif not step.apply then
-            if done then
-               state = "ok"
-            elseif planning then
-               -- a plan goes on past a gate that would refuse, and says so at the end
-               state, reason = "refused", reason or "the check did not pass"
-               run.refused = run.refused or {}
-               table.insert(run.refused, ("%s: %s"):format(step.name, reason))
-            else
-               err = { message = reason or "the check did not pass" }
-            end
-         elseif done then
-            state = "done"
-         else
-            local before = run.effects
-            local ok, v = call(step.apply, ctx)
-            if not ok then
-               err = v
-            elseif planning then
-               state = "todo"
-            else
-               local changed = run.effects > before
-               if step.verify then
-                  local vok, good, why = call(step.verify, ctx)
-                  if not vok then
-                     err = good
-                  elseif not good then
-                     err = { message = "verify failed" .. (why and (": " .. why) or "") }
-                  end
-               end
-               state = changed and "changed" or "unchanged"
-            end
-         end
-      end
+      local state, reason, err = run_step(run, ctx, step, skip_done)
       local seconds = M.seconds(t0)
       if err == ctx_mod.Interrupted then
          run.emit{ event = "step", step = step.name, state = "interrupted", index = i, total = #list,
                    seconds = seconds }
          return "interrupted"
       elseif err then
-         local msg = step_failure(run, step, err)
+         local msg = M.step_failure(run, step, err)
          run.emit{ event = "step", step = step.name, state = "failed", index = i, total = #list,
                    seconds = seconds, error = err.message, where = err.where }
          for name in pairs(run.reverted) do
@@ -253,8 +215,6 @@ local function execute(run, ctx, list, counts, skip_done)
    return "ok"
 end
 
-local finish, close_conn
-
 local function select_steps(rb, opts)
    local list = rb.steps
    if opts.only and opts.from then errors.usage("--only and --from cannot go together") end
@@ -269,12 +229,17 @@ local function select_steps(rb, opts)
    return list
 end
 
---- The result event of a plan, run or rollback.
-function M.finish(run, status, msg, counts, t0)
+--- The end of a plan, run or rollback: the journal's last line (its status `ended`, default
+-- `status`), the result event, and the failure raised (a usage error when `bad`) unless "ok".
+function M.finish(run, status, msg, counts, t0, bad, ended)
+   if run.journal then
+      run.journal:write{ event = "end", status = ended or status, error = msg and run.secrets:redact(msg) }
+   end
    run.emit{ event = "result", status = status, error = msg, changed = counts.changed or 0, resumed = counts.resumed,
              todo = counts.todo or 0, done = (counts.done or 0) + (counts.ok or 0) + (counts.unchanged or 0),
              skipped = counts.skipped or 0, seconds = M.seconds(t0),
              journal = run.journal and run.journal.path, report_only = true }
+   if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
 end
 
 --- Close the run's connection.
@@ -285,15 +250,12 @@ function M.close_conn(run)
    end
 end
 
-finish, close_conn = M.finish, M.close_conn
-
 --- Plan: run every check, and show what apply would do for each step not done. Changes nothing.
--- @param rb runbook
 -- @param opts `{ target, set, reporter, only, from, secrets, continues = summary of the journal a
 --   resumed run continues (its finished steps and records count) }`
 -- @return 0 (raises a failure when a step fails)
 function M.plan(rb, opts)
-   local run = new_run(rb, opts, "plan")
+   local run = M.new_run(rb, opts, "plan")
    local skip_done = opts.continues and M.resume_state(run, opts.continues)
    local ctx = ctx_mod.new(run)
    local list = select_steps(rb, opts)
@@ -302,9 +264,8 @@ function M.plan(rb, opts)
              server = server_label(run, ctx), report_only = true }
    local counts = {}
    local status, msg, bad = execute(run, ctx, list, counts, skip_done)
-   close_conn(run)
-   finish(run, status, msg, counts, t0)
-   if status ~= "ok" then (bad and errors.usage or errors.fail)("%s", run.secrets:redact(msg)) end
+   M.close_conn(run)
+   M.finish(run, status, msg, counts, t0, bad)
    return 0, counts
 end
 
@@ -317,41 +278,39 @@ end
 function M.context(opts)
    local rb = opts.runbook or runbook_mod.new{ name = "inspect", summary = "inspection",
                                                steps = { { name = "none", check = function() return true end } } }
-   local run = new_run(rb, { target = opts.target, set = opts.set, reporter = opts.reporter or report_mod.collect() },
-                       opts.mode or "plan")
-   return ctx_mod.new(run), function() close_conn(run) end, run
+   local reporter = opts.reporter or report_mod.collect()
+   local run = M.new_run(rb, { target = opts.target, set = opts.set, reporter = reporter }, opts.mode or "plan")
+   return ctx_mod.new(run), function() M.close_conn(run) end, run
 end
 
 local ENDED = { ok = true, ["rolled back"] = true }
 
--- The newest unfinished run of this runbook on this target that changed something, or nil: a
--- run that stopped before changing anything (a preflight refused) leaves nothing to continue.
-local function unfinished(dir, name)
+-- The newest journal of this runbook on this target and its summary, or nil when there is none.
+local function newest(dir, name)
    local path = journal_mod.list(dir, name)[1]
    if not path then return nil end
    local events, err = journal_mod.read(path)
    if not events then errors.fail("%s", err) end
-   local s = journal_mod.summary(events)
-   if ENDED[s.status] then return nil end
-   if not s.pending_restart and not require("myseal.engine.rollback").has_changes(s) then return nil end
-   return path, s
+   return path, journal_mod.summary(events)
 end
 
---- The command line that names this target again, for messages: "--site F", "--sandbox N".
-function M.target_args(run)
-   return run.target.args or ""
+-- The newest unfinished run of this runbook on this target that changed something, or nil: a
+-- run that stopped before changing anything (a preflight refused) leaves nothing to continue.
+local function unfinished(dir, name)
+   local path, s = newest(dir, name)
+   if not path or ENDED[s.status] then return nil end
+   if not s.pending_restart and not require("myseal.engine.rollback").has_changes(s) then return nil end
+   return path, s
 end
 
 -- A lock file per server, whatever profile names it: two profiles for one server never run at once.
 local function server_lock(run)
    local key = run.target:server_key(run.values)
    if not key then return nil end
-   local h = 2166136261
-   for i = 1, #key do h = ((h ~ key:byte(i)) * 16777619) & 0xffffffff end
    local dir, err = require("myseal.state").dir("servers")
    if not dir then errors.fail("%s", err) end
    local lock
-   lock, err = sys.lock(("%s/%08x.lock"):format(dir, h))
+   lock, err = sys.lock(("%s/%s.lock"):format(dir, target_mod.hash(key)))
    if not lock then errors.fail("the server %s is busy: another myseal run works on it (%s)", key, err) end
    return lock
 end
@@ -370,32 +329,25 @@ function M.lock_target(run)
    end })
 end
 
-local lock_target = M.lock_target
-
 --- After a kill: the journal of the newest run of `rb` says a restart was under way and the
 -- server does not answer: bring it up (engine/rollback.lua recover).
 function M.recover(run, dir, rb)
-   local path = journal_mod.list(dir, rb.name)[1]
-   if not path then return end
-   local events, err = journal_mod.read(path)
-   if not events then errors.fail("%s", err) end
-   require("myseal.engine.rollback").recover(run, journal_mod.summary(events))
+   local path, summary = newest(dir, rb.name)
+   if path then require("myseal.engine.rollback").recover(run, summary) end
 end
 
 -- Files a killed run may have left: atomic writes' temporary files beside the files it edited,
 -- and the target's scratch directory. Removed, and said.
 local function remove_leftovers(run, dir, summary)
-   local gone = {}
-   local seen = {}
+   local gone, seen = {}, {}
    for _, list in pairs(summary and summary.effects or {}) do
       for _, fx in ipairs(list) do
          local d, base = (fx.path or ""):match("^(.*)/([^/]+)$")
          if d and not seen[fx.path] then
             seen[fx.path] = true
             for _, n in ipairs(sys.dir(d) or {}) do
-               if n:sub(1, #base + 8) == base .. ".myseal-" and #n == #base + 14 then
-                  if os.remove(d .. "/" .. n) then gone[#gone + 1] = d .. "/" .. n end
-               end
+               local leftover = n:sub(1, #base + 8) == base .. ".myseal-" and #n == #base + 14
+               if leftover and os.remove(d .. "/" .. n) then gone[#gone + 1] = d .. "/" .. n end
             end
          end
       end
@@ -410,14 +362,14 @@ local function remove_leftovers(run, dir, summary)
    end
 end
 
+local FINISHED = { done = true, changed = true, unchanged = true, ok = true, skipped = true }
+
 --- What a resumed run takes from the journal it continues: its finished steps (returned) and
 -- its records and changes since the last restart (into `run`).
 function M.resume_state(run, s)
    local done = {}
    for name, state in pairs(s.steps) do
-      if state == "done" or state == "changed" or state == "unchanged" or state == "ok" or state == "skipped" then
-         done[name] = true
-      end
+      if FINISHED[state] then done[name] = true end
    end
    for k, v in pairs(s.records or {}) do run.records[k] = v end
    for _, fx in ipairs(s.since_restart) do run.since_restart[#run.since_restart + 1] = fx end
@@ -449,7 +401,6 @@ local function changed_params(run, summary)
 end
 
 --- Run: confirm (unless opts.yes), lock the target, journal every effect, run the steps.
--- @param rb runbook
 -- @param opts `{ target, set, reporter, yes, resume, only, from, interactive }`
 -- @return 0 (raises a failure when a step fails or the run is interrupted)
 function M.run(rb, opts)
@@ -459,26 +410,24 @@ function M.run(rb, opts)
    if opts.resume and (opts.only or opts.from) then
       errors.usage("--resume continues where the last run stopped: no --only or --from with it")
    end
-   local run = new_run(rb, opts, "run")
-   local again = ("%s %s"):format(rb.name, M.target_args(run))
-   local dir, lock <close> = lock_target(run)
+   local run = M.new_run(rb, opts, "run")
+   local again = ("%s %s"):format(rb.name, run.target.args)
+   local dir, lock <close> = M.lock_target(run)
    local last, summary = unfinished(dir, rb.name)
    if last and not opts.resume then
       errors.fail("the last run of %s on %s did not finish (%s%s; journal %s): continue it with "
          .. "'myseal run %s --resume', or undo it with 'myseal rollback %s'", rb.name, run.target.label,
          summary.status, summary.stopped_at and (" in step " .. summary.stopped_at) or "", last, again, again)
    end
-   if last then
-      local changed = changed_params(run, summary)
-      if #changed > 0 then
-         local what = ("the parameters differ from the run this one continues: %s"):format(table.concat(changed, "; "))
-         if not opts.yes and not opts.interactive then
-            errors.usage("--resume: %s; run with the same parameters, or confirm with --yes", what)
-         elseif not opts.yes and not opts.reporter:confirm(what .. ". Continue with the new ones?") then
-            errors.fail("run: not confirmed; nothing was changed")
-         end
-         opts.reporter:event{ event = "log", level = "warn", message = what }
+   local changed = last and changed_params(run, summary) or {}
+   if #changed > 0 then
+      local what = ("the parameters differ from the run this one continues: %s"):format(table.concat(changed, "; "))
+      if not opts.yes and not opts.interactive then
+         errors.usage("--resume: %s; run with the same parameters, or confirm with --yes", what)
+      elseif not opts.yes and not opts.reporter:confirm(what .. ". Continue with the new ones?") then
+         errors.fail("run: not confirmed; nothing was changed")
       end
+      opts.reporter:event{ event = "log", level = "warn", message = what }
    end
    if not opts.yes then
       -- what would it do? (the plan agrees with the run: a resumed run's finished steps count as done)
@@ -511,9 +460,8 @@ function M.run(rb, opts)
       remove_leftovers(run, dir, summary)
       M.recover(run, dir, rb)
    else
-      local previous = journal_mod.list(dir, rb.name)[1]
-      local events = previous and journal_mod.read(previous)
-      remove_leftovers(run, dir, events and journal_mod.summary(events))
+      local _, previous = newest(dir, rb.name)
+      remove_leftovers(run, dir, previous)
       run.journal, err = journal_mod.create(dir, rb.name)
       if not run.journal then errors.fail("%s", err) end
       run.journal:write(run.secrets:redact_deep{ event = "run", runbook = rb.name, file = rb.file,
@@ -531,29 +479,21 @@ function M.run(rb, opts)
    local counts = {}
    local ok, status, msg, bad = pcall(execute, run, ctx, list, counts, skip_done)
    sys.trap_interrupt(false)
-   close_conn(run)
+   M.close_conn(run)
    if not ok then
       run.journal:write{ event = "end", status = "failed", error = run.secrets:redact(tostring(status)) }
-      run.journal:close()
       error(status, 0)
    end
    if status == "interrupted" then
       msg = ("interrupted in step %s, between two changes; continue with 'myseal run %s --resume'")
          :format(run.step, again)
    end
-   run.journal:write{ event = "end", status = status, error = msg and run.secrets:redact(msg) }
    if last and status == "ok" then counts.resumed = true end
-   finish(run, status, msg, counts, t0)
-   run.journal:close()
-   if status ~= "ok" then
-      if bad then errors.usage("%s", run.secrets:redact(msg)) end
-      errors.fail("%s", run.secrets:redact(msg))
-   end
+   M.finish(run, status, msg, counts, t0, bad)
    return 0
 end
 
 --- Roll back the last run of a runbook on the target (engine/rollback.lua).
--- @param rb runbook
 -- @param opts `{ target, set, reporter, yes, interactive }`
 -- @return 0
 function M.rollback(rb, opts)

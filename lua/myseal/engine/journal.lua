@@ -16,9 +16,21 @@ local function runs_dir(target_dir, runbook)
    return target_dir .. "/runs/" .. runbook
 end
 
+--- The first of `base .. ext`, `base-2 .. ext`, `base-3 .. ext`, ... that does not exist.
+-- @param base path without its extension
+-- @param ext extension ("" for none)
+-- @return path
+function M.unused_name(base, ext)
+   local path, n = base .. ext, 1
+   while sys.stat(path) do
+      n = n + 1
+      path = ("%s-%d%s"):format(base, n, ext)
+   end
+   return path
+end
+
 --- Start a new journal.
 -- @param target_dir the target's state directory
--- @param runbook runbook name
 -- @return journal | nil, message
 function M.create(target_dir, runbook)
    local dir = runs_dir(target_dir, runbook)
@@ -27,12 +39,7 @@ function M.create(target_dir, runbook)
    local now = sys.now()
    local base = ("%s/%s-%06d-%d"):format(dir, os.date("%Y%m%d-%H%M%S", math.floor(now)),
       math.floor((now % 1) * 1e6), sys.getpid())
-   local path = base .. ".jsonl"
-   local n = 1
-   while sys.stat(path) do
-      n = n + 1
-      path = ("%s-%d.jsonl"):format(base, n)
-   end
+   local path = M.unused_name(base, ".jsonl")
    ok, err = sys.write_file(path, "", { mode = tonumber("600", 8) })
    if not ok then return nil, err end
    return M.open(path)
@@ -70,20 +77,14 @@ function M.open(path)
    return setmetatable({ path = path, repaired = note }, Journal)
 end
 
---- Append one event (already redacted by the caller): one line, in one write.
--- @param event table
+--- Append one event (already redacted by the caller): one line, in one write; nothing stays open
+-- between two, so a journal has nothing to close.
 function Journal:write(event)
    event.at = event.at or os.date("!%Y-%m-%dT%H:%M:%SZ")
    fault.event(event, "before")
    assert(sys.append(self.path, json.encode(event) .. "\n"))
    fault.event(event, "after")
 end
-
---- Close the journal (nothing is held open: every line is written when it happens).
-function Journal:close()
-   self.closed = true
-end
-Journal.__close = Journal.close
 
 --- Read a journal's events. A last line cut short (a killed process) is ignored; a bad line
 -- before the last one is an error naming the line.
@@ -107,7 +108,6 @@ end
 
 --- The journals of a runbook on a target, newest first.
 -- @param target_dir the target's state directory
--- @param runbook runbook name
 -- @return list of paths (empty when there are none)
 function M.list(target_dir, runbook)
    local out = {}
@@ -119,6 +119,9 @@ function M.list(target_dir, runbook)
    return out
 end
 
+--- The kinds of effect that change a file (rollback puts them back from their backups).
+M.FILE_KINDS = { file = true, remove = true, mkdir = true }
+
 --- What a journal says about its run.
 -- @param events list of events (M.read)
 -- @return `{ status = "ok"|"failed"|"interrupted"|"rolled back", steps = { name -> state },
@@ -129,35 +132,25 @@ end
 function M.summary(events)
    local s = { status = "interrupted", steps = {}, order = {}, effects = {}, since_restart = {} }
    local phase = "run"
-   local current
    for _, ev in ipairs(events) do
       local e = ev.event
-      if e == "run" or e == "resume" then
-         phase = "run"
+      if e == "run" or e == "resume" or e == "rollback" then
+         phase = e == "rollback" and "rollback" or "run"
          s.status = "interrupted"
-         if ev.params then s.params = ev.params end
-      elseif e == "rollback" then
-         phase = "rollback"
-         s.status = "interrupted"
+         if ev.params then s.params = ev.params end   -- a rollback's line has none
       elseif e == "end" then
          s.status = ev.status
          s.error = ev.error
       elseif e == "step" and phase == "run" then
          if not s.steps[ev.step] then s.order[#s.order + 1] = ev.step end
          s.steps[ev.step] = ev.state
-         current = ev.step
-         if ev.state ~= "start" then current = nil else s.stopped_at = ev.step end
-      elseif e == "effect" and ev.kind == "restart" and phase == "rollback" then
-         s.pending_restart = true
-      elseif e == "effect" and phase == "run" then
+         if ev.state == "start" then s.stopped_at = ev.step end
+      elseif e == "effect" then
          if ev.kind == "restart" then s.pending_restart = true end
-         if ev.kind == "file" or ev.kind == "remove" or ev.kind == "mkdir" or ev.kind == "restart" then
+         if phase == "run" and ev.kind then
             s.effects[ev.step] = s.effects[ev.step] or {}
             table.insert(s.effects[ev.step], ev)
-            if ev.kind ~= "restart" then table.insert(s.since_restart, ev) end
-         elseif ev.kind then
-            s.effects[ev.step] = s.effects[ev.step] or {}
-            table.insert(s.effects[ev.step], ev)
+            if M.FILE_KINDS[ev.kind] then table.insert(s.since_restart, ev) end
          end
       elseif e == "restarted" then
          s.since_restart = {}
@@ -185,7 +178,6 @@ function M.summary(events)
          s.records[ev.key] = ev.value
       end
    end
-   s.running_step = current
    return s
 end
 

@@ -15,6 +15,12 @@ local BOOL = {
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
+local function copy(t)
+   local out = {}
+   for k, v in pairs(t) do out[k] = v end
+   return out
+end
+
 -- Each converter takes (decl, value, base_dir) with value a string (profile, --set) or a Lua value
 -- (a declared default) and returns the typed value or nil, reason.
 local convert = {}
@@ -166,29 +172,21 @@ function M.declare(owner, decls)
 end
 
 --- A copy of `decls` with some defaults replaced (extend's `defaults`).
--- @param owner runbook name
--- @param decls declarations
 -- @param defaults map name -> new default
--- @return new declarations
 function M.with_defaults(owner, decls, defaults)
-   local out = {}
-   for k, d in pairs(decls) do out[k] = d end
+   local out = copy(decls)
    for name, v in pairs(defaults) do
       local d = out[name]
       if not d then fail_at("runbook %s: defaults: no parameter %s", owner, tostring(name)) end
-      local copy = {}
-      for k, x in pairs(d) do copy[k] = x end
       local value, err = M.convert(d, v)
       if value == nil then fail_at("runbook %s: defaults: %s", owner, err) end
-      copy.default = value
-      out[name] = copy
+      out[name] = copy(d)
+      out[name].default = value
    end
    return out
 end
 
---- Names of the declarations, sorted (section, then key).
--- @param decls declarations
--- @return list of names
+--- Names of the declarations (the keys of any table of them), sorted (section, then key).
 function M.sorted(decls)
    local names = {}
    for k in pairs(decls) do names[#names + 1] = k end
@@ -200,7 +198,6 @@ end
 -- Each layer: `{ label = "--set", values = { ["s.k"] = { value = raw, where = "file:line" } },
 -- sections = { s = { k = { value = , where = } } }, base = dir, strict = true }`. A strict layer
 -- (--set) may only name declared parameters.
--- @param decls declarations
 -- @param layers list of layers
 -- @param partial when true, a required parameter may stay unset (for `show`)
 -- @return values (name -> value), origins (name -> "where") | nil, message
@@ -215,15 +212,15 @@ function M.resolve(decls, layers, partial)
          -- a parameter's key may be written with '-' for '_' (as in option files); map keys
          -- (account names, paths) are taken as written
          local name = written
-         if not decls[name] then name = name:gsub("^([^.]+%.)(.*)$", function(s, k) return s .. k:gsub("%-", "_") end) end
+         if not decls[name] then
+            name = name:gsub("^([^.]+%.)(.*)$", function(s, k) return s .. k:gsub("%-", "_") end)
+         end
          local d = decls[name]
          local msection, mkey = written:match("^([^.]+)%.(.+)$")
          local map = msection and decls[msection]
          if map and map.type == "map" then
-            local m = {}
-            for k, x in pairs(values[msection]) do m[k] = x end
-            m[mkey] = tostring(raw.value)
-            values[msection] = m
+            values[msection] = copy(values[msection])
+            values[msection][mkey] = tostring(raw.value)
             origins[msection] = raw.where or layer.label
          elseif d and d.type ~= "map" then
             local v, err = M.convert(d, raw.value, layer.base)
@@ -237,10 +234,8 @@ function M.resolve(decls, layers, partial)
       for section, entries in pairs(layer.sections or {}) do
          local d = decls[section]
          if d and d.type == "map" then
-            local m = {}
-            for k, x in pairs(values[section]) do m[k] = x end
-            for k, e in pairs(entries) do m[k] = e.value end
-            values[section] = m
+            values[section] = copy(values[section])
+            for k, e in pairs(entries) do values[section][k] = e.value end
             origins[section] = layer.label
          end
       end
@@ -255,44 +250,32 @@ function M.resolve(decls, layers, partial)
 end
 
 --- A read-only view `p.section.key` over resolved values; an undeclared name raises.
--- @param decls declarations
--- @param values resolved values
--- @return the view
 function M.view(decls, values)
    local sections = {}
    for name, d in pairs(decls) do
       sections[d.section] = sections[d.section] or {}
       if d.key then sections[d.section][d.key] = name end
    end
-   local function declared_in(section)
-      local keys = {}
-      for k in pairs(sections[section]) do keys[#keys + 1] = section .. "." .. k end
-      table.sort(keys)
-      return table.concat(keys, ", ")
+   local function read_only() error("parameters are read-only", 2) end
+   local views = {}
+   for section, keys in pairs(sections) do
+      views[section] = setmetatable({}, {
+         __index = function(_, key)
+            if keys[key] then return values[keys[key]] end
+            local declared = M.sorted(keys)
+            for i, k in ipairs(declared) do declared[i] = section .. "." .. k end
+            error(("no parameter %s.%s is declared (declared: %s)"):format(section, tostring(key),
+               table.concat(declared, ", ")), 2)
+         end,
+         __newindex = read_only,
+      })
    end
-   local cache = {}
    return setmetatable({}, {
       __index = function(_, section)
          if decls[section] and decls[section].type == "map" then return values[section] end
-         if not sections[section] then
-            error(("no parameter section '%s' is declared"):format(tostring(section)), 2)
-         end
-         if not cache[section] then
-            cache[section] = setmetatable({}, {
-               __index = function(_, key)
-                  local name = sections[section][key]
-                  if not name then
-                     error(("no parameter %s.%s is declared (declared: %s)"):format(
-                        section, tostring(key), declared_in(section)), 2)
-                  end
-                  return values[name]
-               end,
-               __newindex = function() error("parameters are read-only", 2) end,
-            })
-         end
-         return cache[section]
+         return views[section] or error(("no parameter section '%s' is declared"):format(tostring(section)), 2)
       end,
-      __newindex = function() error("parameters are read-only", 2) end,
+      __newindex = read_only,
    })
 end
 

@@ -10,15 +10,6 @@ local methods = {}
 
 local WATCH_EVERY = 0.1   -- seconds between two calls of opts.watch
 
--- The statements of an item as shown: its `before` statements (once, where they change), then it.
-local function show_before(self, it, last)
-   local key = it.before_shown
-   if key ~= "" and key ~= last then
-      for _, b in ipairs(it.before) do self:sql(b.sql, table.unpack(b.args or {})) end
-   end
-   return key
-end
-
 local function prepare(list)
    local items, total = {}, 0
    for i, it in ipairs(list) do
@@ -27,11 +18,11 @@ local function prepare(list)
       local before, shown = {}, {}
       for j, b in ipairs(it.before or {}) do
          before[j] = { sql = b.sql, args = b.args or {} }
-         shown[j] = sqltext.format(b.sql, { n = #before[j].args, table.unpack(before[j].args) })
+         shown[j] = sqltext.format(b.sql, before[j].args)
       end
       items[i] = { entry = it, sql = it.sql, args = args, weight = it.weight or 1, here = it.here, before = before,
-                   before_shown = table.concat(shown, "; "), attempts = 0,
-                   shown = sqltext.format(it.sql, { n = #args, table.unpack(args) }) }
+                   before_texts = shown, before_shown = table.concat(shown, "; "), attempts = 0,
+                   shown = sqltext.format(it.sql, args) }
       total = total + items[i].weight
    end
    return items, total
@@ -71,7 +62,11 @@ function methods:sql_parallel(list, opts)
    if self.planning or (parallel == 1 and not opts.on_error and not opts.watch) then
       local done, last = 0, ""
       for _, it in ipairs(items) do
-         last = show_before(self, it, last)
+         -- its `before` statements once, where they change, then it
+         if it.before_shown ~= "" and it.before_shown ~= last then
+            for _, b in ipairs(it.before) do self:sql(b.sql, table.unpack(b.args)) end
+         end
+         last = it.before_shown
          self:sql(it.sql, table.unpack(it.args))
          done = done + it.weight
          self:progress(done, total, opts.label, opts)
@@ -106,12 +101,12 @@ function methods:sql_parallel(list, opts)
             end
          end
       end
+      local function advance(it)
+         done = done + it.weight
+         self:progress(done, total, opts.label, opts)
+      end
       local function finished(it, ok, message, errno)
-         if ok then
-            done = done + it.weight
-            self:progress(done, total, opts.label, opts)
-            return
-         end
+         if ok then return advance(it) end
          local verdict, delay = judge(opts, it, message, errno)
          if verdict == "error" then
             failure, stopping = failure or delay, "failed"
@@ -120,8 +115,7 @@ function methods:sql_parallel(list, opts)
             table.insert(pending, 1, it)   -- at the bottom: the others go first
          elseif verdict == "skip" then
             skipped[#skipped + 1] = it.entry
-            done = done + it.weight
-            self:progress(done, total, opts.label, opts)
+            advance(it)
          elseif not failure then
             failure = ("SQL failed: %s: %s (%s)"):format(it.shown, message, tostring(errno))
             stopping = "failed"
@@ -129,11 +123,8 @@ function methods:sql_parallel(list, opts)
       end
       local function start(it)
          it.attempts = it.attempts + 1
-         for _, b in ipairs(it.before) do
-            self:_effect{ kind = "sql", sql = sqltext.format(b.sql, { n = #b.args, table.unpack(b.args) }),
-                          summary = "sql: " .. sqltext.format(b.sql, { n = #b.args, table.unpack(b.args) }) }
-         end
-         self:_effect{ kind = "sql", sql = it.shown, summary = "sql: " .. it.shown }
+         for _, shown in ipairs(it.before_texts) do self:_sql_effect(shown) end
+         self:_sql_effect(it.shown)
          jobs = jobs + 1
          local job = ("%s/%d.json"):format(dir, jobs)
          assert(sys.write_file(job, json.encode{ spec = spec, sql = it.sql, args = it.args, before = it.before },
@@ -152,13 +143,12 @@ function methods:sql_parallel(list, opts)
       local function here(it)
          it.attempts = it.attempts + 1
          local conn = self:_connection()
-         for _, b in ipairs(it.before) do
-            local shown = sqltext.format(b.sql, { n = #b.args, table.unpack(b.args) })
-            self:_effect{ kind = "sql", sql = shown, summary = "sql: " .. shown }
+         for j, b in ipairs(it.before) do
+            self:_sql_effect(it.before_texts[j])
             local rows, meta, errno = conn:query(b.sql, table.unpack(b.args))
             if not rows then return finished(it, false, meta, errno) end
          end
-         self:_effect{ kind = "sql", sql = it.shown, summary = "sql: " .. it.shown }
+         self:_sql_effect(it.shown)
          local rows, meta, errno = conn:query(it.sql, table.unpack(it.args))
          finished(it, rows ~= nil, meta, errno)
       end

@@ -8,6 +8,7 @@
 -- @module myseal.engine.report
 local json = require "myseal.json"
 local count = require("myseal.text").count
+local bytes = require("myseal.text").bytes
 local sys = require "sys"
 
 local M = {}
@@ -23,8 +24,6 @@ local function clock(s)
    if s >= 3600 then return ("%d:%02d:%02d"):format(s // 3600, s % 3600 // 60, s % 60) end
    return ("%d:%02d"):format(s // 60, s % 60)
 end
-
-local bytes = require("myseal.text").bytes
 
 --- Seconds left at the current rate, or nil when it cannot be told yet.
 -- @param done units done
@@ -47,14 +46,13 @@ Text.__index = Text
 
 --- A reporter writing readable lines.
 -- @param opts `{ out = file (io.stdout), tty = boolean, verbose = boolean }`
--- @return reporter
 function M.text(opts)
    opts = opts or {}
    local out = opts.out or io.stdout
    local tty = opts.tty
    if tty == nil then tty = out == io.stdout and sys.isatty("stdout") end
-   return setmetatable({ out = out, tty = tty, verbose = opts.verbose, transient = nil, last_draw = 0 },
-      Text)
+   return setmetatable({ out = out, tty = tty, verbose = opts.verbose, transient = nil, last_draw = 0,
+                         pending = {} }, Text)
 end
 
 function Text:clear()
@@ -107,24 +105,18 @@ function Text:event(ev)
       if ev.seconds and self.mode ~= "plan" then line = line .. "  (" .. duration(ev.seconds) .. ")" end
       self:line(line)
       -- plan: the step's effects go under its line
-      for _, l in ipairs(self.pending or {}) do self:line(l) end
-      self.pending = nil
+      for _, l in ipairs(self.pending) do self:line(l) end
+      self.pending = {}
    elseif e == "effect" then
       if self.mode == "plan" then
-         self.pending = self.pending or {}
          table.insert(self.pending, "      " .. ev.summary)
          if ev.detail and ev.detail ~= "" then table.insert(self.pending, indent(ev.detail, "        ")) end
       elseif self.verbose then
          self:line("      " .. ev.summary)
       end
    elseif e == "log" then
-      local text = "      " .. (ev.level == "warn" and "warning: " or "") .. ev.message
-      if self.mode == "plan" then
-         self.pending = self.pending or {}
-         table.insert(self.pending, text)
-      else
-         self:line(text)
-      end
+      local line = "      " .. (ev.level == "warn" and "warning: " or "") .. ev.message
+      if self.mode == "plan" then table.insert(self.pending, line) else self:line(line) end
    elseif e == "progress" then
       if not self.tty then return end
       local now = sys.clock()
@@ -133,12 +125,8 @@ function Text:event(ev)
       local width = 24
       local frac = ev.total > 0 and math.min(1, ev.done / ev.total) or 0
       local fill = math.floor(frac * width + 0.5)
-      local amount
-      if ev.unit == "bytes" then
-         amount = bytes(ev.done) .. " / " .. bytes(ev.total)
-      else
-         amount = ("%d/%d"):format(ev.done, ev.total)
-      end
+      local amount = ev.unit == "bytes" and bytes(ev.done) .. " / " .. bytes(ev.total)
+         or ("%d/%d"):format(ev.done, ev.total)
       local s = ("      [%s%s] %3d%%  %s%s"):format(("#"):rep(fill), ("-"):rep(width - fill),
          math.floor(frac * 100), amount, ev.label and (" " .. ev.label) or "")
       if ev.eta then s = s .. "  ETA " .. clock(ev.eta) end
@@ -173,18 +161,12 @@ function Text:result_text(ev)
 end
 
 --- Ask a yes/no question on the terminal; true for yes.
--- @param question text
--- @return boolean
 function Text:confirm(question)
    self:clear()
    self.out:write(question, " [y/N] ")
    self.out:flush()
    local answer = io.stdin:read("l")
    return answer ~= nil and answer:match("^%s*[yY]") ~= nil
-end
-
-function Text:close()
-   self:clear()
 end
 
 -- JSON ----------------------------------------------------------------------------------------
@@ -194,7 +176,6 @@ Json.__index = Json
 
 --- A reporter writing one JSON object per line (progress at most twice a second).
 -- @param opts `{ out = file (io.stdout) }`
--- @return reporter
 function M.json(opts)
    opts = opts or {}
    return setmetatable({ out = opts.out or io.stdout, last = {} }, Json)
@@ -215,14 +196,11 @@ function Json:confirm()
    return false
 end
 
-function Json:close() end
-
 --- A reporter that keeps events in a list (for the confirmation summary and tests).
 -- @return reporter with field `events`
 function M.collect()
    local r = { events = {} }
    function r.event(self, ev) self.events[#self.events + 1] = ev end
-   function r.close() end
    return r
 end
 

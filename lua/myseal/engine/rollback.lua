@@ -13,14 +13,7 @@ local OCTAL_600 = tonumber("600", 8)
 
 -- Where key material goes when a rollback takes it out of the way: beside it, never deleted.
 local function aside_name(path)
-   local stamp = os.date("%Y%m%d-%H%M%S")
-   local name = ("%s.set-aside-%s"):format(path, stamp)
-   local n = 1
-   while sys.stat(name) do
-      n = n + 1
-      name = ("%s.set-aside-%s-%d"):format(path, stamp, n)
-   end
-   return name
+   return journal_mod.unused_name(("%s.set-aside-%s"):format(path, os.date("%Y%m%d-%H%M%S")), "")
 end
 
 --- Put one file effect back from its journal record: the backup's content with the file's old
@@ -32,6 +25,11 @@ end
 -- @param how "revert" (a failed restart) or "rollback"
 -- @return note (what happened, for messages) | nil, message
 function M.restore_file(run, fx, how)
+   local function restored(note, aside)
+      run.emit{ event = "restore", kind = fx.kind, path = fx.path, backup = fx.backup, aside = aside,
+                journal_only = true }
+      return note
+   end
    if fx.key_material and not fx.attrs_only then
       if how ~= "rollback" or fx.existed or not sys.stat(fx.path) then
          return ("%s kept (key material: the server may have used it)"):format(fx.path)
@@ -40,25 +38,21 @@ function M.restore_file(run, fx, how)
       local ok, err = os.rename(fx.path, aside)
       if not ok then return nil, ("cannot move the key material %s aside: %s"):format(fx.path, err) end
       sys.chmod(aside, OCTAL_600)
-      run.emit{ event = "restore", kind = fx.kind, path = fx.path, aside = aside, journal_only = true }
-      return ("%s moved aside to %s (key material is never deleted)"):format(fx.path, aside)
+      return restored(("%s moved aside to %s (key material is never deleted)"):format(fx.path, aside), aside)
    end
    if fx.kind == "mkdir" then
       local gone = {}
       for i = #fx.created, 1, -1 do   -- only empty ones go
          if os.remove(fx.created[i]) then gone[#gone + 1] = fx.created[i] end
       end
-      run.emit{ event = "restore", kind = fx.kind, path = fx.path, journal_only = true }
-      if #gone == 0 then return fx.path .. " kept (not empty)" end
-      return "removed " .. table.concat(gone, ", ")
+      return restored(#gone == 0 and fx.path .. " kept (not empty)" or "removed " .. table.concat(gone, ", "))
    end
    if fx.attrs_only then
       local ok, err = true, nil
       if fx.old_mode then ok, err = sys.chmod(fx.path, tonumber(fx.old_mode, 8)) end
       if ok and fx.old_uid then ok, err = sys.chown(fx.path, fx.old_uid, fx.old_gid) end
       if not ok then return nil, ("cannot restore the mode and owner of %s: %s"):format(fx.path, err) end
-      run.emit{ event = "restore", kind = fx.kind, path = fx.path, journal_only = true }
-      return ("restored the mode and owner of %s"):format(fx.path)
+      return restored(("restored the mode and owner of %s"):format(fx.path))
    end
    if fx.backup then
       local data, err = sys.read_file(fx.backup)
@@ -74,19 +68,19 @@ function M.restore_file(run, fx, how)
       local ok, err = os.remove(fx.path)
       if not ok and sys.stat(fx.path) then return nil, ("cannot remove %s: %s"):format(fx.path, err) end
    end
-   run.emit{ event = "restore", kind = fx.kind, path = fx.path, backup = fx.backup, journal_only = true }
-   return "restored " .. fx.path
+   return restored("restored " .. fx.path)
 end
 
--- Put back the effects of `list` (newest first) that `pick(fx)` chooses; returns notes, problems.
-local function put_back(run, list, pick, how)
-   local notes, problems = {}, {}
+-- Put back the effects of `list` (newest first); what it did, then what it could not do, go
+-- into `lines`.
+local function put_back(run, list, lines)
+   local problems = {}
    for i = #list, 1, -1 do
       local fx = list[i]
-      if not fx.restored and pick(fx) then
-         local note, err = M.restore_file(run, fx, how)
+      if not fx.restored then
+         local note, err = M.restore_file(run, fx, "revert")
          if note then
-            notes[#notes + 1] = note
+            lines[#lines + 1] = note
             if not fx.key_material then fx.restored = true end
          else
             problems[#problems + 1] = err
@@ -94,7 +88,7 @@ local function put_back(run, list, pick, how)
          if fx.step then run.reverted[fx.step] = true end
       end
    end
-   return notes, problems
+   table.move(problems, 1, #problems, #lines + 1, lines)
 end
 
 local function is_up(run)
@@ -104,12 +98,12 @@ local function is_up(run)
 end
 
 -- The content each kept change (`keep`) left its file with: the backup of the next change to
--- the same file, or the file as it was before the revert began (`now`). path -> content.
-local function kept_contents(list, now)
+-- the same file, or the file as it was before the revert began. path -> content.
+local function kept_contents(list)
    local out = {}
    for i, fx in ipairs(list) do
       if fx.keep and fx.kind == "file" and not fx.restored then
-         local content = now[fx.path]
+         local content = sys.read_file(fx.path)
          for j = i + 1, #list do
             local later = list[j]
             if later.path == fx.path and not later.keep and later.backup then
@@ -140,22 +134,12 @@ end
 function M.revert_restart(run, why, log_hint, list)
    list = list or run.since_restart
    local lines = { ("the server did not restart: %s"):format(why) }
-   local function add(notes, problems)
-      for _, n in ipairs(notes) do lines[#lines + 1] = n end
-      for _, p in ipairs(problems) do lines[#lines + 1] = p end
-   end
-   local now = {}
-   for _, fx in ipairs(list) do
-      if fx.kind == "file" and fx.keep and now[fx.path] == nil then now[fx.path] = sys.read_file(fx.path) or false end
-   end
-   local kept = kept_contents(list, now)
-   local up = false
-   if is_up(run) then
-      add(put_back(run, list, function() return true end, "revert"))
+   local kept = kept_contents(list)
+   local up = is_up(run)
+   put_back(run, list, lines)
+   if up then
       lines[#lines + 1] = "the server was not stopped and runs as before; its files are back as they were"
-      up = true
    else
-      add(put_back(run, list, function() return true end, "revert"))
       local ok, err = run.target:restart(run.values, run.secrets, log_hint)
       if ok then
          lines[#lines + 1] = "the server is running again with its previous configuration"
@@ -212,14 +196,18 @@ function M.recover(run, summary)
    if not up then errors.fail("%s", run.secrets:redact(msg)) end
 end
 
---- Did the run leave a change in place: an effect not put back already (a restart or a wait
--- alone changes nothing)?
+-- Is this effect's change still in place: not put back already (a restart or a wait alone
+-- changes nothing)?
+local function in_place(fx)
+   return not fx.restored and not fx.transient and fx.kind ~= "restart" and fx.kind ~= "wait"
+end
+
+--- Did the run leave a change in place?
 -- @param sum a journal's summary
--- @return boolean
 function M.has_changes(sum)
    for _, list in pairs(sum.effects) do
       for _, fx in ipairs(list) do
-         if not fx.restored and not fx.transient and fx.kind ~= "restart" and fx.kind ~= "wait" then return true end
+         if in_place(fx) then return true end
       end
    end
    return false
@@ -240,7 +228,7 @@ end
 
 -- Refuse to roll back `rb` while a runbook that needs it (app-tomcat trusts in-transit's CA) still
 -- has changes on this target: that one goes first, and the message says how.
-local function depends_on_me(engine, run, dir, rb)
+local function depends_on_me(run, dir, rb)
    for _, e in ipairs(require("myseal.runbook").list()) do
       if e.name ~= rb.name then
          local ok, other = pcall(require("myseal.runbook").loadfile, e.file)
@@ -248,7 +236,7 @@ local function depends_on_me(engine, run, dir, rb)
             if need == rb.name then
                local path = last_changes(dir, other)
                if path then
-                  local again = ("%s %s"):format(other.name, engine.target_args(run))
+                  local again = ("%s %s"):format(other.name, run.target.args)
                   errors.fail("cannot roll back %s yet: %s depends on it and has changes here (journal %s); roll "
                      .. "back in this order: 'myseal rollback %s', then this", rb.name, other.name, path, again)
                end
@@ -258,11 +246,34 @@ local function depends_on_me(engine, run, dir, rb)
    end
 end
 
+-- Put one step's files back (newest first) and call its undo: nil, or the failure.
+local function undo_step(engine, run, ctx, t, how)
+   for j = #t.effects, 1, -1 do
+      local fx = t.effects[j]
+      if journal_mod.FILE_KINDS[fx.kind] and not fx.restored then
+         local note, err = M.restore_file(run, fx, how)
+         if not note then return ("runbook %s, step %s: %s"):format(run.runbook.name, t.name, err) end
+         run.emit{ event = "effect", kind = "restore", path = fx.path, summary = note }
+      end
+   end
+   if t.step and type(t.step.undo) == "function" then
+      local ok, e = engine.call(t.step.undo, ctx)
+      return not ok and engine.step_failure(run, t.step, e) or nil
+   end
+   local others = 0
+   for _, fx in ipairs(t.effects) do
+      if (fx.kind == "sql" or fx.kind == "run") and not fx.transient then others = others + 1 end
+   end
+   if others > 0 then
+      run.emit{ event = "log", level = "warn", message = ("%s of step %s stay as they are: the step "
+         .. "has no undo"):format(count(others, "statement or command", "statements or commands"), t.name) }
+   end
+end
+
 --- Roll back the last run of a runbook on the target: for each step that changed something,
 -- newest first, put its files back from their backups and call its undo; restart the server
 -- when the run had restarted it. Refuses when a step says it cannot be undone.
 -- @param engine the engine (myseal.engine): its run state, lock and step calls
--- @param rb runbook
 -- @param opts `{ target, set, reporter, yes, interactive }`
 -- @return 0
 function M.rollback(engine, rb, opts)
@@ -277,26 +288,27 @@ function M.rollback(engine, rb, opts)
          message = ("no run of %s on %s to roll back"):format(rb.name, run.target.label) }
       return 0
    end
-   depends_on_me(engine, run, dir, rb)
+   depends_on_me(run, dir, rb)
    -- steps that changed something, newest first; a step whose undo is a string keeps its changes
    -- (the keyring the data is encrypted with), and nothing older may be put back over them
-   local todo, stays, kept_paths = {}, {}, {}
+   local todo, stays, kept_paths, restart = {}, {}, {}, false
    for i = #s.order, 1, -1 do
       local name = s.order[i]
       local fx = s.effects[name]
       local left, restarts = 0, 0
       for _, e in ipairs(fx or {}) do
          if e.kind == "restart" then restarts = restarts + 1
-         elseif not e.restored and not e.transient and e.kind ~= "wait" then left = left + 1 end
+         elseif in_place(e) then left = left + 1 end
       end
       if left + restarts > 0 then
+         if restarts > 0 then restart = true end
          local step = rb:step(name)
          if left > 0 and step and type(step.undo) == "string" then
             stays[#stays + 1] = ("%s stays: %s"):format(name, step.undo)
             for _, e in ipairs(fx) do
                if e.path and not e.restored then kept_paths[e.path] = name end
             end
-            if restarts > 0 then todo[#todo + 1] = { name = name, step = step, effects = {}, restart = true } end
+            if restarts > 0 then todo[#todo + 1] = { name = name, step = step, effects = {} } end
          else
             for _, e in ipairs(fx or {}) do
                if e.path and not e.restored and not e.key_material and kept_paths[e.path] then
@@ -337,46 +349,17 @@ function M.rollback(engine, rb, opts)
    local ctx = require("myseal.engine.ctx").new(run)
    local t0 = sys.clock()
    run.emit{ event = "run", mode = "rollback", runbook = rb.name, target = run.target.label, report_only = true }
-   local restart = false
    local counts = {}
    local failure
    for i, t in ipairs(todo) do
       run.step = t.name
       run.emit{ event = "step", step = t.name, state = "start", index = i, total = #todo }
       local t1 = sys.clock()
-      if t.restart then restart = true end
-      for j = #t.effects, 1, -1 do
-         local fx = t.effects[j]
-         if fx.kind == "restart" then
-            restart = true
-         elseif (fx.kind == "file" or fx.kind == "remove" or fx.kind == "mkdir") and not fx.restored then
-            local note, rerr = M.restore_file(run, fx, how)
-            if not note then failure = ("runbook %s, step %s: %s"):format(rb.name, t.name, rerr) break end
-            run.emit{ event = "effect", kind = "restore", path = fx.path, summary = note }
-         end
-      end
-      if not failure and t.step and type(t.step.undo) == "function" then
-         local ok, e = engine.call(t.step.undo, ctx)
-         if not ok then failure = engine.step_failure(run, t.step, e) end
-      elseif not failure then
-         local others = 0
-         for _, fx in ipairs(t.effects) do
-            if (fx.kind == "sql" or fx.kind == "run") and not fx.transient then others = others + 1 end
-         end
-         if others > 0 then
-            run.emit{ event = "log", level = "warn", message = ("%s of step %s stay as they are: the step "
-               .. "has no undo"):format(count(others, "statement or command",
-               "statements or commands"), t.name) }
-         end
-      end
-      if failure then
-         run.emit{ event = "step", step = t.name, state = "failed", index = i, total = #todo,
-                   seconds = engine.seconds(t1) }
-         break
-      end
+      failure = undo_step(engine, run, ctx, t, how)
+      run.emit{ event = "step", step = t.name, state = failure and "failed" or "rolled back", index = i,
+                total = #todo, seconds = engine.seconds(t1) }
+      if failure then break end
       counts.changed = (counts.changed or 0) + 1
-      run.emit{ event = "step", step = t.name, state = "rolled back", index = i, total = #todo,
-                seconds = engine.seconds(t1) }
    end
    if not failure and restart then
       run.step = nil
@@ -391,11 +374,7 @@ function M.rollback(engine, rb, opts)
       end
    end
    engine.close_conn(run)
-   local status = failure and "failed" or "rolled back"
-   run.journal:write{ event = "end", status = status, error = failure and run.secrets:redact(failure) }
-   engine.finish(run, failure and "failed" or "ok", failure, counts, t0)
-   run.journal:close()
-   if failure then errors.fail("%s", run.secrets:redact(failure)) end
+   engine.finish(run, failure and "failed" or "ok", failure, counts, t0, false, failure and "failed" or "rolled back")
    return 0
 end
 

@@ -24,7 +24,6 @@ local function xml_escape(s)
 end
 
 --- Remember a value so that it is masked from now on (with the forms plan text and XML give it).
--- @param value string
 function Secrets:add(value)
    if type(value) ~= "string" or value == "" then return end
    local shown = require("mysql").format("?", value)   -- a bound value as plan text shows it
@@ -36,37 +35,21 @@ function Secrets:add(value)
    end
 end
 
-local function replace_plain(s, what, with)
-   local out, i = {}, 1
-   while true do
-      local a, b = s:find(what, i, true)
-      if not a then break end
-      out[#out + 1] = s:sub(i, a - 1)
-      out[#out + 1] = with
-      i = b + 1
-   end
-   if i == 1 then return s end
-   out[#out + 1] = s:sub(i)
-   return table.concat(out)
-end
-
 --- The text with every known secret masked.
 -- @param s string (other values are returned as they are)
--- @return string
 function Secrets:redact(s)
    if type(s) ~= "string" then return s end
    if not self.sorted then
       self.sorted = {}
       for f in pairs(self.forms) do self.sorted[#self.sorted + 1] = f end
       table.sort(self.sorted, function(a, b) return #a > #b end)   -- longest first
+      for i, f in ipairs(self.sorted) do self.sorted[i] = f:gsub("%p", "%%%0") end   -- as plain text
    end
-   for _, f in ipairs(self.sorted) do s = replace_plain(s, f, M.MASK) end
+   for _, f in ipairs(self.sorted) do s = s:gsub(f, M.MASK) end
    return s
 end
 
 --- A copy of a value (tables deeply) with every string redacted.
--- @param v any value
--- @return the copy
 function Secrets:redact_deep(v)
    if type(v) == "string" then return self:redact(v) end
    if type(v) ~= "table" then return v end
@@ -76,8 +59,6 @@ function Secrets:redact_deep(v)
 end
 
 --- Does the text contain a known secret?
--- @param s string
--- @return boolean
 function Secrets:found_in(s)
    return type(s) == "string" and self:redact(s) ~= s
 end
@@ -85,7 +66,6 @@ end
 --- The environment variable read for a secret parameter that names no source:
 -- MYSEAL_SECRET_<SECTION>_<KEY>, e.g. MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD.
 -- @param name "section.key"
--- @return string
 function M.env_name(name)
    return "MYSEAL_SECRET_" .. name:upper():gsub("[^%w]", "_")
 end
@@ -101,12 +81,6 @@ function M.hide_sources(decls, values)
    end
 end
 
-local function from_file(name, path)
-   local data, err = sys.read_file(path)
-   if not data then return nil, ("secret %s: %s"):format(name, err) end
-   return (data:gsub("\r?\n$", ""))
-end
-
 --- Fetch a secret from its source (cached for the run) and remember it for masking.
 -- @param name parameter name "section.key"
 -- @param source nil, "env:NAME", "file:PATH" or "prompt"
@@ -117,14 +91,11 @@ function Secrets:get(name, source)
    local env = M.env_name(name)
    if source == nil then
       value = os.getenv(env)
-      if value == nil then
-         if sys.isatty("stdin") then
-            source = "prompt"
-         else
-            return nil, ("secret %s is not given: set %s, or %s = env:VAR | file:PATH | prompt in [%s] of "
-               .. "the site profile"):format(name, env, name:match("%.(.+)$"), name:match("^[^.]+"))
-         end
+      if value == nil and not sys.isatty("stdin") then
+         return nil, ("secret %s is not given: set %s, or %s = env:VAR | file:PATH | prompt in [%s] of "
+            .. "the site profile"):format(name, env, name:match("%.(.+)$"), name:match("^[^.]+"))
       end
+      source = "prompt"
    end
    if value == nil then
       local kind, arg = source:match("^(%a+):(.*)$")
@@ -138,8 +109,9 @@ function Secrets:get(name, source)
             return nil, ("secret %s: environment variable %s is not set"):format(name, arg)
          end
       elseif kind == "file" then
-         value, err = from_file(name, arg)
-         if not value then return nil, err end
+         value, err = sys.read_file(arg)
+         if not value then return nil, ("secret %s: %s"):format(name, err) end
+         value = value:gsub("\r?\n$", "")
       else
          return nil, ("secret %s: unknown source '%s'"):format(name, source)
       end

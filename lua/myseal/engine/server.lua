@@ -7,6 +7,11 @@ local guard = require "myseal.engine.guard"
 
 local methods = {}
 
+-- One statement as an effect: shown in plan, journaled before it runs.
+function methods:_sql_effect(shown)
+   self:_effect{ kind = "sql", sql = shown, summary = "sql: " .. shown }
+end
+
 --- Run an SQL statement that changes the server. Values are bound (`?`, in DDL and ALTER USER
 -- too), never pasted into the text. In plan mode it is shown, not run.
 -- @param sql statement with `?` placeholders
@@ -14,7 +19,7 @@ local methods = {}
 function methods:sql(sql, ...)
    local shown = sqltext.format(sql, table.pack(...))
    self:_boundary()
-   self:_effect{ kind = "sql", sql = shown, summary = "sql: " .. shown }
+   self:_sql_effect(shown)
    if self.planning then return nil end
    local rows, meta, errno = self:_connection():query(sql, ...)
    if not rows then self:fail("SQL failed: %s: %s (%s)", shown, meta, tostring(errno)) end
@@ -42,8 +47,8 @@ local function check_argv(self, argv, who)
    end
 end
 
-local function spawn(self, argv, shown, soft)
-   local spec = {}
+local function spawn(self, argv, shown, soft, timeout)
+   local spec = { timeout = timeout }
    for k, v in pairs(argv) do
       if k ~= "ok" then spec[k] = v end
    end
@@ -82,13 +87,7 @@ end
 -- @return result `{ status, stdout, stderr, ok }` | nil, message
 function methods:command(argv)
    check_argv(self, argv, "ctx:command")
-   if argv.timeout == nil then
-      local copy = {}
-      for k, v in pairs(argv) do copy[k] = v end
-      copy.timeout = 60
-      argv = copy
-   end
-   return spawn(self, argv, shell_words(argv), argv.ok ~= nil)
+   return spawn(self, argv, shell_words(argv), argv.ok ~= nil, 60)
 end
 
 --- Restart the server (the site's command, systemd unit or Windows service, or the sandbox's
@@ -104,20 +103,19 @@ function methods:restart_server()
    self:_boundary()
    local how, err = run.target:restart_how(run.values)
    if not how then self:fail("%s", err) end
-   if not self.planning then
+   if self.planning then
+      -- a restart planned since the last planned file change covers this one (the story's single restart)
+      if run.planned_restart == (run.planned_changes or 0) then
+         self:log("the restart planned above takes these changes too")
+         return true
+      end
+      run.planned_restart = run.planned_changes or 0
+   else
       local problems = require("myseal.options").unreadable(self)
       if #problems > 0 then
          self:fail("the server (running as %s) would not start: %s; nothing was restarted", self.params.server.user,
             table.concat(problems, "; "))
       end
-   end
-   if self.planning then
-      -- a restart planned since the last planned file change covers this one (the story's single restart)
-      if run.planned_restart and run.planned_restart == (run.planned_changes or 0) then
-         self:log("the restart planned above takes these changes too")
-         return true
-      end
-      run.planned_restart = run.planned_changes or 0
    end
    self:_effect{ kind = "restart", how = how, summary = "restart the server: " .. how }
    if self.planning then return true end

@@ -30,11 +30,8 @@ function M.main()
          if not rows then break end
       end
       if rows then rows, meta, qerrno = conn:query(job.sql, table.unpack(job.args or {})) end
-      if rows then
-         result = { ok = true, affected = type(meta) == "table" and meta.affected_rows or nil }
-      else
-         result = { ok = false, message = tostring(meta), errno = qerrno }
-      end
+      result = rows and { ok = true, affected = type(meta) == "table" and meta.affected_rows or nil }
+         or { ok = false, message = tostring(meta), errno = qerrno }
       conn:close()
    end
    assert(sys.write_file(job_path .. ".out", json.encode(result), { mode = tonumber("600", 8) }))

@@ -28,9 +28,9 @@ local function load_description(spec, base)
       local fn
       fn, err = load(text, "@" .. path, "t", {})
       if not fn then return nil, err end
-      local ok, v = pcall(fn)
-      if not ok then return nil, tostring(v) end
-      desc = v
+      local ok
+      ok, desc = pcall(fn)
+      if not ok then return nil, tostring(desc) end
    end
    if type(desc) ~= "table" or type(desc.server) ~= "string" then
       return nil, path .. ": a description is a table with server = \"FLAVOR-VERSION\" (e.g. mysql-8.0.36)"
@@ -66,9 +66,7 @@ function Described:connect_spec()
    return nil, self.label .. " has no connection"
 end
 
-function Described:connect()
-   return self:connect_spec()
-end
+Described.connect = Described.connect_spec
 
 function Described:server_info()
    return self.description.server
@@ -89,10 +87,6 @@ function Described:fact(d, _, name, ...)
    end
    if type(f) == "function" then return true, f(d, desc, ...) end
    return true, f
-end
-
-function Described.address(_, values)
-   return values["connection.host"], values["connection.port"]
 end
 
 function Described.restart_how(_, values)

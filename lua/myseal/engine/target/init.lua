@@ -55,9 +55,15 @@ M.declarations = params.declare("myseal", {
 
 --- The state directory (myseal.state): $MYSEAL_STATE_DIR, else $XDG_STATE_HOME/myseal, else
 -- ~/.local/state/myseal. Not created here.
--- @return path
 function M.state_root()
    return require("myseal.state").path()
+end
+
+--- A short stable hash of a text (FNV-1a, 32 bits) as 8 hex digits, to tell names apart.
+function M.hash(s)
+   local h = 2166136261
+   for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
+   return ("%08x"):format(h)
 end
 
 local function dirname(path)
@@ -78,8 +84,7 @@ function M.read_profile(path)
       local entries = {}
       for _, e in ipairs(doc:entries(section)) do
          local where = ("%s:%d"):format(path, e.line)
-         local value = e.value
-         if value == true then value = "true" end
+         local value = e.value == true and "true" or e.value
          layer.values[section .. "." .. e.name] = { value = value, where = where }
          entries[e.name] = { value = value, where = where }
       end
@@ -124,11 +129,9 @@ end
 local Target = {}
 Target.__index = Target
 Target.__name = "myseal.Target"
-M.Target = Target
 
 --- A subclass of Target (for the kinds, and a site's own).
 -- @param name metatable name
--- @return class table
 function M.class(name)
    local c = setmetatable({}, { __index = Target })
    c.__index = c
@@ -142,7 +145,6 @@ function Target.read_only()
 end
 
 --- The target's state directory (created 0700 when `create`).
--- @param create boolean
 -- @return path | nil, message
 function Target:state_dir(create)
    if not self.id then return nil, self.label .. " has no state (plan only)" end
@@ -168,7 +170,13 @@ function Target.server_key(_, values)
    if not where and values["connection.host"] then
       where = ("%s:%s"):format(values["connection.host"]:lower(), tostring(values["connection.port"] or 3306))
    end
-   return where and (require("sys").realpath(where) or where)
+   return where and (sys.realpath(where) or where)
+end
+
+--- The server's TCP address as the parameters give it: host, port (nil when unknown).
+-- @param values resolved parameters
+function Target.address(_, values)
+   return values["connection.host"], values["connection.port"]
 end
 
 --- The server's flavour and version: `{ flavor, version, major, minor, patch, comment }`, or nil
@@ -200,26 +208,20 @@ end
 function Target:connect(values, secrets, opts)
    local spec, password = self:connect_spec(values, secrets)
    if not spec then return nil, password end
-   if opts and opts.alone then   -- another account at its own address: nothing of the target's
-      local own = {}
-      for k, v in pairs(opts) do
-         if k ~= "alone" and k ~= "password" then own[k] = v end
-      end
-      return M.connect_spec({ connect = own }, opts.password)
-   end
    if opts then
+      local alone = opts.alone   -- another account at its own address: nothing of the target's
       local merged = {}
-      for k, v in pairs(spec.connect or {}) do merged[k] = v end
+      for k, v in pairs(not alone and spec.connect or {}) do merged[k] = v end
       for k, v in pairs(opts) do
-         if k == "password" then password = v else merged[k] = v end
+         if k == "password" then password = v elseif k ~= "alone" then merged[k] = v end
       end
-      spec = { connect = merged, sandbox = spec.sandbox, merge = true }
+      if alone then password = opts.password end
+      spec = { connect = merged, sandbox = not alone and spec.sandbox or nil }
    end
    return M.connect_spec(spec, password)
 end
 
 --- Connect with a spec from Target:connect_spec (in a worker process too).
--- @param spec the spec
 -- @param password the password or nil
 -- @return conn | nil, message, errno
 function M.connect_spec(spec, password)
@@ -239,7 +241,6 @@ end
 --- How a client program logs in with a spec from Target:connect_spec: `{ socket | host, port, user,
 -- password }` (a sandbox: its socket as root; a profile: its [connection], filled in from its
 -- defaults_file's group where the profile does not say).
--- @param spec the spec
 -- @param password the password or nil
 -- @return options | nil, message
 function M.client_options(spec, password)
@@ -260,11 +261,16 @@ function M.client_options(spec, password)
    return out
 end
 
--- The server's own lines of a log that many programs write to (syslog): mariadbd's and mysqld's.
-local function server_lines(text)
+-- The lines of a text that hold one of `words`, joined.
+local function lines_with(text, words)
    local out = {}
    for line in text:gmatch("[^\n]+") do
-      if line:find("mariadbd", 1, true) or line:find("mysqld", 1, true) then out[#out + 1] = line end
+      for _, w in ipairs(words) do
+         if line:find(w, 1, true) then
+            out[#out + 1] = line
+            break
+         end
+      end
    end
    return table.concat(out, "\n")
 end
@@ -286,18 +292,15 @@ function Target.error_log(_, values, hint)
       for _, p in ipairs(SYSLOGS) do
          local all = sys.read_file(p)
          if all then
-            text = server_lines(all:sub(-262144))
+            -- a log that many programs write to: mariadbd's and mysqld's lines only
+            text = lines_with(all:sub(-262144), { "mariadbd", "mysqld" })
             if text ~= "" then break end
          end
       end
    end
    if not text or text == "" then return nil end
-   local errors_only = {}
-   for line in text:gmatch("[^\n]+") do
-      if line:find("[ERROR]", 1, true) then errors_only[#errors_only + 1] = line end
-   end
-   if #errors_only > 0 then return tail(table.concat(errors_only, "\n"), 10) end
-   return tail(text, 10)
+   local errors_only = lines_with(text, { "[ERROR]" })
+   return tail(errors_only ~= "" and errors_only or text, 10)
 end
 
 --- Wait until the server accepts connections again (after a restart command).
@@ -323,12 +326,10 @@ end
 -- @param opts `{ site = FILE, sandbox = NAME, describe = SERVER }` (site may go with either)
 -- @return target | nil, message (a usage problem or a world failure)
 function M.open(opts)
-   local layers, profile = {}, nil
+   local profile, err
    if opts.site then
-      local layer, err = M.read_profile(opts.site)
-      if not layer then return nil, err end
-      profile = layer
-      layers[1] = layer
+      profile, err = M.read_profile(opts.site)
+      if not profile then return nil, err end
    end
    if opts.sandbox and opts.describe then
       return nil, "--sandbox and --describe cannot go together"
@@ -337,7 +338,7 @@ function M.open(opts)
    if not describe and not opts.sandbox and profile and profile.values["server.describe"] then
       describe = profile.values["server.describe"].value
    end
-   local t, err
+   local t
    if describe then
       t, err = require("myseal.engine.target.described").open(describe,
          not opts.describe and profile and profile.base or nil)
@@ -350,14 +351,12 @@ function M.open(opts)
    end
    if not t then return nil, err end
    -- the kind's own layer (a sandbox's paths) sits below the profile: a profile given too still wins
-   for _, l in ipairs(layers) do t.layers[#t.layers + 1] = l end
-   t.profile = opts.site
-   t.profile_base = profile and profile.base
+   t.layers[#t.layers + 1] = profile
    -- how a message names this target again on a command line
    local args = {}
-   if opts.site then args[#args + 1] = "--site " .. opts.site end
-   if opts.sandbox then args[#args + 1] = "--sandbox " .. opts.sandbox end
-   if opts.describe then args[#args + 1] = "--describe " .. opts.describe end
+   for _, k in ipairs{ "site", "sandbox", "describe" } do
+      if opts[k] then args[#args + 1] = ("--%s %s"):format(k, opts[k]) end
+   end
    t.args = table.concat(args, " ")
    if t.id then t.id = t.id:gsub("[^%w%._%-]", "_") end
    return t

@@ -8,7 +8,6 @@ local Sandbox = target.class("myseal.SandboxTarget")
 local M = {}
 
 --- The target of a running sandbox.
--- @param name sandbox name
 -- @return target | nil, message
 function M.open(name)
    local s, err = require("myseal.sandbox").attach(name)
@@ -35,9 +34,7 @@ end
 
 --- Beside the sandbox's datadir: `<dir>/keyring`, `<dir>/tls-myseal`.
 function Sandbox:default_dir(what)
-   local dir = self.sandbox.dir
-   if what == "tls" then return dir .. "/tls-myseal" end
-   return dir .. "/" .. what
+   return self.sandbox.dir .. "/" .. (what == "tls" and "tls-myseal" or what)
 end
 
 function Sandbox:server_key()

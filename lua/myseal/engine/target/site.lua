@@ -8,23 +8,16 @@ local Site = target.class("myseal.SiteTarget")
 
 local M = {}
 
--- A short stable hash (FNV-1a, 32 bits) to tell apart profiles with the same file name.
-local function hash(s)
-   local h = 2166136261
-   for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
-   return ("%08x"):format(h)
-end
-
 --- The site target of a profile.
 -- @param path the profile
 -- @param layer its parameter layer
--- @return target
 function M.open(path, layer)
    local name = layer.values["site.name"] and layer.values["site.name"].value
    local base = path:match("([^/\\]+)$"):gsub("%.[^.]*$", "")
    return setmetatable({
       layers = {},
-      id = name and ("site-" .. name) or ("site-%s-%s"):format(base, hash(sys.realpath(path) or path)),
+      -- the hash tells apart profiles with the same file name
+      id = name and ("site-" .. name) or ("site-%s-%s"):format(base, target.hash(sys.realpath(path) or path)),
       label = "site " .. (name or base),
    }, Site)
 end
@@ -48,11 +41,6 @@ function Site.connect_spec(_, values, secrets)
       defaults_file = values["connection.defaults_file"], defaults_group = values["connection.defaults_group"],
       connect_timeout = values["connection.connect_timeout"], tls = tls,
    } }, password
-end
-
---- The server's TCP address as the profile gives it: host, port (nil when unknown).
-function Site.address(_, values)
-   return values["connection.host"], values["connection.port"]
 end
 
 -- The commands that restart the server, or nil, message.
@@ -86,18 +74,6 @@ function Site.restart_how(_, values)
    return M.restart_how(values)
 end
 
---- Restart the server and wait until it accepts connections.
--- @param values resolved parameters
--- @param secrets the run's secrets
--- @param log_hint the server's log_error, for the message when it does not come back
--- @return true | nil, message
--- The last lines of a command's output, for a message (an init script may print pages).
-local function last_lines(text, n)
-   local lines = {}
-   for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
-   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
-end
-
 --- Restart the server and wait until it accepts connections: the whole within
 -- [server] start_timeout. Ctrl-C stops the command: nil, message, "interrupted".
 -- @param values resolved parameters
@@ -107,6 +83,7 @@ end
 function Site:restart(values, secrets, log_hint)
    local commands, err = restart_commands(values)
    if not commands then return nil, err end
+   local tail_lines = require("myseal.sandbox").tail_lines
    local function with_log(msg)
       local log = self:error_log(values, log_hint)
       if log then msg = msg .. "\nthe server's log ends:\n" .. log end
@@ -120,7 +97,8 @@ function Site:restart(values, secrets, log_hint)
       if not r and code == sys.errno.EINTR then return nil, rerr, "interrupted" end
       if not r then return with_log(rerr) end
       if not r.ok then
-         local out = last_lines((r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", ""), 5)
+         -- the last lines: an init script may print pages
+         local out = tail_lines((r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", ""), 5)
          return with_log(("'%s' failed (%s)%s"):format(table.concat(argv, " "),
             r.status and ("exit status " .. r.status) or ("signal " .. tostring(r.signal)),
             out ~= "" and (": " .. out) or ""))
