@@ -37,12 +37,14 @@ local text = require "myseal.text"
 
 local settings, done = atrest.settings, runbook.done
 
--- The key id this rotation moves to: given, or recorded by this run, or one past the highest.
+-- The key id this rotation moves to: given, or recorded by this run, or one past the highest. A key
+-- file that cannot be read (a plan for a described server; a run's preflight refuses one) counts as
+-- at-rest leaves it, with key 1 only.
 local function target_id(ctx, s)
    local id = ctx:recorded("rotate_key_id") or ctx.params.rotate.key_id
    if id then return id end
-   local _, highest = keyring.parse_key_file(atrest.key_text(ctx, s) or "", s.key_file)
-   return (highest or 0) + 1
+   local ids, highest = keyring.parse_key_file(atrest.key_text(ctx, s) or "", s.key_file)
+   return (ids and highest or 1) + 1
 end
 
 -- InnoDB tables (encrypted ones, in scope) whose tablespaces do not all use key id `id` yet. (Aria
@@ -100,6 +102,9 @@ steps["new-key"].apply = function(ctx)
    local s = settings(ctx)
    local id = target_id(ctx, s)
    local plain = atrest.key_text(ctx, s)
+   if not plain then   -- a plan without the key file (a run's preflight refuses one): no diff to show
+      return ctx:log("append key %d to %s", id, s.key_file)
+   end
    if not plain:match("\n$") and #plain > 0 then plain = plain .. "\n" end
    plain = plain .. keyring.key_line(id)
    -- the id first: a run killed right after the write resumes with this key, not one more

@@ -1,11 +1,12 @@
 -- runbooks/rotate-master-key.lua: a MariaDB sandbox encrypted by at-rest, rotated twice;
--- the plan for a described MySQL 8.0.
+-- the plans for a described MySQL 8.0 and MariaDB.
 local sandbox = require "myseal.sandbox"
 local sys = require "sys"
 local json = require "myseal.json"
 local keyring = require "myseal.keyring"
 local E = require "support.engine"
-local findings = require("support.helpers").findings
+local h = require "support.helpers"
+local findings = h.findings
 
 local function key_ids(s)
    local c <close> = assert(s:connect())
@@ -95,6 +96,24 @@ describe("rotate-master-key runbook", function()
       assert.equal(1, r.status, r.stdout .. r.stderr)
       assert.matches("step rehearsal[^\n]*: the restore rehearsal failed: key id 4 %(used by `clinic`.`[%w_]+`%) is "
          .. "missing from the key backup " .. older:gsub("%p", "%%%0") .. ": ", r.stderr)
+   end)
+
+   it("plans a new key id for a described MariaDB, whose key file it cannot read", function()
+      local desc = h.write(dir .. "/keyring-10.11.lua", [[return { server = "mariadb-10.11.6",
+         plugins = { file_key_management = "ACTIVE" },
+         variables = { file_key_management_filename = "/etc/mysql/encryption/keyfile.enc" },
+         tables = { { schema = "biobank", name = "specimens", engine = "InnoDB", bytes = 5368709120,
+                      encrypted = true, key_id = 1 } } }]])
+      local r = E.myseal({ "plan", "rotate-master-key", "--describe", desc, "--set", "keyring.backup_dir=/srv/kb",
+         "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
+      -- a run reads the key file first; the plan goes on as if at-rest had left key 1 alone in it
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      assert.matches("myseal: a run would stop where this step refuses: preflight: /etc/mysql/encryption/keyfile%.enc: "
+         .. "there is no key 1", r.stderr)
+      assert.matches("new%-key +to do: key 2 to add to /etc/mysql/encryption/keyfile%.enc\n +append key 2 to "
+         .. "/etc/mysql/encryption/keyfile%.enc\n", r.stdout)
+      assert.matches("sql: ALTER TABLE `biobank`%.`specimens` WAIT 1 ENCRYPTED=YES ENCRYPTION_KEY_ID=2\n", r.stdout)
+      assert.matches("rehearsal: mariadb%-backup %-%-prepare", r.stdout)
    end)
 
    it("plans new master keys for a described MySQL 8.0", function()
