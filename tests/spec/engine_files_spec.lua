@@ -144,6 +144,18 @@ describe("engine on files", function()
       support.wait_for(function() return not sys.alive(pid) end)
    end)
 
+   it("masks a secret in each form an XML attribute gives it, whichever quote the attribute has", function()
+      local xmledit = require "myseal.xmledit"
+      local secrets = require("myseal.engine.secrets").new()
+      local pw = "a\"b'c>d&e<f\tg"
+      secrets:add(pw)
+      for _, quote in ipairs{ '"', "'" } do
+         local doc = xmledit.set(("<Resource password=%sx%s/>"):format(quote, quote),
+            { element = "Resource", attribute = "password", value = pw })
+         assert.equal(("<Resource password=%s***%s/>"):format(quote, quote), secrets:redact(doc))
+      end
+   end)
+
    it("never shows a secret given by environment: output, --json, journal", function()
       local plain = myseal("run", RUNBOOK, "--site", site, "--yes", "--verbose")
       assert.is_true(plain.ok)

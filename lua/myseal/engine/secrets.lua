@@ -18,16 +18,12 @@ function M.new(before_prompt)
    return setmetatable({ forms = {}, cache = {}, before_prompt = before_prompt }, Secrets)
 end
 
-local function xml_escape(s)
-   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
-                                  ["'"] = "&apos;" }))
-end
-
 --- Remember a value so that it is masked from now on (with the forms plan text and XML give it).
 function Secrets:add(value)
    if type(value) ~= "string" or value == "" then return end
    local shown = require("mysql").format("?", value)   -- a bound value as plan text shows it
-   for _, form in ipairs{ value, shown:match("^'(.*)'$") or shown, xml_escape(value) } do
+   local xml = require "myseal.xmledit"   -- as ctx:edit_xml writes an attribute, in either quote
+   for _, form in ipairs{ value, shown:match("^'(.*)'$") or shown, xml.escape(value, '"'), xml.escape(value, "'") } do
       if not self.forms[form] then
          self.forms[form] = true
          self.sorted = nil
