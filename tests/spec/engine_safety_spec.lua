@@ -49,13 +49,16 @@ describe("engine safety", function()
    -- at-rest through a site whose restart command, the first time, stops the server and hangs; myseal
    -- and the command are killed then, with the server down. Afterwards the command restarts the
    -- sandbox as usual. Returns the profile.
-   local function killed_during_restart(s)
+   local function killed_during_restart(s, runbook_args)
       local script = dir .. "/restart.sh"
       assert(sys.write_file(script, ("#!/bin/sh\nif [ -e %s/first ]; then rm %s/first; kill %d; sleep 600; fi\n"
          .. "exec '%s' sandbox restart %s\n"):format(dir, dir, s.pid, E.MYSEAL, s.name), { mode = tonumber("755", 8) }))
       assert(sys.write_file(dir .. "/first", ""))
       local site = site_profile(s, script)
-      local pid = assert(sys.spawn{ E.MYSEAL, "run", "at-rest", "--site", site, "--yes", log = dir .. "/run.log" })
+      runbook_args = runbook_args or { "at-rest" }
+      local argv = table.move(runbook_args, 1, #runbook_args, 3, { E.MYSEAL, "run", log = dir .. "/run.log" })
+      table.move({ "--site", site, "--yes" }, 1, 3, #argv + 1, argv)
+      local pid = assert(sys.spawn(argv))
       assert.is_true(E.wait_for(function() return not sys.stat(dir .. "/first") end, 60), sys.read_file(dir .. "/run.log"))
       assert.is_true(E.wait_for(function() return not s:running() end, 30))
       assert(sys.kill(pid, "KILL"))
@@ -109,6 +112,25 @@ describe("engine safety", function()
       assert.equal(200, select_one(c, "SELECT COUNT(*) FROM clinic.patients"))
       assert.equal(0, select_one(c, [[SELECT COUNT(*) FROM INFORMATION_SCHEMA.INNODB_TABLESPACES_ENCRYPTION
          WHERE NAME = 'clinic/patients' AND ENCRYPTION_SCHEME = 0]]))
+   end)
+
+   it("after a kill during a restart and --resume, a later failed restart puts back only what came after", function()
+      local s <close> = server("safety-kill-2")
+      local rb = { "two-restarts", "--runbooks", E.FIXTURES .. "/runbooks/two-restarts" }
+      local site = killed_during_restart(s, rb)
+      local r = E.myseal({ "run", rb[1], rb[2], rb[3], "--site", site, "--yes", "--resume" }, {})
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      assert.matches("starting it with the new configuration", r.stdout)
+      assert.matches("step restart%-again .-: the server did not restart: .-unknown variable 'no_such_option_myseal=1'",
+         r.stderr)
+      assert.matches("the server is running again with its previous configuration", r.stderr)
+      -- the option of the first restart, which the server runs with, stays; the bad one is gone
+      local cnf = assert(sys.read_file(s.cnf))
+      assert.matches("\nmax_connections%s*=%s*123\n", cnf)
+      assert.is_nil(cnf:find("no_such_option_myseal", 1, true))
+      local c <close> = assert(s:connect())
+      assert.equal(123, select_one(c, "SELECT @@max_connections"))
+      assert.equal(200, select_one(c, "SELECT COUNT(*) FROM clinic.patients"))
    end)
 
    it("brings the server up on rollback after a kill during the restart", function()

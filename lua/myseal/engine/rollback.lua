@@ -188,6 +188,7 @@ function M.recover(run, summary)
    local ok, err = run.target:restart(run.values, run.secrets)
    if ok then
       run.emit{ event = "restarted", journal_only = true }
+      run.since_restart = {}   -- what came before runs now: a later failed restart leaves it
       run.emit{ event = "log", level = "info", message = "the server is up with the new configuration" }
       return
    end
