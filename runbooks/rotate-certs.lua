@@ -16,7 +16,8 @@ local runbook = require "myseal.runbook"
 local steps = runbook.outline {
    { name = "ca-add", doc = "rotate.ca=add: a new CA in the bundle, after the one that still signs" },
    { name = "ca-switch", doc = "rotate.ca=switch: the new CA signs (first in the bundle, its key the CA key)" },
-   { name = "server-cert", doc = "the server certificate renewed when it expires soon or the current CA did not sign it" },
+   { name = "server-cert",
+     doc = "the server certificate renewed when it expires soon or the current CA did not sign it" },
    { name = "client-certs", doc = "client certificates renewed likewise" },
    { name = "ca-drop", doc = "rotate.ca=drop: the old CA leaves the bundle" },
    { name = "reload", doc = "the server loads the new files: reloaded without a restart where it can be" },

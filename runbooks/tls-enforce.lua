@@ -82,8 +82,8 @@ steps.preflight.check = function(ctx)
       local acc = ctx:fact("account_for", s.user, "localhost")
       local name = acc and (acc.user .. "@" .. acc.host)
       if name and wanted[name] then
-         problems[#problems + 1] = ("%s is logged in over the socket now, and REQUIRE would refuse it there too"):format(
-            name)
+         problems[#problems + 1] = ("%s is logged in over the socket now, and REQUIRE would refuse it there too")
+            :format(name)
       end
    end
    local me = ctx.params.connection.user

@@ -142,7 +142,8 @@ function M.unfit(ctx, cert, cas, purpose, names, key)
    local readable, left = pcall(cert.days_left, cert)
    if not readable then left = nil end   -- an unreadable date: renewed as if it had expired
    if not left or left <= ctx.params.pki.renew_days then
-      return ("it expires in %s (renewed %d days ahead)"):format(text.count(left or 0, "day"), ctx.params.pki.renew_days)
+      return ("it expires in %s (renewed %d days ahead)"):format(text.count(left or 0, "day"),
+         ctx.params.pki.renew_days)
    end
    if key and not cert:matches_key(key) then return "it does not match its key" end
    return nil
@@ -271,7 +272,9 @@ end
 function M.issue_server_cert(ctx)
    local paths = M.paths(ctx)
    local ca_key = M.ca_key(ctx)
-   if not ca_key then ctx:fail("cannot sign: give pki.ca_key with pki.ca_cert, or pki.server_cert and pki.server_key") end
+   if not ca_key then
+      ctx:fail("cannot sign: give pki.ca_key with pki.ca_cert, or pki.server_cert and pki.server_key")
+   end
    local names = M.server_names(ctx)
    local cert, key = M.leaf(ctx, M.ca(ctx)[1], ca_key, ("/O=%s/CN=%s"):format(ctx.params.pki.organization, names[1]),
       "server", names)
@@ -296,7 +299,9 @@ end
 -- not fit against `cas`.
 function M.issue_client_certs(ctx, cas)
    local signing, ca_key = (M.ca(ctx) or {})[1], M.ca_key(ctx)
-   if not signing or not ca_key then ctx:fail("cannot sign client certificates without the CA and its key (pki.ca_key)") end
+   if not signing or not ca_key then
+      ctx:fail("cannot sign client certificates without the CA and its key (pki.ca_key)")
+   end
    M.mkdir(ctx, M.paths(ctx).clients)
    for _, a in ipairs(M.accounts(ctx)) do
       if a.level ~= "ssl" then

@@ -4,10 +4,10 @@
 -- The findings come from the stock runbooks themselves: every step of at-rest and in-transit
 -- (and app-tomcat when the profile has a Tomcat) is asked its own `check`, in a context where
 -- nothing can change, and answers done (ok) or not and why (fail, or the step's own severity:
--- a preflight that would refuse warns), with that runbook and step as the fix. Verification steps run too: they look at the
--- server as a client does. Read-only facts no step has an opinion on come after: the tables
--- per schema, a replica's keyring and a primary's replicas, the certificates' days left, accounts
--- and sessions without TLS, the truststore.
+-- a preflight that would refuse warns), with that runbook and step as the fix. Verification
+-- steps run too: they look at the server as a client does. Read-only facts no step has an
+-- opinion on come after: the tables per schema, a replica's keyring and a primary's replicas, the
+-- certificates' days left, accounts and sessions without TLS, the truststore.
 -- The JSON form is documented in docs/check.md (schema docs/check.schema.json).
 -- @module myseal.check
 local sys = require "sys"
@@ -196,7 +196,8 @@ local function tls_findings(ctx, limits, out)
    local certs, cas = load(cert_path), load(ca_path)
    if certs then
       local cert = certs[1]
-      local ok, why = pki.verify(cert, { trusted = cas or {}, untrusted = { table.unpack(certs, 2) }, purpose = "server" })
+      local ok, why = pki.verify(cert, { trusted = cas or {}, untrusted = { table.unpack(certs, 2) },
+                                         purpose = "server" })
       finding(out, { area = "in transit", id = "server-chain", severity = ok and "ok" or "fail",
          title = ok and "the server certificate chains to the server's CA" or ("the server certificate: " .. why),
          detail = cert_path, fix = not ok and { runbook = "rotate-certs", step = "server-cert" } or nil })
@@ -221,7 +222,9 @@ local function tls_findings(ctx, limits, out)
    for _, a in ipairs(ctx:fact("accounts")) do
       local level = a.ssl_type == "" and "NONE" or a.ssl_type
       levels[level] = (levels[level] or 0) + 1
-      if a.ssl_type == "" and a.host ~= "localhost" and a.user ~= "" then plain[#plain + 1] = a.user .. "@" .. a.host end
+      if a.ssl_type == "" and a.host ~= "localhost" and a.user ~= "" then
+         plain[#plain + 1] = a.user .. "@" .. a.host
+      end
    end
    local parts = {}
    for _, l in ipairs{ "NONE", "ANY", "X509", "SPECIFIED" } do
@@ -265,7 +268,8 @@ local function truststore_findings(ctx, limits, out)
    local list = {}
    for _, alias in ipairs(store:aliases()) do list[#list + 1] = store:get(alias) end
    store:close()
-   certificate_findings(limits, out, "truststore-expiry", "trusted", list, { runbook = "app-tomcat", step = "truststore" })
+   certificate_findings(limits, out, "truststore-expiry", "trusted", list,
+      { runbook = "app-tomcat", step = "truststore" })
 end
 
 --- Inspects a target. Returns the report:
