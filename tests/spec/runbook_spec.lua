@@ -319,3 +319,18 @@ describe("runbook", function()
       end)
    end)
 end)
+
+describe("the Lua sources", function()
+   it("keep their lines within 120 columns (lua/, runbooks/)", function()
+      local r = assert(sys.run{ "find", host.home .. "/lua", host.home .. "/runbooks", "-name", "*.lua" })
+      local long = {}
+      for path in r.stdout:gmatch("[^\n]+") do
+         local n = 0
+         for line in io.lines(path) do
+            n = n + 1
+            if utf8.len(line) and utf8.len(line) > 120 then long[#long + 1] = ("%s:%d"):format(path, n) end
+         end
+      end
+      assert.same({}, long)
+   end)
+end)
