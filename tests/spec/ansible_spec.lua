@@ -63,7 +63,6 @@ describe("the Ansible collection #lab", function()
       local r = run{ "ansible-doc", "myseal.myseal.runbook", "myseal.myseal.check", env = env }
       assert.truthy(contains(r.stdout, "> MYSEAL.MYSEAL.RUNBOOK"), r.stdout)
       assert.truthy(contains(r.stdout, "> MYSEAL.MYSEAL.CHECK"), r.stdout)
-      assert.truthy(contains(r.stdout, "MYSEAL_SECRET_<SECTION>_<KEY>"), r.stdout)
       local docs = assert(json.decode(run{ "ansible-doc", "--json", "myseal.myseal.runbook", "myseal.myseal.check",
                                            env = env }.stdout))
       local function names(t)
@@ -82,6 +81,10 @@ describe("the Ansible collection #lab", function()
       assert.same(with("name", "resume", "runbooks", "steps"), names(docs["myseal.myseal.runbook"].doc.options))
       assert.same({ "from", "only" }, names(docs["myseal.myseal.runbook"].doc.options.steps.suboptions))
       assert.same(with("fail_on"), names(docs["myseal.myseal.check"].doc.options))
+      for _, m in ipairs{ "myseal.myseal.runbook", "myseal.myseal.check" } do
+         local said = table.concat(docs[m].doc.options.secrets.description, " ")
+         assert.truthy(contains(said, "only on its standard input (C(--secrets-stdin), one JSON object)"), said)
+      end
       local role = assert(json.decode(run{ "ansible-doc", "-t", "role", "--json", "myseal.myseal.encrypt",
                                            env = env }.stdout))["myseal.myseal.encrypt"]
       assert.same({ "myseal_ca_file", "myseal_package", "myseal_path", "myseal_primary", "myseal_resume",
@@ -237,15 +240,19 @@ describe("the Ansible collection #lab", function()
                   { r.results.strict.failed, r.results.strict.msg })
    end)
 
-   it("gives secrets to myseal in its environment only: not in argv, the output, Ansible's log or a result", function()
+   it("gives secrets to myseal on its standard input only: not in argv, its environment, the output, Ansible's log "
+      .. "or a result", function()
       local s <close> = assert(sandbox.start{ name = "spec-ansible-secret" })
       local secret = s.tcp_password
       local work = dir .. "/secret"
       assert(sys.mkdir(work))
-      -- the restart command records every process's command line at the moment myseal restarts the server
+      -- the restart command records every process's command line at the moment myseal restarts the server,
+      -- and the environment myseal itself was started with (its parent's, the module's child)
       local restart = work .. "/restart"
-      assert(sys.write_file(restart, ("#!/bin/sh\nps -eo args > %s/ps.txt\nexec %s sandbox restart %s\n")
-         :format(work, host.exe, s.name), { mode = tonumber("755", 8) }))
+      assert(sys.write_file(restart, ("#!/bin/sh\nps -eo args > %s/ps.txt\n"
+         .. "tr '\\0' ' ' < /proc/$PPID/cmdline > %s/parent.txt\n"
+         .. "tr '\\0' '\\n' < /proc/$PPID/environ > %s/myseal-env.txt\nexec %s sandbox restart %s\n")
+         :format(work, work, work, host.exe, s.name), { mode = tonumber("755", 8) }))
       local profile = work .. "/site.ini"
       assert(sys.write_file(profile, table.concat({
          "[site]", "name = ansible-spec-secret",
@@ -264,9 +271,13 @@ describe("the Ansible collection #lab", function()
       assert.equal(1, r.recap.localhost.changed)
       assert.truthy(keyring_active(s))   -- the password reached myseal: it connected over TCP with it
       local ps = read(work .. "/ps.txt")
-      assert.truthy(contains(ps, host.exe .. " run at-rest --yes --site " .. profile .. " --json"), ps)
+      assert.truthy(contains(ps, host.exe .. " run at-rest --yes --site " .. profile .. " --secrets-stdin --json"), ps)
+      assert.equal(host.exe .. " run at-rest --yes --site " .. profile .. " --secrets-stdin --json ",
+         read(work .. "/parent.txt"))
+      local myseal_env = read(work .. "/myseal-env.txt")
+      assert.truthy(contains(myseal_env, "MYSEAL_STATE_DIR=" .. target.state_root()), myseal_env)
       assert.truthy(contains(ps, "ansible-playbook"), ps)
-      local seen = { ps = ps, stdout = r.stdout, stderr = r.stderr, log = read(log), result = json.encode(r.results.r),
+      local seen = { ps = ps, env = myseal_env, stdout = r.stdout, stderr = r.stderr, log = read(log), result = json.encode(r.results.r),
                      profile = read(profile) }
       for _, name in ipairs(sys.dir(target.state_root() .. "/targets/site-ansible-spec-secret/runs/at-rest")) do
          seen[name] = read(target.state_root() .. "/targets/site-ansible-spec-secret/runs/at-rest/" .. name)

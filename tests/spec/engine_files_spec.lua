@@ -314,7 +314,27 @@ describe("engine on files", function()
       sys.rmtree(state)
       r = myseal("run", RUNBOOK, "--site", site, "--yes")
       assert.matches("secret test%.token is not given: set MYSEAL_SECRET_TEST_TOKEN, or token = env:VAR | file:PATH "
-         .. "| prompt in %[test%] of the site profile\n$", r.stderr)
+         .. "| prompt in %[test%] of the site profile, or give it with %-%-secrets%-stdin\n$", r.stderr)
+   end)
+
+   it("takes secrets on standard input with --secrets-stdin, and refuses what is not a JSON object of them", function()
+      env.MYSEAL_SECRET_TEST_TOKEN = nil
+      local stdin = require("myseal.json").encode{ ["test.token"] = TOKEN, ["other.unused"] = "x" }
+      local r = support.myseal({ "run", RUNBOOK, "--site", site, "--yes", "--secrets-stdin", "--verbose" }, env, stdin)
+      assert.equal("", r.stderr)
+      assert.equal("token=" .. TOKEN .. "\n", sys.read_file(work .. "/token.conf"))
+      assert.matches("the token is %*%*%*", r.stdout)
+      assert.is_nil(r.stdout:find(TOKEN, 1, true))
+      for _, case in ipairs{
+         { "[1, 2]", "plan: --secrets-stdin: standard input is not a JSON object of secrets" },
+         { '{"test.token": ', "plan: --secrets-stdin: standard input is not a JSON object of secrets (invalid JSON" },
+         { '{"token": "v"}', "plan: --secrets-stdin: 'token' is not a parameter name (section.key)" },
+         { '{"test.token": 7}', "plan: --secrets-stdin: test.token is not a string" },
+      } do
+         r = support.myseal({ "plan", RUNBOOK, "--site", site, "--secrets-stdin" }, env, case[1])
+         assert.equal(2, r.status, case[1])
+         assert.equal("myseal: " .. case[2], r.stderr:sub(1, #case[2] + 8), case[1])
+      end
    end)
 
    it("passes no secret's variable on to the programs a step runs", function()

@@ -32,8 +32,8 @@ options:
     description:
       - Secret parameters, C(section.key) to the secret itself (for example C(connection.password) or
         C(tomcat.truststore_password)), for secrets the profile does not name a source for.
-      - Each reaches myseal only through its environment, as C(MYSEAL_SECRET_<SECTION>_<KEY>)
-        (C(MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD)); never on its command line. The option is C(no_log), so
+      - They reach myseal only on its standard input (C(--secrets-stdin), one JSON object), never on its
+        command line or in its environment. The option is C(no_log), so
         Ansible masks the values in its output and its log, and myseal masks them in its own.
     type: dict
     default: {}

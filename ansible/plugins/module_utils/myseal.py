@@ -2,7 +2,7 @@
 # Copyright: 2026 the myseal maintainers
 # No licence has been published for myseal yet (see COPYING).
 """What the myseal modules share: the options that name a target, the command line they make,
-the environment that carries secrets to myseal, and the JSON events myseal prints."""
+the standard input that carries secrets to myseal, and the JSON events myseal prints."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -34,12 +34,6 @@ def value_text(value):
     return '%s' % (value,)
 
 
-def secret_env(name):
-    """The environment variable myseal reads for the secret parameter `name`
-    (MYSEAL_SECRET_<SECTION>_<KEY>)."""
-    return 'MYSEAL_SECRET_' + re.sub(r'[^A-Za-z0-9]', '_', name.upper())
-
-
 def check_names(module):
     """Fails the task when a set or secrets key is not section.key, or is in both."""
     params = module.params
@@ -53,7 +47,8 @@ def check_names(module):
 
 
 def target_argv(params):
-    """--site/--sandbox and the --set arguments (never a secret: those go in the environment)."""
+    """--site/--sandbox, the --set arguments and --secrets-stdin when there are secrets (never a
+    secret itself: those go on standard input)."""
     argv = []
     if params['site']:
         argv += ['--site', params['site']]
@@ -61,17 +56,24 @@ def target_argv(params):
         argv += ['--sandbox', params['sandbox']]
     for name in sorted(params['set']):
         argv += ['--set', '%s=%s' % (name, value_text(params['set'][name]))]
+    if params['secrets']:
+        argv.append('--secrets-stdin')
     return argv
 
 
 def child_env(params):
-    """The variables added to myseal's environment: the state directory and the secrets."""
+    """The variables added to myseal's environment: the state directory."""
     env = {}
     if params['state_dir']:
         env['MYSEAL_STATE_DIR'] = params['state_dir']
-    for name, value in params['secrets'].items():
-        env[secret_env(name)] = value_text(value)
     return env
+
+
+def secrets_stdin(params):
+    """What --secrets-stdin reads: the secrets as one JSON object, or None without secrets."""
+    if not params['secrets']:
+        return None
+    return json.dumps(dict((name, value_text(v)) for name, v in params['secrets'].items()))
 
 
 def executable(module):
@@ -85,7 +87,7 @@ def executable(module):
 def run(module, argv):
     """Runs myseal with argv (no shell, no expansion); returns rc, stdout, stderr."""
     return module.run_command([executable(module)] + argv, environ_update=child_env(module.params),
-                              expand_user_and_vars=False)
+                              data=secrets_stdin(module.params), expand_user_and_vars=False)
 
 
 def events(stdout):

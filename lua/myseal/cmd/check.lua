@@ -8,7 +8,7 @@ local sys = require "sys"
 local M = {
    summary = "report encryption at rest and in transit, read-only (text, JSON, HTML or metrics)",
    usage = "myseal check (--site F | --sandbox N) [--format text|json|html|prometheus] [--output FILE] "
-      .. "[--fail-on warn|fail] [--deep] [--set S.K=V]...",
+      .. "[--fail-on warn|fail] [--deep] [--set S.K=V]... [--secrets-stdin]",
    help = [[
 Inspects the server and changes nothing: the keyring, every schema's tables
 (the unencrypted ones by name), log, binary log and temporary-file encryption;
@@ -31,6 +31,8 @@ PCI DSS) with the target's journal: what was done, when, by whom.
                      plaintext:PATH finding per file that holds them (= --set
                      at_rest.disk_scan=yes); the values are never shown
   --set check.warn_days=N, --set check.fail_days=N   the expiry thresholds
+  --secrets-stdin    read the secrets (e.g. connection.password) from standard input,
+                     one JSON object {"section.key": "value"}
 Exit status: 0 below --fail-on, 1 at or above it, 2 bad usage.
 targets (one is needed):
   --site FILE        a site profile (INI; see runbooks/site.example.ini)
@@ -41,7 +43,7 @@ local FORMATS = { text = true, json = true, html = true, prometheus = true }
 
 function M.run(argv)
    local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail-on" },
-                                            flags = { "deep" }, multi = { "set" } })
+                                            flags = { "deep", "secrets-stdin" }, multi = { "set" } })
    local format = opts.format or "text"
    if not FORMATS[format] then
       errors.usage("check: --format is text, json, html or prometheus, not '%s'", format)

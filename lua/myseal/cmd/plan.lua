@@ -16,7 +16,7 @@ restart. Nothing on disk or in the server changes.
 }
 
 function M.run(argv)
-   local opts, pos = cli.parse("plan", argv, { options = { "only", "from" } })
+   local opts, pos = cli.parse("plan", argv, { flags = { "secrets-stdin" }, options = { "only", "from" } })
    local target = cli.target("plan", opts)
    cli.search_path(opts, target)
    local rb = cli.load("plan", pos[1])

@@ -16,7 +16,7 @@ Refuses when a step of the run says it cannot be undone.
 }
 
 function M.run(argv)
-   local opts, pos = cli.parse("rollback", argv, { flags = { "yes" } })
+   local opts, pos = cli.parse("rollback", argv, { flags = { "yes", "secrets-stdin" } })
    local target = cli.target("rollback", opts)
    cli.search_path(opts, target)
    local rb = cli.load("rollback", pos[1])

@@ -22,7 +22,8 @@ A second run of a completed runbook changes nothing and says so.
 }
 
 function M.run(argv)
-   local opts, pos = cli.parse("run", argv, { flags = { "yes", "resume", "verbose" }, options = { "only", "from" } })
+   local opts, pos = cli.parse("run", argv, { flags = { "yes", "resume", "verbose", "secrets-stdin" },
+                                             options = { "only", "from" } })
    local target = cli.target("run", opts)
    cli.search_path(opts, target)
    local rb = cli.load("run", pos[1])

@@ -10,7 +10,7 @@ local report = require "myseal.engine.report"
 
 local M = {}
 
---- Help text for the target options.
+--- Help text for the target options (plan, run and rollback add --secrets-stdin to their flags).
 M.target_help = [[
 targets (one is needed):
   --site FILE        a site profile (INI; see runbooks/site.example.ini)
@@ -20,7 +20,9 @@ targets (one is needed):
 options:
   --set S.K=VALUE    a parameter (repeatable); beats the profile, which beats the defaults
   --runbooks DIR     a directory of site runbooks, searched before the stock ones (repeatable)
-  --json             one JSON event per line instead of text]]
+  --json             one JSON event per line instead of text
+  --secrets-stdin    read the secrets from standard input, one JSON object {"section.key": "value"}
+                     (for programs that start myseal: nothing in its argv or environment)]]
 
 --- Parse a runbook command's arguments.
 -- @param extra `{ flags = {...}, options = {...} }` beyond the common ones
@@ -32,8 +34,13 @@ function M.parse(command, argv, extra)
    return args.parse(command, argv, spec)
 end
 
---- Open the target the options name (a usage error when none is named or it cannot be opened).
+--- Open the target the options name (a usage error when none is named or it cannot be opened);
+-- with --secrets-stdin, the secrets are read first.
 function M.target(command, opts)
+   if opts.secrets_stdin then
+      local ok, err = require("myseal.engine.secrets").read_given(io.stdin:read("a") or "")
+      if not ok then errors.usage("%s: %s", command, err) end
+   end
    local t, err = target_mod.open{ site = opts.site, sandbox = opts.sandbox, describe = opts.describe }
    if not t then errors.usage("%s: %s", command, err) end
    return t

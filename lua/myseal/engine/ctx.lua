@@ -257,8 +257,8 @@ function methods:warn(fmt, ...)
 end
 
 --- A secret: the value of a parameter declared with type "secret", from the source the
--- profile names (env:VAR, file:PATH, prompt), else $MYSEAL_SECRET_<SECTION>_<KEY>, else a
--- prompt on the terminal. It is masked in everything myseal prints or journals.
+-- profile names (env:VAR, file:PATH, prompt), else --secrets-stdin, else
+-- $MYSEAL_SECRET_<SECTION>_<KEY>, else a prompt on the terminal. It is masked in everything myseal prints or journals.
 -- @param name "section.key"
 -- @return value
 function methods:secret(name)

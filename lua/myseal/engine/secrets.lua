@@ -8,6 +8,30 @@ local M = {}
 --- What replaces a secret in anything printed or journaled.
 M.MASK = "***"
 
+--- Secrets given on standard input (--secrets-stdin): name -> value, read like MYSEAL_SECRET_*.
+M.given = {}
+
+--- Read --secrets-stdin's JSON object `{"section.key": "value", ...}`: into M.given, or nil,
+-- message (the message never holds a value). Names no runbook declares are ignored, as
+-- MYSEAL_SECRET_* variables are.
+-- @param text the whole of standard input
+-- @return true | nil, message
+function M.read_given(text)
+   local obj, err = require("myseal.json").decode(text)
+   if type(obj) ~= "table" or obj[1] ~= nil then
+      return nil, "--secrets-stdin: standard input is not a JSON object of secrets"
+         .. (err and (" (" .. err .. ")") or "")
+   end
+   for name, value in pairs(obj) do
+      if not name:match("^[%a_][%w_]*%.[^=%s]+$") then
+         return nil, ("--secrets-stdin: '%s' is not a parameter name (section.key)"):format(name)
+      end
+      if type(value) ~= "string" then return nil, ("--secrets-stdin: %s is not a string"):format(name) end
+      M.given[name] = value
+   end
+   return true
+end
+
 local Secrets = {}
 Secrets.__index = Secrets
 
@@ -66,6 +90,10 @@ function M.env_name(name)
    return "MYSEAL_SECRET_" .. name:upper():gsub("[^%w]", "_")
 end
 
+--- Is a value offered for `name` without a source (on --secrets-stdin or in MYSEAL_SECRET_*)?
+-- @param name "section.key"
+function M.offered(name) return M.given[name] ~= nil or os.getenv(M.env_name(name)) ~= nil end
+
 --- Keep the variables the secret parameters name (env:VAR) from the programs myseal runs, from
 -- the start of the run, before any secret is read (MYSEAL_SECRET_* never reach them anyway).
 -- @param decls the run's declarations, name -> { type, ... }
@@ -86,10 +114,11 @@ function Secrets:get(name, source)
    local value, err
    local env = M.env_name(name)
    if source == nil then
-      value = os.getenv(env)
+      value = M.given[name] or os.getenv(env)
       if value == nil and not sys.isatty("stdin") then
          return nil, ("secret %s is not given: set %s, or %s = env:VAR | file:PATH | prompt in [%s] of "
-            .. "the site profile"):format(name, env, name:match("%.(.+)$"), name:match("^[^.]+"))
+            .. "the site profile, or give it with --secrets-stdin"):format(name, env, name:match("%.(.+)$"),
+            name:match("^[^.]+"))
       end
       source = "prompt"
    end

@@ -25,7 +25,7 @@ end
 function Site.connect_spec(_, values, secrets)
    local password
    local source = values["connection.password"]
-   if source or os.getenv(require("myseal.engine.secrets").env_name("connection.password")) then
+   if source or require("myseal.engine.secrets").offered("connection.password") then
       local err
       password, err = secrets:get("connection.password", source)
       if not password then return nil, err end
