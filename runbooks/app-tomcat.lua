@@ -551,6 +551,21 @@ end
 
 -- Step 4: reload --------------------------------------------------------------------------------
 
+-- Why Tomcat will not redeploy by itself, or nil: a Host in CATALINA_BASE/conf/server.xml with
+-- autoDeploy="false" (the default is true), and what to do, `then_what`.
+local function no_redeploy(ctx, then_what)
+   local path = layout.join(ctx.params.tomcat.catalina_base, "conf", "server.xml")
+   local els = xmledit.elements(ctx:read_file(path) or "", path) or {}
+   for _, el in ipairs(els) do
+      local auto = el.name == "Host" and el.attrs.autoDeploy
+      if auto and auto.value:lower() == "false" then
+         return ("%s: Host %s has autoDeploy=\"false\", so Tomcat does not redeploy the context when context.xml "
+            .. "changes and the pools keep their old urls: restart Tomcat (or reload the applications in its "
+            .. "manager), %s"):format(path, el.attrs.name and el.attrs.name.value or "?", then_what)
+      end
+   end
+end
+
 -- Tomcat redeploys every application when CATALINA_BASE/conf/context.xml (or an application's own
 -- context file) changes, on its next background check (autoDeploy, every 10 s by default); the old
 -- pool is closed, and the new one connects with the new url. Until then the application still
@@ -559,10 +574,14 @@ end
 local function wait_reload(ctx, ids)
    local label = "Tomcat to redeploy the context (autoDeploy; without it, reload the application or restart Tomcat)"
    if ctx.planning then
+      local fixed = no_redeploy(ctx, "before TLS is required")
+      if fixed then ctx:warn("%s", fixed) end
       ctx:wait(label .. ": the pools' sessions end, and new ones connect", function() return true end)
       return
    end
    if not ids or #ids == 0 then
+      local fixed = no_redeploy(ctx, "before TLS is required")
+      if fixed then return ctx:warn("the pools have no session to watch; %s", fixed) end
       ctx:log("the pools have no session to watch: the application uses the new urls from its next connection")
       return
    end
@@ -576,6 +595,9 @@ local function wait_reload(ctx, ids)
    end
    local old = {}
    for _, id in ipairs(ids) do old[id] = true end
+   -- waiting would only time out; once Tomcat restarts, the old sessions are gone and the next try goes on
+   local fixed = no_redeploy(ctx, "then run myseal again (run --resume, or rollback)")
+   if fixed and now(function(id) return old[id] end) > 0 then ctx:fail("%s", fixed) end
    ctx:wait(("%s: %s of its pools to end"):format(label, count(#ids, "session")), function()
       return now(function(id) return old[id] end) == 0
    end, { timeout = ctx.params.tomcat.reload_timeout, interval = 0.25 })

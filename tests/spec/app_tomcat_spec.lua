@@ -132,6 +132,41 @@ describe("app-tomcat runbook", function()
       assert.matches("run: nothing to do", r.stdout)
    end)
 
+   it("says at once when Tomcat will not redeploy (server.xml autoDeploy=\"false\"), and goes on once it has",
+      function()
+      local base = linux_tomcat("useUnicode=true")
+      -- Debian's server.xml (tomcat10), with the Host's autoDeploy turned off
+      local xml = assert(sys.read_file("/usr/share/tomcat10/etc/server.xml"))
+      local fixed, n = xml:gsub('autoDeploy="true"', 'autoDeploy="false"')
+      assert.equal(1, n)
+      h.write(base .. "/conf/server.xml", fixed)
+      local why = base .. '/conf/server.xml: Host localhost has autoDeploy="false", so Tomcat does not redeploy the '
+         .. "context when context.xml changes and the pools keep their old urls: restart Tomcat (or reload the "
+         .. "applications in its manager), "
+      local args = { "app-tomcat", "--sandbox", s.name, "--set", "tomcat.catalina_base=" .. base,
+                     "--set", "tomcat.ca=" .. s.tls.ca }
+      local r = myseal_default(cat({ "plan" }, args), {})
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      has("warning: " .. why .. "before TLS is required", r.stdout)
+      -- a session of the pool's account, as a running application has: the run stops at the reload
+      -- step instead of waiting for a redeploy that will not come
+      local mysql = require "mysql"
+      local pool = assert(mysql.connect{ host = "127.0.0.1", port = s.port, user = s.tcp_user,
+                                         password = s.tcp_password })
+      r = myseal_default(cat({ "run" }, args, { "--yes" }), {})
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      has("step reload (", r.stderr)
+      has(why .. "then run myseal again (run --resume, or rollback)", r.stderr)
+      -- Tomcat restarted by hand: the old session ends, the new pool connects; the run goes on
+      pool:close()
+      local new_pool <close> = assert(mysql.connect{ host = "127.0.0.1", port = s.port, user = s.tcp_user,
+                                                     password = s.tcp_password })
+      r = myseal_default(cat({ "run" }, args, { "--yes", "--resume" }), {})
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      has("Tomcat redeployed the context: the pools' 1 old session ended", r.stdout)
+      has("the pools connect again: 1 new session", r.stdout)
+   end)
+
    it("by default gives MySQL Connector/J a truststore of its own in the Resource's URL", function()
       local base = dir .. "/mysql"
       for _, d in ipairs{ "conf", "lib" } do assert(sys.mkdir(base .. "/" .. d)) end
