@@ -170,8 +170,11 @@ describe("engine safety", function()
       assert.equal(torn:sub(1, 4099) .. "\n", sys.read_file(journal .. ".torn"))
       -- every line is whole now, and later runs and rollbacks read it
       for line in assert(sys.read_file(journal)):gmatch("[^\n]+") do assert.truthy(json.decode(line), line) end
+      -- a rollback sets a torn line aside too, and says so
+      assert(sys.write_file(journal, assert(sys.read_file(journal)) .. torn:sub(1, 100)))
       r = E.myseal({ "rollback", E.FIXTURES .. "/runbooks/engine-files.lua", "--site", site, "--yes" }, env)
       assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("the last line was cut short %(100 bytes at byte %d+, a killed run%): set aside in .-%.torn", r.stdout)
    end)
 
    it("refuses a restart the server's user could not survive, and says which path stops it", function()

@@ -344,6 +344,7 @@ function M.rollback(engine, rb, opts)
    local err
    run.journal, err = journal_mod.open(path)
    if not run.journal then errors.fail("%s", err) end
+   if run.journal.repaired then run.emit{ event = "log", level = "warn", message = run.journal.repaired } end
    run.journal:write{ event = "rollback", pid = sys.getpid(), user = sys.user().name }
    -- the undo functions read what the run recorded (what it found before changing it)
    for k, v in pairs(s.records or {}) do run.records[k] = v end
