@@ -23,12 +23,21 @@ describe("myseal check", function()
          assert(c:exec("CREATE TABLE clinic.notes (id INT PRIMARY KEY) ENGINE=InnoDB"))
       end
       local backup = "keyring.backup_dir=" .. dir .. "/kb"
+      -- an application connected over TCP, without TLS (the server offers none yet)
+      local app = assert(require("mysql").connect{ host = "127.0.0.1", port = s.port, user = s.tcp_user,
+                                                    password = s.tcp_password })
       local r = E.myseal({ "check", "--sandbox", s.name, "--format", "json", "--set", backup }, {})
+      app:close()
       assert.equal(1, r.status, r.stderr)
       local report = assert(json.decode(r.stdout))
       assert.is_true(jsonschema.validate(SCHEMA, report))
       assert.equal("fail", report.status)
       local f = findings_by_id(report)
+      assert.same({ "warn", "1 TCP session without TLS (or not known to use it)",
+                    { runbook = "tls-enforce", step = "preflight" } },
+                  { f["plain-sessions"].severity, f["plain-sessions"].title, f["plain-sessions"].fix })
+      -- the sandbox has performance_schema off: whether the session uses TLS is not known
+      assert.matches("^" .. s.tcp_user .. "@127%.0%.0%.1:%d+ %(TLS unknown%)$", f["plain-sessions"].detail)
       -- every step of the runbooks, asked its own check
       assert.equal("fail", f["at-rest:restart"].severity)
       assert.equal("the keyring is not active in the server", f["at-rest:restart"].title)
