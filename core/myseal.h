@@ -2,8 +2,8 @@
 ** myseal.h: what the host and the Lua bindings share.
 **
 ** Every binding file (l<module>.c) exports one luaopen_<module>; the host puts
-** them into package.preload (see host.c). Bindings follow STYLE.md: a caller's
-** mistake raises, a failure of the world returns nil, message, code.
+** them into package.preload (see host.c). In every binding a caller's mistake
+** raises, and a failure of the world returns nil, message, code (docs/architecture.md).
 */
 #ifndef MYSEAL_H
 #define MYSEAL_H
