@@ -33,7 +33,7 @@ function M.run(argv)
          break
       end
    end
-   for n, code in ipairs(chunks) do
+   for _, code in ipairs(chunks) do
       local fn, err = load(code, "=(command line)")
       if not fn then errors.usage("lua: %s", err) end
       _G.arg = { [0] = "-e" }
