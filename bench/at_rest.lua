@@ -132,6 +132,8 @@ local function manual()
    return with_application(s, function()
       local keys = s.dir .. "/keyfile"
       assert(sys.write_file(keys, keyring.new_key_file(1), { mode = 384 }))
+      -- the server runs as its own user (mysql when root starts it): the key file is that user's
+      if s.user then assert(sys.chown(keys, s.user)) end
       local cnf = assert(sys.read_file(s.cnf))
       assert(sys.write_file(s.cnf, cnf .. "plugin_load_add=file_key_management\nfile_key_management_filename="
          .. keys .. "\ninnodb_encrypt_tables=ON\ninnodb_encrypt_log=ON\n"))
