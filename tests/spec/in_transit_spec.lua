@@ -265,6 +265,24 @@ describe("in-transit runbook", function()
       assert.is_truthy(r)
    end)
 
+   describe("a site's own PKI, planned", function()
+      local function plan(rb, ...)
+         return run{ "plan", rb, "--describe", "mariadb-10.11", "--set", "server.cnf=tests/fixtures/at-rest/my.cnf",
+            "--set", "pki.dir=" .. dir .. "/tls", "--set", "pki.server_names=db.example,127.0.0.1", ... }
+      end
+
+      it("rotate.ca=add without a CA fails and plans no empty ca.pem", function()
+         local r = plan("rotate-certs", "--set", "rotate.ca=add")
+         assert.equal(1, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook rotate%-certs, step ca%-add %([^)]*runbooks/rotate%-certs%.lua:%d+%): ",
+            r.stderr)
+         assert.is_truthy(r.stderr:find(("): there is no CA in %s/tls/ca.pem to rotate: run in-transit first\n")
+            :format(dir), 1, true), r.stderr)
+         assert.is_nil(r.stdout:find("ca.pem (0644)", 1, true))
+         assert.is_nil(r.stdout:find("ca-next-key.pem", 1, true))
+      end)
+   end)
+
    describe("plan for described MySQL servers", function()
       local function plan(version, extra)
          local desc = dir .. "/server.lua"
