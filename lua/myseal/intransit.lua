@@ -224,6 +224,12 @@ function M.server_cert_unfit(ctx, cas)
    local paths = M.paths(ctx)
    local cert, key = pair(ctx, paths.cert, paths.key)
    local why = M.unfit(ctx, cert, cas, "server", M.server_names(ctx), key)
+   if cert and not key then
+      if paths.site_server then
+         ctx:reject("pki.server_cert %s: its key %s is not there: name it in pki.server_key", paths.cert, paths.key)
+      end
+      why = ("its key %s is missing"):format(paths.key)
+   end
    if why and paths.site_server then
       ctx:fail("pki.server_cert %s: %s; renew it at the site's CA (myseal does not replace it)", paths.cert, why)
    end

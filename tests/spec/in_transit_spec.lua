@@ -266,10 +266,37 @@ describe("in-transit runbook", function()
    end)
 
    describe("a site's own PKI, planned", function()
+      -- the site's root CA, an intermediate it signed, and a server certificate from the intermediate
+      local function site_pki()
+         local root_key = assert(pki.genkey{ type = "ec", curve = "P-256" })
+         local root = assert(pki.self_signed{ key = root_key, subject = "/O=site/CN=site root CA", days = 365 })
+         local int_key = assert(pki.genkey{ type = "ec", curve = "P-256" })
+         local int = assert(root:sign{ ca_key = root_key, public_key = int_key, subject = "/O=site/CN=site issuing CA",
+                                       usage = "ca", days = 365 })
+         local key = assert(pki.genkey{ type = "ec", curve = "P-256" })
+         local leaf = assert(int:sign{ ca_key = int_key, public_key = key, subject = "/O=site/CN=db.example",
+                                       usage = "server", san = { "db.example", "127.0.0.1" }, days = 200 })
+         assert(sys.write_file(dir .. "/root.pem", root:pem()))
+         assert(sys.write_file(dir .. "/chain.pem", leaf:pem() .. int:pem()))
+         assert(key:save(dir .. "/server-key.pem"))
+      end
+
       local function plan(rb, ...)
          return run{ "plan", rb, "--describe", "mariadb-10.11", "--set", "server.cnf=tests/fixtures/at-rest/my.cnf",
             "--set", "pki.dir=" .. dir .. "/tls", "--set", "pki.server_names=db.example,127.0.0.1", ... }
       end
+
+      it("refuses a site's server certificate without its key, naming the path it looked at", function()
+         site_pki()
+         local r = plan("in-transit", "--set", "pki.ca_cert=" .. dir .. "/root.pem",
+            "--set", "pki.server_cert=" .. dir .. "/chain.pem")
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook in%-transit, step server%-cert %([^)]*runbooks/in%-transit%.lua:%d+%): ",
+            r.stderr)
+         assert.is_truthy(r.stderr:find(("): pki.server_cert %s/chain.pem: its key %s/tls/server-key.pem is not "
+            .. "there: name it in pki.server_key\n"):format(dir, dir), 1, true), r.stderr)
+         assert.is_nil(r.stdout:find("ssl_key", 1, true))
+      end)
 
       it("rotate.ca=add without a CA fails and plans no empty ca.pem", function()
          local r = plan("rotate-certs", "--set", "rotate.ca=add")
