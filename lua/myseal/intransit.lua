@@ -128,11 +128,12 @@ function M.ca(ctx)
    return M.load_certs(ctx, M.paths(ctx).ca)
 end
 
---- Why certificate `cert` is not fit (nil when it is): chain to one of `cas`, purpose,
--- every name in its SAN, days left, the key it goes with.
-function M.unfit(ctx, cert, cas, purpose, names, key)
+--- Why certificate `cert` is not fit (nil when it is): chain to one of `cas` (through the
+-- intermediates of `chain`, the certificates after it in its file), purpose, every name in its
+-- SAN, days left, the key it goes with.
+function M.unfit(ctx, cert, cas, purpose, names, key, chain)
    if not cert then return "no certificate" end
-   local ok, why = pki.verify(cert, { trusted = cas, purpose = purpose })
+   local ok, why = pki.verify(cert, { trusted = cas, untrusted = chain, purpose = purpose })
    if not ok then return why end
    local have = {}
    for _, n in ipairs(cert:san()) do have[n:lower()] = true end
@@ -166,9 +167,11 @@ local function load_key(ctx, path, what)
    return key
 end
 
--- The certificate and key in two files, as the run sees them (nil for what is missing).
+-- The certificate and key in two files, as the run sees them (nil for what is missing), and the
+-- certificates after the first in its file (a chain's intermediates).
 local function pair(ctx, cert_path, key_path)
-   return (M.load_certs(ctx, cert_path) or {})[1], load_key(ctx, key_path, "")
+   local certs = M.load_certs(ctx, cert_path) or {}
+   return certs[1], load_key(ctx, key_path, ""), { table.unpack(certs, 2) }
 end
 
 --- What is wrong with the site's own CA and server certificate (pki.ca_cert, pki.server_cert),
@@ -222,8 +225,8 @@ end
 -- site gave (pki.server_cert) is never replaced: unfit, it fails the step.
 function M.server_cert_unfit(ctx, cas)
    local paths = M.paths(ctx)
-   local cert, key = pair(ctx, paths.cert, paths.key)
-   local why = M.unfit(ctx, cert, cas, "server", M.server_names(ctx), key)
+   local cert, key, chain = pair(ctx, paths.cert, paths.key)
+   local why = M.unfit(ctx, cert, cas, "server", M.server_names(ctx), key, chain)
    if cert and not key then
       if paths.site_server then
          ctx:reject("pki.server_cert %s: its key %s is not there: name it in pki.server_key", paths.cert, paths.key)

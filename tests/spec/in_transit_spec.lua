@@ -286,6 +286,15 @@ describe("in-transit runbook", function()
             "--set", "pki.dir=" .. dir .. "/tls", "--set", "pki.server_names=db.example,127.0.0.1", ... }
       end
 
+      it("takes a server certificate file that carries its intermediate CA, as the server serves it", function()
+         site_pki()
+         local r = plan("in-transit", "--set", "pki.ca_cert=" .. dir .. "/root.pem",
+            "--set", "pki.server_cert=" .. dir .. "/chain.pem", "--set", "pki.server_key=" .. dir .. "/server-key.pem")
+         assert.equal(0, r.status, r.stdout .. r.stderr)
+         assert.matches("%[3/7%] server%-cert +already done", r.stdout)
+         assert.is_truthy(r.stdout:find("+ssl_cert=" .. dir .. "/chain.pem", 1, true), r.stdout)
+      end)
+
       it("refuses a site's server certificate without its key, naming the path it looked at", function()
          site_pki()
          local r = plan("in-transit", "--set", "pki.ca_cert=" .. dir .. "/root.pem",
