@@ -113,6 +113,21 @@ describe("in-transit runbook", function()
       assert.equal(cert, pki.load_cert(tlsdir .. "/server-cert.pem"))
    end)
 
+   it("refuses an [accounts] entry the server does not have before it requires anything", function()
+      local s <close> = server("spec-tls-typo")
+      local site = profile(dir, "[accounts]\napp@% = ssl\nnobody@% = ssl\n")
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      r = run{ "run", "tls-enforce", "--sandbox", s.name, "--site", site, "--yes", "--set", "tls.watch_seconds=0" }
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      assert.matches("^myseal: runbook tls%-enforce, step preflight %([^)]*%): %[accounts%] nobody@%%: no such account "
+         .. "on the server\n$", r.stderr)
+      local root <close> = assert(s:connect())
+      assert.equal(0, root:query("SELECT @@require_secure_transport")[1][1])
+      assert.equal("", root:query("SELECT ssl_type FROM mysql.user WHERE User = 'app'")[1][1])
+      assert.is_nil(sys.read_file(s.cnf):find("require_secure_transport", 1, true))
+   end)
+
    it("puts enforcement back when a client is cut off, and names it (performance_schema off)", function()
       local s <close> = server("spec-tls-lockout")
       assert.equal(0, run{ "run", "in-transit", "--sandbox", s.name, "--yes" }.status)
