@@ -34,6 +34,7 @@ end
 steps.preflight.check = function(ctx)
    local who = options.server_user_mismatch(ctx)
    if who then ctx:reject("%s", who) end
+   tls.check_versions(ctx)
    local why = tls.site_pki_problem(ctx)
    if why then return false, why end
    local lib = ctx:fact("tls_library")

@@ -174,6 +174,23 @@ local function pair(ctx, cert_path, key_path)
    return certs[1], load_key(ctx, key_path, ""), { table.unpack(certs, 2) }
 end
 
+local TLS_VERSIONS = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" }
+
+--- `[tls] versions` names only TLS protocols the servers know (a server given another does not start):
+-- bad input otherwise.
+function M.check_versions(ctx)
+   local given = ctx.params.tls.versions or ""
+   if given:match("^%s*$") then ctx:reject("tls.versions is empty: name the protocols, e.g. TLSv1.2,TLSv1.3") end
+   for v in (given .. ","):gmatch("([^,]*),") do
+      v = v:match("^%s*(.-)%s*$")
+      local known = false
+      for _, k in ipairs(TLS_VERSIONS) do known = known or k:lower() == v:lower() end
+      if not known then
+         ctx:reject("tls.versions = %s: %s is not one of %s", given, text.shown(v), table.concat(TLS_VERSIONS, ", "))
+      end
+   end
+end
+
 --- What is wrong with the site's own CA and server certificate (pki.ca_cert, pki.server_cert),
 -- before anything changes: a CA or certificate not valid now fails (clients that verify would be
 -- locked out); fewer than renew_days left warns; a CA key without its certificate fails; a CA with

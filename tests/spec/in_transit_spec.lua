@@ -400,6 +400,23 @@ describe("in-transit runbook", function()
          end
       end)
 
+      it("refuses a tls.versions the servers do not know before any file is made, on every dialect", function()
+         for _, server in ipairs{ "mysql-5.7.44", "mysql-8.0.36", "mysql-8.4.3", "mariadb-10.11", "mariadb-11.4" } do
+            for versions, why in pairs{ ["TLSv1.2,TLSv9"] = "tls.versions = TLSv1.2,TLSv9: TLSv9 is not one of TLSv1, "
+                  .. "TLSv1.1, TLSv1.2, TLSv1.3", ["TLSv1.2,,TLSv1.3"] = "tls.versions = TLSv1.2,,TLSv1.3: (empty) is "
+                  .. "not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
+                  [""] = "tls.versions is empty: name the protocols, e.g. TLSv1.2,TLSv1.3" } do
+               local r = run{ "plan", "in-transit", "--describe", server,
+                  "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+                  "--set", "tls.versions=" .. versions }
+               assert.equal(2, r.status, server .. " " .. versions .. ": " .. r.stdout .. r.stderr)
+               assert.matches("^myseal: runbook in%-transit, step preflight %([^)]*%): ", r.stderr)
+               assert.is_truthy(r.stderr:find("): " .. why .. "\n", 1, true), r.stderr)
+               assert.is_nil(r.stdout:find("create", 1, true))
+            end
+         end
+      end)
+
       it("MySQL 8.4: the same options (no have_ssl anywhere)", function()
          local out = plan("8.4.3")
          assert.is_truthy(out:find("+ssl_cert=" .. dir .. "/tls/server-cert.pem", 1, true))
