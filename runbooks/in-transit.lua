@@ -46,6 +46,15 @@ steps.preflight.check = function(ctx)
       ctx:warn("[tls] persist: %s %s has no SET PERSIST (MySQL 8.0.11 and later): the options go to the option file",
          ctx.dialect.flavor, ctx.dialect.version)
    end
+   local suites = ctx.params.tls.ciphersuites
+   if suites then
+      local set = false
+      for _, o in ipairs(ctx.dialect:cipher_options(nil, suites)) do set = set or o.var == "tls_ciphersuites" end
+      if not set then
+         ctx:warn("[tls] ciphersuites: %s has no tls_ciphersuites (MySQL 8.0.16 and later): it is not set",
+            ctx.dialect:describe())
+      end
+   end
    ctx:log("verification will log in over TCP %s", tls.login_text(ctx))
    return true
 end

@@ -417,6 +417,26 @@ describe("in-transit runbook", function()
          end
       end)
 
+      it("tls.ciphersuites: tls_ciphersuites on MySQL 8.0.16+; elsewhere a warning says it is not set", function()
+         local function suites_plan(server)
+            local r = run{ "plan", "in-transit", "--describe", server,
+               "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+               "--set", "tls.ciphersuites=TLS_AES_256_GCM_SHA384" }
+            assert.equal(0, r.status, r.stdout .. r.stderr)
+            return r.stdout
+         end
+         local out = suites_plan("mysql-8.0.36")
+         assert.is_truthy(out:find("+tls_ciphersuites=TLS_AES_256_GCM_SHA384", 1, true), out)
+         assert.is_nil(out:find("has no tls_ciphersuites", 1, true))
+         for server, described in pairs{ ["mariadb-10.11"] = "MariaDB 10.11.10", ["mysql-5.7.44"] = "MySQL 5.7.44",
+               ["mysql-8.0.15"] = "MySQL 8.0.15" } do
+            out = suites_plan(server)
+            assert.is_truthy(out:find("warning: [tls] ciphersuites: " .. described .. " has no tls_ciphersuites (MySQL "
+               .. "8.0.16 and later): it is not set", 1, true), out)
+            assert.is_nil(out:find("tls_ciphersuites=", 1, true))
+         end
+      end)
+
       it("MySQL 8.4: the same options (no have_ssl anywhere)", function()
          local out = plan("8.4.3")
          assert.is_truthy(out:find("+ssl_cert=" .. dir .. "/tls/server-cert.pem", 1, true))
