@@ -193,12 +193,17 @@ end
 
 --- What is wrong with the site's own CA and server certificate (pki.ca_cert, pki.server_cert),
 -- before anything changes: a CA or certificate not valid now fails (clients that verify would be
--- locked out); fewer than renew_days left warns; a CA key without its certificate fails; a CA with
--- no subject key identifier is named. Returns nil or the message that fails.
+-- locked out); fewer than renew_days left warns; a CA key without its certificate fails, and so does
+-- a server certificate with no CA to check it against; a CA with no subject key identifier is named.
+-- Returns nil or the message that fails.
 function M.site_pki_problem(ctx)
    local p = ctx.params.pki
    if p.ca_key and not p.ca_cert then
       return "pki.ca_key is set without pki.ca_cert: give the site CA's certificate too"
+   end
+   if p.server_cert and not p.ca_cert and not M.ca(ctx) then
+      return ("pki.server_cert is set without pki.ca_cert, and there is no CA in %s: give the site CA's certificate "
+         .. "in pki.ca_cert"):format(M.paths(ctx).ca)
    end
    local now = os.time()
    local function look(path, what)

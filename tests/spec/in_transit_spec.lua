@@ -322,6 +322,16 @@ describe("in-transit runbook", function()
          assert.is_nil(r.stdout:find("ssl_key", 1, true))
       end)
 
+      it("refuses a site's server certificate without pki.ca_cert when there is no CA to check it", function()
+         site_pki()
+         local r = plan("in-transit", "--set", "pki.server_cert=" .. dir .. "/chain.pem",
+            "--set", "pki.server_key=" .. dir .. "/server-key.pem")
+         assert.equal(1, r.status, r.stdout .. r.stderr)
+         assert.is_truthy(r.stdout:find(("[1/7] preflight                      WOULD REFUSE: pki.server_cert is set "
+            .. "without pki.ca_cert, and there is no CA in %s/tls/ca.pem: give the site CA's certificate in "
+            .. "pki.ca_cert\n"):format(dir), 1, true), r.stdout)
+      end)
+
       it("rotate.ca=add without a CA fails and plans no empty ca.pem", function()
          local r = plan("rotate-certs", "--set", "rotate.ca=add")
          assert.equal(1, r.status, r.stdout .. r.stderr)
