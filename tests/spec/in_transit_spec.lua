@@ -128,6 +128,21 @@ describe("in-transit runbook", function()
       assert.is_nil(sys.read_file(s.cnf):find("require_secure_transport", 1, true))
    end)
 
+   it("logs in as tls.verify_user with its password from --secrets-stdin", function()
+      local s <close> = server("spec-tls-stdin")
+      local site = profile(dir, "[tls]\nverify_user = app\n")
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      r = E.myseal({ "run", "tls-enforce", "--sandbox", s.name, "--site", site, "--yes", "--secrets-stdin",
+         "--set", "tls.watch_seconds=0" }, {}, '{"tls.verify_password": "app-pass"}')
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("plain TCP to 127%.0%.0%.1: refused %(app logs in with TLS%)", r.stdout)
+      local journals = E.journals(require("myseal.engine.target").state_root(), "sandbox-" .. s.name,
+         "tls-enforce")
+      assert.equal(1, #journals)
+      assert.is_nil(sys.read_file(journals[1]):find("app-pass", 1, true))
+   end)
+
    it("puts enforcement back when a client is cut off, and names it (performance_schema off)", function()
       local s <close> = server("spec-tls-lockout")
       assert.equal(0, run{ "run", "in-transit", "--sandbox", s.name, "--yes" }.status)
