@@ -174,7 +174,7 @@ local function pair(ctx, cert_path, key_path)
    return certs[1], load_key(ctx, key_path, ""), { table.unpack(certs, 2) }
 end
 
-local TLS_VERSIONS = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" }
+local TLS_VERSIONS = { "TLSv1", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3" }   -- MySQL says TLSv1, MariaDB TLSv1.0
 
 --- `[tls] versions` names only TLS protocols the servers know (a server given another does not start):
 -- bad input otherwise.

@@ -427,9 +427,10 @@ describe("in-transit runbook", function()
 
       it("refuses a tls.versions the servers do not know before any file is made, on every dialect", function()
          for _, server in ipairs{ "mysql-5.7.44", "mysql-8.0.36", "mysql-8.4.3", "mariadb-10.11", "mariadb-11.4" } do
-            for versions, why in pairs{ ["TLSv1.2,TLSv9"] = "tls.versions = TLSv1.2,TLSv9: TLSv9 is not one of TLSv1, "
-                  .. "TLSv1.1, TLSv1.2, TLSv1.3", ["TLSv1.2,,TLSv1.3"] = "tls.versions = TLSv1.2,,TLSv1.3: (empty) is "
-                  .. "not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
+            local known = "TLSv1, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3"
+            for versions, why in pairs{
+                  ["TLSv1.2,TLSv9"] = "tls.versions = TLSv1.2,TLSv9: TLSv9 is not one of " .. known,
+                  ["TLSv1.2,,TLSv1.3"] = "tls.versions = TLSv1.2,,TLSv1.3: (empty) is not one of " .. known,
                   [""] = "tls.versions is empty: name the protocols, e.g. TLSv1.2,TLSv1.3" } do
                local r = run{ "plan", "in-transit", "--describe", server,
                   "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
@@ -440,6 +441,12 @@ describe("in-transit runbook", function()
                assert.is_nil(r.stdout:find("create", 1, true))
             end
          end
+         -- MariaDB spells TLS 1.0 TLSv1.0 (MySQL TLSv1)
+         local r = run{ "plan", "in-transit", "--describe", "mariadb-10.11", "--set",
+            "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+            "--set", "tls.versions=TLSv1.0,TLSv1.2" }
+         assert.equal(0, r.status, r.stdout .. r.stderr)
+         assert.is_truthy(r.stdout:find("+tls_version=TLSv1.0,TLSv1.2\n", 1, true), r.stdout)
       end)
 
       it("tls.ciphersuites: tls_ciphersuites on MySQL 8.0.16+; elsewhere a warning says it is not set", function()
