@@ -67,6 +67,10 @@ steps.ca.check = function(ctx)
    if paths.site_ca then
       if not ca then ctx:reject("pki.ca_cert %s: not a certificate, or missing", paths.ca) end
       if not ca:is_ca() then ctx:reject("pki.ca_cert %s is not a CA certificate", paths.ca) end
+      local key = tls.ca_key(ctx)
+      if key and not ca:matches_key(key) then
+         ctx:reject("pki.ca_key %s does not match pki.ca_cert %s", paths.ca_key, paths.ca)
+      end
       return true
    end
    local key = tls.ca_key(ctx)

@@ -347,6 +347,18 @@ describe("in-transit runbook", function()
             .. "pki.ca_cert\n"):format(dir), 1, true), r.stdout)
       end)
 
+      it("refuses a pki.ca_key that is not the key of pki.ca_cert, naming both", function()
+         site_pki()
+         assert(assert(pki.genkey{ type = "ec", curve = "P-256" }):save(dir .. "/other-key.pem"))
+         local r = plan("in-transit", "--set", "pki.ca_cert=" .. dir .. "/root.pem",
+            "--set", "pki.ca_key=" .. dir .. "/other-key.pem")
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook in%-transit, step ca %([^)]*runbooks/in%-transit%.lua:%d+%): ", r.stderr)
+         assert.is_truthy(r.stderr:find(("): pki.ca_key %s/other-key.pem does not match pki.ca_cert %s/root.pem\n")
+            :format(dir, dir), 1, true), r.stderr)
+         assert.is_nil(r.stdout:find("server-cert.pem", 1, true))
+      end)
+
       it("rotate.ca=add without a CA fails and plans no empty ca.pem", function()
          local r = plan("rotate-certs", "--set", "rotate.ca=add")
          assert.equal(1, r.status, r.stdout .. r.stderr)
