@@ -118,6 +118,7 @@ end
 
 steps["ca-drop"].when = phase("drop")
 steps["ca-drop"].check = function(ctx)
+   if tls.paths(ctx).site_ca then ctx:fail("the CA is the site's (pki.ca_cert): rotate it there") end
    if ctx:exists(next_key_path(ctx)) then
       ctx:fail("the new CA does not sign yet: run with rotate.ca=switch first")
    end

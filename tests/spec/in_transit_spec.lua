@@ -308,6 +308,7 @@ describe("in-transit runbook", function()
                                        usage = "server", san = { "db.example", "127.0.0.1" }, days = 200 })
          assert(sys.write_file(dir .. "/root.pem", root:pem()))
          assert(sys.write_file(dir .. "/chain.pem", leaf:pem() .. int:pem()))
+         assert(sys.write_file(dir .. "/bundle.pem", root:pem() .. int:pem()))
          assert(key:save(dir .. "/server-key.pem"))
       end
 
@@ -357,6 +358,16 @@ describe("in-transit runbook", function()
          assert.is_truthy(r.stderr:find(("): pki.ca_key %s/other-key.pem does not match pki.ca_cert %s/root.pem\n")
             :format(dir, dir), 1, true), r.stderr)
          assert.is_nil(r.stdout:find("server-cert.pem", 1, true))
+      end)
+
+      it("rotate.ca=drop leaves a site's CA file (pki.ca_cert) as it is", function()
+         site_pki()   -- a CA file with the root and the issuing CA
+         local r = plan("rotate-certs", "--set", "rotate.ca=drop", "--set", "pki.ca_cert=" .. dir .. "/bundle.pem",
+            "--set", "pki.server_cert=" .. dir .. "/chain.pem", "--set", "pki.server_key=" .. dir .. "/server-key.pem")
+         assert.equal(1, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook rotate%-certs, step ca%-drop %([^)]*%): the CA is the site's "
+            .. "%(pki%.ca_cert%): rotate it there\n$", r.stderr)
+         assert.is_nil(r.stdout:find("bundle.pem", 1, true))
       end)
 
       it("rotate.ca=add without a CA fails and plans no empty ca.pem", function()
