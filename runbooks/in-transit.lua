@@ -35,6 +35,7 @@ steps.preflight.check = function(ctx)
    local who = options.server_user_mismatch(ctx)
    if who then ctx:reject("%s", who) end
    tls.check_versions(ctx)
+   tls.server_names(ctx)   -- a name no certificate can carry is bad input before anything is made
    local why = tls.site_pki_problem(ctx)
    if why then return false, why end
    local lib = ctx:fact("tls_library")

@@ -83,7 +83,14 @@ end
 -- host name, its FQDN, localhost, 127.0.0.1 and ::1.
 function M.server_names(ctx)
    local given = ctx.params.pki.server_names
-   if given and #given > 0 then return given end
+   if given and #given > 0 then
+      for _, n in ipairs(given) do
+         if not (n:match("^%*?[%w%-%._]+$") or (n:find(":", 1, true) and n:match("^[%x:%.]+$"))) then
+            ctx:reject("pki.server_names: '%s' is neither a host name nor an IP address", n)
+         end
+      end
+      return given
+   end
    local names = host_names(ctx)
    for _, n in ipairs{ "localhost", "127.0.0.1", "::1" } do names[#names + 1] = n end
    return names

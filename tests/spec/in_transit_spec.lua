@@ -492,6 +492,18 @@ describe("in-transit runbook", function()
          end
       end)
 
+      it("refuses a pki.server_names entry no certificate can carry, before any file is made", function()
+         for _, rb in ipairs{ "in-transit", "rotate-certs" } do
+            local r = run{ "plan", rb, "--describe", "mysql-8.0.36",
+               "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+               "--set", "pki.server_names=db.example,db example" }
+            assert.equal(2, r.status, r.stdout .. r.stderr)
+            assert.is_truthy(r.stderr:find("): pki.server_names: 'db example' is neither a host name nor an IP "
+               .. "address\n", 1, true), r.stderr)
+            assert.is_nil(r.stdout:find("server-cert.pem", 1, true))
+         end
+      end)
+
       it("MySQL 8.4: the same options (no have_ssl anywhere)", function()
          local out = plan("8.4.3")
          assert.is_truthy(out:find("+ssl_cert=" .. dir .. "/tls/server-cert.pem", 1, true))
