@@ -35,7 +35,9 @@ steps.preflight.check = function(ctx)
    local who = options.server_user_mismatch(ctx)
    if who then ctx:reject("%s", who) end
    tls.check_versions(ctx)
-   tls.server_names(ctx)   -- a name no certificate can carry is bad input before anything is made
+   -- a name no certificate can carry, an [accounts] line that is wrong: bad input before anything is made
+   tls.server_names(ctx)
+   tls.accounts(ctx)
    local why = tls.site_pki_problem(ctx)
    if why then return false, why end
    local lib = ctx:fact("tls_library")

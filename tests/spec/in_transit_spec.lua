@@ -504,6 +504,19 @@ describe("in-transit runbook", function()
          end
       end)
 
+      it("refuses an [accounts] line that is wrong before any file is made", function()
+         for account, why in pairs{ ["accounts.app=x509"] = "[accounts] app: write user@host",
+               ["accounts.app@%=tls"] = "[accounts] app@% = tls: ssl, x509 or subject" } do
+            local r = run{ "plan", "in-transit", "--describe", "mariadb-10.11",
+               "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+               "--set", account }
+            assert.equal(2, r.status, r.stdout .. r.stderr)
+            assert.matches("^myseal: runbook in%-transit, step preflight %([^)]*%): ", r.stderr)
+            assert.is_truthy(r.stderr:find("): " .. why .. "\n", 1, true), r.stderr)
+            assert.is_nil(r.stdout:find("create", 1, true))
+         end
+      end)
+
       it("MySQL 8.4: the same options (no have_ssl anywhere)", function()
          local out = plan("8.4.3")
          assert.is_truthy(out:find("+ssl_cert=" .. dir .. "/tls/server-cert.pem", 1, true))
