@@ -34,6 +34,10 @@ end
 steps.preflight.check = function(ctx)
    local who = options.server_user_mismatch(ctx)
    if who then ctx:reject("%s", who) end
+   tls.check_versions(ctx)
+   -- a name no certificate can carry, an [accounts] line that is wrong: bad input before anything is made
+   tls.server_names(ctx)
+   tls.accounts(ctx)
    local why = tls.site_pki_problem(ctx)
    if why then return false, why end
    local lib = ctx:fact("tls_library")
@@ -44,6 +48,15 @@ steps.preflight.check = function(ctx)
    if ctx.params.tls.persist and not persisting(ctx) then
       ctx:warn("[tls] persist: %s %s has no SET PERSIST (MySQL 8.0.11 and later): the options go to the option file",
          ctx.dialect.flavor, ctx.dialect.version)
+   end
+   local suites = ctx.params.tls.ciphersuites
+   if suites then
+      local set = false
+      for _, o in ipairs(ctx.dialect:cipher_options(nil, suites)) do set = set or o.var == "tls_ciphersuites" end
+      if not set then
+         ctx:warn("[tls] ciphersuites: %s has no tls_ciphersuites (MySQL 8.0.16 and later): it is not set",
+            ctx.dialect:describe())
+      end
    end
    ctx:log("verification will log in over TCP %s", tls.login_text(ctx))
    return true
@@ -57,6 +70,10 @@ steps.ca.check = function(ctx)
    if paths.site_ca then
       if not ca then ctx:reject("pki.ca_cert %s: not a certificate, or missing", paths.ca) end
       if not ca:is_ca() then ctx:reject("pki.ca_cert %s is not a CA certificate", paths.ca) end
+      local key = tls.ca_key(ctx)
+      if key and not ca:matches_key(key) then
+         ctx:reject("pki.ca_key %s does not match pki.ca_cert %s", paths.ca_key, paths.ca)
+      end
       return true
    end
    local key = tls.ca_key(ctx)

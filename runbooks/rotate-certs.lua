@@ -49,8 +49,11 @@ local function phase(name) return function(ctx) return ctx.params.rotate.ca == n
 
 steps["ca-add"].when = phase("add")
 steps["ca-add"].check = function(ctx)
-   if tls.paths(ctx).site_ca then ctx:fail("the CA is the site's (pki.ca_cert): rotate it there") end
-   return done(#(tls.ca(ctx) or {}) >= 2, "the bundle has one CA")
+   local paths = tls.paths(ctx)
+   if paths.site_ca then ctx:fail("the CA is the site's (pki.ca_cert): rotate it there") end
+   local cas = tls.ca(ctx)
+   if not cas then ctx:fail("there is no CA in %s to rotate: run in-transit first", paths.ca) end
+   return done(#cas >= 2, "the bundle has one CA")
 end
 steps["ca-add"].apply = function(ctx)
    local cas = tls.ca(ctx) or {}
@@ -115,6 +118,7 @@ end
 
 steps["ca-drop"].when = phase("drop")
 steps["ca-drop"].check = function(ctx)
+   if tls.paths(ctx).site_ca then ctx:fail("the CA is the site's (pki.ca_cert): rotate it there") end
    if ctx:exists(next_key_path(ctx)) then
       ctx:fail("the new CA does not sign yet: run with rotate.ca=switch first")
    end

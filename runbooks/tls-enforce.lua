@@ -34,6 +34,14 @@ local function accounts(ctx)
    return replication.with_replica_accounts(ctx, tls.accounts(ctx))
 end
 
+-- An account of [accounts] the server does not have is bad input, found before anything is required.
+local function reject_unknown_accounts(ctx)
+   local now = ctx:fact("account_tls")
+   for _, a in ipairs(tls.accounts(ctx)) do
+      if not now[a.account] then ctx:reject("[accounts] %s: no such account on the server", a.account) end
+   end
+end
+
 steps.preflight.when = function(ctx)
    if not (tls.wants_transport(ctx) or #accounts(ctx) > 0) then return false end
    -- in the story's plan the server does not offer TLS yet: the run judges it after the parts before
@@ -41,6 +49,7 @@ steps.preflight.when = function(ctx)
    return true
 end
 steps.preflight.check = function(ctx)
+   reject_unknown_accounts(ctx)
    if not ctx:fact("served_certificate") then
       return false, "the server offers no TLS: run in-transit first (requiring TLS now would refuse every TCP client)"
    end
@@ -127,6 +136,7 @@ end
 
 steps.accounts.when = function(ctx) return #accounts(ctx) > 0 end
 steps.accounts.check = function(ctx)
+   reject_unknown_accounts(ctx)
    local a, cur = tls.first_unrequired(ctx, accounts(ctx))
    if a and not cur then ctx:reject("[accounts] %s: no such account on the server", a.account) end
    if a then return false, ("%s requires %s"):format(a.account, cur.ssl_type == "" and "nothing" or cur.ssl_type) end

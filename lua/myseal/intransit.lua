@@ -83,7 +83,14 @@ end
 -- host name, its FQDN, localhost, 127.0.0.1 and ::1.
 function M.server_names(ctx)
    local given = ctx.params.pki.server_names
-   if given and #given > 0 then return given end
+   if given and #given > 0 then
+      for _, n in ipairs(given) do
+         if not (n:match("^%*?[%w%-%._]+$") or (n:find(":", 1, true) and n:match("^[%x:%.]+$"))) then
+            ctx:reject("pki.server_names: '%s' is neither a host name nor an IP address", n)
+         end
+      end
+      return given
+   end
    local names = host_names(ctx)
    for _, n in ipairs{ "localhost", "127.0.0.1", "::1" } do names[#names + 1] = n end
    return names
@@ -128,11 +135,12 @@ function M.ca(ctx)
    return M.load_certs(ctx, M.paths(ctx).ca)
 end
 
---- Why certificate `cert` is not fit (nil when it is): chain to one of `cas`, purpose,
--- every name in its SAN, days left, the key it goes with.
-function M.unfit(ctx, cert, cas, purpose, names, key)
+--- Why certificate `cert` is not fit (nil when it is): chain to one of `cas` (through the
+-- intermediates of `chain`, the certificates after it in its file), purpose, every name in its
+-- SAN, days left, the key it goes with.
+function M.unfit(ctx, cert, cas, purpose, names, key, chain)
    if not cert then return "no certificate" end
-   local ok, why = pki.verify(cert, { trusted = cas, purpose = purpose })
+   local ok, why = pki.verify(cert, { trusted = cas, untrusted = chain, purpose = purpose })
    if not ok then return why end
    local have = {}
    for _, n in ipairs(cert:san()) do have[n:lower()] = true end
@@ -166,19 +174,43 @@ local function load_key(ctx, path, what)
    return key
 end
 
--- The certificate and key in two files, as the run sees them (nil for what is missing).
+-- The certificate and key in two files, as the run sees them (nil for what is missing), and the
+-- certificates after the first in its file (a chain's intermediates).
 local function pair(ctx, cert_path, key_path)
-   return (M.load_certs(ctx, cert_path) or {})[1], load_key(ctx, key_path, "")
+   local certs = M.load_certs(ctx, cert_path) or {}
+   return certs[1], load_key(ctx, key_path, ""), { table.unpack(certs, 2) }
+end
+
+local TLS_VERSIONS = { "TLSv1", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3" }   -- MySQL says TLSv1, MariaDB TLSv1.0
+
+--- `[tls] versions` names only TLS protocols the servers know (a server given another does not start):
+-- bad input otherwise.
+function M.check_versions(ctx)
+   local given = ctx.params.tls.versions or ""
+   if given:match("^%s*$") then ctx:reject("tls.versions is empty: name the protocols, e.g. TLSv1.2,TLSv1.3") end
+   for v in (given .. ","):gmatch("([^,]*),") do
+      v = v:match("^%s*(.-)%s*$")
+      local known = false
+      for _, k in ipairs(TLS_VERSIONS) do known = known or k:lower() == v:lower() end
+      if not known then
+         ctx:reject("tls.versions = %s: %s is not one of %s", given, text.shown(v), table.concat(TLS_VERSIONS, ", "))
+      end
+   end
 end
 
 --- What is wrong with the site's own CA and server certificate (pki.ca_cert, pki.server_cert),
 -- before anything changes: a CA or certificate not valid now fails (clients that verify would be
--- locked out); fewer than renew_days left warns; a CA key without its certificate fails; a CA with
--- no subject key identifier is named. Returns nil or the message that fails.
+-- locked out); fewer than renew_days left warns; a CA key without its certificate fails, and so does
+-- a server certificate with no CA to check it against; a CA with no subject key identifier is named.
+-- Returns nil or the message that fails.
 function M.site_pki_problem(ctx)
    local p = ctx.params.pki
    if p.ca_key and not p.ca_cert then
       return "pki.ca_key is set without pki.ca_cert: give the site CA's certificate too"
+   end
+   if p.server_cert and not p.ca_cert and not M.ca(ctx) then
+      return ("pki.server_cert is set without pki.ca_cert, and there is no CA in %s: give the site CA's certificate "
+         .. "in pki.ca_cert"):format(M.paths(ctx).ca)
    end
    local now = os.time()
    local function look(path, what)
@@ -222,8 +254,14 @@ end
 -- site gave (pki.server_cert) is never replaced: unfit, it fails the step.
 function M.server_cert_unfit(ctx, cas)
    local paths = M.paths(ctx)
-   local cert, key = pair(ctx, paths.cert, paths.key)
-   local why = M.unfit(ctx, cert, cas, "server", M.server_names(ctx), key)
+   local cert, key, chain = pair(ctx, paths.cert, paths.key)
+   local why = M.unfit(ctx, cert, cas, "server", M.server_names(ctx), key, chain)
+   if cert and not key then
+      if paths.site_server then
+         ctx:reject("pki.server_cert %s: its key %s is not there: name it in pki.server_key", paths.cert, paths.key)
+      end
+      why = ("its key %s is missing"):format(paths.key)
+   end
    if why and paths.site_server then
       ctx:fail("pki.server_cert %s: %s; renew it at the site's CA (myseal does not replace it)", paths.cert, why)
    end
@@ -502,7 +540,11 @@ end
 -- @return what fn returns
 function M.with_login(ctx, fn)
    local t = ctx.params.tls
-   if t.verify_user then return fn(t.verify_user, t.verify_password and ctx:secret("tls.verify_password")) end
+   if t.verify_user then
+      -- its password: from the source the profile names, else --secrets-stdin or MYSEAL_SECRET_*
+      local given = t.verify_password or require("myseal.engine.secrets").offered("tls.verify_password")
+      return fn(t.verify_user, given and ctx:secret("tls.verify_password") or nil)
+   end
    if ctx.planning then return fn(nil) end
    local user = VERIFY_USER .. text.hex(pki.random(4))
    local password = text.hex(pki.random(16))

@@ -124,6 +124,20 @@ describe("myseal check", function()
       assert.equal("%PDF", (sys.read_file(pdf) or ""):sub(1, 4))
    end)
 
+   it("warns of TLS 1.0 in tls_version as MySQL spells it (TLSv1) and as MariaDB does (TLSv1.0)", function()
+      local desc, site = dir .. "/server.lua", dir .. "/site.ini"
+      assert(sys.write_file(site, "[server]\ndescribe = " .. desc .. "\n"))
+      for versions, severity in pairs{ ["TLSv1,TLSv1.2"] = "warn", ["TLSv1.0,TLSv1.2"] = "warn",
+            ["TLSv1.1,TLSv1.2"] = "warn", ["TLSv1.2,TLSv1.3"] = "ok" } do
+         assert(sys.write_file(desc, ("return { server = 'mysql-8.0.36', variables = { tls_version = %q } }")
+            :format(versions)))
+         local r = E.myseal({ "check", "--site", site, "--format", "json" }, {})
+         local f = findings_by_id(assert(json.decode(r.stdout), r.stderr))
+         assert.same({ severity, "TLS versions allowed: " .. versions }, { f["tls-versions"].severity,
+            f["tls-versions"].title }, versions)
+      end
+   end)
+
    it("says what is wrong with its usage", function()
       local r = E.myseal({ "check", "--format", "xml", "--sandbox", "x" }, {})
       assert.equal(2, r.status)

@@ -113,6 +113,36 @@ describe("in-transit runbook", function()
       assert.equal(cert, pki.load_cert(tlsdir .. "/server-cert.pem"))
    end)
 
+   it("refuses an [accounts] entry the server does not have before it requires anything", function()
+      local s <close> = server("spec-tls-typo")
+      local site = profile(dir, "[accounts]\napp@% = ssl\nnobody@% = ssl\n")
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      r = run{ "run", "tls-enforce", "--sandbox", s.name, "--site", site, "--yes", "--set", "tls.watch_seconds=0" }
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      assert.matches("^myseal: runbook tls%-enforce, step preflight %([^)]*%): %[accounts%] nobody@%%: no such account "
+         .. "on the server\n$", r.stderr)
+      local root <close> = assert(s:connect())
+      assert.equal(0, root:query("SELECT @@require_secure_transport")[1][1])
+      assert.equal("", root:query("SELECT ssl_type FROM mysql.user WHERE User = 'app'")[1][1])
+      assert.is_nil(sys.read_file(s.cnf):find("require_secure_transport", 1, true))
+   end)
+
+   it("logs in as tls.verify_user with its password from --secrets-stdin", function()
+      local s <close> = server("spec-tls-stdin")
+      local site = profile(dir, "[tls]\nverify_user = app\n")
+      local r = run{ "run", "in-transit", "--sandbox", s.name, "--site", site, "--yes" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      r = E.myseal({ "run", "tls-enforce", "--sandbox", s.name, "--site", site, "--yes", "--secrets-stdin",
+         "--set", "tls.watch_seconds=0" }, {}, '{"tls.verify_password": "app-pass"}')
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("plain TCP to 127%.0%.0%.1: refused %(app logs in with TLS%)", r.stdout)
+      local journals = E.journals(require("myseal.engine.target").state_root(), "sandbox-" .. s.name,
+         "tls-enforce")
+      assert.equal(1, #journals)
+      assert.is_nil(sys.read_file(journals[1]):find("app-pass", 1, true))
+   end)
+
    it("puts enforcement back when a client is cut off, and names it (performance_schema off)", function()
       local s <close> = server("spec-tls-lockout")
       assert.equal(0, run{ "run", "in-transit", "--sandbox", s.name, "--yes" }.status)
@@ -265,6 +295,93 @@ describe("in-transit runbook", function()
       assert.is_truthy(r)
    end)
 
+   describe("a site's own PKI, planned", function()
+      -- the site's root CA, an intermediate it signed, and a server certificate from the intermediate
+      local function site_pki()
+         local root_key = assert(pki.genkey{ type = "ec", curve = "P-256" })
+         local root = assert(pki.self_signed{ key = root_key, subject = "/O=site/CN=site root CA", days = 365 })
+         local int_key = assert(pki.genkey{ type = "ec", curve = "P-256" })
+         local int = assert(root:sign{ ca_key = root_key, public_key = int_key, subject = "/O=site/CN=site issuing CA",
+                                       usage = "ca", days = 365 })
+         local key = assert(pki.genkey{ type = "ec", curve = "P-256" })
+         local leaf = assert(int:sign{ ca_key = int_key, public_key = key, subject = "/O=site/CN=db.example",
+                                       usage = "server", san = { "db.example", "127.0.0.1" }, days = 200 })
+         assert(sys.write_file(dir .. "/root.pem", root:pem()))
+         assert(sys.write_file(dir .. "/chain.pem", leaf:pem() .. int:pem()))
+         assert(sys.write_file(dir .. "/bundle.pem", root:pem() .. int:pem()))
+         assert(key:save(dir .. "/server-key.pem"))
+      end
+
+      local function plan(rb, ...)
+         return run{ "plan", rb, "--describe", "mariadb-10.11", "--set", "server.cnf=tests/fixtures/at-rest/my.cnf",
+            "--set", "pki.dir=" .. dir .. "/tls", "--set", "pki.server_names=db.example,127.0.0.1", ... }
+      end
+
+      it("takes a server certificate file that carries its intermediate CA, as the server serves it", function()
+         site_pki()
+         local r = plan("in-transit", "--set", "pki.ca_cert=" .. dir .. "/root.pem",
+            "--set", "pki.server_cert=" .. dir .. "/chain.pem", "--set", "pki.server_key=" .. dir .. "/server-key.pem")
+         assert.equal(0, r.status, r.stdout .. r.stderr)
+         assert.matches("%[3/7%] server%-cert +already done", r.stdout)
+         assert.is_truthy(r.stdout:find("+ssl_cert=" .. dir .. "/chain.pem", 1, true), r.stdout)
+      end)
+
+      it("refuses a site's server certificate without its key, naming the path it looked at", function()
+         site_pki()
+         local r = plan("in-transit", "--set", "pki.ca_cert=" .. dir .. "/root.pem",
+            "--set", "pki.server_cert=" .. dir .. "/chain.pem")
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook in%-transit, step server%-cert %([^)]*runbooks/in%-transit%.lua:%d+%): ",
+            r.stderr)
+         assert.is_truthy(r.stderr:find(("): pki.server_cert %s/chain.pem: its key %s/tls/server-key.pem is not "
+            .. "there: name it in pki.server_key\n"):format(dir, dir), 1, true), r.stderr)
+         assert.is_nil(r.stdout:find("ssl_key", 1, true))
+      end)
+
+      it("refuses a site's server certificate without pki.ca_cert when there is no CA to check it", function()
+         site_pki()
+         local r = plan("in-transit", "--set", "pki.server_cert=" .. dir .. "/chain.pem",
+            "--set", "pki.server_key=" .. dir .. "/server-key.pem")
+         assert.equal(1, r.status, r.stdout .. r.stderr)
+         assert.is_truthy(r.stdout:find(("[1/7] preflight                      WOULD REFUSE: pki.server_cert is set "
+            .. "without pki.ca_cert, and there is no CA in %s/tls/ca.pem: give the site CA's certificate in "
+            .. "pki.ca_cert\n"):format(dir), 1, true), r.stdout)
+      end)
+
+      it("refuses a pki.ca_key that is not the key of pki.ca_cert, naming both", function()
+         site_pki()
+         assert(assert(pki.genkey{ type = "ec", curve = "P-256" }):save(dir .. "/other-key.pem"))
+         local r = plan("in-transit", "--set", "pki.ca_cert=" .. dir .. "/root.pem",
+            "--set", "pki.ca_key=" .. dir .. "/other-key.pem")
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook in%-transit, step ca %([^)]*runbooks/in%-transit%.lua:%d+%): ", r.stderr)
+         assert.is_truthy(r.stderr:find(("): pki.ca_key %s/other-key.pem does not match pki.ca_cert %s/root.pem\n")
+            :format(dir, dir), 1, true), r.stderr)
+         assert.is_nil(r.stdout:find("server-cert.pem", 1, true))
+      end)
+
+      it("rotate.ca=drop leaves a site's CA file (pki.ca_cert) as it is", function()
+         site_pki()   -- a CA file with the root and the issuing CA
+         local r = plan("rotate-certs", "--set", "rotate.ca=drop", "--set", "pki.ca_cert=" .. dir .. "/bundle.pem",
+            "--set", "pki.server_cert=" .. dir .. "/chain.pem", "--set", "pki.server_key=" .. dir .. "/server-key.pem")
+         assert.equal(1, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook rotate%-certs, step ca%-drop %([^)]*%): the CA is the site's "
+            .. "%(pki%.ca_cert%): rotate it there\n$", r.stderr)
+         assert.is_nil(r.stdout:find("bundle.pem", 1, true))
+      end)
+
+      it("rotate.ca=add without a CA fails and plans no empty ca.pem", function()
+         local r = plan("rotate-certs", "--set", "rotate.ca=add")
+         assert.equal(1, r.status, r.stdout .. r.stderr)
+         assert.matches("^myseal: runbook rotate%-certs, step ca%-add %([^)]*runbooks/rotate%-certs%.lua:%d+%): ",
+            r.stderr)
+         assert.is_truthy(r.stderr:find(("): there is no CA in %s/tls/ca.pem to rotate: run in-transit first\n")
+            :format(dir), 1, true), r.stderr)
+         assert.is_nil(r.stdout:find("ca.pem (0644)", 1, true))
+         assert.is_nil(r.stdout:find("ca-next-key.pem", 1, true))
+      end)
+   end)
+
    describe("plan for described MySQL servers", function()
       local function plan(version, extra)
          local desc = dir .. "/server.lua"
@@ -328,6 +445,75 @@ describe("in-transit runbook", function()
                .. "later): the options go to the option file", 1, true), out)
             assert.is_truthy(out:find("+ssl_ca=" .. dir .. "/tls/ca.pem", 1, true), out)
             assert.is_nil(out:find("PERSIST_ONLY", 1, true))
+         end
+      end)
+
+      it("refuses a tls.versions the servers do not know before any file is made, on every dialect", function()
+         for _, server in ipairs{ "mysql-5.7.44", "mysql-8.0.36", "mysql-8.4.3", "mariadb-10.11", "mariadb-11.4" } do
+            local known = "TLSv1, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3"
+            for versions, why in pairs{
+                  ["TLSv1.2,TLSv9"] = "tls.versions = TLSv1.2,TLSv9: TLSv9 is not one of " .. known,
+                  ["TLSv1.2,,TLSv1.3"] = "tls.versions = TLSv1.2,,TLSv1.3: (empty) is not one of " .. known,
+                  [""] = "tls.versions is empty: name the protocols, e.g. TLSv1.2,TLSv1.3" } do
+               local r = run{ "plan", "in-transit", "--describe", server,
+                  "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+                  "--set", "tls.versions=" .. versions }
+               assert.equal(2, r.status, server .. " " .. versions .. ": " .. r.stdout .. r.stderr)
+               assert.matches("^myseal: runbook in%-transit, step preflight %([^)]*%): ", r.stderr)
+               assert.is_truthy(r.stderr:find("): " .. why .. "\n", 1, true), r.stderr)
+               assert.is_nil(r.stdout:find("create", 1, true))
+            end
+         end
+         -- MariaDB spells TLS 1.0 TLSv1.0 (MySQL TLSv1)
+         local r = run{ "plan", "in-transit", "--describe", "mariadb-10.11", "--set",
+            "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+            "--set", "tls.versions=TLSv1.0,TLSv1.2" }
+         assert.equal(0, r.status, r.stdout .. r.stderr)
+         assert.is_truthy(r.stdout:find("+tls_version=TLSv1.0,TLSv1.2\n", 1, true), r.stdout)
+      end)
+
+      it("tls.ciphersuites: tls_ciphersuites on MySQL 8.0.16+; elsewhere a warning says it is not set", function()
+         local function suites_plan(server)
+            local r = run{ "plan", "in-transit", "--describe", server,
+               "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+               "--set", "tls.ciphersuites=TLS_AES_256_GCM_SHA384" }
+            assert.equal(0, r.status, r.stdout .. r.stderr)
+            return r.stdout
+         end
+         local out = suites_plan("mysql-8.0.36")
+         assert.is_truthy(out:find("+tls_ciphersuites=TLS_AES_256_GCM_SHA384", 1, true), out)
+         assert.is_nil(out:find("has no tls_ciphersuites", 1, true))
+         for server, described in pairs{ ["mariadb-10.11"] = "MariaDB 10.11.10", ["mysql-5.7.44"] = "MySQL 5.7.44",
+               ["mysql-8.0.15"] = "MySQL 8.0.15" } do
+            out = suites_plan(server)
+            assert.is_truthy(out:find("warning: [tls] ciphersuites: " .. described .. " has no tls_ciphersuites (MySQL "
+               .. "8.0.16 and later): it is not set", 1, true), out)
+            assert.is_nil(out:find("tls_ciphersuites=", 1, true))
+         end
+      end)
+
+      it("refuses a pki.server_names entry no certificate can carry, before any file is made", function()
+         for _, rb in ipairs{ "in-transit", "rotate-certs" } do
+            local r = run{ "plan", rb, "--describe", "mysql-8.0.36",
+               "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+               "--set", "pki.server_names=db.example,db example" }
+            assert.equal(2, r.status, r.stdout .. r.stderr)
+            assert.is_truthy(r.stderr:find("): pki.server_names: 'db example' is neither a host name nor an IP "
+               .. "address\n", 1, true), r.stderr)
+            assert.is_nil(r.stdout:find("server-cert.pem", 1, true))
+         end
+      end)
+
+      it("refuses an [accounts] line that is wrong before any file is made", function()
+         for account, why in pairs{ ["accounts.app=x509"] = "[accounts] app: write user@host",
+               ["accounts.app@%=tls"] = "[accounts] app@% = tls: ssl, x509 or subject" } do
+            local r = run{ "plan", "in-transit", "--describe", "mariadb-10.11",
+               "--set", "server.cnf=tests/fixtures/at-rest/my.cnf", "--set", "pki.dir=" .. dir .. "/tls",
+               "--set", account }
+            assert.equal(2, r.status, r.stdout .. r.stderr)
+            assert.matches("^myseal: runbook in%-transit, step preflight %([^)]*%): ", r.stderr)
+            assert.is_truthy(r.stderr:find("): " .. why .. "\n", 1, true), r.stderr)
+            assert.is_nil(r.stdout:find("create", 1, true))
          end
       end)
 

@@ -212,7 +212,10 @@ local function tls_findings(ctx, limits, out)
    end
    local versions = ctx:fact("variable", "tls_version")
    if versions then
-      local old = versions:find("TLSv1.0", 1, true) or versions:find("TLSv1.1", 1, true)
+      local old = false   -- TLS 1.0 (MySQL says TLSv1, MariaDB TLSv1.0) or 1.1
+      for v in versions:gmatch("[^,%s]+") do
+         old = old or v:upper() == "TLSV1" or v:upper() == "TLSV1.0" or v:upper() == "TLSV1.1"
+      end
       finding(out, { area = "in transit", id = "tls-versions", severity = old and "warn" or "ok",
          title = "TLS versions allowed: " .. versions,
          fix = old and { runbook = "in-transit", step = "server-options" } or nil })

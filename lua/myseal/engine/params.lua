@@ -117,6 +117,8 @@ M.types = { "string", "path", "integer", "number", "boolean", "list", "enum", "s
 function M.convert(decl, v, base)
    local value, want = convert[decl.type](decl, v, base)
    if value == nil then
+      -- what was given for a secret may be the secret itself: never repeated
+      if decl.type == "secret" then return nil, ("%s must be %s"):format(decl.name, want) end
       return nil, ("%s must be %s, not '%s'"):format(decl.name, want, tostring(v))
    end
    return value
