@@ -54,6 +54,12 @@ local function must(ctx, v, err)
    return v
 end
 
+-- `v`, or the run stops on bad input (exit 2) with `err`.
+local function valid(ctx, v, err)
+   if not v then ctx:reject("%s", err) end
+   return v
+end
+
 local function attrs_ok(path, opts)
    if not (opts.mode or opts.owner or opts.group) then return true end
    local st = sys.stat(path)
@@ -421,7 +427,7 @@ function resources(ctx)
    local lay = layout.of(ctx)
    local path = lay:context_xml()
    local text = must(ctx, ctx:read_file(path))
-   local els = must(ctx, xmledit.elements(text, path))
+   local els = valid(ctx, xmledit.elements(text, path))
    local named = {}
    for _, n in ipairs(t.resources) do named[n] = false end
    local jars
@@ -433,7 +439,7 @@ function resources(ctx)
       if #t.resources > 0 then pick = name ~= nil and named[name] ~= nil else pick = is_jdbc(url) end
       if el.name == "Resource" and pick then
          if name then named[name] = true end
-         if not url then ctx:fail("%s:%d: <Resource name=%q> has no url", path, el.line, name) end
+         if not url then ctx:reject("%s:%d: <Resource name=%q> has no url", path, el.line, name) end
          mask_passwords(ctx, text, el, url)
          local driver = t.driver
          if driver == "auto" then
@@ -441,14 +447,14 @@ function resources(ctx)
             local class = el.attrs.driverClassName and el.attrs.driverClassName.value
             local err
             driver, err = tomcat.detect_driver(class, jars)
-            if not driver then ctx:fail("%s:%d: <Resource name=%q>: %s", path, el.line, tostring(name), err) end
+            if not driver then ctx:reject("%s:%d: <Resource name=%q>: %s", path, el.line, tostring(name), err) end
          end
          local store = t.jdbc_trust == "data-source" and tomcat.needs_store(driver)
             and { url = "file:" .. lay:truststore_path(), password = password(ctx), type = lay:store_type():upper() }
             or nil
          local server_cert = t.jdbc_trust == "data-source" and lay:ca_copy_path() or ca_path(ctx)
-         local spec = must(ctx, tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust,
-                                                          server_cert = server_cert, store = store }))
+         local spec = valid(ctx, tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust,
+                                                           server_cert = server_cert, store = store }))
          local new, changes = jdbcurl.edit(url, spec)
          local raw = text:sub(el.attrs.url.vstart, el.attrs.url.vstop)
          local bare_amp = raw:gsub("&#?%w+;", ""):find("&", 1, true) ~= nil
@@ -457,9 +463,9 @@ function resources(ctx)
       end
    end
    for n, found in pairs(named) do
-      if not found then ctx:fail("%s: no <Resource name=%q>", path, n) end
+      if not found then ctx:reject("%s: no <Resource name=%q>", path, n) end
    end
-   if #out == 0 then ctx:fail("%s: no <Resource> with a jdbc:mysql: or jdbc:mariadb: url", path) end
+   if #out == 0 then ctx:reject("%s: no <Resource> with a jdbc:mysql: or jdbc:mariadb: url", path) end
    return out, path, text
 end
 

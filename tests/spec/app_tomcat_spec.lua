@@ -517,4 +517,35 @@ describe("app-tomcat runbook", function()
       has(dir .. "/tomcat.conf sets CATALINA_OPTS on line 9 too: systemd reads this file as an "
          .. "EnvironmentFile, without $VAR expansion", r.stderr)
    end)
+
+   it("takes a context.xml that is wrong, or a Resource myseal cannot change, as bad input: exit 2, file and line",
+      function()
+      local base = dir .. "/bad"
+      assert(sys.mkdir(base .. "/conf"))
+      local path = base .. "/conf/context.xml"
+      local cases = {
+         { '<Context>\n  <Resource name="a" url="jdbc:mariadb://db/app"\n</Context>\n', {},
+           path .. ":2: <Resource>: bad attribute" },
+         { '<Context>\n  <Resource name="a" driverClassName="org.mariadb.jdbc.Driver"/>\n</Context>\n',
+           { "--set", "tomcat.resources=a" }, path .. ':2: <Resource name="a"> has no url' },
+         { '<Context>\n  <Resource name="pg" url="jdbc:postgresql://db/app"/>\n</Context>\n', {},
+           path .. ": no <Resource> with a jdbc:mysql: or jdbc:mariadb: url" },
+         { '<Context>\n  <Resource name="a" url="jdbc:mariadb://db/app"/>\n</Context>\n',
+           { "--set", "tomcat.resources=b" }, path .. ': no <Resource name="b">' },
+         { '<Context>\n  <Resource name="a" url="jdbc:mysql://db/app"/>\n</Context>\n', {},
+           path .. ':2: <Resource name="a">: driverClassName is missing, so the driver is not a MySQL or MariaDB '
+              .. "driver: set [tomcat] driver" },
+         { '<Context>\n  <Resource name="a" url="jdbc:mysql://db/app"/>\n</Context>\n',
+           { "--set", "tomcat.driver=mysql-8", "--set", "tomcat.jdbc_trust=server-cert" },
+           "MySQL Connector/J 8.x has no serverSslCert: set [tomcat] jdbc_trust = data-source or jvm" },
+      }
+      for _, c in ipairs(cases) do
+         assert(sys.write_file(path, c[1]))
+         local r = myseal_default(cat({ "plan", "app-tomcat", "--describe", "mariadb-10.11", "--set",
+            "tomcat.catalina_base=" .. base, "--set", "tomcat.ca=" .. s.tls.ca }, c[2]),
+            { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+         assert.equal(2, r.status, c[3] .. "\n" .. r.stdout .. r.stderr)
+         has(c[3] .. "\n", r.stderr)
+      end
+   end)
 end)
