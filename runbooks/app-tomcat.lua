@@ -212,6 +212,12 @@ steps.truststore.apply = function(ctx)
    for i, cert in ipairs(ca_certs(ctx)) do
       if not store_holds(store, cert) then
          local alias = i == 1 and t.truststore_alias or ("%s-%d"):format(t.truststore_alias, i)
+         for _, e in ipairs(store:entries()) do
+            if e.kind ~= "trusted" and e.alias == alias:lower() then
+               ctx:reject("%s: alias %s holds a %s entry, not a trusted certificate, and myseal replaces none: set "
+                  .. "[tomcat] truststore_alias to another alias", path, e.alias, e.kind)
+            end
+         end
          local before = store:get(alias)
          local ok, note = store:add_trusted(alias, cert, { replace = before ~= nil })
          if not ok then ctx:fail("%s: %s", path, note) end

@@ -548,4 +548,24 @@ describe("app-tomcat runbook", function()
          has(c[3] .. "\n", r.stderr)
       end
    end)
+
+   it("leaves a private key under the truststore alias alone and says which alias to set instead", function()
+      local base = dir .. "/keyed"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n  <Resource name="jdbc/app" url="jdbc:mysql://db/app" '
+         .. 'driverClassName="com.mysql.cj.jdbc.Driver"/>\n</Context>\n')
+      -- a JKS store (keytool's) whose myseal-db-ca alias is a key pair, not a CA
+      local store = base .. "/conf/db-truststore.jks"
+      local r = assert(sys.run{ "keytool", "-genkeypair", "-alias", "myseal-db-ca", "-keyalg", "EC", "-dname", "CN=app",
+                                "-keystore", store, "-storetype", "JKS", "-storepass", PLAIN_PASSWORD })
+      assert(r.ok, r.stderr)
+      local before = assert(sys.read_file(store))
+      r = myseal_default({ "plan", "app-tomcat", "--describe", "mysql-8.0", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.truststore=" .. store },
+         { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      has(store .. ": alias myseal-db-ca holds a key entry, not a trusted certificate, and myseal replaces none: "
+         .. "set [tomcat] truststore_alias to another alias\n", r.stderr)
+      assert.equal(before, sys.read_file(store))
+   end)
 end)
