@@ -185,6 +185,15 @@ describe("app-tomcat runbook", function()
       has("sslMode=VERIFY_IDENTITY&trustCertificateKeyStoreUrl=file:" .. base
          .. "/conf/db-truststore.p12&trustCertificateKeyStorePassword=***&trustCertificateKeyStoreType=PKCS12", r.stdout)
       assert_hidden(r.stdout .. r.stderr, PLAIN_PASSWORD, "plan")
+      -- a password the URL cannot carry as it is: refused, never half in the url
+      r = myseal_default({ "plan", "app-tomcat", "--describe", "mysql-8.0", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.driver=mysql-8" },
+         { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PASSWORD })
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      has("the truststore password goes into the url (trustCertificateKeyStorePassword), where Connector/J reads "
+         .. "'&', '#', '%' and '+' as URL syntax: choose a password without them, or set [tomcat] jdbc_trust = jvm\n",
+         r.stderr)
+      assert_hidden(r.stdout .. r.stderr, PASSWORD, "plan")
    end)
 
    it("on a Linux layout: the probe connects over verified TLS with what Tomcat would use; "

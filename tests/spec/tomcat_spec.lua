@@ -81,6 +81,21 @@ describe("tomcat", function()
          select(2, tomcat.url_spec("mysql-8", { trust = "server-cert", server_cert = "/ca.pem" })))
       assert.equal("serverSslCert needs a CA file path without spaces, '&', '?' or '#' (/my ca.pem)",
          select(2, tomcat.url_spec("mariadb-3", { trust = "server-cert", server_cert = "/my ca.pem" })))
+      local store = { url = "file:/tomcat/conf/db-truststore.p12", password = "a&b", type = "PKCS12" }
+      for _, pw in ipairs{ "a&b", "a#b", "a%41", "a+b" } do
+         store.password = pw
+         assert.equal("the truststore password goes into the url (trustCertificateKeyStorePassword), where "
+            .. "Connector/J reads '&', '#', '%' and '+' as URL syntax: choose a password without them, "
+            .. "or set [tomcat] jdbc_trust = jvm", select(2, tomcat.url_spec("mysql-8", { trust = "data-source",
+            store = store })))
+      end
+      store.password, store.url = [[tr'"<$;\pw]], "file:/tomcat#1/conf/db-truststore.p12"
+      assert.equal("trustCertificateKeyStoreUrl needs a truststore path without '&', '#', '%' or '+' "
+         .. "(file:/tomcat#1/conf/db-truststore.p12)",
+         select(2, tomcat.url_spec("mysql-5.1", { trust = "data-source", store = store })))
+      store.url = [[file:C:\Program Files\Tomcat 9\conf\db-truststore.p12]]
+      assert.same({ "trustCertificateKeyStorePassword", [[tr'"<$;\pw]] },
+         assert(tomcat.url_spec("mysql-8", { trust = "data-source", store = store })).set[3])
       assert.has_error(function() tomcat.url_spec("postgres", {}) end, "tomcat.url_spec: unknown driver 'postgres'")
    end)
 

@@ -73,6 +73,9 @@ local TLS = {
    end,
 }
 
+-- What a JDBC URL's query reads as syntax, not as part of a value.
+local URL_SYNTAX = "[&#%%+]"
+
 local function append(list, items)
    return table.move(items, 1, #items, #list + 1, list)
 end
@@ -95,6 +98,16 @@ function M.url_spec(driver, o)
       end
       if o.trust == "data-source" then
          if not o.store then return nil, "a truststore is needed for the data source's trust" end
+         -- Connector/J splits the properties at '&', ends the URL at '#' and URL-decodes each value
+         if o.store.url:find(URL_SYNTAX) then
+            return nil, ("trustCertificateKeyStoreUrl needs a truststore path without '&', '#', '%%' or '+' (%s)")
+               :format(o.store.url)
+         end
+         if o.store.password:find(URL_SYNTAX) then
+            return nil, "the truststore password goes into the url (trustCertificateKeyStorePassword), where "
+               .. "Connector/J reads '&', '#', '%' and '+' as URL syntax: choose a password without them, "
+               .. "or set [tomcat] jdbc_trust = jvm"
+         end
          append(set, { { "trustCertificateKeyStoreUrl", o.store.url },
                        { "trustCertificateKeyStorePassword", o.store.password },
                        { "trustCertificateKeyStoreType", o.store.type } })
