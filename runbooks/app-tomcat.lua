@@ -325,7 +325,7 @@ local function service_apply(ctx, lay, options, with_password)
       ctx:warn("%s; this adds the options. Old -Djavax.net.ssl.trustStore options there would stay: check "
          .. "the Java tab of %sw.exe", why, t.windows_service)
    end
-   local value = must(ctx, tomcat.procrun_value(add))
+   local value = valid(ctx, tomcat.procrun_value(add))
    if with_password then
       -- procrun reads PR_<option> from its environment and, for a list option, appends it like
       -- ++JvmOptions (commons-daemon cmdline.c, apxCmdlineLoadEnvVars): the password stays out of argv

@@ -460,6 +460,16 @@ describe("app-tomcat runbook", function()
       end
       assert.same({ { "C:\\Tomcat\\bin\\Tomcat10.exe", "//US//Tomcat10" } }, runs)
       assert_hidden(r.stdout, pw, "plan --json")
+      -- procrun would read a quote as quoting, setenv.bat's cmd a double quote: bad input, masked
+      for _, layout in ipairs{ "windows-service", "windows-scripts" } do
+         r = myseal(cat(args, { "--set", "tomcat.catalina_base=C:\\Tomcat", "--set", "tomcat.layout=" .. layout,
+            "--set", "tomcat.setenv=" .. base .. "/bin/setenv.bat" }), { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = 'a"b' })
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         has(layout == "windows-service" and "procrun reads quotes as quoting: an option cannot hold one: "
+            .. "-Djavax.net.ssl.trustStorePassword=***\n" or base .. "/bin/setenv.bat: an option for setenv.bat cannot "
+            .. "hold a double quote: -Djavax.net.ssl.trustStorePassword=***\n", r.stderr)
+         assert_hidden(r.stdout .. r.stderr, 'a"b', "plan")
+      end
 
       -- the password in catalina.properties instead: the options go on the command line, the password in the file
       r = myseal(cat(args, { "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.password_in=catalina.properties",
@@ -516,7 +526,7 @@ describe("app-tomcat runbook", function()
       assert.is_nil(r.stdout:find("export", 1, true))
       -- systemd reads it without $VAR expansion: a password a shell would read differently is refused, masked
       r = myseal(rhel, { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = "a b$c" })
-      assert.equal(1, r.status)
+      assert.equal(2, r.status)
       has("cannot hold spaces, quotes, '\\', '$' or '`': -Djavax.net.ssl.trustStorePassword=***\n",
          r.stderr)
       -- and another CATALINA_OPTS line cannot be added to
