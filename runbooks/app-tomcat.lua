@@ -437,7 +437,7 @@ function resources(ctx)
    local named = {}
    for _, n in ipairs(t.resources) do named[n] = false end
    local jars
-   local out = {}
+   local out, lines = {}, {}   -- lines: where each Resource's selector (name, else url) was seen
    for _, el in ipairs(els) do
       local name = el.attrs.name and el.attrs.name.value
       local url = el.attrs.url and el.attrs.url.value
@@ -447,6 +447,13 @@ function resources(ctx)
          if name then named[name] = true end
          if not url then ctx:reject("%s:%d: <Resource name=%q> has no url", path, el.line, name) end
          mask_passwords(ctx, text, el, url)
+         -- the edit finds a Resource by its name (else its url): two alike would be one
+         local key = name and ("name=%q"):format(name) or ("url=%q"):format(url)
+         if lines[key] then
+            ctx:reject("%s:%d: <Resource %s> again (line %d): give each Resource a name of its own", path, el.line,
+               key, lines[key])
+         end
+         lines[key] = el.line
          local driver = t.driver
          if driver == "auto" then
             jars = jars or driver_jars(ctx)

@@ -557,6 +557,13 @@ describe("app-tomcat runbook", function()
          { '<Context>\n  <Resource name="a" url="jdbc:mysql://db/app"/>\n</Context>\n',
            { "--set", "tomcat.driver=mysql-8", "--set", "tomcat.jdbc_trust=server-cert" },
            "MySQL Connector/J 8.x has no serverSslCert: set [tomcat] jdbc_trust = data-source or jvm" },
+         { '<Context>\n  <Resource name="a" url="jdbc:mariadb://db/app"/>\n  <Resource name="a" '
+              .. 'url="jdbc:mariadb://db/app2"/>\n</Context>\n', { "--set", "tomcat.driver=mariadb-3" },
+           path .. ':3: <Resource name="a"> again (line 2): give each Resource a name of its own' },
+         { '<Context>\n  <Resource url="jdbc:mariadb://db/app?password=s3cr3t"/>\n  <Resource '
+              .. 'url="jdbc:mariadb://db/app?password=s3cr3t"/>\n</Context>\n', { "--set", "tomcat.driver=mariadb-3" },
+           path .. ':3: <Resource url="jdbc:mariadb://db/app?password=***"> again (line 2): give each Resource a name '
+              .. "of its own" },
       }
       for _, c in ipairs(cases) do
          assert(sys.write_file(path, c[1]))
