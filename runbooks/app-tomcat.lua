@@ -446,6 +446,10 @@ function resources(ctx)
       if el.name == "Resource" and pick then
          if name then named[name] = true end
          if not url then ctx:reject("%s:%d: <Resource name=%q> has no url", path, el.line, name) end
+         if not is_jdbc(url) then
+            ctx:reject("%s:%d: <Resource name=%q>: its url is not jdbc:mysql: or jdbc:mariadb: (another database's?)",
+               path, el.line, name)
+         end
          mask_passwords(ctx, text, el, url)
          -- the edit finds a Resource by its name (else its url): two alike would be one
          local key = name and ("name=%q"):format(name) or ("url=%q"):format(url)
