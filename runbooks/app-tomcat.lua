@@ -422,9 +422,14 @@ local function mask_passwords(ctx, text, el, url)
       ctx:mask(el.attrs.password.value)
       ctx:mask(text:sub(el.attrs.password.vstart, el.attrs.password.vstop))
    end
-   for _, it in ipairs(jdbcurl.parse(url).items) do
+   local parsed = jdbcurl.parse(url)
+   for _, it in ipairs(parsed.items) do
       if it.key:lower():find("password", 1, true) and it.value then ctx:mask(it.value) end
    end
+   -- and before the '?' (Connector/J 8): //user:password@host, address=(...)(password=...), (..., password=...)
+   local base = parsed.base
+   for pw in base:gmatch("[/,][^/,:@()=]*:([^/,@]+)@") do ctx:mask(pw) end
+   for from, to in base:lower():gmatch("password%s*=%s*()[^(),]+()") do ctx:mask(base:sub(from, to - 1)) end
 end
 
 -- Each Resource to edit: { name, label, el, url, new, changes, todo, driver, bare_amp }; the path, the text.

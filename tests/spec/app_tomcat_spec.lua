@@ -597,4 +597,23 @@ describe("app-tomcat runbook", function()
          .. "set [tomcat] truststore_alias to another alias\n", r.stderr)
       assert.equal(before, sys.read_file(store))
    end)
+
+   it("never shows a database password written before the url's '?' (Connector/J 8's user:password@host forms)",
+      function()
+      local base = dir .. "/userinfo"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n'
+         .. '  <Resource name="jdbc/a" url="jdbc:mysql://app:Sup3r&amp;Secret@db:3306/app"/>\n'
+         .. '  <Resource name="jdbc/b" url="jdbc:mysql://address=(host=db)(user=app)(password=Other5ecret)/app"/>\n'
+         .. '  <Resource name="jdbc/c" url="jdbc:mysql://(host=db,user=app,Password=Th1rd)/app"/>\n</Context>\n')
+      local r = myseal({ "plan", "app-tomcat", "--describe", "mysql-8.0", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.driver=mysql-8" },
+         { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      has("jdbc/a (MySQL Connector/J 8.x): jdbc:mysql://app:***@db:3306/app?sslMode=VERIFY_IDENTITY\n", r.stdout)
+      has('+  <Resource name="jdbc/a" url="jdbc:mysql://app:***@db:3306/app?sslMode=VERIFY_IDENTITY"/>', r.stdout)
+      has("jdbc:mysql://address=(host=db)(user=app)(password=***)/app?sslMode=VERIFY_IDENTITY\n", r.stdout)
+      has("jdbc:mysql://(host=db,user=app,Password=***)/app?sslMode=VERIFY_IDENTITY\n", r.stdout)
+      for _, pw in ipairs{ "Sup3r", "Secret", "Other5ecret", "Th1rd" } do assert_hidden(r.stdout .. r.stderr, pw, "plan") end
+   end)
 end)
