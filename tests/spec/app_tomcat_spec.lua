@@ -616,4 +616,25 @@ describe("app-tomcat runbook", function()
       has("jdbc:mysql://(host=db,user=app,Password=***)/app?sslMode=VERIFY_IDENTITY\n", r.stdout)
       for _, pw in ipairs{ "Sup3r", "Secret", "Other5ecret", "Th1rd" } do assert_hidden(r.stdout .. r.stderr, pw, "plan") end
    end)
+
+   it("runs the JDBC probe with nothing secret in its argv or environment, the url included", function()
+      local jdbcprobe = require "myseal.jdbcprobe"
+      local started = {}
+      local function run(argv)
+         started[#started + 1] = argv
+         return sys.run(argv)
+      end
+      -- MariaDB Connector/J takes the account in the url too
+      local url = ("jdbc:mariadb://127.0.0.1:%d/mysql?user=%s&password=%s&useSsl=true&serverSslCert=%s"):format(
+         s.port, s.tcp_user, s.tcp_password, s.tls.ca)
+      local ok, out = jdbcprobe.run{ classes = java.classes(), driver_jar = java.driver, url = url, run = run,
+                                     options = { "-Djavax.net.ssl.trustStorePassword=" .. PASSWORD } }
+      assert.is_true(ok, out)
+      assert.matches("^OK TLSv1%.[23]", out)
+      assert.equal(1, #started)
+      for _, secret in ipairs{ s.tcp_password, PASSWORD } do
+         for _, a in ipairs(started[1]) do assert.is_nil(a:find(secret, 1, true), a) end
+         for k, v in pairs(started[1].env or {}) do assert.is_nil(v:find(secret, 1, true), k) end
+      end
+   end)
 end)
