@@ -547,6 +547,8 @@ end
 
 steps["jdbc-url"].apply = function(ctx)
    local list, path, text = resources(ctx)
+   -- serverSslCert names [tomcat] ca itself: a pool that cannot open it cannot connect
+   if trust(ctx) == "server-cert" then must_read(ctx, ca_path(ctx)) end
    for _, r in ipairs(list) do
       if r.driver == "mysql-5.1" then
          ctx:warn("%s: Connector/J 5.1 checks the certificate chain but not the host name; 8.x does "

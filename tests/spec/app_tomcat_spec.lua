@@ -637,4 +637,23 @@ describe("app-tomcat runbook", function()
          for k, v in pairs(started[1].env or {}) do assert.is_nil(v:find(secret, 1, true), k) end
       end
    end)
+
+   it("with jdbc_trust = server-cert, stops before a url names a CA that Tomcat's user cannot read", function()
+      local base = dir .. "/server-cert"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n  <Resource name="jdbc/a" url="jdbc:mariadb://db/app" '
+         .. 'driverClassName="org.mariadb.jdbc.Driver"/>\n</Context>\n')
+      local context = assert(sys.read_file(base .. "/conf/context.xml"))
+      -- the CA where in-transit keeps it: a directory only root enters
+      assert(sys.mkdir(dir .. "/tls", tonumber("700", 8)))
+      copy(s.tls.ca, dir .. "/tls/ca.pem")
+      local r = myseal_default({ "plan", "app-tomcat", "--describe", "mariadb-10.11", "--set", "tomcat.catalina_base="
+         .. base, "--set", "tomcat.ca=" .. dir .. "/tls/ca.pem", "--set", "tomcat.jdbc_trust=server-cert",
+         "--set", "tomcat.driver=mariadb-3" }, {})
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      has("step jdbc-url (", r.stderr)
+      has(dir .. "/tls/ca.pem: Tomcat's user must read it: tomcat cannot reach " .. dir .. "/tls/ca.pem: it may not "
+         .. "enter " .. dir .. "/tls (Permission denied)\n", r.stderr)
+      assert.equal(context, sys.read_file(base .. "/conf/context.xml"))
+   end)
 end)
