@@ -94,8 +94,19 @@ describe("tomcat", function()
          .. "(file:/tomcat#1/conf/db-truststore.p12)",
          select(2, tomcat.url_spec("mysql-5.1", { trust = "data-source", store = store })))
       store.url = [[file:C:\Program Files\Tomcat 9\conf\db-truststore.p12]]
-      assert.same({ "trustCertificateKeyStorePassword", [[tr'"<$;\pw]] },
+      assert.same({ "trustCertificateKeyStorePassword", [[tr'"<$;\pw]], exact = true },
          assert(tomcat.url_spec("mysql-8", { trust = "data-source", store = store })).set[3])
+      -- a truststore password or a CA path that differs only in case is another one
+      store.password = "changeit-2026"
+      assert.equal("jdbc:mysql://db/app?sslMode=VERIFY_IDENTITY&trustCertificateKeyStoreUrl=file:/t.p12"
+         .. "&trustCertificateKeyStorePassword=changeit-2026&trustCertificateKeyStoreType=PKCS12",
+         edit("mysql-8", "jdbc:mysql://db/app?sslMode=VERIFY_IDENTITY&trustCertificateKeyStoreUrl=file:/T.p12"
+            .. "&trustCertificateKeyStorePassword=CHANGEIT-2026&trustCertificateKeyStoreType=PKCS12",
+            { verify = "identity", trust = "data-source", store = { url = "file:/t.p12", password = "changeit-2026",
+              type = "PKCS12" } }))
+      assert.equal("jdbc:mariadb://db/app?sslMode=verify-full&serverSslCert=/tomcat/conf/db-ca.pem",
+         edit("mariadb-3", "jdbc:mariadb://db/app?sslMode=verify-full&serverSslCert=/Tomcat/conf/db-ca.pem",
+            { verify = "identity", trust = "data-source", server_cert = "/tomcat/conf/db-ca.pem" }))
       assert.has_error(function() tomcat.url_spec("postgres", {}) end, "tomcat.url_spec: unknown driver 'postgres'")
    end)
 

@@ -108,8 +108,8 @@ function M.url_spec(driver, o)
                .. "Connector/J reads '&', '#', '%' and '+' as URL syntax: choose a password without them, "
                .. "or set [tomcat] jdbc_trust = jvm"
          end
-         append(set, { { "trustCertificateKeyStoreUrl", o.store.url },
-                       { "trustCertificateKeyStorePassword", o.store.password },
+         append(set, { { "trustCertificateKeyStoreUrl", o.store.url, exact = true },
+                       { "trustCertificateKeyStorePassword", o.store.password, exact = true },
                        { "trustCertificateKeyStoreType", o.store.type } })
       else
          append(remove, { "trustCertificateKeyStoreUrl", "trustCertificateKeyStorePassword",
@@ -122,7 +122,7 @@ function M.url_spec(driver, o)
             return nil, ("serverSslCert needs a CA file path without spaces, '&', '?' or '#' (%s)"):format(
                tostring(o.server_cert))
          end
-         set[#set + 1] = { "serverSslCert", o.server_cert }
+         set[#set + 1] = { "serverSslCert", o.server_cert, exact = true }
       else
          remove[#remove + 1] = "serverSslCert"
       end
