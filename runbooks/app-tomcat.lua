@@ -724,7 +724,7 @@ local function probe(ctx)
    local classes = must(ctx, jdbcprobe.compile{ javac = t.javac, run = run })
    local options = options_as_started(ctx)
    local db_password
-   if t.probe_password or os.getenv("MYSEAL_SECRET_TOMCAT_PROBE_PASSWORD") then
+   if ctx:has_secret("tomcat.probe_password") then
       db_password = ctx:secret("tomcat.probe_password")
    end
    for _, r in ipairs(resources(ctx)) do

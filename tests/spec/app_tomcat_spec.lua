@@ -656,4 +656,15 @@ describe("app-tomcat runbook", function()
          .. "enter " .. dir .. "/tls (Permission denied)\n", r.stderr)
       assert.equal(context, sys.read_file(base .. "/conf/context.xml"))
    end)
+
+   it("probes with [tomcat] probe_password given on --secrets-stdin, not the Resource's password", function()
+      local base = h.tomcat_dir(dir .. "/tomcat", { port = s.port, database = "mysql", user = s.tcp_user,
+         password = "not-the-password", driver = java.driver })
+      local r = E.myseal({ "run", "app-tomcat", "--sandbox", s.name, "--yes", "--secrets-stdin",
+         "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.probe=true" },
+         {}, ('{"tomcat.probe_password": "%s"}'):format(s.tcp_password))
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("probe jdbc/biobank: OK TLSv1%.[23]", r.stdout)
+      assert_hidden(r.stdout .. r.stderr, s.tcp_password, "run")
+   end)
 end)
