@@ -88,7 +88,10 @@ end
 local function ca_certs(ctx)
    local path = ca_path(ctx)
    local data, err = ctx:read_file(path)
-   if not data then ctx:fail("[tomcat] ca: %s", err) end
+   if not data then
+      if ctx.params.tomcat.ca then ctx:fail("[tomcat] ca: %s", err) end
+      ctx:fail("the database's CA (the one in-transit makes; [tomcat] ca names another): %s", err)
+   end
    local certs
    certs, err = pki.load_certs(data)
    if not certs then ctx:reject("[tomcat] ca %s: %s", path, err) end

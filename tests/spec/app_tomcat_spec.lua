@@ -657,6 +657,18 @@ describe("app-tomcat runbook", function()
       assert.equal(context, sys.read_file(base .. "/conf/context.xml"))
    end)
 
+   it("without [tomcat] ca, names the CA it looked for where in-transit keeps it", function()
+      local base = dir .. "/no-ca"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n  <Resource name="jdbc/a" url="jdbc:mariadb://db/app"/>\n'
+         .. '</Context>\n')
+      local r = myseal_default({ "plan", "app-tomcat", "--describe", "mariadb-10.11", "--set", "tomcat.catalina_base="
+         .. base, "--set", "pki.dir=" .. dir .. "/no-tls", "--set", "tomcat.driver=mariadb-3" }, {})
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      has("the database's CA (the one in-transit makes; [tomcat] ca names another): " .. dir .. "/no-tls/ca.pem: "
+         .. "No such file or directory\n", r.stderr)
+   end)
+
    it("probes with [tomcat] probe_password given on --secrets-stdin, not the Resource's password", function()
       local base = h.tomcat_dir(dir .. "/tomcat", { port = s.port, database = "mysql", user = s.tcp_user,
          password = "not-the-password", driver = java.driver })
