@@ -54,6 +54,12 @@ local function must(ctx, v, err)
    return v
 end
 
+-- `v`, or the run stops on bad input (exit 2) with `err`.
+local function valid(ctx, v, err)
+   if not v then ctx:reject("%s", err) end
+   return v
+end
+
 local function attrs_ok(path, opts)
    if not (opts.mode or opts.owner or opts.group) then return true end
    local st = sys.stat(path)
@@ -82,7 +88,10 @@ end
 local function ca_certs(ctx)
    local path = ca_path(ctx)
    local data, err = ctx:read_file(path)
-   if not data then ctx:fail("[tomcat] ca: %s", err) end
+   if not data then
+      if ctx.params.tomcat.ca then ctx:fail("[tomcat] ca: %s", err) end
+      ctx:fail("the database's CA (the one in-transit makes; [tomcat] ca names another): %s", err)
+   end
    local certs
    certs, err = pki.load_certs(data)
    if not certs then ctx:reject("[tomcat] ca %s: %s", path, err) end
@@ -206,6 +215,12 @@ steps.truststore.apply = function(ctx)
    for i, cert in ipairs(ca_certs(ctx)) do
       if not store_holds(store, cert) then
          local alias = i == 1 and t.truststore_alias or ("%s-%d"):format(t.truststore_alias, i)
+         for _, e in ipairs(store:entries()) do
+            if e.kind ~= "trusted" and e.alias == alias:lower() then
+               ctx:reject("%s: alias %s holds a %s entry, not a trusted certificate, and myseal replaces none: set "
+                  .. "[tomcat] truststore_alias to another alias", path, e.alias, e.kind)
+            end
+         end
          local before = store:get(alias)
          local ok, note = store:add_trusted(alias, cert, { replace = before ~= nil })
          if not ok then ctx:fail("%s: %s", path, note) end
@@ -313,7 +328,7 @@ local function service_apply(ctx, lay, options, with_password)
       ctx:warn("%s; this adds the options. Old -Djavax.net.ssl.trustStore options there would stay: check "
          .. "the Java tab of %sw.exe", why, t.windows_service)
    end
-   local value = must(ctx, tomcat.procrun_value(add))
+   local value = valid(ctx, tomcat.procrun_value(add))
    if with_password then
       -- procrun reads PR_<option> from its environment and, for a list option, appends it like
       -- ++JvmOptions (commons-daemon cmdline.c, apxCmdlineLoadEnvVars): the password stays out of argv
@@ -410,9 +425,14 @@ local function mask_passwords(ctx, text, el, url)
       ctx:mask(el.attrs.password.value)
       ctx:mask(text:sub(el.attrs.password.vstart, el.attrs.password.vstop))
    end
-   for _, it in ipairs(jdbcurl.parse(url).items) do
+   local parsed = jdbcurl.parse(url)
+   for _, it in ipairs(parsed.items) do
       if it.key:lower():find("password", 1, true) and it.value then ctx:mask(it.value) end
    end
+   -- and before the '?' (Connector/J 8): //user:password@host, address=(...)(password=...), (..., password=...)
+   local base = parsed.base
+   for pw in base:gmatch("[/,][^/,:@()=]*:([^/,@]+)@") do ctx:mask(pw) end
+   for from, to in base:lower():gmatch("password%s*=%s*()[^(),]+()") do ctx:mask(base:sub(from, to - 1)) end
 end
 
 -- Each Resource to edit: { name, label, el, url, new, changes, todo, driver, bare_amp }; the path, the text.
@@ -421,11 +441,11 @@ function resources(ctx)
    local lay = layout.of(ctx)
    local path = lay:context_xml()
    local text = must(ctx, ctx:read_file(path))
-   local els = must(ctx, xmledit.elements(text, path))
+   local els = valid(ctx, xmledit.elements(text, path))
    local named = {}
    for _, n in ipairs(t.resources) do named[n] = false end
    local jars
-   local out = {}
+   local out, lines = {}, {}   -- lines: where each Resource's selector (name, else url) was seen
    for _, el in ipairs(els) do
       local name = el.attrs.name and el.attrs.name.value
       local url = el.attrs.url and el.attrs.url.value
@@ -433,22 +453,33 @@ function resources(ctx)
       if #t.resources > 0 then pick = name ~= nil and named[name] ~= nil else pick = is_jdbc(url) end
       if el.name == "Resource" and pick then
          if name then named[name] = true end
-         if not url then ctx:fail("%s:%d: <Resource name=%q> has no url", path, el.line, name) end
+         if not url then ctx:reject("%s:%d: <Resource name=%q> has no url", path, el.line, name) end
+         if not is_jdbc(url) then
+            ctx:reject("%s:%d: <Resource name=%q>: its url is not jdbc:mysql: or jdbc:mariadb: (another database's?)",
+               path, el.line, name)
+         end
          mask_passwords(ctx, text, el, url)
+         -- the edit finds a Resource by its name (else its url): two alike would be one
+         local key = name and ("name=%q"):format(name) or ("url=%q"):format(url)
+         if lines[key] then
+            ctx:reject("%s:%d: <Resource %s> again (line %d): give each Resource a name of its own", path, el.line,
+               key, lines[key])
+         end
+         lines[key] = el.line
          local driver = t.driver
          if driver == "auto" then
             jars = jars or driver_jars(ctx)
             local class = el.attrs.driverClassName and el.attrs.driverClassName.value
             local err
             driver, err = tomcat.detect_driver(class, jars)
-            if not driver then ctx:fail("%s:%d: <Resource name=%q>: %s", path, el.line, tostring(name), err) end
+            if not driver then ctx:reject("%s:%d: <Resource name=%q>: %s", path, el.line, tostring(name), err) end
          end
          local store = t.jdbc_trust == "data-source" and tomcat.needs_store(driver)
             and { url = "file:" .. lay:truststore_path(), password = password(ctx), type = lay:store_type():upper() }
             or nil
          local server_cert = t.jdbc_trust == "data-source" and lay:ca_copy_path() or ca_path(ctx)
-         local spec = must(ctx, tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust,
-                                                          server_cert = server_cert, store = store }))
+         local spec = valid(ctx, tomcat.url_spec(driver, { verify = t.verify, trust = t.jdbc_trust,
+                                                           server_cert = server_cert, store = store }))
          local new, changes = jdbcurl.edit(url, spec)
          local raw = text:sub(el.attrs.url.vstart, el.attrs.url.vstop)
          local bare_amp = raw:gsub("&#?%w+;", ""):find("&", 1, true) ~= nil
@@ -457,9 +488,9 @@ function resources(ctx)
       end
    end
    for n, found in pairs(named) do
-      if not found then ctx:fail("%s: no <Resource name=%q>", path, n) end
+      if not found then ctx:reject("%s: no <Resource name=%q>", path, n) end
    end
-   if #out == 0 then ctx:fail("%s: no <Resource> with a jdbc:mysql: or jdbc:mariadb: url", path) end
+   if #out == 0 then ctx:reject("%s: no <Resource> with a jdbc:mysql: or jdbc:mariadb: url", path) end
    return out, path, text
 end
 
@@ -519,6 +550,8 @@ end
 
 steps["jdbc-url"].apply = function(ctx)
    local list, path, text = resources(ctx)
+   -- serverSslCert names [tomcat] ca itself: a pool that cannot open it cannot connect
+   if trust(ctx) == "server-cert" then must_read(ctx, ca_path(ctx)) end
    for _, r in ipairs(list) do
       if r.driver == "mysql-5.1" then
          ctx:warn("%s: Connector/J 5.1 checks the certificate chain but not the host name; 8.x does "
@@ -694,7 +727,7 @@ local function probe(ctx)
    local classes = must(ctx, jdbcprobe.compile{ javac = t.javac, run = run })
    local options = options_as_started(ctx)
    local db_password
-   if t.probe_password or os.getenv("MYSEAL_SECRET_TOMCAT_PROBE_PASSWORD") then
+   if ctx:has_secret("tomcat.probe_password") then
       db_password = ctx:secret("tomcat.probe_password")
    end
    for _, r in ipairs(resources(ctx)) do

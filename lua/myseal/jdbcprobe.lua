@@ -2,7 +2,8 @@
 -- Tomcat application does and prints "OK <tls version> <cipher>" or "FAIL <reason>". The
 -- app-tomcat runbook and the specs compile and run it through here. Nothing secret reaches argv:
 -- the JVM options (the truststore password among them) go in a 0600 @argfile in a private
--- directory, the URL and user in the environment, the password on stdin.
+-- directory, the user in the environment, the URL (which may hold passwords) and the password on
+-- stdin.
 -- @module myseal.jdbcprobe
 local sys = require "sys"
 
@@ -52,6 +53,7 @@ end
 --   password =, options = { "-Dname=value", ... }, timeout = 60, run = as for compile }`
 -- @return ok (boolean), the probe's output | nil, message (java did not run)
 function M.run(opts)
+   if opts.url:find("[\r\n]") then return nil, "a JDBC url cannot hold a line break" end
    local dir, err = sys.tmpdir("myseal-probe")
    if not dir then return nil, err end
    local lines = {}
@@ -66,8 +68,8 @@ function M.run(opts)
    local java, sep = opts.java or "java", sys.platform() == "windows" and ";" or ":"
    local r
    r, err = (opts.run or sys.run){ java, "@" .. argfile, "-cp", opts.driver_jar .. sep .. opts.classes, "JdbcProbe",
-      env = { MYSEAL_JDBC_URL = opts.url, MYSEAL_JDBC_USER = opts.user or "" },
-      stdin = opts.password or "", timeout = opts.timeout or 60 }
+      env = { MYSEAL_JDBC_USER = opts.user or "" },
+      stdin = opts.url .. "\n" .. (opts.password or ""), timeout = opts.timeout or 60 }
    sys.rmtree(dir)
    if not r then return nil, ("cannot run %s: %s"):format(java, err) end
    return r.ok, ((r.stdout .. r.stderr):gsub("%s+$", ""))

@@ -45,10 +45,12 @@ function M.get(url, key)
 end
 
 --- Change properties. `set` is a list of `{ key, value }`: the first pair with that key (any case)
--- becomes `key=value` unless its value already equals `value` (any case), later pairs with the key
--- go; a key not there is appended. `remove` is a list of keys whose pairs go.
+-- becomes `key=value` unless its value already equals `value` (any case; exactly for a pair with
+-- `exact = true`: a password, a path), later pairs with the key go; a key not there is appended.
+-- `remove` is a list of keys whose pairs go.
 -- @param url string
--- @param spec `{ set = { { "sslMode", "VERIFY_IDENTITY" }, ... }, remove = { "useSSL", ... } }`
+-- @param spec `{ set = { { "sslMode", "VERIFY_IDENTITY" }, { "trustCertificateKeyStorePassword", pw, exact = true },
+--   ... }, remove = { "useSSL", ... } }`
 -- @return new URL, changes (list of `{ key =, old = (nil: added), new = (nil: removed) }`, in order)
 function M.edit(url, spec)
    local parsed = M.parse(url)
@@ -63,7 +65,7 @@ function M.edit(url, spec)
       end
       local lkey = k:lower()
       if not wanted[lkey] then order[#order + 1] = lkey end
-      wanted[lkey] = { key = k, value = v, raw = k .. "=" .. v }   -- also the item it becomes
+      wanted[lkey] = { key = k, value = v, raw = k .. "=" .. v, exact = kv.exact }   -- also the item it becomes
       drop[lkey] = nil
    end
    local seen, items = {}, {}
@@ -76,7 +78,8 @@ function M.edit(url, spec)
          changes[#changes + 1] = { key = it.key, old = it.value or "" }
       else
          seen[lkey] = true
-         if (it.value or ""):lower() == w.value:lower() then
+         local old = it.value or ""
+         if old == w.value or not w.exact and old:lower() == w.value:lower() then
             items[#items + 1] = it
          else
             changes[#changes + 1] = { key = w.key, old = it.value or "", new = w.value }

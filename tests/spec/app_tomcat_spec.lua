@@ -185,6 +185,15 @@ describe("app-tomcat runbook", function()
       has("sslMode=VERIFY_IDENTITY&trustCertificateKeyStoreUrl=file:" .. base
          .. "/conf/db-truststore.p12&trustCertificateKeyStorePassword=***&trustCertificateKeyStoreType=PKCS12", r.stdout)
       assert_hidden(r.stdout .. r.stderr, PLAIN_PASSWORD, "plan")
+      -- a password the URL cannot carry as it is: refused, never half in the url
+      r = myseal_default({ "plan", "app-tomcat", "--describe", "mysql-8.0", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.driver=mysql-8" },
+         { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PASSWORD })
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      has("the truststore password goes into the url (trustCertificateKeyStorePassword), where Connector/J reads "
+         .. "'&', '#', '%' and '+' as URL syntax: choose a password without them, or set [tomcat] jdbc_trust = jvm\n",
+         r.stderr)
+      assert_hidden(r.stdout .. r.stderr, PASSWORD, "plan")
    end)
 
    it("on a Linux layout: the probe connects over verified TLS with what Tomcat would use; "
@@ -451,6 +460,16 @@ describe("app-tomcat runbook", function()
       end
       assert.same({ { "C:\\Tomcat\\bin\\Tomcat10.exe", "//US//Tomcat10" } }, runs)
       assert_hidden(r.stdout, pw, "plan --json")
+      -- procrun would read a quote as quoting, setenv.bat's cmd a double quote: bad input, masked
+      for _, layout in ipairs{ "windows-service", "windows-scripts" } do
+         r = myseal(cat(args, { "--set", "tomcat.catalina_base=C:\\Tomcat", "--set", "tomcat.layout=" .. layout,
+            "--set", "tomcat.setenv=" .. base .. "/bin/setenv.bat" }), { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = 'a"b' })
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         has(layout == "windows-service" and "procrun reads quotes as quoting: an option cannot hold one: "
+            .. "-Djavax.net.ssl.trustStorePassword=***\n" or base .. "/bin/setenv.bat: an option for setenv.bat cannot "
+            .. "hold a double quote: -Djavax.net.ssl.trustStorePassword=***\n", r.stderr)
+         assert_hidden(r.stdout .. r.stderr, 'a"b', "plan")
+      end
 
       -- the password in catalina.properties instead: the options go on the command line, the password in the file
       r = myseal(cat(args, { "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.password_in=catalina.properties",
@@ -507,7 +526,7 @@ describe("app-tomcat runbook", function()
       assert.is_nil(r.stdout:find("export", 1, true))
       -- systemd reads it without $VAR expansion: a password a shell would read differently is refused, masked
       r = myseal(rhel, { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = "a b$c" })
-      assert.equal(1, r.status)
+      assert.equal(2, r.status)
       has("cannot hold spaces, quotes, '\\', '$' or '`': -Djavax.net.ssl.trustStorePassword=***\n",
          r.stderr)
       -- and another CATALINA_OPTS line cannot be added to
@@ -516,5 +535,148 @@ describe("app-tomcat runbook", function()
       assert.equal(1, r.status)
       has(dir .. "/tomcat.conf sets CATALINA_OPTS on line 9 too: systemd reads this file as an "
          .. "EnvironmentFile, without $VAR expansion", r.stderr)
+   end)
+
+   it("takes a context.xml that is wrong, or a Resource myseal cannot change, as bad input: exit 2, file and line",
+      function()
+      local base = dir .. "/bad"
+      assert(sys.mkdir(base .. "/conf"))
+      local path = base .. "/conf/context.xml"
+      local cases = {
+         { '<Context>\n  <Resource name="a" url="jdbc:mariadb://db/app"\n</Context>\n', {},
+           path .. ":2: <Resource>: bad attribute" },
+         { '<Context>\n  <Resource name="a" driverClassName="org.mariadb.jdbc.Driver"/>\n</Context>\n',
+           { "--set", "tomcat.resources=a" }, path .. ':2: <Resource name="a"> has no url' },
+         { '<Context>\n  <Resource name="pg" url="jdbc:postgresql://db/app"/>\n</Context>\n', {},
+           path .. ": no <Resource> with a jdbc:mysql: or jdbc:mariadb: url" },
+         { '<Context>\n  <Resource name="pg" url="jdbc:postgresql://db/app"/>\n</Context>\n',
+           { "--set", "tomcat.resources=pg", "--set", "tomcat.driver=mariadb-3" },
+           path .. ':2: <Resource name="pg">: its url is not jdbc:mysql: or jdbc:mariadb: (another database\'s?)' },
+         { '<Context>\n  <Resource name="a" url="jdbc:mariadb://db/app"/>\n</Context>\n',
+           { "--set", "tomcat.resources=b" }, path .. ': no <Resource name="b">' },
+         { '<Context>\n  <Resource name="a" url="jdbc:mysql://db/app"/>\n</Context>\n', {},
+           path .. ':2: <Resource name="a">: driverClassName is missing, so the driver is not a MySQL or MariaDB '
+              .. "driver: set [tomcat] driver" },
+         { '<Context>\n  <Resource name="a" url="jdbc:mysql://db/app"/>\n</Context>\n',
+           { "--set", "tomcat.driver=mysql-8", "--set", "tomcat.jdbc_trust=server-cert" },
+           "MySQL Connector/J 8.x has no serverSslCert: set [tomcat] jdbc_trust = data-source or jvm" },
+         { '<Context>\n  <Resource name="a" url="jdbc:mariadb://db/app"/>\n  <Resource name="a" '
+              .. 'url="jdbc:mariadb://db/app2"/>\n</Context>\n', { "--set", "tomcat.driver=mariadb-3" },
+           path .. ':3: <Resource name="a"> again (line 2): give each Resource a name of its own' },
+         { '<Context>\n  <Resource url="jdbc:mariadb://db/app?password=s3cr3t"/>\n  <Resource '
+              .. 'url="jdbc:mariadb://db/app?password=s3cr3t"/>\n</Context>\n', { "--set", "tomcat.driver=mariadb-3" },
+           path .. ':3: <Resource url="jdbc:mariadb://db/app?password=***"> again (line 2): give each Resource a name '
+              .. "of its own" },
+      }
+      for _, c in ipairs(cases) do
+         assert(sys.write_file(path, c[1]))
+         local r = myseal_default(cat({ "plan", "app-tomcat", "--describe", "mariadb-10.11", "--set",
+            "tomcat.catalina_base=" .. base, "--set", "tomcat.ca=" .. s.tls.ca }, c[2]),
+            { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+         assert.equal(2, r.status, c[3] .. "\n" .. r.stdout .. r.stderr)
+         has(c[3] .. "\n", r.stderr)
+      end
+   end)
+
+   it("leaves a private key under the truststore alias alone and says which alias to set instead", function()
+      local base = dir .. "/keyed"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n  <Resource name="jdbc/app" url="jdbc:mysql://db/app" '
+         .. 'driverClassName="com.mysql.cj.jdbc.Driver"/>\n</Context>\n')
+      -- a JKS store (keytool's) whose myseal-db-ca alias is a key pair, not a CA
+      local store = base .. "/conf/db-truststore.jks"
+      local r = assert(sys.run{ "keytool", "-genkeypair", "-alias", "myseal-db-ca", "-keyalg", "EC", "-dname", "CN=app",
+                                "-keystore", store, "-storetype", "JKS", "-storepass", PLAIN_PASSWORD })
+      assert(r.ok, r.stderr)
+      local before = assert(sys.read_file(store))
+      r = myseal_default({ "plan", "app-tomcat", "--describe", "mysql-8.0", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.truststore=" .. store },
+         { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      has(store .. ": alias myseal-db-ca holds a key entry, not a trusted certificate, and myseal replaces none: "
+         .. "set [tomcat] truststore_alias to another alias\n", r.stderr)
+      assert.equal(before, sys.read_file(store))
+   end)
+
+   it("never shows a database password written before the url's '?' (Connector/J 8's user:password@host forms)",
+      function()
+      local base = dir .. "/userinfo"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n'
+         .. '  <Resource name="jdbc/a" url="jdbc:mysql://app:Sup3r&amp;Secret@db:3306/app"/>\n'
+         .. '  <Resource name="jdbc/b" url="jdbc:mysql://address=(host=db)(user=app)(password=Other5ecret)/app"/>\n'
+         .. '  <Resource name="jdbc/c" url="jdbc:mysql://(host=db,user=app,Password=Th1rd)/app"/>\n</Context>\n')
+      local r = myseal({ "plan", "app-tomcat", "--describe", "mysql-8.0", "--set", "tomcat.catalina_base=" .. base,
+         "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.driver=mysql-8" },
+         { MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD = PLAIN_PASSWORD })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      has("jdbc/a (MySQL Connector/J 8.x): jdbc:mysql://app:***@db:3306/app?sslMode=VERIFY_IDENTITY\n", r.stdout)
+      has('+  <Resource name="jdbc/a" url="jdbc:mysql://app:***@db:3306/app?sslMode=VERIFY_IDENTITY"/>', r.stdout)
+      has("jdbc:mysql://address=(host=db)(user=app)(password=***)/app?sslMode=VERIFY_IDENTITY\n", r.stdout)
+      has("jdbc:mysql://(host=db,user=app,Password=***)/app?sslMode=VERIFY_IDENTITY\n", r.stdout)
+      for _, pw in ipairs{ "Sup3r", "Secret", "Other5ecret", "Th1rd" } do assert_hidden(r.stdout .. r.stderr, pw, "plan") end
+   end)
+
+   it("runs the JDBC probe with nothing secret in its argv or environment, the url included", function()
+      local jdbcprobe = require "myseal.jdbcprobe"
+      local started = {}
+      local function run(argv)
+         started[#started + 1] = argv
+         return sys.run(argv)
+      end
+      -- MariaDB Connector/J takes the account in the url too
+      local url = ("jdbc:mariadb://127.0.0.1:%d/mysql?user=%s&password=%s&useSsl=true&serverSslCert=%s"):format(
+         s.port, s.tcp_user, s.tcp_password, s.tls.ca)
+      local ok, out = jdbcprobe.run{ classes = java.classes(), driver_jar = java.driver, url = url, run = run,
+                                     options = { "-Djavax.net.ssl.trustStorePassword=" .. PASSWORD } }
+      assert.is_true(ok, out)
+      assert.matches("^OK TLSv1%.[23]", out)
+      assert.equal(1, #started)
+      for _, secret in ipairs{ s.tcp_password, PASSWORD } do
+         for _, a in ipairs(started[1]) do assert.is_nil(a:find(secret, 1, true), a) end
+         for k, v in pairs(started[1].env or {}) do assert.is_nil(v:find(secret, 1, true), k) end
+      end
+   end)
+
+   it("with jdbc_trust = server-cert, stops before a url names a CA that Tomcat's user cannot read", function()
+      local base = dir .. "/server-cert"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n  <Resource name="jdbc/a" url="jdbc:mariadb://db/app" '
+         .. 'driverClassName="org.mariadb.jdbc.Driver"/>\n</Context>\n')
+      local context = assert(sys.read_file(base .. "/conf/context.xml"))
+      -- the CA where in-transit keeps it: a directory only root enters
+      assert(sys.mkdir(dir .. "/tls", tonumber("700", 8)))
+      copy(s.tls.ca, dir .. "/tls/ca.pem")
+      local r = myseal_default({ "plan", "app-tomcat", "--describe", "mariadb-10.11", "--set", "tomcat.catalina_base="
+         .. base, "--set", "tomcat.ca=" .. dir .. "/tls/ca.pem", "--set", "tomcat.jdbc_trust=server-cert",
+         "--set", "tomcat.driver=mariadb-3" }, {})
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      has("step jdbc-url (", r.stderr)
+      has(dir .. "/tls/ca.pem: Tomcat's user must read it: tomcat cannot reach " .. dir .. "/tls/ca.pem: it may not "
+         .. "enter " .. dir .. "/tls (Permission denied)\n", r.stderr)
+      assert.equal(context, sys.read_file(base .. "/conf/context.xml"))
+   end)
+
+   it("without [tomcat] ca, names the CA it looked for where in-transit keeps it", function()
+      local base = dir .. "/no-ca"
+      assert(sys.mkdir(base .. "/conf"))
+      h.write(base .. "/conf/context.xml", '<Context>\n  <Resource name="jdbc/a" url="jdbc:mariadb://db/app"/>\n'
+         .. '</Context>\n')
+      local r = myseal_default({ "plan", "app-tomcat", "--describe", "mariadb-10.11", "--set", "tomcat.catalina_base="
+         .. base, "--set", "pki.dir=" .. dir .. "/no-tls", "--set", "tomcat.driver=mariadb-3" }, {})
+      assert.equal(1, r.status, r.stdout .. r.stderr)
+      has("the database's CA (the one in-transit makes; [tomcat] ca names another): " .. dir .. "/no-tls/ca.pem: "
+         .. "No such file or directory\n", r.stderr)
+   end)
+
+   it("probes with [tomcat] probe_password given on --secrets-stdin, not the Resource's password", function()
+      local base = h.tomcat_dir(dir .. "/tomcat", { port = s.port, database = "mysql", user = s.tcp_user,
+         password = "not-the-password", driver = java.driver })
+      local r = E.myseal({ "run", "app-tomcat", "--sandbox", s.name, "--yes", "--secrets-stdin",
+         "--set", "tomcat.catalina_base=" .. base, "--set", "tomcat.ca=" .. s.tls.ca, "--set", "tomcat.probe=true" },
+         {}, ('{"tomcat.probe_password": "%s"}'):format(s.tcp_password))
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("probe jdbc/biobank: OK TLSv1%.[23]", r.stdout)
+      assert_hidden(r.stdout .. r.stderr, s.tcp_password, "run")
    end)
 end)

@@ -48,6 +48,15 @@ describe("jdbcurl", function()
          { set = { { "useSsl", "true" } } })
       assert.equal("jdbc:mariadb://db/app?useSsl=true&x=1", url)
       assert.same({ { key = "useSsl", old = "false", new = "true" }, { key = "usessl", old = "true" } }, changes)
+      -- a password or a path compares exactly
+      url, changes = jdbcurl.edit("jdbc:mysql://db/app?trustCertificateKeyStorePassword=CHANGEIT",
+         { set = { { "trustCertificateKeyStorePassword", "changeit", exact = true } } })
+      assert.equal("jdbc:mysql://db/app?trustCertificateKeyStorePassword=changeit", url)
+      assert.same({ { key = "trustCertificateKeyStorePassword", old = "CHANGEIT", new = "changeit" } }, changes)
+      same = "jdbc:mariadb://db/app?serversslcert=/etc/Tomcat/ca.pem"
+      url, changes = jdbcurl.edit(same, { set = { { "serverSslCert", "/etc/Tomcat/ca.pem", exact = true } } })
+      assert.equal(same, url)
+      assert.same({}, changes)
    end)
 
    it("keeps empty pairs, except at the end of a URL it changes", function()

@@ -81,6 +81,32 @@ describe("tomcat", function()
          select(2, tomcat.url_spec("mysql-8", { trust = "server-cert", server_cert = "/ca.pem" })))
       assert.equal("serverSslCert needs a CA file path without spaces, '&', '?' or '#' (/my ca.pem)",
          select(2, tomcat.url_spec("mariadb-3", { trust = "server-cert", server_cert = "/my ca.pem" })))
+      local store = { url = "file:/tomcat/conf/db-truststore.p12", password = "a&b", type = "PKCS12" }
+      for _, pw in ipairs{ "a&b", "a#b", "a%41", "a+b" } do
+         store.password = pw
+         assert.equal("the truststore password goes into the url (trustCertificateKeyStorePassword), where "
+            .. "Connector/J reads '&', '#', '%' and '+' as URL syntax: choose a password without them, "
+            .. "or set [tomcat] jdbc_trust = jvm", select(2, tomcat.url_spec("mysql-8", { trust = "data-source",
+            store = store })))
+      end
+      store.password, store.url = [[tr'"<$;\pw]], "file:/tomcat#1/conf/db-truststore.p12"
+      assert.equal("trustCertificateKeyStoreUrl needs a truststore path without '&', '#', '%' or '+' "
+         .. "(file:/tomcat#1/conf/db-truststore.p12)",
+         select(2, tomcat.url_spec("mysql-5.1", { trust = "data-source", store = store })))
+      store.url = [[file:C:\Program Files\Tomcat 9\conf\db-truststore.p12]]
+      assert.same({ "trustCertificateKeyStorePassword", [[tr'"<$;\pw]], exact = true },
+         assert(tomcat.url_spec("mysql-8", { trust = "data-source", store = store })).set[3])
+      -- a truststore password or a CA path that differs only in case is another one
+      store.password = "changeit-2026"
+      assert.equal("jdbc:mysql://db/app?sslMode=VERIFY_IDENTITY&trustCertificateKeyStoreUrl=file:/t.p12"
+         .. "&trustCertificateKeyStorePassword=changeit-2026&trustCertificateKeyStoreType=PKCS12",
+         edit("mysql-8", "jdbc:mysql://db/app?sslMode=VERIFY_IDENTITY&trustCertificateKeyStoreUrl=file:/T.p12"
+            .. "&trustCertificateKeyStorePassword=CHANGEIT-2026&trustCertificateKeyStoreType=PKCS12",
+            { verify = "identity", trust = "data-source", store = { url = "file:/t.p12", password = "changeit-2026",
+              type = "PKCS12" } }))
+      assert.equal("jdbc:mariadb://db/app?sslMode=verify-full&serverSslCert=/tomcat/conf/db-ca.pem",
+         edit("mariadb-3", "jdbc:mariadb://db/app?sslMode=verify-full&serverSslCert=/Tomcat/conf/db-ca.pem",
+            { verify = "identity", trust = "data-source", server_cert = "/tomcat/conf/db-ca.pem" }))
       assert.has_error(function() tomcat.url_spec("postgres", {}) end, "tomcat.url_spec: unknown driver 'postgres'")
    end)
 

@@ -271,6 +271,14 @@ function methods:secret(name)
    return v
 end
 
+--- Is secret parameter `name` given (a source in the profile or --set, a value on --secrets-stdin or in
+-- MYSEAL_SECRET_*), so that ctx:secret reads it without asking? For a secret with a fallback.
+-- @param name "section.key"
+-- @return boolean
+function methods:has_secret(name)
+   return self._run.values[name] ~= nil or require("myseal.engine.secrets").offered(name)
+end
+
 --- Mask a text like a secret from now on, in everything myseal prints or journals: for a form of
 -- a secret that a step makes itself (quoted for a shell, escaped for a properties file), which the
 -- engine cannot know. Its arguments in ctx:run are refused like a secret's.

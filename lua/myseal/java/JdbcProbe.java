@@ -2,11 +2,12 @@
 // application on Tomcat would. The app-tomcat runbook's probe step and the specs
 // compile and run it through lua/myseal/jdbcprobe.lua.
 //
-//   MYSEAL_JDBC_URL=jdbc:... MYSEAL_JDBC_USER=.. \
-//   java @OPTIONS-FILE -cp DRIVER.jar:DIR JdbcProbe < PASSWORD
+//   printf '%s\n%s' URL PASSWORD | MYSEAL_JDBC_USER=.. \
+//   java @OPTIONS-FILE -cp DRIVER.jar:DIR JdbcProbe
 //
-// The URL and user come from the environment, the password from stdin (all of it,
-// UTF-8), never the command line. Prints
+// The user comes from the environment; the URL (which may hold passwords) is the first
+// line of stdin, the password the rest of it (UTF-8): neither is on the command line or
+// in the environment. Prints
 // "OK <tls version> <cipher>" and exits 0, or "FAIL <reason>" and exits 1.
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -15,20 +16,22 @@ import java.sql.Statement;
 
 public class JdbcProbe {
     public static void main(String[] args) {
-        String url = System.getenv("MYSEAL_JDBC_URL");
         String user = System.getenv("MYSEAL_JDBC_USER");
-        String password;
+        String input;
         try {
-            password = new String(System.in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            input = new String(System.in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
         } catch (java.io.IOException e) {
-            System.out.println("FAIL cannot read the password from stdin: " + e);
+            System.out.println("FAIL cannot read the url and password from stdin: " + e);
             System.exit(2);
             return;
         }
-        if (url == null) {
-            System.out.println("FAIL MYSEAL_JDBC_URL is not set");
+        int nl = input.indexOf('\n');
+        if (nl < 0) {
+            System.out.println("FAIL stdin holds no url line");
             System.exit(2);
         }
+        String url = input.substring(0, nl);
+        String password = input.substring(nl + 1);
         try (Connection c = DriverManager.getConnection(url, user, password);
              Statement s = c.createStatement();
              ResultSet r = s.executeQuery(

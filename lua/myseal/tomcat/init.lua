@@ -73,6 +73,9 @@ local TLS = {
    end,
 }
 
+-- What a JDBC URL's query reads as syntax, not as part of a value.
+local URL_SYNTAX = "[&#%%+]"
+
 local function append(list, items)
    return table.move(items, 1, #items, #list + 1, list)
 end
@@ -95,8 +98,18 @@ function M.url_spec(driver, o)
       end
       if o.trust == "data-source" then
          if not o.store then return nil, "a truststore is needed for the data source's trust" end
-         append(set, { { "trustCertificateKeyStoreUrl", o.store.url },
-                       { "trustCertificateKeyStorePassword", o.store.password },
+         -- Connector/J splits the properties at '&', ends the URL at '#' and URL-decodes each value
+         if o.store.url:find(URL_SYNTAX) then
+            return nil, ("trustCertificateKeyStoreUrl needs a truststore path without '&', '#', '%%' or '+' (%s)")
+               :format(o.store.url)
+         end
+         if o.store.password:find(URL_SYNTAX) then
+            return nil, "the truststore password goes into the url (trustCertificateKeyStorePassword), where "
+               .. "Connector/J reads '&', '#', '%' and '+' as URL syntax: choose a password without them, "
+               .. "or set [tomcat] jdbc_trust = jvm"
+         end
+         append(set, { { "trustCertificateKeyStoreUrl", o.store.url, exact = true },
+                       { "trustCertificateKeyStorePassword", o.store.password, exact = true },
                        { "trustCertificateKeyStoreType", o.store.type } })
       else
          append(remove, { "trustCertificateKeyStoreUrl", "trustCertificateKeyStorePassword",
@@ -109,7 +122,7 @@ function M.url_spec(driver, o)
             return nil, ("serverSslCert needs a CA file path without spaces, '&', '?' or '#' (%s)"):format(
                tostring(o.server_cert))
          end
-         set[#set + 1] = { "serverSslCert", o.server_cert }
+         set[#set + 1] = { "serverSslCert", o.server_cert, exact = true }
       else
          remove[#remove + 1] = "serverSslCert"
       end

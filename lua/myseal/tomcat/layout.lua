@@ -113,7 +113,7 @@ local LINES = { sh = tomcat.sh_lines, env = tomcat.env_file_lines, bat = tomcat.
 function Layout:option_files(options, with_password)
    local path = self:options_path()
    local lines, err = LINES[self.syntax](options)
-   if not lines then self.ctx:fail("%s: %s", path, err) end
+   if not lines then self.ctx:reject("%s: %s", path, err) end
    local bat = self.syntax == "bat"
    return { { path = path, syntax = self.syntax, markers = bat and M.BAT_BLOCK or M.SH_BLOCK, lines = lines,
               eol = bat and "\r\n" or "\n", opts = with_password and self:secret_file_opts(path) or {} } }
