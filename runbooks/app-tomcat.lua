@@ -312,8 +312,8 @@ local function service_apply(ctx, lay, options, with_password)
             if not is_trust_option(o) then
                if o:lower():find("password", 1, true) then
                   ctx:fail("service %s has old javax.net.ssl.trustStore options and another option holding a "
-                     .. "password (%s...), which resetting the list would put on a command line: remove the old "
-                     .. "trustStore options in %sw.exe, then run again", t.windows_service, o:sub(1, 24),
+                     .. "password (%s=...), which resetting the list would put on a command line: remove the old "
+                     .. "trustStore options in %sw.exe, then run again", t.windows_service, o:match("^[^=]*"),
                      t.windows_service)
                end
                rest[#rest + 1] = o
