@@ -175,7 +175,7 @@ end
 for k, f in pairs(proof.rehearsal) do steps.rehearsal[k] = f end
 
 local params = atrest.params(atrest.SETTINGS, { "keyring.backup_dir", "keyring.accept_no_backup" })
-params["rotate.key_id"] = { type = "integer",
+params["rotate.key_id"] = { type = "integer", min = 1, max = 4294967295,
    doc = "MariaDB: the key id to rotate to (default: one past the highest in the key file)" }
 params["rotate.replicas_have_key"] = { type = "boolean", default = false,
    doc = "MariaDB: every replica's key file has the new key id already (rotate-master-key ran there with it), "

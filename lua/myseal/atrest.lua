@@ -21,7 +21,7 @@ M.PARAMS = {
          .. "key change; keep it off the database host afterwards" },
    ["keyring.accept_no_backup"] = { type = "boolean", default = false,
       doc = "go on without keyring.backup_dir: losing the key file then loses the data for good" },
-   ["keyring.key_count"] = { type = "integer", default = 1,
+   ["keyring.key_count"] = { type = "integer", default = 1, min = 1, max = 10000,
       doc = "MariaDB: how many keys the new key file holds (ids 1..n; key 1 encrypts by default)" },
    ["keyring.use_filekey"] = { type = "boolean", default = true,
       doc = "MariaDB: encrypt a new key file with a filekey (false: plain text, mode 0600; an auditor's first "
@@ -38,7 +38,7 @@ M.PARAMS = {
    ["at_rest.method"] = { type = "enum", values = { "auto", "rebuild", "background" }, default = "auto",
       doc = "auto: the fastest complete and online method of the server (MariaDB: background; MySQL: rebuild); "
          .. "rebuild: one ALTER TABLE per table; background (MariaDB): encryption threads do every tablespace" },
-   ["at_rest.parallel"] = { type = "integer", default = 2,
+   ["at_rest.parallel"] = { type = "integer", default = 2, min = 1,
       doc = "tables rebuilt at once (rebuild), or encryption threads (background, and the system tablespace)" },
    ["at_rest.schemas"] = { type = "list",
       doc = "only these schemas (default: every application schema); one that does not exist is an error" },
@@ -47,7 +47,7 @@ M.PARAMS = {
    ["at_rest.replicas_have_keyring"] = { type = "boolean", default = false,
       doc = "this server has replicas and every one of them has its keyring already: an override, for replicas "
          .. "the check account cannot reach (otherwise each is asked, [replication])" },
-   ["at_rest.disk_margin"] = { type = "integer", default = 20,
+   ["at_rest.disk_margin"] = { type = "integer", default = 20, min = 0,
       doc = "free disk wanted beyond the largest table, in percent of it" },
    ["at_rest.new_tables"] = { type = "boolean", default = true,
       doc = "new tables are encrypted by default (MySQL 8.0.16+ default_table_encryption and every schema's "
@@ -74,10 +74,10 @@ M.PARAMS = {
          .. "move: write them to at_rest.query_log_dir (and log_output=FILE)" },
    ["at_rest.query_log_dir"] = { type = "path",
       doc = "at_rest.query_logs=move: the directory the query logs go to (an encrypted file system)" },
-   ["at_rest.lock_wait"] = { type = "number", default = 0.25,
+   ["at_rest.lock_wait"] = { type = "number", default = 0.25, min = 0,
       doc = "seconds an ALTER TABLE may wait for a table's metadata lock (application queries on the table "
          .. "wait as long) before it is stopped and tried again later" },
-   ["at_rest.lock_give_up"] = { type = "integer", default = 300,
+   ["at_rest.lock_give_up"] = { type = "integer", default = 300, min = 0,
       doc = "seconds a table may stay locked by others before the run gives up on it (named with the "
          .. "session holding it; the run can be resumed)" },
    ["at_rest.disk_scan"] = { type = "enum", values = { "auto", "yes", "no" }, default = "auto",
@@ -88,9 +88,9 @@ M.PARAMS = {
    ["at_rest.rehearsal"] = { type = "boolean", default = true,
       doc = "rehearse a restore with nothing but the backed-up keys after encrypting (MariaDB: mariadb-backup; "
          .. "MySQL: the commands are named)" },
-   ["at_rest.rotation_iops"] = { type = "integer", default = 10000,
+   ["at_rest.rotation_iops"] = { type = "integer", default = 10000, min = 1,
       doc = "encryption threads (MariaDB): innodb_encryption_rotation_iops, pages a second per thread" },
-   ["at_rest.wait_timeout"] = { type = "integer", default = 86400,
+   ["at_rest.wait_timeout"] = { type = "integer", default = 86400, min = 1,
       doc = "seconds to wait for the encryption threads" },
 }
 

@@ -360,6 +360,22 @@ describe("at-rest runbook", function()
          assert.matches("a run would stop where this step refuses", r.stderr)
       end)
 
+      it("refuses counts the server cannot work with before anything is planned", function()
+         -- no encryption thread would leave the run waiting a day; a key file over 1 MiB is refused by the server
+         for set, want in pairs{
+            ["at_rest.parallel=0"] = "at_rest.parallel must be an integer of at least 1, not '0'",
+            ["keyring.key_count=0"] = "keyring.key_count must be an integer from 1 to 10000, not '0'",
+            ["keyring.key_count=20000"] = "keyring.key_count must be an integer from 1 to 10000, not '20000'",
+            ["at_rest.lock_wait=-1"] = "at_rest.lock_wait must be a number of at least 0, not '-1'",
+         } do
+            local r = myseal{ "plan", "at-rest", "--describe", "mariadb-10.11", "--set", "server.cnf=" .. MY_CNF,
+               "--set", "keyring.backup_dir=/srv/kb", "--set", set }
+            assert.equal(2, r.status, set)
+            assert.equal(("myseal: --set %s: %s\n"):format(set:match("^[^=]+"), want), r.stderr)
+            assert.equal("", r.stdout)
+         end
+      end)
+
       -- a primary's replicas: tests/spec/replication_spec.lua
       it("refuses a keyring that would change place", function()
          local desc = state .. "/moved-keyring.lua"

@@ -116,6 +116,19 @@ describe("rotate-master-key runbook", function()
       assert.matches("rehearsal: mariadb%-backup %-%-prepare", r.stdout)
    end)
 
+   it("refuses a key id the key file cannot hold before anything is planned", function()
+      -- key 0 (or one past 2^32-1) in the key file would keep the server from starting after the restart
+      for _, id in ipairs{ "0", "4294967296" } do
+         local r = E.myseal({ "plan", "rotate-master-key", "--describe", "mariadb-10.11",
+            "--set", "rotate.key_id=" .. id, "--set", "keyring.backup_dir=/srv/kb",
+            "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         assert.equal(("myseal: --set rotate.key_id: rotate.key_id must be an integer from 1 to 4294967295, "
+            .. "not '%s'\n"):format(id), r.stderr)
+         assert.equal("", r.stdout)
+      end
+   end)
+
    it("plans new master keys for a described MySQL 8.0", function()
       local r = E.myseal({ "plan", "rotate-master-key", "--describe", "mysql-8.0.36",
          "--set", "keyring.backup_dir=/srv/kb", "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
