@@ -63,6 +63,7 @@ local settings, done, bytes, named = atrest.settings, runbook.done, text.bytes, 
 steps.preflight.check = function(ctx)
    local p, d = ctx.params, ctx.dialect
    local s = settings(ctx)
+   atrest.query_log_dir(ctx)   -- bad input is refused before anything changes
    local unsupported = d:keyring_unsupported()
    if unsupported then return false, unsupported end
    ctx:log("%s; keyring %s in %s; method %s", d:describe(), s.keyring, s.dir, s.method)

@@ -120,6 +120,14 @@ M.SETTINGS = { "keyring.dir", "keyring.use_filekey", "keyring.filekey", "keyring
                "at_rest.temp", "at_rest.schemas", "at_rest.convert_myisam", "at_rest.aria", "at_rest.scrub",
                "at_rest.lock_wait", "at_rest.lock_give_up", "at_rest.rehearsal", "keyring.backup_dir" }
 
+-- A path the server is given (parameter `name`) must be absolute: the server reads a relative one
+-- from its datadir, not from where myseal ran.
+local function absolute(ctx, name, v)
+   if v and not (v:match("^/") or v:match("^%a:[/\\]") or v:match("^\\\\")) then
+      ctx:reject("%s: %s is not an absolute path (the server would look for it in its datadir)", name, v)
+   end
+end
+
 --- The settings of this run: where the key material is, which keyring, method and options.
 -- @param ctx the step's context
 -- @return `{ dir, key_file, filekey, algorithm, keyring, keyring_note, method, threads, rotation_iops,
@@ -127,6 +135,7 @@ M.SETTINGS = { "keyring.dir", "keyring.use_filekey", "keyring.filekey", "keyring
 function M.settings(ctx)
    local p, d = ctx.params, ctx.dialect
    local k, a = p.keyring, p.at_rest
+   for _, name in ipairs{ "dir", "filekey" } do absolute(ctx, "keyring." .. name, k[name]) end
    local s = {
       dir = k.dir or ctx:default_dir("keyring") or d.keyring_dir_default,
       filekey = k.filekey, algorithm = k.algorithm, threads = a.parallel,
@@ -373,6 +382,16 @@ local function query_logs(ctx)
               file = log_path(ctx, q.slow.file) } }, q
 end
 
+--- at_rest.query_log_dir when at_rest.query_logs=move (refused when missing or relative), else nil.
+function M.query_log_dir(ctx)
+   local p = ctx.params.at_rest
+   if p.query_logs ~= "move" then return nil end
+   local dir = p.query_log_dir
+   if not dir then ctx:reject("at_rest.query_logs=move needs at_rest.query_log_dir: the directory they go to") end
+   absolute(ctx, "at_rest.query_log_dir", dir)
+   return dir
+end
+
 --- The query-logs step's check: what holds statements in plain text is listed (the files and the
 -- log tables); in report mode the logs that are on are too, off and move say whether the server is
 -- so (and its option file too).
@@ -398,8 +417,7 @@ function M.query_logs_check(ctx)
          if l.on or not in_file(l.name, "OFF") then return false, l.name .. " is to turn off" end
       end
    elseif p.query_logs == "move" then
-      local dir = p.query_log_dir
-      if not dir then ctx:reject("at_rest.query_logs=move needs at_rest.query_log_dir: the directory they go to") end
+      local dir = M.query_log_dir(ctx)
       for _, l in ipairs(logs) do
          local want = dir:gsub("/+$", "") .. "/" .. l.base
          if l.file ~= want or not in_file(l.file_var, want) then

@@ -193,11 +193,11 @@ describe("at-rest and the disk", function()
          "--set", "at_rest.schemas=app" }, {})
       assert.equal(0, r.status, r.stderr)
       assert.matches("1 table to encrypt", r.stdout)
-      -- moving the query logs needs somewhere to move them to
+      -- moving the query logs needs somewhere to move them to: refused before a run changes anything
       r = E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
          "--set", "at_rest.query_logs=move" }, {})
       assert.equal(2, r.status, r.stdout)
-      assert.matches("step query%-logs[^\n]*: at_rest.query_logs=move needs at_rest.query_log_dir: the directory they "
+      assert.matches("step preflight[^\n]*: at_rest.query_logs=move needs at_rest.query_log_dir: the directory they "
          .. "go to\n$", r.stderr)
    end)
 end)

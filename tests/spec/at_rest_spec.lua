@@ -376,6 +376,22 @@ describe("at-rest runbook", function()
          end
       end)
 
+      it("refuses relative paths the server would read from its datadir, before anything is planned", function()
+         for set, want in pairs{
+            ["keyring.dir=keys"] = "keyring.dir: keys is not an absolute path",
+            ["keyring.filekey=keys/fk"] = "keyring.filekey: keys/fk is not an absolute path",
+            ["at_rest.query_log_dir=logs"] = "at_rest.query_log_dir: logs is not an absolute path",
+         } do
+            local r = myseal{ "plan", "at-rest", "--describe", "mariadb-10.11", "--set", "server.cnf=" .. MY_CNF,
+               "--set", "keyring.backup_dir=/srv/kb", "--set", "at_rest.query_logs=move", "--set", set }
+            assert.equal(2, r.status, set)
+            assert.matches("step preflight %(.-runbooks/at%-rest%.lua:%d+%): " .. want:gsub("%p", "%%%0")
+               .. " %(the server would look for it in its datadir%)\n$", r.stderr)
+            assert.matches("preflight +FAILED\n", r.stdout)
+            assert.is_nil(r.stdout:find("key-material", 1, true))
+         end
+      end)
+
       -- a primary's replicas: tests/spec/replication_spec.lua
       it("refuses a keyring that would change place", function()
          local desc = state .. "/moved-keyring.lua"
