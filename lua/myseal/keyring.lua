@@ -89,7 +89,7 @@ end
 -- compares it byte for byte, and records `{ file, backup, sha256 }` in the journal
 -- under `key_backup`.
 -- @param ctx the step's context
--- @param files list of paths (missing ones are skipped)
+-- @param files list of paths (missing ones are skipped; a plan names them)
 -- @param dir backup directory
 -- @param owner owner of the copies
 function M.backup(ctx, files, dir, owner)
@@ -106,6 +106,8 @@ function M.backup(ctx, files, dir, owner)
             ctx:log("key backup %s (sha256 %s)", dest, sha)
          end
          done[#done + 1] = { file = path, backup = dest, sha256 = sha }
+      elseif ctx.planning then   -- written by an earlier step (or the server) in a run
+         ctx:log("back up %s into %s once it is written, and read the copy back", path, dir)
       end
    end
    ctx:record("key_backup", done)

@@ -113,6 +113,8 @@ describe("rotate-master-key runbook", function()
       assert.matches("new%-key +to do: key 2 to add to /etc/mysql/encryption/keyfile%.enc\n +append key 2 to "
          .. "/etc/mysql/encryption/keyfile%.enc\n", r.stdout)
       assert.matches("sql: ALTER TABLE `biobank`%.`specimens` WAIT 1 ENCRYPTED=YES ENCRYPTION_KEY_ID=2\n", r.stdout)
+      assert.matches("key%-backup +to do: /etc/mysql/encryption/keyfile%.enc, with the new key, to back up\n",
+         r.stdout)
       assert.matches("rehearsal: mariadb%-backup %-%-prepare", r.stdout)
    end)
 
@@ -144,6 +146,10 @@ describe("rotate-master-key runbook", function()
       assert.matches("sql: ALTER INSTANCE ROTATE INNODB MASTER KEY\n%s+sql: ALTER INSTANCE ROTATE BINLOG MASTER KEY\n",
          r.stdout)
       assert.matches("new%-key%s+skipped", r.stdout)
+      -- the server writes the new master key into its keyring: the plan cannot see it, a run backs it up
+      assert.matches("key%-backup +to do: /var/lib/mysql%-keyring/keyring, with the new key, to back up\n"
+         .. " +create directory /srv/kb %(0700%)\n +back up /var/lib/mysql%-keyring/keyring into /srv/kb once it is "
+         .. "written, and read the copy back\n", r.stdout)
       -- the binary log's master key only where the binary log is encrypted: the statement fails otherwise
       assert(sys.write_file(desc, text:format("OFF")))
       r = E.myseal({ "plan", "rotate-master-key", "--describe", desc, "--set", "keyring.backup_dir=/srv/kb",
