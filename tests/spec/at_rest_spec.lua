@@ -392,6 +392,23 @@ describe("at-rest runbook", function()
          end
       end)
 
+      it("takes a description's tables as the server gives them: largest first, no size as 0 B", function()
+         local desc = state .. "/order.lua"
+         assert(sys.write_file(desc, [[return { server = "mysql-8.0.36", disk_free = 2000000000,
+            tables = { { schema = "app", name = "small", engine = "InnoDB", bytes = 1000 },
+                       { schema = "app", name = "sizeless", engine = "InnoDB" },
+                       { schema = "app", name = "big", engine = "InnoDB", bytes = 5000000000 } } }]]))
+         local r = myseal{ "plan", "at-rest", "--describe", desc, "--set", "server.cnf=" .. MY_CNF,
+            "--set", "keyring.backup_dir=/srv/kb" }
+         -- a run measures the largest table, not the first one listed, against the free disk
+         assert.equal(1, r.status, r.stderr)
+         assert.equal("myseal: a run would stop where this step refuses: preflight: the largest table to encrypt, "
+            .. "app.big, is 4.7 GiB: rebuilding it needs about 5.6 GiB free in the datadir and 1.9 GiB is free\n",
+            r.stderr)
+         assert.matches("sql: ALTER TABLE `app`.`big` ENCRYPTION='Y'\n%s+sql: ALTER TABLE `app`.`small` "
+            .. "ENCRYPTION='Y'\n%s+sql: ALTER TABLE `app`.`sizeless` ENCRYPTION='Y'\n", r.stdout)
+      end)
+
       -- a primary's replicas: tests/spec/replication_spec.lua
       it("refuses a keyring that would change place", function()
          local desc = state .. "/moved-keyring.lua"
