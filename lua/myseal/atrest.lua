@@ -144,9 +144,14 @@ function M.settings(ctx)
       temp = a.temp, aria = a.aria, scrub = a.scrub, user = p.server.user,
    }
    -- MariaDB: a new key file is encrypted with a filekey unless the profile says use_filekey = false;
-   -- a plain key file already there stays plain (myseal never rewrites key material)
+   -- a key file already there stays as it is, plain or encrypted (myseal never rewrites key material)
    if not k.use_filekey then
       s.filekey = nil
+      local enc = { filekey = k.filekey or s.dir .. "/filekey" }
+      if d.myseal_makes_keys and not ctx:exists(s.dir .. "/" .. d:key_file_name(s))
+            and ctx:exists(s.dir .. "/" .. d:key_file_name(enc)) then
+         s.filekey = enc.filekey
+      end
    elseif s.filekey == nil and d.myseal_makes_keys and not ctx:exists(s.dir .. "/" .. d:key_file_name(s)) then
       s.filekey = s.dir .. "/filekey"
    end

@@ -147,6 +147,12 @@ describe("at-rest runbook", function()
       r = myseal(args)
       assert.equal(0, r.status, r.stderr)
       assert.matches("run: nothing to do", r.stdout)
+      -- keyring.use_filekey=false is about a new key file: the encrypted one there stays in use
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
+         "--set", "keyring.use_filekey=false" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("run: nothing to do", r.stdout)
+      assert.equal(keys, sys.read_file(keyfile))
       -- and the key was never shown
       assert.is_nil(r.stdout:find(plain.stdout:match(";(%x+)"), 1, true))
    end)
