@@ -63,7 +63,9 @@ local settings, done, bytes, named = atrest.settings, runbook.done, text.bytes, 
 steps.preflight.check = function(ctx)
    local p, d = ctx.params, ctx.dialect
    local s = settings(ctx)
-   atrest.query_log_dir(ctx)   -- bad input is refused before anything changes
+   -- bad input is refused before anything changes
+   atrest.query_log_dir(ctx)
+   keyring.check_backup_dir(ctx, p.keyring.backup_dir)
    local unsupported = d:keyring_unsupported()
    if unsupported then return false, unsupported end
    ctx:log("%s; keyring %s in %s; method %s", d:describe(), s.keyring, s.dir, s.method)

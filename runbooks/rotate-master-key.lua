@@ -62,6 +62,7 @@ local function by_key_id(ctx) return ctx.dialect.rotates_by_key_id end
 
 steps.preflight.check = function(ctx)
    local p = ctx.params
+   keyring.check_backup_dir(ctx, p.keyring.backup_dir)
    if not p.keyring.backup_dir and not p.keyring.accept_no_backup then
       return false, "keyring.backup_dir is not set: a new key must be backed up before the old one is "
          .. "retired (or set keyring.accept_no_backup=true)"

@@ -85,6 +85,17 @@ function M.missing_backups(ctx, files, dir)
    return missing
 end
 
+--- Refuses, as bad input, a keyring.backup_dir that is there and is not a directory (a preflight
+-- calls it, before any key is made).
+-- @param ctx the step's context
+-- @param dir backup directory or nil
+function M.check_backup_dir(ctx, dir)
+   local st = dir and require("sys").stat(dir)
+   if st and st.type ~= "directory" then
+      ctx:reject("keyring.backup_dir: %s exists and is not a directory", dir)
+   end
+end
+
 --- Backs up key files into `dir` (0700) as 0600 copies, reads every copy back and
 -- compares it byte for byte, and records `{ file, backup, sha256 }` in the journal
 -- under `key_backup`.

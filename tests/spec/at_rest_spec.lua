@@ -248,6 +248,13 @@ describe("at-rest runbook", function()
       assert.equal(1, r.status)
       assert.matches("keyring.backup_dir is not set: the key material must be backed up before anything is "
          .. "encrypted", r.stderr)
+      -- a backup directory that is a file: refused before a key is made, not after
+      local file = state .. "/not-a-dir"
+      assert(sys.write_file(file, "x"))
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. file }
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      assert.matches("step preflight %(.-%): keyring.backup_dir: " .. file:gsub("%p", "%%%0")
+         .. " exists and is not a directory\n", r.stderr)
       local c <close> = assert(s:connect())
       assert.equal(0, #c:query("SELECT 1 FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'file_key_management'"))
       assert.is_nil(sys.stat(s.dir .. "/keyring"))

@@ -118,7 +118,7 @@ describe("rotate-master-key runbook", function()
       assert.matches("rehearsal: mariadb%-backup %-%-prepare", r.stdout)
    end)
 
-   it("refuses a key id the key file cannot hold before anything is planned", function()
+   it("refuses a key id the key file cannot hold, and a backup directory that is a file", function()
       -- key 0 (or one past 2^32-1) in the key file would keep the server from starting after the restart
       for _, id in ipairs{ "0", "4294967296" } do
          local r = E.myseal({ "plan", "rotate-master-key", "--describe", "mariadb-10.11",
@@ -129,6 +129,12 @@ describe("rotate-master-key runbook", function()
             .. "not '%s'\n"):format(id), r.stderr)
          assert.equal("", r.stdout)
       end
+      local file = h.write(dir .. "/not-a-dir", "x")
+      local r = E.myseal({ "plan", "rotate-master-key", "--describe", "mariadb-10.11",
+         "--set", "keyring.backup_dir=" .. file, "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      assert.matches("step preflight %(.-%): keyring.backup_dir: " .. file:gsub("%p", "%%%0")
+         .. " exists and is not a directory\n$", r.stderr)
    end)
 
    it("plans new master keys for a described MySQL 8.0", function()
