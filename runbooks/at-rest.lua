@@ -66,6 +66,7 @@ steps.preflight.check = function(ctx)
    -- bad input is refused before anything changes
    atrest.query_log_dir(ctx)
    keyring.check_backup_dir(ctx, p.keyring.backup_dir)
+   if proof.scanning(ctx) then proof.markers(ctx) end   -- the disk scan's own values, read at its end
    local unsupported = d:keyring_unsupported()
    if unsupported then return false, unsupported end
    ctx:log("%s; keyring %s in %s; method %s", d:describe(), s.keyring, s.dir, s.method)

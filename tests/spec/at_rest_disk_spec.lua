@@ -199,5 +199,18 @@ describe("at-rest and the disk", function()
       assert.equal(2, r.status, r.stdout)
       assert.matches("step preflight[^\n]*: at_rest.query_logs=move needs at_rest.query_log_dir: the directory they "
          .. "go to\n$", r.stderr)
+      -- the disk scan's own values are read at the preflight, not after the tables are encrypted
+      local markers = h.write(dir .. "/markers", "1234567\n")
+      local function scan(source)
+         return E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
+            "--set", "at_rest.disk_scan=yes", "--set", "at_rest.scan_markers=" .. source }, {})
+      end
+      r = scan("file:" .. markers)
+      assert.equal(2, r.status, r.stdout)
+      assert.matches("step preflight[^\n]*: at_rest.scan_markers: marker 1 is shorter than 8 bytes\n$", r.stderr)
+      r = scan("file:" .. dir .. "/none")
+      assert.equal(1, r.status, r.stdout)
+      assert.matches("step preflight[^\n]*: secret at_rest.scan_markers: " .. (dir .. "/none"):gsub("%p", "%%%0")
+         .. ": No such file or directory\n$", r.stderr)
    end)
 end)
