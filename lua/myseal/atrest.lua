@@ -241,6 +241,10 @@ function M.scope(ctx)
    for _, sch in ipairs(ctx:fact("schemas")) do present[sch.name] = true end
    local only, missing = {}, {}
    for _, sch in ipairs(list) do
+      if ctx.dialect.system_schemas[sch] then
+         ctx:reject("at_rest.schemas: %s is the server's own schema, not an application's (at-rest encrypts what "
+            .. "can be of it in steps of their own): leave it out", sch)
+      end
       if not present[sch] then missing[#missing + 1] = sch end
       only[sch] = true
    end

@@ -189,6 +189,12 @@ describe("at-rest and the disk", function()
       assert.equal(2, r.status, r.stdout)
       assert.matches("step preflight[^\n]*: at_rest.schemas: nope, Nope2 do not exist on MariaDB %d+%.%d+%.%d+\n$",
          r.stderr)
+      -- the server's own schema exists, but is not the application's
+      r = E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
+         "--set", "at_rest.schemas=app,mysql" }, {})
+      assert.equal(2, r.status, r.stdout)
+      assert.matches("step preflight[^\n]*: at_rest.schemas: mysql is the server's own schema, not an application's "
+         .. "%(at%-rest encrypts what can be of it in steps of their own%): leave it out\n$", r.stderr)
       r = E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
          "--set", "at_rest.schemas=app" }, {})
       assert.equal(0, r.status, r.stderr)
