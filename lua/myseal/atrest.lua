@@ -32,9 +32,11 @@ M.PARAMS = {
    ["keyring.algorithm"] = { type = "enum", values = { "AES_CBC", "AES_CTR" }, default = "AES_CTR",
       doc = "MariaDB: file_key_management_encryption_algorithm" },
    ["keyring.manifest_dir"] = { type = "path", default = "/usr/sbin",
-      doc = "MySQL 8.4: the directory of the mysqld binary, where the manifest mysqld.my goes" },
+      doc = "MySQL 8.0.24+ (component_keyring_file): the directory of the mysqld binary, where the manifest "
+         .. "mysqld.my goes" },
    ["keyring.plugin_dir"] = { type = "path",
-      doc = "MySQL 8.4: the server's plugin_dir, where component_keyring_file.cnf goes (default: asked)" },
+      doc = "MySQL 8.0.24+ (component_keyring_file): the server's plugin_dir, where component_keyring_file.cnf "
+         .. "goes (default: asked)" },
    ["at_rest.method"] = { type = "enum", values = { "auto", "rebuild", "background" }, default = "auto",
       doc = "auto: the fastest complete and online method of the server (MariaDB: background; MySQL: rebuild); "
          .. "rebuild: one ALTER TABLE per table; background (MariaDB): encryption threads do every tablespace" },
@@ -108,7 +110,7 @@ end
 
 -- What this run works with ----------------------------------------------------------------------
 
---- MySQL 8.4's plugin_dir, where the component's configuration goes.
+--- The server's plugin_dir (MySQL 8.0.24+), where component_keyring_file's configuration goes.
 function M.plugin_dir(ctx)
    local dir = ctx.params.keyring.plugin_dir or ctx:fact("variable", "plugin_dir") or "/usr/lib/mysql/plugin"
    return (dir:gsub("/+$", ""))
