@@ -227,15 +227,17 @@ steps["option-file"].apply = function(ctx)
    for _, o in ipairs(d:keyring_options(s)) do keyring_names[o.name] = true end
    for _, o in ipairs(edits) do table.insert(keyring_names[o.name] and first or second, o) end
    local keep = "the keyring's options: the server may already have used its key"
-   options.write(ctx, first, d.flavor_group, { keep = keep })
-   options.write(ctx, second, d.flavor_group)
-   for _, f in ipairs(d:component_files(s, ctx.params, atrest.plugin_dir(ctx))) do
+   -- a component file myseal cannot write stops the step before the option file says encrypt
+   local files = d:component_files(s, ctx.params, atrest.plugin_dir(ctx))
+   for _, f in ipairs(files) do
       local old = ctx:read_file(f.path)
       if old and old ~= f.data and not old:find("component_keyring_file", 1, true) then
          ctx:fail("%s exists and names other components: add component_keyring_file to it by hand", f.path)
       end
-      ctx:write_file(f.path, f.data, { mode = f.mode, owner = f.owner, keep = keep })
    end
+   options.write(ctx, first, d.flavor_group, { keep = keep })
+   options.write(ctx, second, d.flavor_group)
+   for _, f in ipairs(files) do ctx:write_file(f.path, f.data, { mode = f.mode, owner = f.owner, keep = keep }) end
 end
 
 steps.restart.check = function(ctx)

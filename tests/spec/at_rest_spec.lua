@@ -363,6 +363,18 @@ describe("at-rest runbook", function()
          assert.matches("sql: ALTER TABLE `biobank`.`specimens` ENCRYPTION='Y'", out)
       end)
 
+      it("MySQL 8.4 with a manifest naming other components: nothing written, the option file neither", function()
+         local manifest_dir = state .. "/sbin"
+         assert(sys.mkdir(manifest_dir))
+         assert(sys.write_file(manifest_dir .. "/mysqld.my", '{ "components": "file://component_keyring_oci" }\n'))
+         local out, r = plan("8.4.3", MY_CNF, "--set", "keyring.manifest_dir=" .. manifest_dir)
+         assert.equal(1, r.status, out)
+         assert.matches("step option%-file %(.-%): " .. manifest_dir:gsub("%p", "%%%0") .. "/mysqld%.my exists and "
+            .. "names other components: add component_keyring_file to it by hand\n$", r.stderr)
+         -- default_table_encryption=ON without a keyring would make every CREATE TABLE fail
+         assert.matches("option%-file +FAILED\nplan: failed\n$", out)
+      end)
+
       it("MySQL 8.4 with the old plugin in its option file is refused", function()
          local out, r = plan("8.4.3", "tests/fixtures/at-rest/my-plugin.cnf")
          assert.matches("early%-plugin%-load=keyring_file.so: the keyring_file plugin does not exist in MySQL 8.4",
