@@ -231,9 +231,8 @@ steps["option-file"].apply = function(ctx)
    local files = d:component_files(s, ctx.params, atrest.plugin_dir(ctx))
    for _, f in ipairs(files) do
       local old = ctx:read_file(f.path)
-      if old and old ~= f.data and not old:find("component_keyring_file", 1, true) then
-         ctx:fail("%s exists and names other components: add component_keyring_file to it by hand", f.path)
-      end
+      local why = old and old ~= f.data and f.conflict(old)
+      if why then ctx:fail("%s exists and %s", f.path, why) end
    end
    options.write(ctx, first, d.flavor_group, { keep = keep })
    options.write(ctx, second, d.flavor_group)

@@ -375,6 +375,21 @@ describe("at-rest runbook", function()
          assert.matches("option%-file +FAILED\nplan: failed\n$", out)
       end)
 
+      it("MySQL 8.4 whose component configuration names another keyring: refused, not pointed elsewhere", function()
+         local plugin_dir = state .. "/plugin"
+         assert(sys.mkdir(plugin_dir))
+         -- the component's own file name, in another directory: the keys there would be left behind
+         assert(sys.write_file(plugin_dir .. "/component_keyring_file.cnf",
+            '{ "path": "/secure/component_keyring_file", "read_only": false }\n'))
+         local out, r = plan("8.4.3", MY_CNF, "--set", "keyring.plugin_dir=" .. plugin_dir)
+         assert.equal(1, r.status, out)
+         assert.matches("step option%-file %(.-%): " .. plugin_dir:gsub("%p", "%%%0")
+            .. "/component_keyring_file%.cnf exists and points the component at the keyring /secure/component_keyring_file: pointing it at "
+            .. "/var/lib/mysql%-keyring/component_keyring_file would start an empty keyring and leave encrypted "
+            .. "tables unreadable; set keyring.dir to its directory\n$", r.stderr)
+         assert.matches("option%-file +FAILED\nplan: failed\n$", out)
+      end)
+
       it("MySQL 8.4 with the old plugin in its option file is refused", function()
          local out, r = plan("8.4.3", "tests/fixtures/at-rest/my-plugin.cnf")
          assert.matches("early%-plugin%-load=keyring_file.so: the keyring_file plugin does not exist in MySQL 8.4",
