@@ -384,8 +384,9 @@ describe("at-rest runbook", function()
          local out, r = plan("8.4.3", MY_CNF, "--set", "keyring.plugin_dir=" .. plugin_dir)
          assert.equal(1, r.status, out)
          assert.matches("step option%-file %(.-%): " .. plugin_dir:gsub("%p", "%%%0")
-            .. "/component_keyring_file%.cnf exists and points the component at the keyring /secure/component_keyring_file: pointing it at "
-            .. "/var/lib/mysql%-keyring/component_keyring_file would start an empty keyring and leave encrypted "
+            .. "/component_keyring_file%.cnf exists and points the component at the keyring "
+            .. "/secure/component_keyring_file: pointing it at /var/lib/mysql%-keyring/component_keyring_file would "
+            .. "start an empty keyring and leave encrypted "
             .. "tables unreadable; set keyring.dir to its directory\n$", r.stderr)
          assert.matches("option%-file +FAILED\nplan: failed\n$", out)
       end)
