@@ -63,6 +63,10 @@ local settings, done, bytes, named = atrest.settings, runbook.done, text.bytes, 
 steps.preflight.check = function(ctx)
    local p, d = ctx.params, ctx.dialect
    local s = settings(ctx)
+   -- bad input is refused before anything changes
+   atrest.query_log_dir(ctx)
+   keyring.check_backup_dir(ctx, p.keyring.backup_dir)
+   if proof.scanning(ctx) then proof.markers(ctx) end   -- the disk scan's own values, read at its end
    local unsupported = d:keyring_unsupported()
    if unsupported then return false, unsupported end
    ctx:log("%s; keyring %s in %s; method %s", d:describe(), s.keyring, s.dir, s.method)
@@ -223,15 +227,16 @@ steps["option-file"].apply = function(ctx)
    for _, o in ipairs(d:keyring_options(s)) do keyring_names[o.name] = true end
    for _, o in ipairs(edits) do table.insert(keyring_names[o.name] and first or second, o) end
    local keep = "the keyring's options: the server may already have used its key"
+   -- a component file myseal cannot write stops the step before the option file says encrypt
+   local files = d:component_files(s, ctx.params, atrest.plugin_dir(ctx))
+   for _, f in ipairs(files) do
+      local old = ctx:read_file(f.path)
+      local why = old and old ~= f.data and f.conflict(old)
+      if why then ctx:fail("%s exists and %s", f.path, why) end
+   end
    options.write(ctx, first, d.flavor_group, { keep = keep })
    options.write(ctx, second, d.flavor_group)
-   for _, f in ipairs(d:component_files(s, ctx.params, atrest.plugin_dir(ctx))) do
-      local old = ctx:read_file(f.path)
-      if old and old ~= f.data and not old:find("component_keyring_file", 1, true) then
-         ctx:fail("%s exists and names other components: add component_keyring_file to it by hand", f.path)
-      end
-      ctx:write_file(f.path, f.data, { mode = f.mode, owner = f.owner, keep = keep })
-   end
+   for _, f in ipairs(files) do ctx:write_file(f.path, f.data, { mode = f.mode, owner = f.owner, keep = keep }) end
 end
 
 steps.restart.check = function(ctx)

@@ -62,6 +62,7 @@ local function by_key_id(ctx) return ctx.dialect.rotates_by_key_id end
 
 steps.preflight.check = function(ctx)
    local p = ctx.params
+   keyring.check_backup_dir(ctx, p.keyring.backup_dir)
    if not p.keyring.backup_dir and not p.keyring.accept_no_backup then
       return false, "keyring.backup_dir is not set: a new key must be backed up before the old one is "
          .. "retired (or set keyring.accept_no_backup=true)"
@@ -122,7 +123,15 @@ end
 
 steps["key-backup"].when = function(ctx) return ctx.params.keyring.backup_dir ~= nil end
 steps["key-backup"].check = function(ctx)
-   local missing = keyring.missing_backups(ctx, ctx.dialect:key_files(settings(ctx)), ctx.params.keyring.backup_dir)
+   local files = ctx.dialect:key_files(settings(ctx))
+   -- a plan does not see the new keys: MySQL's server writes them into its keyring, and a described
+   -- server's key file is not on this host
+   for _, f in ipairs(ctx.mode == "plan" and files or {}) do
+      if not by_key_id(ctx) or not ctx:read_file(f) then
+         return false, ("%s, with the new key, to back up"):format(f)
+      end
+   end
+   local missing = keyring.missing_backups(ctx, files, ctx.params.keyring.backup_dir)
    return done(#missing == 0, "no backup of " .. table.concat(missing, ", "))
 end
 steps["key-backup"].apply = function(ctx)
@@ -175,7 +184,7 @@ end
 for k, f in pairs(proof.rehearsal) do steps.rehearsal[k] = f end
 
 local params = atrest.params(atrest.SETTINGS, { "keyring.backup_dir", "keyring.accept_no_backup" })
-params["rotate.key_id"] = { type = "integer",
+params["rotate.key_id"] = { type = "integer", min = 1, max = 4294967295,
    doc = "MariaDB: the key id to rotate to (default: one past the highest in the key file)" }
 params["rotate.replicas_have_key"] = { type = "boolean", default = false,
    doc = "MariaDB: every replica's key file has the new key id already (rotate-master-key ran there with it), "

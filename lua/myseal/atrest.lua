@@ -21,7 +21,7 @@ M.PARAMS = {
          .. "key change; keep it off the database host afterwards" },
    ["keyring.accept_no_backup"] = { type = "boolean", default = false,
       doc = "go on without keyring.backup_dir: losing the key file then loses the data for good" },
-   ["keyring.key_count"] = { type = "integer", default = 1,
+   ["keyring.key_count"] = { type = "integer", default = 1, min = 1, max = 10000,
       doc = "MariaDB: how many keys the new key file holds (ids 1..n; key 1 encrypts by default)" },
    ["keyring.use_filekey"] = { type = "boolean", default = true,
       doc = "MariaDB: encrypt a new key file with a filekey (false: plain text, mode 0600; an auditor's first "
@@ -32,13 +32,15 @@ M.PARAMS = {
    ["keyring.algorithm"] = { type = "enum", values = { "AES_CBC", "AES_CTR" }, default = "AES_CTR",
       doc = "MariaDB: file_key_management_encryption_algorithm" },
    ["keyring.manifest_dir"] = { type = "path", default = "/usr/sbin",
-      doc = "MySQL 8.4: the directory of the mysqld binary, where the manifest mysqld.my goes" },
+      doc = "MySQL 8.0.24+ (component_keyring_file): the directory of the mysqld binary, where the manifest "
+         .. "mysqld.my goes" },
    ["keyring.plugin_dir"] = { type = "path",
-      doc = "MySQL 8.4: the server's plugin_dir, where component_keyring_file.cnf goes (default: asked)" },
+      doc = "MySQL 8.0.24+ (component_keyring_file): the server's plugin_dir, where component_keyring_file.cnf "
+         .. "goes (default: asked)" },
    ["at_rest.method"] = { type = "enum", values = { "auto", "rebuild", "background" }, default = "auto",
       doc = "auto: the fastest complete and online method of the server (MariaDB: background; MySQL: rebuild); "
          .. "rebuild: one ALTER TABLE per table; background (MariaDB): encryption threads do every tablespace" },
-   ["at_rest.parallel"] = { type = "integer", default = 2,
+   ["at_rest.parallel"] = { type = "integer", default = 2, min = 1,
       doc = "tables rebuilt at once (rebuild), or encryption threads (background, and the system tablespace)" },
    ["at_rest.schemas"] = { type = "list",
       doc = "only these schemas (default: every application schema); one that does not exist is an error" },
@@ -47,7 +49,7 @@ M.PARAMS = {
    ["at_rest.replicas_have_keyring"] = { type = "boolean", default = false,
       doc = "this server has replicas and every one of them has its keyring already: an override, for replicas "
          .. "the check account cannot reach (otherwise each is asked, [replication])" },
-   ["at_rest.disk_margin"] = { type = "integer", default = 20,
+   ["at_rest.disk_margin"] = { type = "integer", default = 20, min = 0,
       doc = "free disk wanted beyond the largest table, in percent of it" },
    ["at_rest.new_tables"] = { type = "boolean", default = true,
       doc = "new tables are encrypted by default (MySQL 8.0.16+ default_table_encryption and every schema's "
@@ -74,10 +76,10 @@ M.PARAMS = {
          .. "move: write them to at_rest.query_log_dir (and log_output=FILE)" },
    ["at_rest.query_log_dir"] = { type = "path",
       doc = "at_rest.query_logs=move: the directory the query logs go to (an encrypted file system)" },
-   ["at_rest.lock_wait"] = { type = "number", default = 0.25,
+   ["at_rest.lock_wait"] = { type = "number", default = 0.25, min = 0,
       doc = "seconds an ALTER TABLE may wait for a table's metadata lock (application queries on the table "
          .. "wait as long) before it is stopped and tried again later" },
-   ["at_rest.lock_give_up"] = { type = "integer", default = 300,
+   ["at_rest.lock_give_up"] = { type = "integer", default = 300, min = 0,
       doc = "seconds a table may stay locked by others before the run gives up on it (named with the "
          .. "session holding it; the run can be resumed)" },
    ["at_rest.disk_scan"] = { type = "enum", values = { "auto", "yes", "no" }, default = "auto",
@@ -88,9 +90,9 @@ M.PARAMS = {
    ["at_rest.rehearsal"] = { type = "boolean", default = true,
       doc = "rehearse a restore with nothing but the backed-up keys after encrypting (MariaDB: mariadb-backup; "
          .. "MySQL: the commands are named)" },
-   ["at_rest.rotation_iops"] = { type = "integer", default = 10000,
+   ["at_rest.rotation_iops"] = { type = "integer", default = 10000, min = 1,
       doc = "encryption threads (MariaDB): innodb_encryption_rotation_iops, pages a second per thread" },
-   ["at_rest.wait_timeout"] = { type = "integer", default = 86400,
+   ["at_rest.wait_timeout"] = { type = "integer", default = 86400, min = 1,
       doc = "seconds to wait for the encryption threads" },
 }
 
@@ -108,7 +110,7 @@ end
 
 -- What this run works with ----------------------------------------------------------------------
 
---- MySQL 8.4's plugin_dir, where the component's configuration goes.
+--- The server's plugin_dir (MySQL 8.0.24+), where component_keyring_file's configuration goes.
 function M.plugin_dir(ctx)
    local dir = ctx.params.keyring.plugin_dir or ctx:fact("variable", "plugin_dir") or "/usr/lib/mysql/plugin"
    return (dir:gsub("/+$", ""))
@@ -120,6 +122,14 @@ M.SETTINGS = { "keyring.dir", "keyring.use_filekey", "keyring.filekey", "keyring
                "at_rest.temp", "at_rest.schemas", "at_rest.convert_myisam", "at_rest.aria", "at_rest.scrub",
                "at_rest.lock_wait", "at_rest.lock_give_up", "at_rest.rehearsal", "keyring.backup_dir" }
 
+-- A path the server is given (parameter `name`) must be absolute: the server reads a relative one
+-- from its datadir, not from where myseal ran.
+local function absolute(ctx, name, v)
+   if v and not (v:match("^/") or v:match("^%a:[/\\]") or v:match("^\\\\")) then
+      ctx:reject("%s: %s is not an absolute path (the server would look for it in its datadir)", name, v)
+   end
+end
+
 --- The settings of this run: where the key material is, which keyring, method and options.
 -- @param ctx the step's context
 -- @return `{ dir, key_file, filekey, algorithm, keyring, keyring_note, method, threads, rotation_iops,
@@ -127,6 +137,7 @@ M.SETTINGS = { "keyring.dir", "keyring.use_filekey", "keyring.filekey", "keyring
 function M.settings(ctx)
    local p, d = ctx.params, ctx.dialect
    local k, a = p.keyring, p.at_rest
+   for _, name in ipairs{ "dir", "filekey" } do absolute(ctx, "keyring." .. name, k[name]) end
    local s = {
       dir = k.dir or ctx:default_dir("keyring") or d.keyring_dir_default,
       filekey = k.filekey, algorithm = k.algorithm, threads = a.parallel,
@@ -135,9 +146,14 @@ function M.settings(ctx)
       temp = a.temp, aria = a.aria, scrub = a.scrub, user = p.server.user,
    }
    -- MariaDB: a new key file is encrypted with a filekey unless the profile says use_filekey = false;
-   -- a plain key file already there stays plain (myseal never rewrites key material)
+   -- a key file already there stays as it is, plain or encrypted (myseal never rewrites key material)
    if not k.use_filekey then
       s.filekey = nil
+      local enc = { filekey = k.filekey or s.dir .. "/filekey" }
+      if d.myseal_makes_keys and not ctx:exists(s.dir .. "/" .. d:key_file_name(s))
+            and ctx:exists(s.dir .. "/" .. d:key_file_name(enc)) then
+         s.filekey = enc.filekey
+      end
    elseif s.filekey == nil and d.myseal_makes_keys and not ctx:exists(s.dir .. "/" .. d:key_file_name(s)) then
       s.filekey = s.dir .. "/filekey"
    end
@@ -227,6 +243,10 @@ function M.scope(ctx)
    for _, sch in ipairs(ctx:fact("schemas")) do present[sch.name] = true end
    local only, missing = {}, {}
    for _, sch in ipairs(list) do
+      if ctx.dialect.system_schemas[sch] then
+         ctx:reject("at_rest.schemas: %s is the server's own schema, not an application's (at-rest encrypts what "
+            .. "can be of it in steps of their own): leave it out", sch)
+      end
       if not present[sch] then missing[#missing + 1] = sch end
       only[sch] = true
    end
@@ -373,6 +393,16 @@ local function query_logs(ctx)
               file = log_path(ctx, q.slow.file) } }, q
 end
 
+--- at_rest.query_log_dir when at_rest.query_logs=move (refused when missing or relative), else nil.
+function M.query_log_dir(ctx)
+   local p = ctx.params.at_rest
+   if p.query_logs ~= "move" then return nil end
+   local dir = p.query_log_dir
+   if not dir then ctx:reject("at_rest.query_logs=move needs at_rest.query_log_dir: the directory they go to") end
+   absolute(ctx, "at_rest.query_log_dir", dir)
+   return dir
+end
+
 --- The query-logs step's check: what holds statements in plain text is listed (the files and the
 -- log tables); in report mode the logs that are on are too, off and move say whether the server is
 -- so (and its option file too).
@@ -398,8 +428,7 @@ function M.query_logs_check(ctx)
          if l.on or not in_file(l.name, "OFF") then return false, l.name .. " is to turn off" end
       end
    elseif p.query_logs == "move" then
-      local dir = p.query_log_dir
-      if not dir then ctx:reject("at_rest.query_logs=move needs at_rest.query_log_dir: the directory they go to") end
+      local dir = M.query_log_dir(ctx)
       for _, l in ipairs(logs) do
          local want = dir:gsub("/+$", "") .. "/" .. l.base
          if l.file ~= want or not in_file(l.file_var, want) then

@@ -85,11 +85,22 @@ function M.missing_backups(ctx, files, dir)
    return missing
 end
 
+--- Refuses, as bad input, a keyring.backup_dir that is there and is not a directory (a preflight
+-- calls it, before any key is made).
+-- @param ctx the step's context
+-- @param dir backup directory or nil
+function M.check_backup_dir(ctx, dir)
+   local st = dir and require("sys").stat(dir)
+   if st and st.type ~= "directory" then
+      ctx:reject("keyring.backup_dir: %s exists and is not a directory", dir)
+   end
+end
+
 --- Backs up key files into `dir` (0700) as 0600 copies, reads every copy back and
 -- compares it byte for byte, and records `{ file, backup, sha256 }` in the journal
 -- under `key_backup`.
 -- @param ctx the step's context
--- @param files list of paths (missing ones are skipped)
+-- @param files list of paths (missing ones are skipped; a plan names them)
 -- @param dir backup directory
 -- @param owner owner of the copies
 function M.backup(ctx, files, dir, owner)
@@ -106,6 +117,8 @@ function M.backup(ctx, files, dir, owner)
             ctx:log("key backup %s (sha256 %s)", dest, sha)
          end
          done[#done + 1] = { file = path, backup = dest, sha256 = sha }
+      elseif ctx.planning then   -- written by an earlier step (or the server) in a run
+         ctx:log("back up %s into %s once it is written, and read the copy back", path, dir)
       end
    end
    ctx:record("key_backup", done)

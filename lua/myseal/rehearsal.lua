@@ -416,13 +416,17 @@ local PLAN = {
       for _, f in ipairs{ o.key_file, o.filekey } do
          lines[#lines + 1] = COPY:format(o.backup_dir, basename(f), w)
       end
+      -- the key options the copy is given: the key file's, and its filekey's when it has one
+      local keys = ("file_key_management_filename=%s/keys/%s"):format(w, base)
+      if o.filekey then
+         keys = keys .. (" file_key_management_filekey=FILE:%s/keys/%s"):format(w, basename(o.filekey))
+      end
       for _, l in ipairs{
          ("mariadb-backup --defaults-extra-file=%s/client.cnf --backup --datadir=%s --target-dir=%s/backup")
             :format(w, o.datadir, w),
-         ("set file_key_management_filename=%s/keys/%s in %s/backup/backup-my.cnf"):format(w, base, w),
+         ("set %s in %s/backup/backup-my.cnf"):format(keys, w),
          ("mariadb-backup --prepare --target-dir=%s/backup"):format(w),
-         ("start a sandbox on %s/backup with file_key_management_filename=%s/keys/%s and no other key")
-            :format(w, w, base),
+         ("start a sandbox on %s/backup with %s and no other key"):format(w, keys),
          ("CHECKSUM TABLE %s on the live server and on the sandbox: the values must be equal"):format(o.tables),
          "stop the sandbox: the copy, the keys and client.cnf go with it",
       } do lines[#lines + 1] = l end

@@ -189,15 +189,34 @@ describe("at-rest and the disk", function()
       assert.equal(2, r.status, r.stdout)
       assert.matches("step preflight[^\n]*: at_rest.schemas: nope, Nope2 do not exist on MariaDB %d+%.%d+%.%d+\n$",
          r.stderr)
+      -- the server's own schema exists, but is not the application's
+      r = E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
+         "--set", "at_rest.schemas=app,mysql" }, {})
+      assert.equal(2, r.status, r.stdout)
+      assert.matches("step preflight[^\n]*: at_rest.schemas: mysql is the server's own schema, not an application's "
+         .. "%(at%-rest encrypts what can be of it in steps of their own%): leave it out\n$", r.stderr)
       r = E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
          "--set", "at_rest.schemas=app" }, {})
       assert.equal(0, r.status, r.stderr)
       assert.matches("1 table to encrypt", r.stdout)
-      -- moving the query logs needs somewhere to move them to
+      -- moving the query logs needs somewhere to move them to: refused before a run changes anything
       r = E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
          "--set", "at_rest.query_logs=move" }, {})
       assert.equal(2, r.status, r.stdout)
-      assert.matches("step query%-logs[^\n]*: at_rest.query_logs=move needs at_rest.query_log_dir: the directory they "
+      assert.matches("step preflight[^\n]*: at_rest.query_logs=move needs at_rest.query_log_dir: the directory they "
          .. "go to\n$", r.stderr)
+      -- the disk scan's own values are read at the preflight, not after the tables are encrypted
+      local markers = h.write(dir .. "/markers", "1234567\n")
+      local function scan(source)
+         return E.myseal({ "plan", "at-rest", "--sandbox", s.name, "--set", "keyring.backup_dir=" .. dir .. "/kb",
+            "--set", "at_rest.disk_scan=yes", "--set", "at_rest.scan_markers=" .. source }, {})
+      end
+      r = scan("file:" .. markers)
+      assert.equal(2, r.status, r.stdout)
+      assert.matches("step preflight[^\n]*: at_rest.scan_markers: marker 1 is shorter than 8 bytes\n$", r.stderr)
+      r = scan("file:" .. dir .. "/none")
+      assert.equal(1, r.status, r.stdout)
+      assert.matches("step preflight[^\n]*: secret at_rest.scan_markers: " .. (dir .. "/none"):gsub("%p", "%%%0")
+         .. ": No such file or directory\n$", r.stderr)
    end)
 end)

@@ -147,6 +147,12 @@ describe("at-rest runbook", function()
       r = myseal(args)
       assert.equal(0, r.status, r.stderr)
       assert.matches("run: nothing to do", r.stdout)
+      -- keyring.use_filekey=false is about a new key file: the encrypted one there stays in use
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. backup,
+         "--set", "keyring.use_filekey=false" }
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("run: nothing to do", r.stdout)
+      assert.equal(keys, sys.read_file(keyfile))
       -- and the key was never shown
       assert.is_nil(r.stdout:find(plain.stdout:match(";(%x+)"), 1, true))
    end)
@@ -242,6 +248,13 @@ describe("at-rest runbook", function()
       assert.equal(1, r.status)
       assert.matches("keyring.backup_dir is not set: the key material must be backed up before anything is "
          .. "encrypted", r.stderr)
+      -- a backup directory that is a file: refused before a key is made, not after
+      local file = state .. "/not-a-dir"
+      assert(sys.write_file(file, "x"))
+      r = myseal{ "run", "at-rest", "--sandbox", s.name, "--yes", "--set", "keyring.backup_dir=" .. file }
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      assert.matches("step preflight %(.-%): keyring.backup_dir: " .. file:gsub("%p", "%%%0")
+         .. " exists and is not a directory\n", r.stderr)
       local c <close> = assert(s:connect())
       assert.equal(0, #c:query("SELECT 1 FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'file_key_management'"))
       assert.is_nil(sys.stat(s.dir .. "/keyring"))
@@ -350,6 +363,34 @@ describe("at-rest runbook", function()
          assert.matches("sql: ALTER TABLE `biobank`.`specimens` ENCRYPTION='Y'", out)
       end)
 
+      it("MySQL 8.4 with a manifest naming other components: nothing written, the option file neither", function()
+         local manifest_dir = state .. "/sbin"
+         assert(sys.mkdir(manifest_dir))
+         assert(sys.write_file(manifest_dir .. "/mysqld.my", '{ "components": "file://component_keyring_oci" }\n'))
+         local out, r = plan("8.4.3", MY_CNF, "--set", "keyring.manifest_dir=" .. manifest_dir)
+         assert.equal(1, r.status, out)
+         assert.matches("step option%-file %(.-%): " .. manifest_dir:gsub("%p", "%%%0") .. "/mysqld%.my exists and "
+            .. "names other components: add component_keyring_file to it by hand\n$", r.stderr)
+         -- default_table_encryption=ON without a keyring would make every CREATE TABLE fail
+         assert.matches("option%-file +FAILED\nplan: failed\n$", out)
+      end)
+
+      it("MySQL 8.4 whose component configuration names another keyring: refused, not pointed elsewhere", function()
+         local plugin_dir = state .. "/plugin"
+         assert(sys.mkdir(plugin_dir))
+         -- the component's own file name, in another directory: the keys there would be left behind
+         assert(sys.write_file(plugin_dir .. "/component_keyring_file.cnf",
+            '{ "path": "/secure/component_keyring_file", "read_only": false }\n'))
+         local out, r = plan("8.4.3", MY_CNF, "--set", "keyring.plugin_dir=" .. plugin_dir)
+         assert.equal(1, r.status, out)
+         assert.matches("step option%-file %(.-%): " .. plugin_dir:gsub("%p", "%%%0")
+            .. "/component_keyring_file%.cnf exists and points the component at the keyring "
+            .. "/secure/component_keyring_file: pointing it at /var/lib/mysql%-keyring/component_keyring_file would "
+            .. "start an empty keyring and leave encrypted "
+            .. "tables unreadable; set keyring.dir to its directory\n$", r.stderr)
+         assert.matches("option%-file +FAILED\nplan: failed\n$", out)
+      end)
+
       it("MySQL 8.4 with the old plugin in its option file is refused", function()
          local out, r = plan("8.4.3", "tests/fixtures/at-rest/my-plugin.cnf")
          assert.matches("early%-plugin%-load=keyring_file.so: the keyring_file plugin does not exist in MySQL 8.4",
@@ -358,6 +399,55 @@ describe("at-rest runbook", function()
          assert.matches("WOULD REFUSE: early%-plugin%-load=keyring_file%.so", out)
          assert.equal(1, r.status)
          assert.matches("a run would stop where this step refuses", r.stderr)
+      end)
+
+      it("refuses counts the server cannot work with before anything is planned", function()
+         -- no encryption thread would leave the run waiting a day; a key file over 1 MiB is refused by the server
+         for set, want in pairs{
+            ["at_rest.parallel=0"] = "at_rest.parallel must be an integer of at least 1, not '0'",
+            ["keyring.key_count=0"] = "keyring.key_count must be an integer from 1 to 10000, not '0'",
+            ["keyring.key_count=20000"] = "keyring.key_count must be an integer from 1 to 10000, not '20000'",
+            ["at_rest.lock_wait=-1"] = "at_rest.lock_wait must be a number of at least 0, not '-1'",
+         } do
+            local r = myseal{ "plan", "at-rest", "--describe", "mariadb-10.11", "--set", "server.cnf=" .. MY_CNF,
+               "--set", "keyring.backup_dir=/srv/kb", "--set", set }
+            assert.equal(2, r.status, set)
+            assert.equal(("myseal: --set %s: %s\n"):format(set:match("^[^=]+"), want), r.stderr)
+            assert.equal("", r.stdout)
+         end
+      end)
+
+      it("refuses relative paths the server would read from its datadir, before anything is planned", function()
+         for set, want in pairs{
+            ["keyring.dir=keys"] = "keyring.dir: keys is not an absolute path",
+            ["keyring.filekey=keys/fk"] = "keyring.filekey: keys/fk is not an absolute path",
+            ["at_rest.query_log_dir=logs"] = "at_rest.query_log_dir: logs is not an absolute path",
+         } do
+            local r = myseal{ "plan", "at-rest", "--describe", "mariadb-10.11", "--set", "server.cnf=" .. MY_CNF,
+               "--set", "keyring.backup_dir=/srv/kb", "--set", "at_rest.query_logs=move", "--set", set }
+            assert.equal(2, r.status, set)
+            assert.matches("step preflight %(.-runbooks/at%-rest%.lua:%d+%): " .. want:gsub("%p", "%%%0")
+               .. " %(the server would look for it in its datadir%)\n$", r.stderr)
+            assert.matches("preflight +FAILED\n", r.stdout)
+            assert.is_nil(r.stdout:find("key-material", 1, true))
+         end
+      end)
+
+      it("takes a description's tables as the server gives them: largest first, no size as 0 B", function()
+         local desc = state .. "/order.lua"
+         assert(sys.write_file(desc, [[return { server = "mysql-8.0.36", disk_free = 2000000000,
+            tables = { { schema = "app", name = "small", engine = "InnoDB", bytes = 1000 },
+                       { schema = "app", name = "sizeless", engine = "InnoDB" },
+                       { schema = "app", name = "big", engine = "InnoDB", bytes = 5000000000 } } }]]))
+         local r = myseal{ "plan", "at-rest", "--describe", desc, "--set", "server.cnf=" .. MY_CNF,
+            "--set", "keyring.backup_dir=/srv/kb" }
+         -- a run measures the largest table, not the first one listed, against the free disk
+         assert.equal(1, r.status, r.stderr)
+         assert.equal("myseal: a run would stop where this step refuses: preflight: the largest table to encrypt, "
+            .. "app.big, is 4.7 GiB: rebuilding it needs about 5.6 GiB free in the datadir and 1.9 GiB is free\n",
+            r.stderr)
+         assert.matches("sql: ALTER TABLE `app`.`big` ENCRYPTION='Y'\n%s+sql: ALTER TABLE `app`.`small` "
+            .. "ENCRYPTION='Y'\n%s+sql: ALTER TABLE `app`.`sizeless` ENCRYPTION='Y'\n", r.stdout)
       end)
 
       -- a primary's replicas: tests/spec/replication_spec.lua

@@ -170,6 +170,14 @@ describe("restore rehearsal #slow", function()
          "stop the sandbox: the copy, the keys and client.cnf go with it",
       }, rehearsal.plan{ tool = "mariadb-backup", key_file = "/etc/mysql/encryption/keyfile", backup_dir = "/root/kb",
                          datadir = "/var/lib/mysql", work = "/w", tables = { "app.t1", "app.t2" } })
+      -- an encrypted key file: the copy is given its filekey too, as the rehearsal does
+      local lines = rehearsal.plan{ tool = "mariadb-backup", key_file = "/etc/mysql/encryption/keyfile.enc",
+         filekey = "/etc/mysql/encryption/filekey", backup_dir = "/root/kb", datadir = "/var/lib/mysql", work = "/w" }
+      assert.equal("copy /root/kb/filekey.<digest> into /w/keys (0600), checked against its digest", lines[2])
+      assert.equal("set file_key_management_filename=/w/keys/keyfile.enc "
+         .. "file_key_management_filekey=FILE:/w/keys/filekey in /w/backup/backup-my.cnf", lines[4])
+      assert.equal("start a sandbox on /w/backup with file_key_management_filename=/w/keys/keyfile.enc "
+         .. "file_key_management_filekey=FILE:/w/keys/filekey and no other key", lines[6])
       local mysql84 = rehearsal.plan{ tool = "xtrabackup", keyring = "component_keyring_file",
          key_file = "/var/lib/mysql-keyring/component_keyring_file", backup_dir = "/root/kb", work = "/w" }
       assert.equal("plan only: myseal does not run MySQL backups; these are the commands of Percona XtraBackup 8.0",

@@ -113,7 +113,28 @@ describe("rotate-master-key runbook", function()
       assert.matches("new%-key +to do: key 2 to add to /etc/mysql/encryption/keyfile%.enc\n +append key 2 to "
          .. "/etc/mysql/encryption/keyfile%.enc\n", r.stdout)
       assert.matches("sql: ALTER TABLE `biobank`%.`specimens` WAIT 1 ENCRYPTED=YES ENCRYPTION_KEY_ID=2\n", r.stdout)
+      assert.matches("key%-backup +to do: /etc/mysql/encryption/keyfile%.enc, with the new key, to back up\n",
+         r.stdout)
       assert.matches("rehearsal: mariadb%-backup %-%-prepare", r.stdout)
+   end)
+
+   it("refuses a key id the key file cannot hold, and a backup directory that is a file", function()
+      -- key 0 (or one past 2^32-1) in the key file would keep the server from starting after the restart
+      for _, id in ipairs{ "0", "4294967296" } do
+         local r = E.myseal({ "plan", "rotate-master-key", "--describe", "mariadb-10.11",
+            "--set", "rotate.key_id=" .. id, "--set", "keyring.backup_dir=/srv/kb",
+            "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
+         assert.equal(2, r.status, r.stdout .. r.stderr)
+         assert.equal(("myseal: --set rotate.key_id: rotate.key_id must be an integer from 1 to 4294967295, "
+            .. "not '%s'\n"):format(id), r.stderr)
+         assert.equal("", r.stdout)
+      end
+      local file = h.write(dir .. "/not-a-dir", "x")
+      local r = E.myseal({ "plan", "rotate-master-key", "--describe", "mariadb-10.11",
+         "--set", "keyring.backup_dir=" .. file, "--set", "server.cnf=tests/fixtures/at-rest/my.cnf" }, {})
+      assert.equal(2, r.status, r.stdout .. r.stderr)
+      assert.matches("step preflight %(.-%): keyring.backup_dir: " .. file:gsub("%p", "%%%0")
+         .. " exists and is not a directory\n$", r.stderr)
    end)
 
    it("plans new master keys for a described MySQL 8.0", function()
@@ -131,6 +152,10 @@ describe("rotate-master-key runbook", function()
       assert.matches("sql: ALTER INSTANCE ROTATE INNODB MASTER KEY\n%s+sql: ALTER INSTANCE ROTATE BINLOG MASTER KEY\n",
          r.stdout)
       assert.matches("new%-key%s+skipped", r.stdout)
+      -- the server writes the new master key into its keyring: the plan cannot see it, a run backs it up
+      assert.matches("key%-backup +to do: /var/lib/mysql%-keyring/keyring, with the new key, to back up\n"
+         .. " +create directory /srv/kb %(0700%)\n +back up /var/lib/mysql%-keyring/keyring into /srv/kb once it is "
+         .. "written, and read the copy back\n", r.stdout)
       -- the binary log's master key only where the binary log is encrypted: the statement fails otherwise
       assert(sys.write_file(desc, text:format("OFF")))
       r = E.myseal({ "plan", "rotate-master-key", "--describe", desc, "--set", "keyring.backup_dir=/srv/kb",

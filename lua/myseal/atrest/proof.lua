@@ -21,8 +21,11 @@ function M.scanning(ctx)
    return v == "yes"
 end
 
--- The extra markers of at_rest.scan_markers (one a line), each masked like the secret.
-local function markers(ctx)
+--- The extra markers of at_rest.scan_markers (one a line), each masked like the secret; a marker
+-- shorter than 8 bytes is refused.
+-- @param ctx the step's context
+-- @return list | nil when none are set
+function M.markers(ctx)
    if not ctx.params.at_rest.scan_markers then return nil end
    local out = {}
    for line in (ctx:secret("at_rest.scan_markers") .. "\n"):gmatch("([^\n]*)\n") do
@@ -69,7 +72,7 @@ function M.disk_scan(ctx)
    local here, why = local_server(ctx)
    if not here then return nil, "the disk scan reads the server's files on its own host, and " .. why end
    local scope = ctx.params.at_rest.schemas
-   local opts = { schemas = scope and #scope > 0 and scope or nil, markers = markers(ctx) }
+   local opts = { schemas = scope and #scope > 0 and scope or nil, markers = M.markers(ctx) }
    return with_connection(ctx, "the disk scan", "the disk scan", function(conn)
       return require("myseal.diskscan").scan(conn, opts)
    end)

@@ -88,7 +88,23 @@ function facts.tables(d, ctx)
    end
    return out
 end
-function described.tables(_, desc) return desc.tables or {} end
+--- described tables: the description's, as the server gives them: largest first, `bytes` 0 when
+-- not given.
+function described.tables(_, desc)
+   local out = {}
+   for i, t in ipairs(desc.tables or {}) do
+      local c = { create_options = "" }
+      for k, v in pairs(t) do c[k] = v end
+      c.bytes = math.tointeger(t.bytes) or 0
+      out[i] = c
+   end
+   table.sort(out, function(a, b)
+      if a.bytes ~= b.bytes then return a.bytes > b.bytes end
+      if a.schema ~= b.schema then return tostring(a.schema) < tostring(b.schema) end
+      return tostring(a.name) < tostring(b.name)
+   end)
+   return out
+end
 
 --- fact accounts: list of `{ user, host, ssl_type }` (ssl_type '' | ANY | X509 | SPECIFIED).
 function facts.accounts(_, ctx)

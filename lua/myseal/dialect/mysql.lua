@@ -89,9 +89,23 @@ function mysql.component_files(_, s, p, plugin_dir)
    if s.keyring ~= COMPONENT then return {} end
    return {
       { path = (p.keyring.manifest_dir or "/usr/sbin") .. "/mysqld.my", mode = tonumber("644", 8),
-        data = '{\n  "components": "file://component_keyring_file"\n}\n' },
+        data = '{\n  "components": "file://component_keyring_file"\n}\n',
+        conflict = function(old)
+           if not old:find(COMPONENT, 1, true) then
+              return "names other components: add component_keyring_file to it by hand"
+           end
+        end },
       { path = plugin_dir .. "/component_keyring_file.cnf", mode = tonumber("600", 8), owner = s.user,
-        data = ('{\n  "path": "%s",\n  "read_only": false\n}\n'):format(s.key_file) },
+        data = ('{\n  "path": "%s",\n  "read_only": false\n}\n'):format(s.key_file),
+        -- another path is another keyring: the one there would be left, a new empty one used
+        conflict = function(old)
+           local path = old:match('"path"%s*:%s*"([^"]*)"')
+           if path ~= s.key_file then
+              return ("points the component at the keyring %s: pointing it at %s would start an empty keyring and "
+                 .. "leave encrypted tables unreadable; set keyring.dir to its directory")
+                 :format(path or "(no path)", s.key_file)
+           end
+        end },
    }
 end
 

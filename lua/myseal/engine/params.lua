@@ -43,16 +43,25 @@ function convert.path(_, v, base)
    return v
 end
 
-function convert.integer(_, v)
-   local n = math.tointeger(type(v) == "string" and tonumber(trim(v)) or v)
-   if not n then return nil, "an integer" end
+-- A number within the declaration's `min` and `max` (either may be absent), or nil, what it must be.
+local function in_range(decl, n, what)
+   if (decl.min and n < decl.min) or (decl.max and n > decl.max) then
+      if decl.max then return nil, ("%s from %s to %s"):format(what, decl.min or "-inf", decl.max) end
+      return nil, ("%s of at least %s"):format(what, decl.min)
+   end
    return n
 end
 
-function convert.number(_, v)
+function convert.integer(decl, v)
+   local n = math.tointeger(type(v) == "string" and tonumber(trim(v)) or v)
+   if not n then return nil, "an integer" end
+   return in_range(decl, n, "an integer")
+end
+
+function convert.number(decl, v)
    local n = type(v) == "string" and tonumber(trim(v)) or v
    if type(n) ~= "number" then return nil, "a number" end
-   return n
+   return in_range(decl, n, "a number")
 end
 
 function convert.boolean(_, v)
@@ -124,11 +133,12 @@ function M.convert(decl, v, base)
    return value
 end
 
-local DECL_FIELDS = { type = 1, default = 1, doc = 1, required = 1, values = 1 }
+local DECL_FIELDS = { type = 1, default = 1, doc = 1, required = 1, values = 1, min = 1, max = 1 }
 
 --- Check and normalise a runbook's parameter declarations.
 -- @param owner runbook name (for messages)
--- @param decls map "section.key" (or "section" for a map) -> { type, default, doc, required, values }
+-- @param decls map "section.key" (or "section" for a map) -> { type, default, doc, required, values, min, max }
+--   (min and max bound an integer or number)
 -- @return map name -> declaration { name, section, key, type, default, doc, required, values }
 function M.declare(owner, decls)
    if type(decls) ~= "table" then fail_at("runbook %s: params must be a table", owner) end
@@ -160,7 +170,7 @@ function M.declare(owner, decls)
          fail_at("runbook %s: enum parameter %s needs values", owner, name)
       end
       local decl = { name = name, section = section, key = key, type = d.type, doc = d.doc,
-                     required = d.required == true, values = d.values }
+                     required = d.required == true, values = d.values, min = d.min, max = d.max }
       if d.default ~= nil then
          local v, err = M.convert(decl, d.default)
          if v == nil then fail_at("runbook %s: default of %s", owner, err) end
