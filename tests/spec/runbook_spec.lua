@@ -255,7 +255,7 @@ describe("runbook", function()
             { "x.flag=maybe", "x.flag must be a boolean (true/false, yes/no, on/off, 1/0), not 'maybe'" },
             { "x.mode=slow", "x.mode must be one of fast, safe, not 'slow'" },
             { "x.key=hunter2", "x.key must be where the secret comes from: env:NAME, file:PATH or prompt "
-              .. "(never the secret itself), not 'hunter2'" },
+              .. "(never the secret itself)" },
             { "x.where=false", "x.where must be a path (to leave it unset, leave the line out), not 'false'" },
             { "x.where=None", "x.where must be a path (to leave it unset, leave the line out), not 'None'" },
             { "x.nmae=a", "--set: no parameter x.nmae in this runbook" },
@@ -267,6 +267,15 @@ describe("runbook", function()
             assert.equal(2, err.exit)
             assert.equal(c[2], err.message:gsub("^%-%-set x%.%w+: ", ""))
          end
+      end)
+      it("never shows a secret written where its source goes", function()
+         sys.write_file(profile, "[x]\nkey = hunter2's\n")
+         local t = assert(target.open{ site = profile, describe = "mariadb-10.11" })
+         local ok, err = pcall(engine.resolve, rb, t, {})
+         assert.is_false(ok)
+         assert.equal(2, err.exit)
+         assert.equal(profile .. ":2: x.key must be where the secret comes from: env:NAME, file:PATH or prompt "
+            .. "(never the secret itself)", err.message)
       end)
       it("gives steps a read-only view that raises for undeclared names", function()
          local params = require "myseal.engine.params"

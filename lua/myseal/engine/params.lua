@@ -116,7 +116,9 @@ M.types = { "string", "path", "integer", "number", "boolean", "list", "enum", "s
 -- @return value | nil, message
 function M.convert(decl, v, base)
    local value, want = convert[decl.type](decl, v, base)
-   if value == nil then
+   if value == nil and decl.type == "secret" then
+      return nil, ("%s must be %s"):format(decl.name, want)   -- what is written may be the secret
+   elseif value == nil then
       return nil, ("%s must be %s, not '%s'"):format(decl.name, want, tostring(v))
    end
    return value
