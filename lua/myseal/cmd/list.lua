@@ -19,7 +19,7 @@ extends it: see docs/runbooks.md).
 function M.run(argv)
    local opts = args.parse("list", argv, { flags = { "json" }, options = { "site" }, multi = { "runbooks" } })
    local target = opts.site and cli.target("list", opts) or nil
-   cli.search_path(opts, target)
+   cli.search_path("list", opts, target)
    local rows = {}
    local stock_names = {}
    for _, e in ipairs(runbook.list({ require("myseal.host").runbooks_dir })) do stock_names[e.name] = true end

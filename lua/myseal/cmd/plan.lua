@@ -18,7 +18,7 @@ restart. Nothing on disk or in the server changes.
 function M.run(argv)
    local opts, pos = cli.parse("plan", argv, { flags = { "secrets-stdin" }, options = { "only", "from" } })
    local target = cli.target("plan", opts)
-   cli.search_path(opts, target)
+   cli.search_path("plan", opts, target)
    local rb = cli.load("plan", pos[1])
    local reporter = cli.reporter(opts)
    return engine.plan(rb, { target = target, set = opts.set, reporter = reporter,

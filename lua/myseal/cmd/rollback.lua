@@ -18,7 +18,7 @@ Refuses when a step of the run says it cannot be undone.
 function M.run(argv)
    local opts, pos = cli.parse("rollback", argv, { flags = { "yes", "secrets-stdin" } })
    local target = cli.target("rollback", opts)
-   cli.search_path(opts, target)
+   cli.search_path("rollback", opts, target)
    local rb = cli.load("rollback", pos[1])
    return engine.rollback(rb, { target = target, set = opts.set, reporter = cli.reporter(opts), yes = opts.yes,
                                 interactive = not opts.json and cli.interactive() })

@@ -25,7 +25,7 @@ function M.run(argv)
    local opts, pos = cli.parse("run", argv, { flags = { "yes", "resume", "verbose", "secrets-stdin" },
                                              options = { "only", "from" } })
    local target = cli.target("run", opts)
-   cli.search_path(opts, target)
+   cli.search_path("run", opts, target)
    local rb = cli.load("run", pos[1])
    return engine.run(rb, { target = target, set = opts.set, reporter = cli.reporter(opts), yes = opts.yes,
                            resume = opts.resume, only = opts.only, from = opts.from,

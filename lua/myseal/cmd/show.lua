@@ -39,7 +39,7 @@ function M.run(argv)
    local opts, pos = cli.parse("show", argv, { flags = { "all" } })
    local target
    if opts.site or opts.sandbox or opts.describe then target = cli.target("show", opts) end
-   cli.search_path(opts, target)
+   cli.search_path("show", opts, target)
    local rb = cli.load("show", pos[1])
    local decls, values, origins = engine.resolve(rb, target, opts.set, true)
    local names = {}
