@@ -17,7 +17,8 @@ extends it: see docs/runbooks.md).
 }
 
 function M.run(argv)
-   local opts = args.parse("list", argv, { flags = { "json" }, options = { "site" }, multi = { "runbooks" } })
+   local opts, pos = args.parse("list", argv, { flags = { "json" }, options = { "site" }, multi = { "runbooks" } })
+   args.at_most("list", pos, 0)
    local target = opts.site and cli.target("list", opts) or nil
    cli.search_path("list", opts, target)
    local rows = {}
