@@ -366,6 +366,19 @@ return runbook.new {
       assert.is_nil(dumped:find(TOKEN, 1, true))
    end)
 
+   it("fails a step whose file is there but cannot be read, rather than plan to create it", function()
+      assert(sys.mkdir(work .. "/greeting.txt"))
+      local line = line_of('ctx:write_file(path(ctx, "greeting.txt")')
+      for _, argv in ipairs{ { "plan" }, { "run", "--yes" } } do
+         local r = myseal(argv[1], RUNBOOK, "--site", site, "--only", "greeting", argv[2])
+         assert.equal(1, r.status)
+         assert.matches("%[1/1%] greeting +FAILED", r.stdout)
+         assert.equal(("myseal: runbook engine-files, step greeting (%s:%d): %s/greeting.txt: Is a directory\n")
+            :format(RUNBOOK, line, work), r.stderr)
+      end
+      assert.equal("directory", sys.stat(work .. "/greeting.txt").type)
+   end)
+
    it("refuses to run without --yes when there is no terminal", function()
       local r = myseal("run", RUNBOOK, "--site", site)
       assert.equal(2, r.status)
