@@ -277,6 +277,26 @@ describe("runbook", function()
          assert.equal(profile .. ":2: x.key must be where the secret comes from: env:NAME, file:PATH or prompt "
             .. "(never the secret itself)", err.message)
       end)
+      it("refuses a key myseal does not know in its own sections, [server], [connection] and [site]", function()
+         for _, c in ipairs{
+            { "[connection]\nsokcet = /run/mysqld/mysqld.sock\n", "[connection] has no key sokcet (its keys: "
+              .. "connect_timeout, defaults_file, defaults_group, host, password, port, socket, tls_ca, tls_cert, "
+              .. "tls_key, tls_mode, user)" },
+            { "[server]\ncnf = /etc/mysql/my.cnf\nhost = db1\n", "[server] has no key host (its keys: cnf, datadir, "
+              .. "describe, error_log, restart_command, start_timeout, systemd_unit, user, windows_service)" },
+         } do
+            assert(sys.write_file(profile, "[x]\nname = n\n" .. c[1]))
+            local t = assert(target.open{ site = profile, describe = "mariadb-10.11" })
+            local ok, err = pcall(engine.resolve, rb, t, {})
+            assert.is_false(ok)
+            assert.equal(2, err.exit)
+            assert.equal(("%s:%d: %s"):format(profile, select(2, c[1]:gsub("\n", "")) + 2, c[2]), err.message)
+         end
+         -- '-' for '_' is the same key; the runbook's own sections may hold what another runbook reads
+         assert(sys.write_file(profile, "[server]\nstart-timeout = 5\n[x]\nfor_another_runbook = 1\n"))
+         local _, v = engine.resolve(rb, assert(target.open{ site = profile, describe = "mariadb-10.11" }), {})
+         assert.equal(5, v["server.start_timeout"])
+      end)
       it("gives steps a read-only view that raises for undeclared names", function()
          local params = require "myseal.engine.params"
          local decls, v = engine.resolve(rb, nil, { "x.count=4" })

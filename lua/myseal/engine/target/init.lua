@@ -53,6 +53,9 @@ M.declarations = params.declare("myseal", {
    ["site.runbooks"] = { type = "path", doc = "directory of site runbooks, searched before the stock ones" },
 })
 
+--- The profile sections that are myseal's own (every key in them is declared above).
+M.sections = { server = true, connection = true, site = true }
+
 --- The state directory (myseal.state): $MYSEAL_STATE_DIR, else $XDG_STATE_HOME/myseal, else
 -- ~/.local/state/myseal. Not created here.
 function M.state_root()
