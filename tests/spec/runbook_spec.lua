@@ -297,6 +297,14 @@ describe("runbook", function()
          local _, v = engine.resolve(rb, assert(target.open{ site = profile, describe = "mariadb-10.11" }), {})
          assert.equal(5, v["server.start_timeout"])
       end)
+      it("refuses an !include in a profile, whose keys would go unread", function()
+         assert(sys.write_file(profile, "[server]\ndescribe = mariadb-10.11\n  !include common.ini\n"))
+         assert.same({ nil, profile .. ":3: !include: a site profile is one file (myseal reads no include); "
+            .. "put those keys in it" }, { target.open{ site = profile } })
+         assert(sys.write_file(profile, "!includedir /etc/myseal/site.d\n"))
+         assert.same({ nil, profile .. ":1: !includedir: a site profile is one file (myseal reads no include); "
+            .. "put those keys in it" }, { target.open{ site = profile } })
+      end)
       it("gives steps a read-only view that raises for undeclared names", function()
          local params = require "myseal.engine.params"
          local decls, v = engine.resolve(rb, nil, { "x.count=4" })

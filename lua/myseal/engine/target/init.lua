@@ -81,6 +81,15 @@ function M.read_profile(path)
    local cnf = require "cnf"
    local doc, err = cnf.load(path)
    if not doc then return nil, err end
+   local n = 0
+   for line in doc:text():gmatch("[^\n]*") do
+      n = n + 1
+      local directive = line:match("^%s*!%s*(include%a*)")
+      if directive then   -- its keys would go unread, and nothing would say so
+         return nil, ("%s:%d: !%s: a site profile is one file (myseal reads no include); put those keys in it")
+            :format(path, n, directive)
+      end
+   end
    local real = sys.realpath(path) or path
    local layer = { label = path, base = dirname(real), values = {}, sections = {} }
    for _, section in ipairs(doc:sections()) do
