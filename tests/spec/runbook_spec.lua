@@ -268,6 +268,26 @@ describe("runbook", function()
             assert.equal(c[2], err.message:gsub("^%-%-set x%.%w+: ", ""))
          end
       end)
+      it("refuses an integer outside its range: a TCP port, a timeout", function()
+         for _, c in ipairs{
+            { "connection.port=99999", "connection.port must be an integer from 1 to 65535, not '99999'" },
+            { "connection.port=0", "connection.port must be an integer from 1 to 65535, not '0'" },
+            { "connection.connect_timeout=-1", "connection.connect_timeout must be an integer from 1 to 65535, "
+              .. "not '-1'" },
+            { "server.start_timeout=0", "server.start_timeout must be an integer of at least 1, not '0'" },
+         } do
+            local ok, err = pcall(engine.resolve, rb, nil, { c[1] })
+            assert.is_false(ok)
+            assert.equal(2, err.exit)
+            assert.equal("--set " .. c[1]:match("^[^=]+") .. ": " .. c[2], err.message)
+         end
+         local _, v = engine.resolve(rb, nil, { "connection.port=65535", "server.start_timeout=1" })
+         assert.same({ 65535, 1 }, { v["connection.port"], v["server.start_timeout"] })
+         assert.has_error(function()
+            runbook.new{ name = "r", summary = "s", steps = { step("a") },
+                         params = { ["x.y"] = { type = "string", min = 1, doc = "d" } } }
+         end, "runbook r: parameter x.y: min and max are for integer and number parameters")
+      end)
       it("never shows a secret written where its source goes", function()
          sys.write_file(profile, "[x]\nkey = hunter2's\n")
          local t = assert(target.open{ site = profile, describe = "mariadb-10.11" })

@@ -43,15 +43,27 @@ function convert.path(_, v, base)
    return v
 end
 
-function convert.integer(_, v)
+-- nil when `n` is within the declaration's min and max, else what it must be ("an integer from 1 to 9")
+local function out_of_range(decl, n, what)
+   local min, max = decl.min, decl.max
+   if (not min or n >= min) and (not max or n <= max) then return nil end
+   if min and max then return ("%s from %s to %s"):format(what, min, max) end
+   return min and ("%s of at least %s"):format(what, min) or ("%s of at most %s"):format(what, max)
+end
+
+function convert.integer(decl, v)
    local n = math.tointeger(type(v) == "string" and tonumber(trim(v)) or v)
    if not n then return nil, "an integer" end
+   local bad = out_of_range(decl, n, "an integer")
+   if bad then return nil, bad end
    return n
 end
 
-function convert.number(_, v)
+function convert.number(decl, v)
    local n = type(v) == "string" and tonumber(trim(v)) or v
    if type(n) ~= "number" then return nil, "a number" end
+   local bad = out_of_range(decl, n, "a number")
+   if bad then return nil, bad end
    return n
 end
 
@@ -124,7 +136,7 @@ function M.convert(decl, v, base)
    return value
 end
 
-local DECL_FIELDS = { type = 1, default = 1, doc = 1, required = 1, values = 1 }
+local DECL_FIELDS = { type = 1, default = 1, doc = 1, required = 1, values = 1, min = 1, max = 1 }
 
 --- Check and normalise a runbook's parameter declarations.
 -- @param owner runbook name (for messages)
@@ -159,8 +171,12 @@ function M.declare(owner, decls)
       if d.type == "enum" and (type(d.values) ~= "table" or #d.values == 0) then
          fail_at("runbook %s: enum parameter %s needs values", owner, name)
       end
+      if (d.min ~= nil or d.max ~= nil) and ((d.type ~= "integer" and d.type ~= "number")
+            or (d.min ~= nil and type(d.min) ~= "number") or (d.max ~= nil and type(d.max) ~= "number")) then
+         fail_at("runbook %s: parameter %s: min and max are for integer and number parameters", owner, name)
+      end
       local decl = { name = name, section = section, key = key, type = d.type, doc = d.doc,
-                     required = d.required == true, values = d.values }
+                     required = d.required == true, values = d.values, min = d.min, max = d.max }
       if d.default ~= nil then
          local v, err = M.convert(decl, d.default)
          if v == nil then fail_at("runbook %s: default of %s", owner, err) end
