@@ -288,6 +288,15 @@ describe("runbook", function()
                          params = { ["x.y"] = { type = "string", min = 1, doc = "d" } } }
          end, "runbook r: parameter x.y: min and max are for integer and number parameters")
       end)
+      it("says which key is missing when [connection] tls_mode verifies without tls_ca", function()
+         for _, mode in ipairs{ "verify_ca", "verify_identity" } do
+            assert(sys.write_file(profile, ("[connection]\nhost = 127.0.0.1\ntls_mode = %s\n"):format(mode)))
+            local t = assert(target.open{ site = profile })
+            local _, v = engine.resolve(rb, t, {})
+            assert.same({ nil, ("[connection] tls_mode = %s needs tls_ca, the CA certificate to verify the server "
+               .. "with"):format(mode) }, { t:connect(v, require("myseal.engine.secrets").new()) })
+         end
+      end)
       it("never shows a secret written where its source goes", function()
          sys.write_file(profile, "[x]\nkey = hunter2's\n")
          local t = assert(target.open{ site = profile, describe = "mariadb-10.11" })
