@@ -300,8 +300,8 @@ describe("engine on files", function()
       end)
    end)
 
-   it("reads a secret from the file the profile names", function()
-      assert(sys.write_file(dir .. "/token", "from-a-file\n", { mode = tonumber("600", 8) }))
+   it("reads a secret from the file the profile names: its first line", function()
+      assert(sys.write_file(dir .. "/token", "from-a-file\r\nsecond line\n", { mode = tonumber("600", 8) }))
       env.MYSEAL_SECRET_TEST_TOKEN = nil
       local r = myseal("run", RUNBOOK, "--site", site, "--yes", "--set", "test.token=file:" .. dir .. "/token")
       assert.equal("", r.stderr)
