@@ -308,6 +308,14 @@ describe("engine on files", function()
       assert.equal("token=from-a-file\n", sys.read_file(work .. "/token.conf"))
       sys.rmtree(work)
       sys.mkdir(work)
+      -- in the profile, file:PATH is relative to the profile's directory, as paths are
+      local relative = dir .. "/relative.ini"
+      assert(sys.write_file(relative, sys.read_file(site) .. "token = file:token\n"))
+      r = myseal("run", RUNBOOK, "--site", relative, "--yes")
+      assert.equal("", r.stderr)
+      assert.equal("token=from-a-file\n", sys.read_file(work .. "/token.conf"))
+      sys.rmtree(work)
+      sys.mkdir(work)
       r = myseal("run", RUNBOOK, "--site", site, "--yes", "--set", "test.token=env:NOT_SET_ANYWHERE")
       assert.equal(("myseal: runbook engine-files, step token (%s:%d): secret test.token: environment variable "
          .. "NOT_SET_ANYWHERE is not set\n"):format(RUNBOOK, line_of('.. ctx:secret("test.token")')), r.stderr)

@@ -31,16 +31,21 @@ function convert.string(_, v)
    return nil, "a string"
 end
 
+-- A relative path in a profile is relative to the profile's directory (`base`).
+local function beside(base, v)
+   if base and not v:match("^/") and not v:match("^%a:[/\\]") and not v:match("^\\\\") then
+      return base .. "/" .. v
+   end
+   return v
+end
+
 function convert.path(_, v, base)
    if type(v) ~= "string" or v == "" then return nil, "a path" end
    -- `backup_dir = false` means "none", not a directory called false beside the profile
    if BOOL[trim(v):lower()] ~= nil or trim(v):lower() == "none" then
       return nil, "a path (to leave it unset, leave the line out)"
    end
-   if base and not v:match("^/") and not v:match("^%a:[/\\]") and not v:match("^\\\\") then
-      v = base .. "/" .. v
-   end
-   return v
+   return beside(base, v)
 end
 
 -- nil when `n` is within the declaration's min and max, else what it must be ("an integer from 1 to 9")
@@ -101,11 +106,14 @@ function convert.enum(decl, v)
    return nil, "one of " .. table.concat(decl.values, ", ")
 end
 
--- A secret parameter holds where the secret comes from, never the secret.
-function convert.secret(_, v)
+-- A secret parameter holds where the secret comes from, never the secret. A relative file:PATH is
+-- the profile's, as a path is.
+function convert.secret(_, v, base)
    if type(v) == "string" then
       v = trim(v)
-      if v == "prompt" or v:match("^env:[%w_]+$") or v:match("^file:.+") then return v end
+      local file = v:match("^file:(.+)")
+      if file then return "file:" .. beside(base, file) end
+      if v == "prompt" or v:match("^env:[%w_]+$") then return v end
    end
    return nil, "where the secret comes from: env:NAME, file:PATH or prompt (never the secret itself)"
 end
