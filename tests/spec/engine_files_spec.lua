@@ -217,6 +217,11 @@ describe("engine on files", function()
       assert.same(before, after)
       r = myseal("rollback", RUNBOOK, "--site", site, "--yes")
       assert.matches("no run of engine%-files on site files to roll back", r.stdout)
+      -- with --json too, the last line is the result, as a program reading it waits for
+      r = myseal("rollback", RUNBOOK, "--site", site, "--yes", "--json")
+      assert.is_true(r.ok)
+      local last = json.decode(r.stdout:match("([^\n]+)\n$"))
+      assert.same({ "result", "ok", 0 }, { last.event, last.status, last.changed })
    end)
 
    it("runs one step with --only and the rest with --from", function()

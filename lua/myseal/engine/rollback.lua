@@ -285,8 +285,11 @@ function M.rollback(engine, rb, opts)
    engine.recover(run, dir, rb)
    local path, s = last_changes(dir, rb)
    if not path then
+      run.reporter:event{ event = "run", mode = "rollback", runbook = rb.name, target = run.target.label }
       run.reporter:event{ event = "log", level = "info",
          message = ("no run of %s on %s to roll back"):format(rb.name, run.target.label) }
+      -- a program reading --json waits for the result, as after any rollback
+      run.reporter:event{ event = "result", status = "ok", changed = 0, done = 0, todo = 0, skipped = 0, seconds = 0 }
       return 0
    end
    depends_on_me(run, dir, rb)
