@@ -369,13 +369,18 @@ function M.rollback(engine, rb, opts)
    if not failure and restart then
       run.step = nil
       engine.close_conn(run)
-      local how = run.target:restart_how(run.values)
-      run.emit{ event = "effect", kind = "restart", how = how, summary = "restart the server: " .. how }
-      local ok, rerr = run.target:restart(run.values, run.secrets)
-      if ok then
-         run.emit{ event = "restarted", journal_only = true }
+      local how, herr = run.target:restart_how(run.values)
+      if not how then
+         -- the profile given now has no (or a broken) restart method: the files are back, the restart is not
+         failure = ("rollback of %s: the server was not restarted: %s"):format(rb.name, herr)
       else
-         failure = ("rollback of %s: the server did not restart: %s"):format(rb.name, rerr)
+         run.emit{ event = "effect", kind = "restart", how = how, summary = "restart the server: " .. how }
+         local ok, rerr = run.target:restart(run.values, run.secrets)
+         if ok then
+            run.emit{ event = "restarted", journal_only = true }
+         else
+            failure = ("rollback of %s: the server did not restart: %s"):format(rb.name, rerr)
+         end
       end
    end
    engine.close_conn(run)
