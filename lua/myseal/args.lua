@@ -80,4 +80,15 @@ function M.parse(command, argv, spec)
    return opts, pos
 end
 
+--- Refuse positional arguments beyond the first `n` (a usage error naming the first extra one):
+-- a word too many, ignored, would be a runbook or a name not acted on.
+-- @param pos positionals (M.parse)
+-- @param why optional words said with it ("one runbook at a time")
+function M.at_most(command, pos, n, why)
+   if pos[n + 1] ~= nil then
+      errors.usage("%s: '%s' is one argument too many (%stry 'myseal help %s')", command, pos[n + 1],
+         why and (why .. "; ") or "", command)
+   end
+end
+
 return M

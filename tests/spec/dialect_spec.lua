@@ -139,5 +139,16 @@ plan: 1 step to do, 0 already done. Nothing was changed.
          r = support.myseal({ "plan", RUNBOOK, "--describe", "mysql-5.6", "--set", "test.dir=" .. dir }, env)
          assert.equal("myseal: plan: mysql 5.6 is not supported (MySQL 5.7 and later, MariaDB 10 and later)\n", r.stderr)
       end)
+
+      it("names the description file and the field when a field is not a table", function()
+         for _, c in ipairs{ { "facts = 5", "facts" }, { "variables = 'ON'", "variables" },
+                             { "tables = { 'specimen' }", "tables[1]" } } do
+            local file = dir .. "/server.lua"
+            assert(sys.write_file(file, ("return { server = 'mysql-8.0.36', %s }\n"):format(c[1])))
+            local r = plan(file)
+            assert.equal(2, r.status)
+            assert.equal(("myseal: plan: %s: %s must be a table\n"):format(file, c[2]), r.stderr)
+         end
+      end)
    end)
 end)

@@ -217,6 +217,11 @@ describe("engine on files", function()
       assert.same(before, after)
       r = myseal("rollback", RUNBOOK, "--site", site, "--yes")
       assert.matches("no run of engine%-files on site files to roll back", r.stdout)
+      -- with --json too, the last line is the result, as a program reading it waits for
+      r = myseal("rollback", RUNBOOK, "--site", site, "--yes", "--json")
+      assert.is_true(r.ok)
+      local last = json.decode(r.stdout:match("([^\n]+)\n$"))
+      assert.same({ "result", "ok", 0 }, { last.event, last.status, last.changed })
    end)
 
    it("runs one step with --only and the rest with --from", function()
@@ -300,10 +305,18 @@ describe("engine on files", function()
       end)
    end)
 
-   it("reads a secret from the file the profile names", function()
-      assert(sys.write_file(dir .. "/token", "from-a-file\n", { mode = tonumber("600", 8) }))
+   it("reads a secret from the file the profile names: its first line", function()
+      assert(sys.write_file(dir .. "/token", "from-a-file\r\nsecond line\n", { mode = tonumber("600", 8) }))
       env.MYSEAL_SECRET_TEST_TOKEN = nil
       local r = myseal("run", RUNBOOK, "--site", site, "--yes", "--set", "test.token=file:" .. dir .. "/token")
+      assert.equal("", r.stderr)
+      assert.equal("token=from-a-file\n", sys.read_file(work .. "/token.conf"))
+      sys.rmtree(work)
+      sys.mkdir(work)
+      -- in the profile, file:PATH is relative to the profile's directory, as paths are
+      local relative = dir .. "/relative.ini"
+      assert(sys.write_file(relative, sys.read_file(site) .. "token = file:token\n"))
+      r = myseal("run", RUNBOOK, "--site", relative, "--yes")
       assert.equal("", r.stderr)
       assert.equal("token=from-a-file\n", sys.read_file(work .. "/token.conf"))
       sys.rmtree(work)
@@ -364,6 +377,19 @@ return runbook.new {
       assert.is_nil(dumped:find("from-the-site-variable", 1, true))
       assert.is_nil(dumped:find("from-myseal-secret", 1, true))
       assert.is_nil(dumped:find(TOKEN, 1, true))
+   end)
+
+   it("fails a step whose file is there but cannot be read, rather than plan to create it", function()
+      assert(sys.mkdir(work .. "/greeting.txt"))
+      local line = line_of('ctx:write_file(path(ctx, "greeting.txt")')
+      for _, argv in ipairs{ { "plan" }, { "run", "--yes" } } do
+         local r = myseal(argv[1], RUNBOOK, "--site", site, "--only", "greeting", argv[2])
+         assert.equal(1, r.status)
+         assert.matches("%[1/1%] greeting +FAILED", r.stdout)
+         assert.equal(("myseal: runbook engine-files, step greeting (%s:%d): %s/greeting.txt: Is a directory\n")
+            :format(RUNBOOK, line, work), r.stderr)
+      end
+      assert.equal("directory", sys.stat(work .. "/greeting.txt").type)
    end)
 
    it("refuses to run without --yes when there is no terminal", function()

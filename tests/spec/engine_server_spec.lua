@@ -187,6 +187,20 @@ describe("engine on a server", function()
          assert.equal(default, variable("max_connections"))
          assert.equal(original, sys.read_file(s.cnf))
       end)
+
+      it("says so when the profile rollback uses has no way to restart", function()
+         local original = assert(sys.read_file(s.cnf))
+         local r = myseal("run", RUNBOOK, "--site", profile, "--yes", "--set", "test.max_connections=87")
+         assert.equal("", r.stderr)
+         local norestart = s.dir .. "/norestart.ini"
+         assert(sys.write_file(norestart, (assert(sys.read_file(profile)):gsub("\nrestart_command = [^\n]+", ""))))
+         r = myseal("rollback", RUNBOOK, "--site", norestart, "--yes")
+         assert.equal(1, r.status)
+         assert.equal("myseal: rollback of engine-server: the server was not restarted: no way to restart the server: "
+            .. "set restart_command, systemd_unit or windows_service in [server]\n", r.stderr)
+         assert.equal(original, sys.read_file(s.cnf))   -- the files are back; the restart is the operator's
+         assert(s:restart())
+      end)
    end)
 
    it("retries a failed statement, gives it up, runs the small ones here and watches the others", function()

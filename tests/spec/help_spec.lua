@@ -72,6 +72,23 @@ describe("help", function()
       assert.matches("^myseal: show: no runbook '%-%-help' %(searched ", r.stderr)
    end)
 
+   it("refuses an argument too many rather than ignore it", function()
+      usage_error({ "plan", "at-rest", "in-transit", "--describe", "mysql-8.0" },
+         "plan: 'in-transit' is one argument too many (one runbook at a time; try 'myseal help plan')")
+      usage_error({ "run", "at-rest", "tls-enforce", "--sandbox", "no-such-sandbox", "--yes" },
+         "run: 'tls-enforce' is one argument too many (one runbook at a time; try 'myseal help run')")
+      usage_error({ "rollback", "at-rest", "x" },
+         "rollback: 'x' is one argument too many (one runbook at a time; try 'myseal help rollback')")
+      usage_error({ "show", "at-rest", "x" }, "show: 'x' is one argument too many (one runbook at a time; "
+         .. "try 'myseal help show')")
+      usage_error({ "list", "at-rest" }, "list: 'at-rest' is one argument too many (try 'myseal help list')")
+      usage_error({ "check", "--sandbox", "no-such-sandbox", "x" },
+         "check: 'x' is one argument too many (try 'myseal help check')")
+      usage_error({ "demo", "x" }, "demo: 'x' is one argument too many (try 'myseal help demo')")
+      usage_error({ "sandbox", "status", "x" }, "sandbox status: 'x' is one argument too many "
+         .. "(try 'myseal help sandbox status')")
+   end)
+
    it("lists every command, and says so when there is no such command or subcommand", function()
       local text = h.myseal{ "help" }.stdout
       assert.equal(text, h.myseal{ "--help" }.stdout)

@@ -268,6 +268,72 @@ describe("runbook", function()
             assert.equal(c[2], err.message:gsub("^%-%-set x%.%w+: ", ""))
          end
       end)
+      it("refuses an integer outside its range: a TCP port, a timeout", function()
+         for _, c in ipairs{
+            { "connection.port=99999", "connection.port must be an integer from 1 to 65535, not '99999'" },
+            { "connection.port=0", "connection.port must be an integer from 1 to 65535, not '0'" },
+            { "connection.connect_timeout=-1", "connection.connect_timeout must be an integer from 1 to 65535, "
+              .. "not '-1'" },
+            { "server.start_timeout=0", "server.start_timeout must be an integer of at least 1, not '0'" },
+         } do
+            local ok, err = pcall(engine.resolve, rb, nil, { c[1] })
+            assert.is_false(ok)
+            assert.equal(2, err.exit)
+            assert.equal("--set " .. c[1]:match("^[^=]+") .. ": " .. c[2], err.message)
+         end
+         local _, v = engine.resolve(rb, nil, { "connection.port=65535", "server.start_timeout=1" })
+         assert.same({ 65535, 1 }, { v["connection.port"], v["server.start_timeout"] })
+         assert.has_error(function()
+            runbook.new{ name = "r", summary = "s", steps = { step("a") },
+                         params = { ["x.y"] = { type = "string", min = 1, doc = "d" } } }
+         end, "runbook r: parameter x.y: min and max are for integer and number parameters")
+      end)
+      it("says which key is missing when [connection] tls_mode verifies without tls_ca", function()
+         for _, mode in ipairs{ "verify_ca", "verify_identity" } do
+            assert(sys.write_file(profile, ("[connection]\nhost = 127.0.0.1\ntls_mode = %s\n"):format(mode)))
+            local t = assert(target.open{ site = profile })
+            local _, v = engine.resolve(rb, t, {})
+            assert.same({ nil, ("[connection] tls_mode = %s needs tls_ca, the CA certificate to verify the server "
+               .. "with"):format(mode) }, { t:connect(v, require("myseal.engine.secrets").new()) })
+         end
+      end)
+      it("never shows a secret written where its source goes", function()
+         sys.write_file(profile, "[x]\nkey = hunter2's\n")
+         local t = assert(target.open{ site = profile, describe = "mariadb-10.11" })
+         local ok, err = pcall(engine.resolve, rb, t, {})
+         assert.is_false(ok)
+         assert.equal(2, err.exit)
+         assert.equal(profile .. ":2: x.key must be where the secret comes from: env:NAME, file:PATH or prompt "
+            .. "(never the secret itself)", err.message)
+      end)
+      it("refuses a key myseal does not know in its own sections, [server], [connection] and [site]", function()
+         for _, c in ipairs{
+            { "[connection]\nsokcet = /run/mysqld/mysqld.sock\n", "[connection] has no key sokcet (its keys: "
+              .. "connect_timeout, defaults_file, defaults_group, host, password, port, socket, tls_ca, tls_cert, "
+              .. "tls_key, tls_mode, user)" },
+            { "[server]\ncnf = /etc/mysql/my.cnf\nhost = db1\n", "[server] has no key host (its keys: cnf, datadir, "
+              .. "describe, error_log, restart_command, start_timeout, systemd_unit, user, windows_service)" },
+         } do
+            assert(sys.write_file(profile, "[x]\nname = n\n" .. c[1]))
+            local t = assert(target.open{ site = profile, describe = "mariadb-10.11" })
+            local ok, err = pcall(engine.resolve, rb, t, {})
+            assert.is_false(ok)
+            assert.equal(2, err.exit)
+            assert.equal(("%s:%d: %s"):format(profile, select(2, c[1]:gsub("\n", "")) + 2, c[2]), err.message)
+         end
+         -- '-' for '_' is the same key; the runbook's own sections may hold what another runbook reads
+         assert(sys.write_file(profile, "[server]\nstart-timeout = 5\n[x]\nfor_another_runbook = 1\n"))
+         local _, v = engine.resolve(rb, assert(target.open{ site = profile, describe = "mariadb-10.11" }), {})
+         assert.equal(5, v["server.start_timeout"])
+      end)
+      it("refuses an !include in a profile, whose keys would go unread", function()
+         assert(sys.write_file(profile, "[server]\ndescribe = mariadb-10.11\n  !include common.ini\n"))
+         assert.same({ nil, profile .. ":3: !include: a site profile is one file (myseal reads no include); "
+            .. "put those keys in it" }, { target.open{ site = profile } })
+         assert(sys.write_file(profile, "!includedir /etc/myseal/site.d\n"))
+         assert.same({ nil, profile .. ":1: !includedir: a site profile is one file (myseal reads no include); "
+            .. "put those keys in it" }, { target.open{ site = profile } })
+      end)
       it("gives steps a read-only view that raises for undeclared names", function()
          local params = require "myseal.engine.params"
          local decls, v = engine.resolve(rb, nil, { "x.count=4" })
@@ -316,6 +382,22 @@ describe("runbook", function()
          assert.equal(("myseal: plan: no runbook 'nope' (searched %s/site, %s)\n"):format(FIX, host.runbooks_dir), r.stderr)
          r = support.myseal({ "plan", "base" }, env)
          assert.equal("myseal: plan: name a target: --site FILE, --sandbox NAME or --describe SERVER\n", r.stderr)
+      end)
+      it("refuses a runbook directory that is not there, so a site's runbook is never replaced by stock", function()
+         local dir = assert(sys.tmpdir("runbook-spec"))
+         local profile = support.profile(dir, "[server]\ndescribe = mysql-8.0\n[site]\nrunbooks = site-runbooks\n")
+         for _, cmd in ipairs{ "list", "show", "plan" } do
+            local argv = { cmd, "at-rest", "--site", profile }
+            if cmd == "list" then table.remove(argv, 2) end
+            local r = support.myseal(argv, env)
+            assert.equal(2, r.status)
+            assert.equal(("myseal: %s: %s:4: [site] runbooks: %s/site-runbooks: No such file or directory\n")
+               :format(cmd, profile, sys.realpath(dir)), r.stderr)
+         end
+         local r = support.myseal({ "plan", "at-rest", "--describe", "mysql-8.0", "--runbooks", profile }, env)
+         assert.equal(2, r.status)
+         assert.equal(("myseal: plan: --runbooks %s: not a directory\n"):format(profile), r.stderr)
+         sys.rmtree(dir)
       end)
    end)
 end)

@@ -42,8 +42,9 @@ targets (one is needed):
 local FORMATS = { text = true, json = true, html = true, prometheus = true }
 
 function M.run(argv)
-   local opts = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail-on" },
-                                            flags = { "deep", "secrets-stdin" }, multi = { "set" } })
+   local opts, pos = args.parse("check", argv, { options = { "site", "sandbox", "format", "output", "fail-on" },
+                                                 flags = { "deep", "secrets-stdin" }, multi = { "set" } })
+   args.at_most("check", pos, 0)
    local format = opts.format or "text"
    if not FORMATS[format] then
       errors.usage("check: --format is text, json, html or prometheus, not '%s'", format)

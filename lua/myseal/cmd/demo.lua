@@ -30,7 +30,8 @@ local function hex(n)
 end
 
 function M.run(argv)
-   local opts = args.parse("demo", argv, { flags = { "keep" }, options = { "report" } })
+   local opts, pos = args.parse("demo", argv, { flags = { "keep" }, options = { "report" } })
+   args.at_most("demo", pos, 0)
    local report = opts.report or "myseal-demo-report.html"
    local exe = require("myseal.host").exe
    local t0 = sys.clock()

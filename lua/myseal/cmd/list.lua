@@ -17,9 +17,10 @@ extends it: see docs/runbooks.md).
 }
 
 function M.run(argv)
-   local opts = args.parse("list", argv, { flags = { "json" }, options = { "site" }, multi = { "runbooks" } })
+   local opts, pos = args.parse("list", argv, { flags = { "json" }, options = { "site" }, multi = { "runbooks" } })
+   args.at_most("list", pos, 0)
    local target = opts.site and cli.target("list", opts) or nil
-   cli.search_path(opts, target)
+   cli.search_path("list", opts, target)
    local rows = {}
    local stock_names = {}
    for _, e in ipairs(runbook.list({ require("myseal.host").runbooks_dir })) do stock_names[e.name] = true end

@@ -1,4 +1,5 @@
 --- `myseal plan`: what run would do, changing nothing.
+local args = require "myseal.args"
 local cli = require "myseal.engine.cli"
 local engine = require "myseal.engine"
 
@@ -17,8 +18,9 @@ restart. Nothing on disk or in the server changes.
 
 function M.run(argv)
    local opts, pos = cli.parse("plan", argv, { flags = { "secrets-stdin" }, options = { "only", "from" } })
+   args.at_most("plan", pos, 1, "one runbook at a time")
    local target = cli.target("plan", opts)
-   cli.search_path(opts, target)
+   cli.search_path("plan", opts, target)
    local rb = cli.load("plan", pos[1])
    local reporter = cli.reporter(opts)
    return engine.plan(rb, { target = target, set = opts.set, reporter = reporter,

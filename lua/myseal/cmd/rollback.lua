@@ -1,4 +1,5 @@
 --- `myseal rollback`: undo the last run of a runbook on a target.
+local args = require "myseal.args"
 local cli = require "myseal.engine.cli"
 local engine = require "myseal.engine"
 
@@ -17,8 +18,9 @@ Refuses when a step of the run says it cannot be undone.
 
 function M.run(argv)
    local opts, pos = cli.parse("rollback", argv, { flags = { "yes", "secrets-stdin" } })
+   args.at_most("rollback", pos, 1, "one runbook at a time")
    local target = cli.target("rollback", opts)
-   cli.search_path(opts, target)
+   cli.search_path("rollback", opts, target)
    local rb = cli.load("rollback", pos[1])
    return engine.rollback(rb, { target = target, set = opts.set, reporter = cli.reporter(opts), yes = opts.yes,
                                 interactive = not opts.json and cli.interactive() })

@@ -1,4 +1,5 @@
 --- `myseal run`: run a runbook against a target.
+local args = require "myseal.args"
 local cli = require "myseal.engine.cli"
 local engine = require "myseal.engine"
 
@@ -24,8 +25,9 @@ A second run of a completed runbook changes nothing and says so.
 function M.run(argv)
    local opts, pos = cli.parse("run", argv, { flags = { "yes", "resume", "verbose", "secrets-stdin" },
                                              options = { "only", "from" } })
+   args.at_most("run", pos, 1, "one runbook at a time")
    local target = cli.target("run", opts)
-   cli.search_path(opts, target)
+   cli.search_path("run", opts, target)
    local rb = cli.load("run", pos[1])
    return engine.run(rb, { target = target, set = opts.set, reporter = cli.reporter(opts), yes = opts.yes,
                            resume = opts.resume, only = opts.only, from = opts.from,

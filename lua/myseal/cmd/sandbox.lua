@@ -149,7 +149,8 @@ local function start(argv)
 end
 
 local function status(argv)
-   local o = args.parse("sandbox status", argv, { flags = { "json" } })
+   local o, pos = args.parse("sandbox status", argv, { flags = { "json" } })
+   args.at_most("sandbox status", pos, 0)
    local list = sandbox.list()
    if o.json then
       local out = setmetatable({}, json.array)

@@ -1,4 +1,5 @@
 --- `myseal show`: a runbook's steps and parameters.
+local args = require "myseal.args"
 local cli = require "myseal.engine.cli"
 local engine = require "myseal.engine"
 local json = require "myseal.json"
@@ -37,9 +38,10 @@ end
 
 function M.run(argv)
    local opts, pos = cli.parse("show", argv, { flags = { "all" } })
+   args.at_most("show", pos, 1, "one runbook at a time")
    local target
    if opts.site or opts.sandbox or opts.describe then target = cli.target("show", opts) end
-   cli.search_path(opts, target)
+   cli.search_path("show", opts, target)
    local rb = cli.load("show", pos[1])
    local decls, values, origins = engine.resolve(rb, target, opts.set, true)
    local names = {}

@@ -46,16 +46,29 @@ function M.target(command, opts)
    return t
 end
 
---- Set the runbook search path: --runbooks, then the profile's [site] runbooks, then stock.
+-- A usage error unless `dir` is a directory: a site directory missing would let a stock runbook
+-- stand in for the site's own.
+local function directory(command, what, dir)
+   local st, err = sys.stat(dir)
+   if not st then errors.usage("%s: %s: %s", command, what, err) end
+   if st.type ~= "directory" then errors.usage("%s: %s: not a directory", command, what) end
+end
+
+--- Set the runbook search path: --runbooks, then the profile's [site] runbooks, then stock
+-- (a usage error when one of the first two is not a directory).
 -- @param target target or nil
-function M.search_path(opts, target)
+function M.search_path(command, opts, target)
    local path = {}
-   for _, dir in ipairs(opts.runbooks or {}) do path[#path + 1] = dir end
+   for _, dir in ipairs(opts.runbooks or {}) do
+      directory(command, "--runbooks " .. dir, dir)
+      path[#path + 1] = dir
+   end
    for _, layer in ipairs(target and target.layers or {}) do
       local v = layer.values and layer.values["site.runbooks"]
       if v then
          local dir = v.value
          if layer.base and not dir:match("^/") then dir = layer.base .. "/" .. dir end
+         directory(command, (v.where and v.where .. ": " or "") .. "[site] runbooks", dir)
          path[#path + 1] = dir
       end
    end

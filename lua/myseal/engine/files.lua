@@ -120,8 +120,10 @@ function methods:write_file(path, data, opts)
       error("ctx:write_file(path, data [, opts]): path and data must be strings", 2)
    end
    self:_boundary()
-   local old = self:read_file(path)
+   local old, rerr = self:read_file(path)
    local st = self._overlay[path] == nil and sys.stat(path) or nil
+   -- there but unreadable (a directory, no permission): not a file to create, nor one to lose unbacked
+   if old == nil and st then self:fail("%s", rerr) end
    local mode_differs = opts.mode and st and st.mode ~= opts.mode
    if old == data and not mode_differs and not owner_differs(st, opts) then return false end
    local mode = opts.mode or (st and st.mode)
@@ -239,7 +241,9 @@ function methods:edit_cnf(path, fn, opts)
    path = path or self.params.server.cnf
    if not path then self:fail("no option file to edit: set cnf in [server] of the site profile") end
    if type(fn) ~= "function" then error("ctx:edit_cnf([path,] fn): fn must be a function", 2) end
-   local text = self:read_file(path) or ""
+   local text, rerr = self:read_file(path)
+   if not text and self:exists(path) then self:fail("%s", rerr) end   -- only a missing file is an empty one
+   text = text or ""
    local doc, err = cnf.parse(text, path)
    if not doc then self:reject("%s", err) end
    fn(doc)

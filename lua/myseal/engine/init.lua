@@ -45,6 +45,26 @@ function M.set_layer(list)
    return layer
 end
 
+-- [server], [connection] and [site] are myseal's own sections: a key it does not know there is a
+-- typo or a key in the wrong section ([server] host), which would reach another server or none.
+local function refuse_unknown_keys(decls, layer)
+   local bad
+   for section in pairs(target_mod.sections) do
+      for key, e in pairs(layer.sections and layer.sections[section] or {}) do
+         local line = tonumber(e.where:match(":(%d+)$"))
+         if not decls[section .. "." .. key:gsub("%-", "_")] and (not bad or line < bad.line) then
+            bad = { line = line, where = e.where, section = section, key = key }
+         end
+      end
+   end
+   if not bad then return end
+   local keys = {}
+   for _, n in ipairs(params.sorted(decls)) do
+      if decls[n].section == bad.section then keys[#keys + 1] = decls[n].key end
+   end
+   errors.usage("%s: [%s] has no key %s (its keys: %s)", bad.where, bad.section, bad.key, table.concat(keys, ", "))
+end
+
 --- Resolve a runbook's parameters for a target (defaults < target < profile < --set).
 -- @param target target (or nil)
 -- @param set list of "section.key=value"
@@ -53,7 +73,10 @@ end
 function M.resolve(rb, target, set, partial)
    local decls = M.declarations(rb)
    local layers = {}
-   for _, l in ipairs(target and target.layers or {}) do layers[#layers + 1] = l end
+   for _, l in ipairs(target and target.layers or {}) do
+      refuse_unknown_keys(decls, l)
+      layers[#layers + 1] = l
+   end
    layers[#layers + 1] = M.set_layer(set)
    local values, origins = params.resolve(decls, layers, partial)
    if not values then errors.usage("%s", origins) end

@@ -31,37 +31,45 @@ function convert.string(_, v)
    return nil, "a string"
 end
 
+-- A relative path in a profile is relative to the profile's directory (`base`).
+local function beside(base, v)
+   if base and not v:match("^/") and not v:match("^%a:[/\\]") and not v:match("^\\\\") then
+      return base .. "/" .. v
+   end
+   return v
+end
+
 function convert.path(_, v, base)
    if type(v) ~= "string" or v == "" then return nil, "a path" end
    -- `backup_dir = false` means "none", not a directory called false beside the profile
    if BOOL[trim(v):lower()] ~= nil or trim(v):lower() == "none" then
       return nil, "a path (to leave it unset, leave the line out)"
    end
-   if base and not v:match("^/") and not v:match("^%a:[/\\]") and not v:match("^\\\\") then
-      v = base .. "/" .. v
-   end
-   return v
+   return beside(base, v)
 end
 
--- A number within the declaration's `min` and `max` (either may be absent), or nil, what it must be.
-local function in_range(decl, n, what)
-   if (decl.min and n < decl.min) or (decl.max and n > decl.max) then
-      if decl.max then return nil, ("%s from %s to %s"):format(what, decl.min or "-inf", decl.max) end
-      return nil, ("%s of at least %s"):format(what, decl.min)
-   end
-   return n
+-- nil when `n` is within the declaration's min and max, else what it must be ("an integer from 1 to 9")
+local function out_of_range(decl, n, what)
+   local min, max = decl.min, decl.max
+   if (not min or n >= min) and (not max or n <= max) then return nil end
+   if min and max then return ("%s from %s to %s"):format(what, min, max) end
+   return min and ("%s of at least %s"):format(what, min) or ("%s of at most %s"):format(what, max)
 end
 
 function convert.integer(decl, v)
    local n = math.tointeger(type(v) == "string" and tonumber(trim(v)) or v)
    if not n then return nil, "an integer" end
-   return in_range(decl, n, "an integer")
+   local bad = out_of_range(decl, n, "an integer")
+   if bad then return nil, bad end
+   return n
 end
 
 function convert.number(decl, v)
    local n = type(v) == "string" and tonumber(trim(v)) or v
    if type(n) ~= "number" then return nil, "a number" end
-   return in_range(decl, n, "a number")
+   local bad = out_of_range(decl, n, "a number")
+   if bad then return nil, bad end
+   return n
 end
 
 function convert.boolean(_, v)
@@ -98,11 +106,14 @@ function convert.enum(decl, v)
    return nil, "one of " .. table.concat(decl.values, ", ")
 end
 
--- A secret parameter holds where the secret comes from, never the secret.
-function convert.secret(_, v)
+-- A secret parameter holds where the secret comes from, never the secret. A relative file:PATH is
+-- the profile's, as a path is.
+function convert.secret(_, v, base)
    if type(v) == "string" then
       v = trim(v)
-      if v == "prompt" or v:match("^env:[%w_]+$") or v:match("^file:.+") then return v end
+      local file = v:match("^file:(.+)")
+      if file then return "file:" .. beside(base, file) end
+      if v == "prompt" or v:match("^env:[%w_]+$") then return v end
    end
    return nil, "where the secret comes from: env:NAME, file:PATH or prompt (never the secret itself)"
 end
@@ -125,9 +136,9 @@ M.types = { "string", "path", "integer", "number", "boolean", "list", "enum", "s
 -- @return value | nil, message
 function M.convert(decl, v, base)
    local value, want = convert[decl.type](decl, v, base)
-   if value == nil then
-      -- what was given for a secret may be the secret itself: never repeated
-      if decl.type == "secret" then return nil, ("%s must be %s"):format(decl.name, want) end
+   if value == nil and decl.type == "secret" then
+      return nil, ("%s must be %s"):format(decl.name, want)   -- what is written may be the secret
+   elseif value == nil then
       return nil, ("%s must be %s, not '%s'"):format(decl.name, want, tostring(v))
    end
    return value
@@ -168,6 +179,10 @@ function M.declare(owner, decls)
       end
       if d.type == "enum" and (type(d.values) ~= "table" or #d.values == 0) then
          fail_at("runbook %s: enum parameter %s needs values", owner, name)
+      end
+      if (d.min ~= nil or d.max ~= nil) and ((d.type ~= "integer" and d.type ~= "number")
+            or (d.min ~= nil and type(d.min) ~= "number") or (d.max ~= nil and type(d.max) ~= "number")) then
+         fail_at("runbook %s: parameter %s: min and max are for integer and number parameters", owner, name)
       end
       local decl = { name = name, section = section, key = key, type = d.type, doc = d.doc,
                      required = d.required == true, values = d.values, min = d.min, max = d.max }

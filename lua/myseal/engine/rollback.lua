@@ -285,8 +285,11 @@ function M.rollback(engine, rb, opts)
    engine.recover(run, dir, rb)
    local path, s = last_changes(dir, rb)
    if not path then
+      run.reporter:event{ event = "run", mode = "rollback", runbook = rb.name, target = run.target.label }
       run.reporter:event{ event = "log", level = "info",
          message = ("no run of %s on %s to roll back"):format(rb.name, run.target.label) }
+      -- a program reading --json waits for the result, as after any rollback
+      run.reporter:event{ event = "result", status = "ok", changed = 0, done = 0, todo = 0, skipped = 0, seconds = 0 }
       return 0
    end
    depends_on_me(run, dir, rb)
@@ -366,13 +369,18 @@ function M.rollback(engine, rb, opts)
    if not failure and restart then
       run.step = nil
       engine.close_conn(run)
-      local how = run.target:restart_how(run.values)
-      run.emit{ event = "effect", kind = "restart", how = how, summary = "restart the server: " .. how }
-      local ok, rerr = run.target:restart(run.values, run.secrets)
-      if ok then
-         run.emit{ event = "restarted", journal_only = true }
+      local how, herr = run.target:restart_how(run.values)
+      if not how then
+         -- the profile given now has no (or a broken) restart method: the files are back, the restart is not
+         failure = ("rollback of %s: the server was not restarted: %s"):format(rb.name, herr)
       else
-         failure = ("rollback of %s: the server did not restart: %s"):format(rb.name, rerr)
+         run.emit{ event = "effect", kind = "restart", how = how, summary = "restart the server: " .. how }
+         local ok, rerr = run.target:restart(run.values, run.secrets)
+         if ok then
+            run.emit{ event = "restarted", journal_only = true }
+         else
+            failure = ("rollback of %s: the server did not restart: %s"):format(rb.name, rerr)
+         end
       end
    end
    engine.close_conn(run)

@@ -136,7 +136,7 @@ function Secrets:get(name, source)
       elseif kind == "file" then
          value, err = sys.read_file(arg)
          if not value then return nil, ("secret %s: %s"):format(name, err) end
-         value = value:gsub("\r?\n$", "")
+         value = value:match("^[^\r\n]*")   -- the first line
       else
          return nil, ("secret %s: unknown source '%s'"):format(name, source)
       end

@@ -35,6 +35,15 @@ local function load_description(spec, base)
    if type(desc) ~= "table" or type(desc.server) ~= "string" then
       return nil, path .. ": a description is a table with server = \"FLAVOR-VERSION\" (e.g. mysql-8.0.36)"
    end
+   -- the fields docs/runbooks.md shows: a wrong type would fail a step with Lua's words
+   for _, k in ipairs{ "variables", "plugins", "components", "tables", "accounts", "facts" } do
+      if desc[k] ~= nil and type(desc[k]) ~= "table" then return nil, ("%s: %s must be a table"):format(path, k) end
+   end
+   for _, k in ipairs{ "tables", "accounts" } do
+      for i, row in ipairs(desc[k] or {}) do
+         if type(row) ~= "table" then return nil, ("%s: %s[%d] must be a table"):format(path, k, i) end
+      end
+   end
    local info
    info, err = dialect.parse_spec(desc.server)
    if not info then return nil, path .. ": " .. err end

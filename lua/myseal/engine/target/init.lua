@@ -31,17 +31,18 @@ M.declarations = params.declare("myseal", {
    ["server.systemd_unit"] = { type = "string", doc = "systemd unit restarted with systemctl, e.g. mariadb" },
    ["server.windows_service"] = { type = "string",
       doc = "Windows service restarted with net stop / net start, e.g. MySQL80" },
-   ["server.start_timeout"] = { type = "integer", default = 120,
+   ["server.start_timeout"] = { type = "integer", default = 120, min = 1,
       doc = "seconds to wait for the server to accept connections after a restart" },
    ["connection.host"] = { type = "string", doc = "host name or address of the server" },
-   ["connection.port"] = { type = "integer", doc = "TCP port of the server" },
+   ["connection.port"] = { type = "integer", min = 1, max = 65535, doc = "TCP port of the server" },
    ["connection.socket"] = { type = "path", doc = "Unix socket of the server" },
    ["connection.user"] = { type = "string", default = "root", doc = "account myseal connects as" },
    ["connection.password"] = { type = "secret",
       doc = "password of that account: env:VAR, file:PATH or prompt (none: socket authentication)" },
    ["connection.defaults_file"] = { type = "path", doc = "option file to read connection options from" },
    ["connection.defaults_group"] = { type = "string", doc = "group of that file (default: client)" },
-   ["connection.connect_timeout"] = { type = "integer", default = 10, doc = "seconds to wait for a connection" },
+   ["connection.connect_timeout"] = { type = "integer", default = 10, min = 1, max = 65535,
+      doc = "seconds to wait for a connection" },
    ["connection.tls_mode"] = { type = "enum",
       values = { "disabled", "preferred", "required", "verify_ca", "verify_identity" },
       doc = "TLS for myseal's own connection" },
@@ -52,6 +53,9 @@ M.declarations = params.declare("myseal", {
       doc = "name of this target in the state directory (default: the profile's file name)" },
    ["site.runbooks"] = { type = "path", doc = "directory of site runbooks, searched before the stock ones" },
 })
+
+--- The profile sections that are myseal's own (every key in them is declared above).
+M.sections = { server = true, connection = true, site = true }
 
 --- The state directory (myseal.state): $MYSEAL_STATE_DIR, else $XDG_STATE_HOME/myseal, else
 -- ~/.local/state/myseal. Not created here.
@@ -78,6 +82,15 @@ function M.read_profile(path)
    local cnf = require "cnf"
    local doc, err = cnf.load(path)
    if not doc then return nil, err end
+   local n = 0
+   for line in doc:text():gmatch("[^\n]*") do
+      n = n + 1
+      local directive = line:match("^%s*!%s*(include%a*)")
+      if directive then   -- its keys would go unread, and nothing would say so
+         return nil, ("%s:%d: !%s: a site profile is one file (myseal reads no include); put those keys in it")
+            :format(path, n, directive)
+      end
+   end
    local real = sys.realpath(path) or path
    local layer = { label = path, base = dirname(real), values = {}, sections = {} }
    for _, section in ipairs(doc:sections()) do

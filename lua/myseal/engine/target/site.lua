@@ -31,6 +31,10 @@ function Site.connect_spec(_, values, secrets)
       if not password then return nil, err end
    end
    local tls
+   local mode = values["connection.tls_mode"]
+   if (mode == "verify_ca" or mode == "verify_identity") and not values["connection.tls_ca"] then
+      return nil, ("[connection] tls_mode = %s needs tls_ca, the CA certificate to verify the server with"):format(mode)
+   end
    if values["connection.tls_mode"] then
       tls = { mode = values["connection.tls_mode"], ca = values["connection.tls_ca"],
               cert = values["connection.tls_cert"], key = values["connection.tls_key"] }
