@@ -73,7 +73,7 @@ for i, sub in ipairs(SUBCOMMANDS) do
 end
 
 local M = {
-   summary = "start, list, restart, enter and stop disposable MySQL/MariaDB servers and lab hosts",
+   summary = "start, list (status), restart, enter (exec) and stop disposable MySQL/MariaDB servers and lab hosts",
    usage = table.concat(usages, "\n"),
    subcommands = SUBCOMMANDS,
    help = [[
