@@ -197,7 +197,7 @@ steps["key-backup"].apply = back_up
 steps["option-file"].check = function(ctx)
    local s = settings(ctx)
    local doc = options.tree(ctx)
-   if not doc then ctx:fail("server.cnf is not set: name the server's option file in [server] cnf") end
+   if not doc then ctx:reject("server.cnf is not set: name the server's option file in [server] cnf") end
    local missing = {}
    for _, o in ipairs(atrest.wanted_options(ctx, s)) do
       if not atrest.option_ok(ctx, doc, o) then missing[#missing + 1] = o.name end

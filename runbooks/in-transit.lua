@@ -127,7 +127,7 @@ steps["server-options"].check = function(ctx)
       return done(#missing == 0, "to persist: " .. table.concat(missing, ", "))
    end
    local doc = options.tree(ctx)
-   if not doc then ctx:fail("server.cnf is not set: name the server's option file in [server] cnf") end
+   if not doc then ctx:reject("server.cnf is not set: name the server's option file in [server] cnf") end
    local groups = ctx.dialect:server_groups()
    for _, o in ipairs(tls.server_options(ctx)) do
       if not tls.same(doc:effective(groups, o.name) or "", o.value) then missing[#missing + 1] = o.name end

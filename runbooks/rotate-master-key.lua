@@ -4,8 +4,10 @@
 -- tablespace keys are re-encrypted with a new master key, no table is rebuilt. MariaDB's
 -- file_key_management has one version per key, so rotating means a new key id in the key
 -- file (an existing line is never changed), a restart so the server reads it, the default
--- key id moved to it, and every table rebuilt with it. Either way the key material is
--- backed up again before the old key stops being needed. Each run rotates once; an
+-- key id moved to it, and every encrypted InnoDB table in scope (at_rest.schemas) rebuilt with
+-- it; the system tablespace and the mysql schema's tables stay on their key, which is why the old
+-- key stays in the file. Either way the key material is backed up again before the old key stops
+-- being needed. Each run rotates once; an
 -- interrupted run goes on with --resume (the new key id is in the journal).
 local runbook = require "myseal.runbook"
 
@@ -19,8 +21,8 @@ local steps = runbook.outline {
    { name = "restart",
      doc = "MariaDB: the server reads the key file at start only: restarted if it is older than the key" },
    { name = "default-key", doc = "MariaDB: new tables use the new key (innodb_default_encryption_key_id)" },
-   { name = "re-encrypt", doc = "MariaDB: every encrypted table rebuilt with the new key, largest first, resumable, "
-        .. "never making the application wait", undo = "the tables use the new key now" },
+   { name = "re-encrypt", doc = "MariaDB: every encrypted table in scope rebuilt with the new key, largest first, "
+        .. "resumable, never making the application wait", undo = "the tables use the new key now" },
    { name = "rehearsal",
      doc = "a copy of the data restored with nothing but the new key backup gives the live checksums" },
 }

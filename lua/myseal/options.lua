@@ -40,7 +40,7 @@ end
 function M.write(ctx, edits, first, opts)
    if #edits == 0 then return end
    local doc = M.tree(ctx)
-   if not doc then ctx:fail("server.cnf is not set: name the server's option file in [server] cnf") end
+   if not doc then ctx:reject("server.cnf is not set: name the server's option file in [server] cnf") end
    local groups = M.write_groups(ctx, first)
    local by_file, order = {}, {}
    for _, e in ipairs(edits) do

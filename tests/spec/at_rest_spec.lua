@@ -417,6 +417,16 @@ describe("at-rest runbook", function()
          end
       end)
 
+      it("takes a server without [server] cnf as bad input, at rest and in transit", function()
+         for _, rb in ipairs{ { "at-rest", "option-file", "keyring.backup_dir=/srv/kb" },
+                              { "in-transit", "server-options", "pki.dir=/srv/tls" } } do
+            local r = myseal{ "plan", rb[1], "--describe", "mariadb-10.11", "--set", rb[3] }
+            assert.equal(2, r.status, r.stdout .. r.stderr)
+            assert.matches("step " .. rb[2]:gsub("%p", "%%%0") .. " %(.-%): server%.cnf is not set: name the "
+               .. "server's option file in %[server%] cnf\n$", r.stderr)
+         end
+      end)
+
       it("refuses relative paths the server would read from its datadir, before anything is planned", function()
          for set, want in pairs{
             ["keyring.dir=keys"] = "keyring.dir: keys is not an absolute path",

@@ -322,10 +322,12 @@ describe("engine on files", function()
       sys.rmtree(work)
       sys.mkdir(work)
       r = myseal("run", RUNBOOK, "--site", site, "--yes", "--set", "test.token=env:NOT_SET_ANYWHERE")
+      assert.equal(2, r.status)
       assert.equal(("myseal: runbook engine-files, step token (%s:%d): secret test.token: environment variable "
          .. "NOT_SET_ANYWHERE is not set\n"):format(RUNBOOK, line_of('.. ctx:secret("test.token")')), r.stderr)
       sys.rmtree(state)
       r = myseal("run", RUNBOOK, "--site", site, "--yes")
+      assert.equal(2, r.status)
       assert.matches("secret test%.token is not given: set MYSEAL_SECRET_TEST_TOKEN, or token = env:VAR | file:PATH "
          .. "| prompt in %[test%] of the site profile, or give it with %-%-secrets%-stdin\n$", r.stderr)
    end)
@@ -348,6 +350,12 @@ describe("engine on files", function()
          assert.equal(2, r.status, case[1])
          assert.equal("myseal: " .. case[2], r.stderr:sub(1, #case[2] + 8), case[1])
       end
+      -- on a terminal (script gives the command one) it does not wait for what would be typed in clear
+      r = assert(sys.run{ "script", "-qec", ("%q plan %q --site %q --secrets-stdin"):format(support.MYSEAL,
+         RUNBOOK, site), "/dev/null", env = env, stdin = "", timeout = 30 })
+      assert.equal(2, r.status, r.stdout)
+      assert.matches("myseal: plan: %-%-secrets%-stdin reads one JSON object from standard input, which is a "
+         .. "terminal here", r.stdout)
    end)
 
    it("passes no secret's variable on to the programs a step runs", function()

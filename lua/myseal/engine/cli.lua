@@ -38,6 +38,10 @@ end
 -- with --secrets-stdin, the secrets are read first.
 function M.target(command, opts)
    if opts.secrets_stdin then
+      if sys.isatty("stdin") then
+         errors.usage("%s: --secrets-stdin reads one JSON object from standard input, which is a terminal here "
+            .. "(what is typed would show): pipe it in", command)
+      end
       local ok, err = require("myseal.engine.secrets").read_given(io.stdin:read("a") or "")
       if not ok then errors.usage("%s: %s", command, err) end
    end

@@ -258,7 +258,8 @@ end
 
 --- A secret: the value of a parameter declared with type "secret", from the source the
 -- profile names (env:VAR, file:PATH, prompt), else --secrets-stdin, else
--- $MYSEAL_SECRET_<SECTION>_<KEY>, else a prompt on the terminal. It is masked in everything myseal prints or journals.
+-- $MYSEAL_SECRET_<SECTION>_<KEY>, else a prompt on the terminal. It is masked in everything myseal
+-- prints or journals. A secret not given, or whose source is not there, is bad input (exit 2).
 -- @param name "section.key"
 -- @return value
 function methods:secret(name)
@@ -267,7 +268,7 @@ function methods:secret(name)
       error(("ctx:secret: no secret parameter %s is declared"):format(tostring(name)), 2)
    end
    local v, err = guard.allow(self._run.secrets.get, self._run.secrets, name, self._run.values[name])
-   if not v then self:fail("%s", err) end
+   if not v then self:reject("%s", err) end   -- not given, or its source is not there: bad input
    return v
 end
 
