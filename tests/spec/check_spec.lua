@@ -148,7 +148,7 @@ describe("myseal check", function()
    end)
 end)
 
-describe("myseal demo", function()
+describe("myseal demo #slow", function()
    it("tells the whole story, writes the report, and leaves no server running", function()
       local dir = assert(sys.tmpdir("demo-spec"))
       local before = #sandbox.list()

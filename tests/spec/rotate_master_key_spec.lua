@@ -23,7 +23,8 @@ describe("rotate-master-key runbook", function()
    before_each(function() dir = assert(sys.tmpdir("rotate-spec")) end)
    after_each(function() sys.rmtree(dir) end)
 
-   it("adds a key id, rebuilds every table with it, backs the key file up, and rehearses a restore with it", function()
+   it("adds a key id, rebuilds every table with it, backs the key file up, and rehearses a restore with it #slow",
+      function()
       local s <close> = assert(sandbox.start{ name = "spec-rotate" })
       do
          local c <close> = assert(s:connect{ database = "mysql" })
