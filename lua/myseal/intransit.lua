@@ -541,9 +541,8 @@ end
 function M.with_login(ctx, fn)
    local t = ctx.params.tls
    if t.verify_user then
-      -- its password: from the source the profile names, else --secrets-stdin or MYSEAL_SECRET_*
-      local given = t.verify_password or require("myseal.engine.secrets").offered("tls.verify_password")
-      return fn(t.verify_user, given and ctx:secret("tls.verify_password") or nil)
+      -- its password when one is given (a source in the profile, --secrets-stdin or MYSEAL_SECRET_*)
+      return fn(t.verify_user, ctx:has_secret("tls.verify_password") and ctx:secret("tls.verify_password") or nil)
    end
    if ctx.planning then return fn(nil) end
    local user = VERIFY_USER .. text.hex(pki.random(4))
