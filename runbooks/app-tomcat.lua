@@ -628,11 +628,12 @@ local function wait_reload(ctx, ids)
    end
    local old = {}
    for _, id in ipairs(ids) do old[id] = true end
+   local function old_left() return now(function(id) return old[id] end) end
    -- waiting would only time out; once Tomcat restarts, the old sessions are gone and the next try goes on
    local fixed = no_redeploy(ctx, "then run myseal again (run --resume, or rollback)")
-   if fixed and now(function(id) return old[id] end) > 0 then ctx:fail("%s", fixed) end
+   if fixed and old_left() > 0 then ctx:fail("%s", fixed) end
    ctx:wait(("%s: %s of its pools to end"):format(label, count(#ids, "session")), function()
-      return now(function(id) return old[id] end) == 0
+      return old_left() == 0
    end, { timeout = ctx.params.tomcat.reload_timeout, interval = 0.25 })
    ctx:log("Tomcat redeployed the context: the pools' %s ended", count(#ids, "old session"))
    -- a pool that had sessions opens new ones at once (its initial or minimum idle size): none
