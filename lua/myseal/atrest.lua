@@ -125,7 +125,7 @@ M.SETTINGS = { "keyring.dir", "keyring.use_filekey", "keyring.filekey", "keyring
 -- A path the server is given (parameter `name`) must be absolute: the server reads a relative one
 -- from its datadir, not from where myseal ran.
 local function absolute(ctx, name, v)
-   if v and not (v:match("^/") or v:match("^%a:[/\\]") or v:match("^\\\\")) then
+   if v and not require("myseal.engine.params").absolute(v) then
       ctx:reject("%s: %s is not an absolute path (the server would look for it in its datadir)", name, v)
    end
 end

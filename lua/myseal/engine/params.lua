@@ -31,11 +31,16 @@ function convert.string(_, v)
    return nil, "a string"
 end
 
+--- Is `path` absolute: `/...`, or on Windows `C:\...`, `C:/...` or `\\server\...`?
+-- @param path string
+-- @return boolean
+function M.absolute(path)
+   return path:match("^/") ~= nil or path:match("^%a:[/\\]") ~= nil or path:match("^\\\\") ~= nil
+end
+
 -- A relative path in a profile is relative to the profile's directory (`base`).
 local function beside(base, v)
-   if base and not v:match("^/") and not v:match("^%a:[/\\]") and not v:match("^\\\\") then
-      return base .. "/" .. v
-   end
+   if base and not M.absolute(v) then return base .. "/" .. v end
    return v
 end
 
