@@ -106,6 +106,7 @@ body(table.concat({
    "                     else ~/.local/state/myseal)",
    "  MYSEAL_SECRET_SECTION_KEY   a secret parameter that names no source, e.g.",
    "                     MYSEAL_SECRET_TOMCAT_TRUSTSTORE_PASSWORD for tomcat.truststore_password",
+   "                     (a program that starts myseal gives them with --secrets-stdin instead)",
    "  MYSEAL_HOME        a directory with lua/ and runbooks/ to use instead of the installed ones",
 }, "\n"))
 put(".SH FILES")
